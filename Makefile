@@ -1,0 +1,30 @@
+# All set-up happens here: `make test` and `make demo` work on a fresh clone.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: test demo install bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -x --durations=15 tests
+
+demo: $(STAMP)
+	$(PY) -m equivar demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/sh.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,70 @@
+"""The ``equivar`` command: ``equivar {train,eval,md,relax,audit,bench,demo} ...``.
+
+Each subcommand lives in its own module ``equivar.cli.<name>`` exposing
+``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``;
+modules are imported only when their subcommand runs, so ``equivar --help``
+stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "train": "Train an interatomic potential from a YAML config",
+    "eval": "Evaluate a trained model on a dataset (error table, predictions)",
+    "md": "Run molecular dynamics with a trained model (ASE)",
+    "relax": "Relax a structure with a trained model (ASE)",
+    "audit": "Audit a model's equivariance on group orbits (plots + JSON)",
+    "bench": "Benchmarks: spherical harmonics, tensor products",
+    "demo": "The main job end to end on the embedded dataset",
+}
+
+
+def _available():
+    out = {}
+    for name, help_ in SUBCOMMANDS.items():
+        spec = importlib.util.find_spec(f"equivar.cli.{name}")
+        if spec is not None:
+            out[name] = help_
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="equivar", description="E(3)-equivariant deep learning in PyTorch")
+    from .. import __version__
+
+    p.add_argument("--version", action="version", version=f"equivar {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_ in _available().items():
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(_module=name)
+        # arguments are registered lazily in main() for the chosen command only
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    avail = _available()
+    if argv and argv[0] in avail:
+        name = argv[0]
+        mod = importlib.import_module(f"equivar.cli.{name}")
+        sp = argparse.ArgumentParser(prog=f"equivar {name}", description=avail[name])
+        mod.add_arguments(sp)
+        args = sp.parse_args(argv[1:])
+        try:
+            return int(mod.run(args) or 0)
+        except (ValueError, FileNotFoundError, KeyError) as e:
+            print(f"equivar {name}: error: {e}", file=sys.stderr)
+            return 2
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.command is None:
+        p.print_help()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

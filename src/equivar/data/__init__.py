@@ -1,0 +1,1 @@
+"""equivar.data"""
