@@ -1,0 +1,156 @@
+"""Equivariant linear maps between irreps (e3nn ``o3.Linear`` semantics)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..o3 import Irrep, Irreps
+
+
+class Linear(torch.nn.Module):
+    r"""Equivariant linear layer: per-irrep-type channel mixing.
+
+    Every input block ``mul_in x ir`` is connected to every output block
+    ``mul_out x ir`` with the same irrep by a ``[mul_in, mul_out]`` weight
+    matrix; blocks of different irreps never mix (Schur's lemma). Each
+    output is divided by ``sqrt(fan_in)``, ``fan_in`` being the total input
+    multiplicity of its irrep (e3nn's ``'element'`` path normalization), so
+    with unit-variance inputs and the default ``N(0, 1)`` weights the
+    outputs have unit variance, however the irreps are split into blocks.
+
+    Same semantics, weight layout and initialisation as
+    ``e3nn.o3.Linear(irreps_in, irreps_out)`` (internal, shared weights):
+    ``weight`` is the concatenation over instructions
+    ``[(i_in, i_out) for i_in ... for i_out ... if ir_in == ir_out]`` of the
+    flattened ``[mul_in, mul_out]`` matrices, so e3nn weights can be copied
+    in directly.
+
+    The forward pass runs one matrix multiplication per irrep *type*
+    (input blocks of the same irrep are concatenated), not one per block
+    pair.
+
+    Parameters
+    ----------
+    irreps_in, irreps_out : Irreps or str
+    biases : bool
+        Add a learned bias (initialised to 0) to every ``0e`` output block.
+
+    Shapes
+    ------
+    ``x [..., irreps_in.dim] -> [..., irreps_out.dim]``, in the module's
+    dtype (float32 by default; use ``.to(torch.float64)``). Output blocks
+    whose irrep has no input are 0.
+
+    Raises
+    ------
+    ValueError
+        In ``forward``, if the last axis of ``x`` is not ``irreps_in.dim``.
+
+    Examples
+    --------
+    >>> lin = Linear("4x0e+2x1o", "3x0e+1x1o")
+    >>> lin(torch.randn(10, 10)).shape
+    torch.Size([10, 6])
+    """
+
+    def __init__(self, irreps_in, irreps_out, biases: bool = False):
+        super().__init__()
+        self.irreps_in = Irreps(irreps_in)
+        self.irreps_out = Irreps(irreps_out)
+        ins, outs = self.irreps_in, self.irreps_out
+        self.instructions = [
+            (i, j) for i, (_, a) in enumerate(ins) for j, (_, b) in enumerate(outs) if a == b
+        ]
+        offsets, n = [], 0
+        for i, j in self.instructions:
+            offsets.append(n)
+            n += ins[i].mul * outs[j].mul
+        self.weight_numel = n
+        self.weight = torch.nn.Parameter(torch.randn(n))
+
+        # group by irrep type
+        types: list[Irrep] = []
+        for _, ir in outs:
+            if ir not in types and ir in ins:
+                types.append(ir)
+        in_sl, out_sl = ins.slices(), outs.slices()
+        self._groups = []
+        for ir in types:
+            bi = [i for i, (m, r) in enumerate(ins) if r == ir and m > 0]
+            bo = [j for j, (m, r) in enumerate(outs) if r == ir and m > 0]
+            mi = sum(ins[i].mul for i in bi)
+            mo = sum(outs[j].mul for j in bo)
+            if mi == 0 or mo == 0:
+                continue
+            # pieces of the [mi, mo] matrix in (row block, col block) order
+            pieces = []
+            for i in bi:
+                row = []
+                for j in bo:
+                    k = self.instructions.index((i, j))
+                    row.append((offsets[k], ins[i].mul, outs[j].mul))
+                pieces.append(row)
+            self._groups.append(
+                dict(ir=ir, d=ir.dim, mi=mi, mo=mo, in_slices=[in_sl[i] for i in bi], out_blocks=bo, pieces=pieces,
+                     alpha=1.0 / math.sqrt(mi))
+            )
+        # where every output block comes from: (group index, channel offset) or None
+        self._out_src = []
+        for j, (mul, ir) in enumerate(outs):
+            src = None
+            for g, grp in enumerate(self._groups):
+                if j in grp["out_blocks"]:
+                    off = sum(outs[k].mul for k in grp["out_blocks"][: grp["out_blocks"].index(j)])
+                    src = (g, off)
+            self._out_src.append(src)
+        self._bias_blocks = [j for j, (mul, ir) in enumerate(outs) if ir == Irrep("0e") and mul > 0] if biases else []
+        nb = sum(outs[j].mul for j in self._bias_blocks)
+        self.bias = torch.nn.Parameter(torch.zeros(nb)) if biases and nb > 0 else None
+
+    def _matrix(self, g) -> torch.Tensor:
+        rows = []
+        for row in g["pieces"]:
+            cols = [self.weight.narrow(0, o, a * b).view(a, b) for o, a, b in row]
+            rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, 1))
+        return rows[0] if len(rows) == 1 else torch.cat(rows, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.irreps_in.dim:
+            raise ValueError(f"Linear: expected last dim {self.irreps_in.dim} ({self.irreps_in}), got shape {tuple(x.shape)}")
+        batch = x.shape[:-1]
+        x = x.reshape(-1, x.shape[-1])
+        B = x.shape[0]
+        outs = []
+        for g in self._groups:
+            d = g["d"]
+            parts = [x[:, s].reshape(B, -1, d) for s in g["in_slices"]]
+            xi = parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # [B, mi, d]
+            W = self._matrix(g) * g["alpha"]
+            if d == 1:
+                y = xi.reshape(B, -1) @ W  # [B, mo]
+                outs.append(y.unsqueeze(-1))
+            else:
+                y = torch.matmul(xi.transpose(1, 2), W)  # [B, d, mo]
+                outs.append(y.transpose(1, 2))  # [B, mo, d]
+        blocks = []
+        bias_off = 0
+        for j, (mul, ir) in enumerate(self.irreps_out):
+            src = self._out_src[j]
+            if src is None:
+                blk = x.new_zeros(B, mul * ir.dim)
+            else:
+                g, off = src
+                y = outs[g]
+                if y.shape[1] != mul:
+                    y = y[:, off : off + mul]
+                blk = y.reshape(B, mul * ir.dim)
+            if j in self._bias_blocks:
+                blk = blk + self.bias[bias_off : bias_off + mul]
+                bias_off += mul
+            blocks.append(blk)
+        out = blocks[0] if len(blocks) == 1 else torch.cat(blocks, -1)
+        return out.reshape(batch + (self.irreps_out.dim,))
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in} -> {self.irreps_out} | {self.weight_numel} weights"
