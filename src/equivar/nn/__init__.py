@@ -1,1 +1,43 @@
-"""equivar.nn"""
+"""Layers on irreps features: linear maps, nonlinearities, radial functions, products, grids.
+
+Every layer that claims equivariance has ``irreps_in`` / ``irreps_out``
+attributes and an equivariance test (float32 and float64, with parity) in
+``tests/nn``. Feature layout is e3nn's ``mul_ir`` (see ``equivar.o3``).
+
+=============================  ==============================================
+``Linear``                     equivariant channel mixing (e3nn ``o3.Linear``)
+``ElementLinear``              one ``Linear`` per chemical element (skip connections)
+``Gate``, ``NormActivation``   equivariant nonlinearities (e3nn semantics)
+``Activation``                 pointwise activations on scalars
+``MLP``                        e3nn-normalised fully connected net on scalars
+``BesselBasis``                radial Bessel functions (optionally trainable)
+``PolynomialCutoff``           MACE/DimeNet smooth envelope
+``RadialEmbedding``            Bessel x cutoff edge features
+``RadialMLP``                  per-edge TP weights from edge lengths (MACE)
+``SplineRadial``               cubic B-spline radial functions (Facet)
+``SymmetricContraction``       MACE product basis up to correlation ``nu``
+``symmetric_contraction_basis``  generalised CG (U) tensors
+``S2GridMLP``                  pointwise MLP on a sphere grid (Facet)
+``AtomicEnergies``, ``ScaleShift``  E0s and energy scale/shift
+``scatter_sum``                edge -> node aggregation
+=============================  ==============================================
+"""
+from ._activation_utils import NormalizedActivation, get_activation, normalize2mom_constant
+from ._element_linear import ElementLinear
+from ._gate import Activation, Gate, NormActivation
+from ._linear import Linear
+from ._mlp import MLP
+from ._radial import BesselBasis, PolynomialCutoff, RadialEmbedding, RadialMLP
+from ._s2grid_mlp import S2GridMLP
+from ._scale_shift import AtomicEnergies, ScaleShift
+from ._scatter import scatter_sum
+from ._spline import SplineRadial
+from ._symmetric_basis import symmetric_contraction_basis
+from ._symmetric_contraction import SymmetricContraction
+
+__all__ = [
+    "Activation", "AtomicEnergies", "BesselBasis", "ElementLinear", "Gate", "Linear", "MLP", "NormActivation",
+    "NormalizedActivation", "PolynomialCutoff", "RadialEmbedding", "RadialMLP", "S2GridMLP", "ScaleShift",
+    "SplineRadial", "SymmetricContraction", "get_activation", "normalize2mom_constant", "scatter_sum",
+    "symmetric_contraction_basis",
+]
