@@ -1,1 +1,35 @@
-"""equivar.data"""
+"""Atomic structures for training and inference.
+
+Flow: file -> :func:`read_dataset` (``list[Configuration]``, float64, eV/Å,
+validated) -> :func:`config_to_graph` (neighbour lists through vesin, PBC) ->
+:func:`collate` (the batch dict of ``docs/contracts.md``).
+
+Also: isolated-atom reference energies (:func:`resolve_e0s`), seeded
+train/validation splits (:func:`random_split`), a dataset/loader pair with
+distributed sharding, and the datasets shipped with the package
+(:func:`embedded_path`).
+
+Example
+-------
+>>> from equivar import data
+>>> configs = data.read_dataset(data.embedded_path("cuau_emt"))   # doctest: +SKIP
+>>> ds = data.AtomicGraphDataset(configs, r_max=4.5)             # doctest: +SKIP
+>>> batch = data.collate([ds[0], ds[1]])                          # doctest: +SKIP
+"""
+from ._configuration import ISOLATED_ATOM, Configuration
+from ._e0s import e0s_from_isolated_atoms, fit_e0s_least_squares, resolve_e0s, split_isolated_atoms
+from ._embedded import embedded_datasets, embedded_path
+from ._graph import LABELS, WEIGHTS, batch_to, collate, config_to_graph, graph_statistics
+from ._loader import AtomicGraphDataset, ShardSampler, make_loader
+from ._neighbors import neighbor_list
+from ._readers import KCAL_MOL_TO_EV, DataKeys, atoms_to_configuration, read_ase, read_dataset, read_rmd17
+from ._split import random_split
+from ._validation import MIN_DISTANCE, check_elements, check_finite, check_overlaps, validate
+
+__all__ = [
+    "ISOLATED_ATOM", "Configuration", "e0s_from_isolated_atoms", "fit_e0s_least_squares", "resolve_e0s",
+    "split_isolated_atoms", "embedded_datasets", "embedded_path", "LABELS", "WEIGHTS", "batch_to", "collate",
+    "config_to_graph", "graph_statistics", "AtomicGraphDataset", "ShardSampler", "make_loader", "neighbor_list",
+    "KCAL_MOL_TO_EV", "DataKeys", "atoms_to_configuration", "read_ase", "read_dataset", "read_rmd17",
+    "random_split", "MIN_DISTANCE", "check_elements", "check_finite", "check_overlaps", "validate",
+]

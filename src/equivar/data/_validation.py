@@ -44,12 +44,17 @@ def check_overlaps(config: Configuration, min_distance: float = MIN_DISTANCE) ->
         return
     from ._neighbors import neighbor_list
 
-    edge_index, _, shifts = neighbor_list(config.positions, min_distance, config.cell, config.pbc)
-    if edge_index.shape[1]:
-        j, i = int(edge_index[0, 0]), int(edge_index[1, 0])
-        d = np.linalg.norm(config.positions[i] - config.positions[j] + shifts[0])
+    # a tiny cutoff makes cell lists huge; search at >= 1 Å and filter
+    edge_index, _, shifts = neighbor_list(config.positions, max(1.0, min_distance), config.cell, config.pbc)
+    if edge_index.shape[1] == 0:
+        return
+    j, i = edge_index
+    d = np.linalg.norm(config.positions[i] - config.positions[j] + shifts, axis=1)
+    close = np.flatnonzero(d < min_distance)
+    if close.size:
+        k = close[0]
         raise ValueError(
-            f"{config.source}: overlapping atoms {j} and {i} (distance {d:.3g} Å < {min_distance} Å)"
+            f"{config.source}: overlapping atoms {int(j[k])} and {int(i[k])} (distance {d[k]:.3g} Å < {min_distance} Å)"
         )
 
 

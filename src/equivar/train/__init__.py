@@ -1,1 +1,30 @@
-"""equivar.train"""
+"""Training interatomic potentials.
+
+``run_training(load_config("configs/x.yaml", ["training.lr=0.005"]))`` runs
+the whole job (see :func:`run_training`); the pieces are usable alone:
+:class:`Config` (typed YAML config), :class:`WeightedLoss`,
+:class:`ExponentialMovingAverage`, :class:`Trainer` (loop, checkpoints,
+resume, DDP), :func:`predict` / :func:`error_rows` (evaluation),
+:func:`save_checkpoint` / :func:`load_model` (CPU-loadable checkpoints).
+"""
+from ._checkpoint import FORMAT, load_checkpoint, load_model, model_payload, save_checkpoint
+from ._config import Config, DataConfig, TrainingConfig, apply_overrides, config_from_dict, load_config, save_config
+from ._distributed import DistInfo, init_distributed
+from ._ema import ExponentialMovingAverage
+from ._evaluate import error_rows, format_table, predict, write_predictions, write_rows_csv
+from ._logging import MetricsLog, read_metrics
+from ._loss import WeightedLoss
+from ._metrics import METRICS, ErrorAccumulator
+from ._models import DATA_HPARAMS, build_model, complete_hparams, model_dtype, unwrap
+from ._plots import plot_learning_curves, plot_parity
+from ._run import MODEL_FILE, Datasets, RunResult, load_datasets, resolve_path, run_training
+from ._trainer import BEST_MODEL, CHECKPOINT, Trainer
+
+__all__ = [
+    "FORMAT", "load_checkpoint", "load_model", "model_payload", "save_checkpoint", "Config", "DataConfig",
+    "TrainingConfig", "apply_overrides", "config_from_dict", "load_config", "save_config", "DistInfo",
+    "init_distributed", "ExponentialMovingAverage", "error_rows", "format_table", "predict", "write_predictions",
+    "write_rows_csv", "MetricsLog", "read_metrics", "WeightedLoss", "METRICS", "ErrorAccumulator", "DATA_HPARAMS",
+    "build_model", "complete_hparams", "model_dtype", "unwrap", "plot_learning_curves", "plot_parity", "MODEL_FILE",
+    "Datasets", "RunResult", "load_datasets", "resolve_path", "run_training", "BEST_MODEL", "CHECKPOINT", "Trainer",
+]

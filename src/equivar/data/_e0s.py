@@ -1,0 +1,122 @@
+"""Isolated-atom reference energies (E0s): from reference configurations, a dict, or least squares."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence, Union
+
+import numpy as np
+
+from ._configuration import Configuration
+
+
+def split_isolated_atoms(configs: Sequence[Configuration]) -> tuple[list[Configuration], list[Configuration]]:
+    """Return ``(isolated, rest)``; isolated-atom configurations are E0 references, not training data."""
+    iso = [c for c in configs if c.is_isolated_atom]
+    rest = [c for c in configs if not c.is_isolated_atom]
+    return iso, rest
+
+
+def e0s_from_isolated_atoms(configs: Sequence[Configuration]) -> dict[int, float]:
+    """E0 per element from isolated-atom configurations (``config_type == "IsolatedAtom"`` or single non-periodic atoms).
+
+    Raises
+    ------
+    ValueError
+        an isolated-atom configuration has more than one atom or no energy.
+    """
+    out: dict[int, float] = {}
+    for c in configs:
+        if not c.is_isolated_atom:
+            continue
+        if c.num_atoms != 1:
+            raise ValueError(f"{c.source}: IsolatedAtom configuration has {c.num_atoms} atoms, expected 1")
+        if c.energy is None:
+            raise ValueError(f"{c.source}: IsolatedAtom configuration has no energy")
+        out[int(c.atomic_numbers[0])] = float(c.energy)
+    return out
+
+
+def fit_e0s_least_squares(configs: Sequence[Configuration], atomic_numbers: Sequence[int]) -> dict[int, float]:
+    """Least-squares E0s: minimise ``sum_c (E_c - sum_z n_cz E0_z)^2`` over configurations with energies.
+
+    With a single composition (rMD17) the system is rank-deficient and the
+    minimum-norm solution is returned (the same as MACE's ``average`` E0s).
+
+    Parameters
+    ----------
+    configs : configurations with ``energy`` (others are skipped)
+    atomic_numbers : elements to fit, in order
+
+    Returns
+    -------
+    dict[int, float]
+        eV per element.
+
+    Raises
+    ------
+    ValueError
+        no configuration has an energy.
+    """
+    zs = [int(z) for z in atomic_numbers]
+    index = {z: k for k, z in enumerate(zs)}
+    rows, rhs = [], []
+    for c in configs:
+        if c.energy is None:
+            continue
+        counts = np.zeros(len(zs))
+        for z in c.atomic_numbers:
+            counts[index[int(z)]] += 1
+        rows.append(counts)
+        rhs.append(c.energy)
+    if not rows:
+        raise ValueError("cannot fit E0s by least squares: no configuration has an energy")
+    sol, *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
+    return {z: float(e) for z, e in zip(zs, sol)}
+
+
+E0Spec = Union[str, Mapping]
+
+
+def resolve_e0s(spec: E0Spec, train: Sequence[Configuration], isolated: Sequence[Configuration], atomic_numbers: Sequence[int]) -> dict[int, float]:
+    """Turn an E0 specification into ``{Z: E0 in eV}`` covering ``atomic_numbers``.
+
+    Parameters
+    ----------
+    spec : ``"isolated"``, ``"least_squares"`` (alias ``"average"``),
+        ``"auto"`` (isolated when every element has a reference, else least
+        squares), ``"zero"``, or a mapping from Z or symbol to eV.
+    train : training configurations (for least squares)
+    isolated : isolated-atom configurations (for ``"isolated"``)
+    atomic_numbers : elements the model covers
+
+    Raises
+    ------
+    ValueError
+        unknown spec, or an element without a reference energy.
+    """
+    from ase.data import atomic_numbers as symbol_to_z, chemical_symbols
+
+    zs = [int(z) for z in atomic_numbers]
+    if isinstance(spec, Mapping):
+        e0s = {}
+        for k, v in spec.items():
+            z = symbol_to_z[k] if isinstance(k, str) and not k.isdigit() else int(k)
+            e0s[z] = float(v)
+        source = "the given E0s"
+    elif spec == "auto":
+        e0s = e0s_from_isolated_atoms(isolated)
+        if all(z in e0s for z in zs):
+            return {z: e0s[z] for z in zs}
+        return fit_e0s_least_squares(train, zs)
+    elif spec == "isolated":
+        e0s = e0s_from_isolated_atoms(isolated)
+        source = "the isolated-atom configurations"
+    elif spec in ("least_squares", "average"):
+        return fit_e0s_least_squares(train, zs)
+    elif spec == "zero":
+        return {z: 0.0 for z in zs}
+    else:
+        raise ValueError(f"unknown E0s spec {spec!r}: use 'auto', 'isolated', 'least_squares', 'zero' or a mapping")
+    missing = [chemical_symbols[z] for z in zs if z not in e0s]
+    if missing:
+        raise ValueError(f"no E0 for element(s) {missing} in {source}")
+    return {z: e0s[z] for z in zs}

@@ -1,0 +1,98 @@
+"""Checkpoints: atomic writes, CPU-loadable whatever device saved them.
+
+A checkpoint is a dict::
+
+    {"format": "equivar-checkpoint", "version": 1,
+     "hparams": {...},          # equivar.models.build_model(**hparams) rebuilds the model
+     "state_dict": {...},       # model weights (EMA weights in model files)
+     "metadata": {...},         # r_max, atomic_numbers, e0s, dtype, config, ...
+     "train_state": {...}}      # optional: optimizer, scheduler, EMA, epoch, RNG, history
+
+It holds only tensors and plain Python containers, so it loads with
+``torch.load(..., weights_only=True)``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping, Optional, Union
+
+import torch
+
+from ._models import build_model, unwrap
+
+FORMAT = "equivar-checkpoint"
+
+
+def save_checkpoint(path: str, payload: Mapping) -> None:
+    """Write ``payload`` to ``path`` atomically (temporary file + ``os.replace``).
+
+    A crash during the write leaves any previous file at ``path`` intact.
+    """
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(dict(payload), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_checkpoint(path: str) -> dict:
+    """Load a checkpoint onto the CPU (``map_location="cpu"``, ``weights_only=True``).
+
+    Raises
+    ------
+    FileNotFoundError
+        no file.
+    ValueError
+        not an equivar checkpoint.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an equivar checkpoint (missing format tag {FORMAT!r})")
+    return payload
+
+
+def model_payload(model: torch.nn.Module, metadata: Optional[Mapping] = None, state_dict: Optional[Mapping] = None) -> dict:
+    """The model part of a checkpoint: ``hparams`` + ``state_dict`` (+ ``metadata``)."""
+    m = unwrap(model)
+    if not hasattr(m, "hparams"):
+        raise ValueError(f"{type(m).__name__} has no .hparams; cannot checkpoint it")
+    sd = m.state_dict() if state_dict is None else state_dict
+    return {
+        "format": FORMAT,
+        "version": 1,
+        "hparams": dict(m.hparams),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in sd.items()},
+        "metadata": dict(metadata or {}),
+    }
+
+
+def load_model(source: Union[str, Mapping], device: Union[str, torch.device] = "cpu", dtype: Optional[torch.dtype] = None) -> torch.nn.Module:
+    """Rebuild a model from a checkpoint path or payload, in eval mode on ``device``.
+
+    ``dtype`` casts the model (default: the dtype it was saved in). The
+    checkpoint's ``metadata`` is attached as ``model.equivar_metadata``.
+    """
+    payload = load_checkpoint(source) if isinstance(source, (str, os.PathLike)) else source
+    model = build_model(payload["hparams"])
+    sd = payload["state_dict"]
+    saved_dtype = next((v.dtype for v in sd.values() if v.is_floating_point()), None)
+    if saved_dtype is not None:
+        model = model.to(saved_dtype)
+    model.load_state_dict(sd)
+    if dtype is not None:
+        model = model.to(dtype)
+    model = model.to(device).eval()
+    model.equivar_metadata = dict(payload.get("metadata", {}))
+    return model

@@ -1,0 +1,253 @@
+"""Typed training configuration: dataclasses loaded from YAML, ``key=value`` overrides with type checks.
+
+A config has four sections plus run-level fields::
+
+    seed: 0
+    dtype: float64            # float32 | float64 (model and training)
+    device: cpu               # cpu | cuda | cuda:1
+    output_dir: runs/ethanol
+    data:     {...}           # DataConfig
+    model:    {name: mace, ...}   # hyperparameters for equivar.models.build_model
+    training: {...}           # TrainingConfig
+
+``model`` is a free mapping (the model builder checks its own keys); every
+other key is checked: an unknown key or a value of the wrong type is a
+``ValueError`` that names it and suggests the closest known key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from typing import Any, Optional, Union
+
+import yaml
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the data are and how to read them.
+
+    Paths are relative to the working directory; ``embedded:NAME`` names a
+    dataset shipped with the package. ``test_files`` maps a name to a path.
+    ``e0s`` is ``auto`` | ``isolated`` | ``least_squares`` | ``zero`` or a
+    mapping element -> eV. Isolated-atom configurations (``config_type:
+    IsolatedAtom`` or single non-periodic atoms) found in ``train_file`` or
+    ``e0s_file`` serve as E0 references and are not trained on.
+    """
+
+    train_file: str = ""
+    valid_file: Optional[str] = None
+    valid_fraction: float = 0.05
+    test_files: dict = dataclasses.field(default_factory=dict)
+    e0s_file: Optional[str] = None
+    format: Optional[str] = None
+    max_train: Optional[int] = None
+    split_seed: Optional[int] = None
+    r_max: float = 5.0
+    e0s: Any = "auto"
+    energy_key: str = "energy"
+    forces_key: str = "forces"
+    stress_key: str = "stress"
+    virials_key: str = "virials"
+    config_type_key: str = "config_type"
+    weight_key: str = "config_weight"
+    min_distance: float = 0.1
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Optimisation settings (MACE's recipe names where they exist).
+
+    Loss = ``energy_weight`` * mean((dE/N)^2) + ``forces_weight`` * mean(dF^2)
+    + ``stress_weight`` * mean(dS^2) [+ virials/N], each term also scaled by
+    per-configuration weights. ``optimizer``: adam | amsgrad | adamw.
+    ``ema_decay`` null disables EMA; ``early_stopping_patience`` null
+    disables early stopping; ``clip_grad_norm`` null disables clipping.
+    ``max_time_s`` stops training after that many seconds (equal-budget runs).
+    """
+
+    epochs: int = 100
+    batch_size: int = 5
+    valid_batch_size: int = 10
+    optimizer: str = "amsgrad"
+    lr: float = 0.01
+    weight_decay: float = 0.0
+    energy_weight: float = 1.0
+    forces_weight: float = 100.0
+    stress_weight: float = 0.0
+    ema_decay: Optional[float] = 0.99
+    scheduler_patience: int = 50
+    scheduler_factor: float = 0.8
+    early_stopping_patience: Optional[int] = None
+    clip_grad_norm: Optional[float] = 10.0
+    eval_every: int = 1
+    max_time_s: Optional[float] = None
+    find_unused_parameters: bool = False
+
+
+@dataclasses.dataclass
+class Config:
+    """A complete training run (see module docstring)."""
+
+    seed: int = 0
+    dtype: str = "float64"
+    device: str = "cpu"
+    output_dir: str = "runs/default"
+    num_threads: Optional[int] = None
+    progress: bool = True
+    overwrite: bool = False
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: dict = dataclasses.field(default_factory=lambda: {"name": "mace"})
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "Config":
+        """Check values beyond their types; raise ``ValueError`` naming the key."""
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        t = self.training
+        if t.optimizer not in ("adam", "amsgrad", "adamw"):
+            raise ValueError(f"training.optimizer must be adam, amsgrad or adamw, got {t.optimizer!r}")
+        for key in ("epochs", "batch_size", "valid_batch_size", "eval_every"):
+            if getattr(t, key) < 1:
+                raise ValueError(f"training.{key} must be >= 1, got {getattr(t, key)}")
+        if t.lr <= 0:
+            raise ValueError(f"training.lr must be positive, got {t.lr}")
+        if t.ema_decay is not None and not 0.0 < t.ema_decay < 1.0:
+            raise ValueError(f"training.ema_decay must be in (0, 1) or null, got {t.ema_decay}")
+        if not self.data.train_file:
+            raise ValueError("data.train_file is required")
+        if self.data.r_max <= 0:
+            raise ValueError(f"data.r_max must be positive, got {self.data.r_max}")
+        if not isinstance(self.model, dict) or "name" not in self.model:
+            raise ValueError("model must be a mapping with a 'name' key")
+        return self
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value, tp, key: str):
+    """Check ``value`` against annotation ``tp`` (int -> float allowed); return the converted value."""
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{key}: expected a string, got {value!r}")
+        return value
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    return value
+
+
+def _unknown(key: str, known) -> ValueError:
+    close = difflib.get_close_matches(key.split(".")[-1], list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
+    return ValueError(f"unknown config key {key!r}{hint}")
+
+
+def _from_dict(cls, d: dict, prefix: str = ""):
+    if not isinstance(d, dict):
+        raise ValueError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {d!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in d.items():
+        if k not in names:
+            raise _unknown(prefix + str(k), names)
+        tp = hints[k]
+        if dataclasses.is_dataclass(tp):
+            kwargs[k] = _from_dict(tp, v or {}, prefix + k + ".")
+        else:
+            kwargs[k] = _coerce(v, tp, prefix + k)
+    return cls(**kwargs)
+
+
+def config_from_dict(d: dict) -> Config:
+    """Build a :class:`Config` from nested mappings; raises ``ValueError`` on unknown keys or wrong types."""
+    return _from_dict(Config, d or {})
+
+
+def apply_overrides(cfg: Config, overrides) -> Config:
+    """Apply ``["training.lr=0.005", "model.num_channels=64", ...]``; values are parsed as YAML.
+
+    Raises
+    ------
+    ValueError
+        malformed override, unknown key, or a value of the wrong type.
+    """
+    d = cfg.to_dict()
+    for item in overrides or []:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        value = yaml.safe_load(raw) if raw.strip() else None
+        parts = key.split(".")
+        node = d
+        for p in parts[:-1]:
+            if not isinstance(node, dict) or p not in node or not isinstance(node[p], dict):
+                raise _unknown(key, node.keys() if isinstance(node, dict) else [])
+            node = node[p]
+        if parts[0] != "model" and parts[-1] not in node and not (len(parts) > 2 and parts[1] in ("test_files", "e0s")):
+            raise _unknown(key, node.keys())
+        node[parts[-1]] = value
+    return config_from_dict(d)
+
+
+def load_config(path: Optional[str] = None, overrides=None) -> Config:
+    """Read a YAML config (or start from defaults), apply overrides, validate.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+    """
+    d = {}
+    if path is not None:
+        with open(path) as f:
+            d = yaml.safe_load(f) or {}
+    cfg = apply_overrides(config_from_dict(d), overrides)
+    return cfg.validate()
+
+
+def save_config(cfg: Config, path: str) -> None:
+    """Write ``cfg`` as YAML (loadable by :func:`load_config`)."""
+    with open(path, "w") as f:
+        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)

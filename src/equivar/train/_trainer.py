@@ -1,0 +1,263 @@
+"""The training loop: optimizer, EMA, LR schedule, early stopping, checkpoints, resume."""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from ..data import batch_to
+from ._checkpoint import load_checkpoint, model_payload, save_checkpoint
+from ._config import TrainingConfig
+from ._distributed import DistInfo
+from ._ema import ExponentialMovingAverage
+from ._logging import MetricsLog
+from ._loss import WeightedLoss
+from ._metrics import ErrorAccumulator
+from ._models import model_dtype, unwrap
+
+CHECKPOINT = "checkpoint.pt"
+BEST_MODEL = "best_model.pt"
+
+#: A callback is called as ``callback(event, trainer)`` with event in
+#: ``"step_end"``, ``"epoch_end"``; raising from it stops training (tests use
+#: this to simulate a crash).
+Callback = Callable[[str, "Trainer"], None]
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.optimizer == "amsgrad")
+
+
+class Trainer:
+    """Train ``model`` on ``train_loader`` and select it on ``valid_loader``.
+
+    Each epoch: one pass over the (sharded) training data with gradient
+    clipping and an EMA update per step; validation with the EMA weights;
+    ReduceLROnPlateau on the validation loss; ``checkpoint.pt`` (everything
+    needed to resume) written atomically; ``best_model.pt`` (EMA weights,
+    hparams, metadata) when the validation loss improves; early stopping
+    after ``early_stopping_patience`` epochs without improvement.
+
+    Parameters
+    ----------
+    model : the potential, possibly wrapped in ``DistributedDataParallel``
+    train_loader, valid_loader : loaders of batch dicts (``valid_loader`` may be None)
+    cfg : TrainingConfig
+    output_dir : str
+        Where checkpoints and ``metrics.csv`` go (rank 0 writes).
+    device : torch.device
+    metadata : dict stored in every checkpoint (r_max, elements, E0s, config, ...)
+    dist : DistInfo
+    progress : bool, show a tqdm bar
+    callbacks : sequence of :data:`Callback`
+    """
+
+    def __init__(self, model, train_loader, valid_loader, cfg: TrainingConfig, output_dir: str, device,
+                 metadata: Optional[dict] = None, dist: DistInfo = DistInfo(), progress: bool = True,
+                 callbacks: Sequence[Callback] = (), log: Callable[[str], None] = print):
+        self.model = model
+        self.train_loader = train_loader
+        self.valid_loader = valid_loader
+        self.cfg = cfg
+        self.output_dir = output_dir
+        self.device = device
+        self.metadata = dict(metadata or {})
+        self.dist = dist
+        self.progress = progress
+        self.callbacks = list(callbacks)
+        self.log = log if dist.is_main else (lambda s: None)
+        self.dtype = model_dtype(unwrap(model))
+        self.loss_fn = WeightedLoss(cfg.energy_weight, cfg.forces_weight, cfg.stress_weight)
+        self.optimizer = make_optimizer(unwrap(model), cfg)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=cfg.scheduler_factor, patience=cfg.scheduler_patience)
+        self.ema = ExponentialMovingAverage(unwrap(model), cfg.ema_decay) if cfg.ema_decay else None
+        self.epoch = 0
+        self.step = 0
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.elapsed = 0.0
+        self.history: list[dict] = []
+        self.stop_reason = ""
+        self.metrics_log = MetricsLog(output_dir) if dist.is_main else None
+
+    # ---- state -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
+            "epoch": self.epoch, "step": self.step, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "history": list(self.history),
+            "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
+        }
+
+    def load_state_dict(self, st: dict) -> None:
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.scheduler.load_state_dict(st["scheduler"])
+        if self.ema is not None and st.get("ema") is not None:
+            self.ema.load_state_dict(st["ema"])
+        for k in ("epoch", "step", "best_loss", "best_epoch", "bad_epochs", "elapsed"):
+            setattr(self, k, st[k])
+        self.history = list(st["history"])
+        torch.set_rng_state(st["torch_rng"])
+        random.setstate(st["python_rng"])
+
+    def checkpoint_path(self) -> str:
+        return os.path.join(self.output_dir, CHECKPOINT)
+
+    def save(self) -> None:
+        """Write ``checkpoint.pt`` (live weights + training state), rank 0 only."""
+        if not self.dist.is_main:
+            return
+        payload = model_payload(self.model, self.metadata)
+        payload["train_state"] = self.state_dict()
+        save_checkpoint(self.checkpoint_path(), payload)
+
+    def resume(self, path: Optional[str] = None) -> None:
+        """Restore weights and training state from ``path`` (default ``output_dir/checkpoint.pt``)."""
+        payload = load_checkpoint(path or self.checkpoint_path())
+        if "train_state" not in payload:
+            raise ValueError(f"{path or self.checkpoint_path()}: holds a model only, no training state to resume")
+        unwrap(self.model).load_state_dict(payload["state_dict"])
+        self.load_state_dict(payload["train_state"])
+        if self.metrics_log is not None:
+            self.metrics_log.rewrite(self.history)
+        self.log(f"resumed from epoch {self.epoch} (step {self.step})")
+
+    def averaged(self):
+        """Context manager: the model holds the EMA weights inside (no-op without EMA)."""
+        import contextlib
+
+        return self.ema.average_parameters() if self.ema is not None else contextlib.nullcontext()
+
+    # ---- loop ---------------------------------------------------------------------------
+    def _emit(self, event: str) -> None:
+        for cb in self.callbacks:
+            cb(event, self)
+
+    def _forward(self, model, batch, training: bool):
+        b = batch_to(batch, self.device, self.dtype)
+        stress = self.loss_fn.needs_stress and bool(b["pbc"].any())
+        pred = model(b, compute_forces=True, compute_stress=stress)
+        return b, pred
+
+    def train_epoch(self) -> dict:
+        from tqdm.auto import tqdm
+
+        model = self.model
+        model.train()
+        self.train_loader.sampler.set_epoch(self.epoch)
+        acc = ErrorAccumulator()
+        t_limit = self.cfg.max_time_s
+        t0 = time.perf_counter()
+        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", leave=False,
+                   disable=not (self.progress and self.dist.is_main), dynamic_ncols=True)
+        for batch in bar:
+            b, pred = self._forward(model, batch, training=True)
+            loss, _ = self.loss_fn(pred, b)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.clip_grad_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.clip_grad_norm)
+            self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update()
+            self.step += 1
+            loss_value = float(loss.detach())
+            acc.update(pred, b, loss_value)
+            bar.set_postfix(loss=f"{loss_value:.4g}")
+            self._emit("step_end")
+            if t_limit is not None and self._over_budget(self.elapsed + time.perf_counter() - t0 > t_limit):
+                self.stop_reason = f"time budget of {t_limit:.0f} s reached"
+                break
+        bar.close()
+        self.elapsed += time.perf_counter() - t0
+        acc.all_reduce()
+        return acc.compute()
+
+    def _over_budget(self, over: bool) -> bool:
+        """Whether any rank is over the time budget (all ranks must stop together)."""
+        if not self.dist.distributed:
+            return over
+        import torch.distributed as tdist
+
+        flag = torch.tensor([1.0 if over else 0.0])
+        tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def validate(self, loader=None) -> dict:
+        """Metrics and mean loss of the EMA model on ``loader`` (default the validation loader), reduced over ranks."""
+        loader = loader or self.valid_loader
+        m = unwrap(self.model)
+        m.eval()
+        acc = ErrorAccumulator()
+        with self.averaged():
+            for batch in loader:
+                b, pred = self._forward(m, batch, training=False)
+                loss, _ = self.loss_fn(pred, b)
+                acc.update(pred, b, float(loss.detach()))
+        m.train()
+        acc.all_reduce()
+        return acc.compute()
+
+    def save_best(self) -> None:
+        if not self.dist.is_main:
+            return
+        with self.averaged():
+            payload = model_payload(self.model, {**self.metadata, "epoch": self.epoch})
+        save_checkpoint(os.path.join(self.output_dir, BEST_MODEL), payload)
+
+    def fit(self) -> list[dict]:
+        """Train until ``cfg.epochs``, early stopping, or the time budget; returns the history."""
+        cfg = self.cfg
+        while self.epoch < cfg.epochs and not self.stop_reason:
+            train = self.train_epoch()
+            self.epoch += 1
+            row = {"epoch": self.epoch, "step": self.step, "time_s": round(self.elapsed, 3),
+                   "lr": self.optimizer.param_groups[0]["lr"]}
+            row.update({f"train_{k}": v for k, v in train.items() if k != "n_structures"})
+            last = self.epoch == cfg.epochs or bool(self.stop_reason)
+            if self.valid_loader is not None and (self.epoch % cfg.eval_every == 0 or last):
+                valid = self.validate()
+                row.update({f"valid_{k}": v for k, v in valid.items() if k != "n_structures"})
+                vloss = valid.get("loss", math.inf)
+                self.scheduler.step(vloss)
+                if vloss < self.best_loss:
+                    self.best_loss, self.best_epoch, self.bad_epochs = vloss, self.epoch, 0
+                    self.save_best()
+                else:
+                    self.bad_epochs += cfg.eval_every
+                if cfg.early_stopping_patience is not None and self.bad_epochs >= cfg.early_stopping_patience:
+                    self.stop_reason = f"early stopping: no improvement for {self.bad_epochs} epochs"
+            elif self.valid_loader is None:
+                self.best_epoch = self.epoch
+                self.save_best()
+            self.history.append(row)
+            self.save()
+            if self.metrics_log is not None:
+                self.metrics_log.write(row, self.history)
+            self.log(_summary(row, cfg.epochs))
+            self._emit("epoch_end")
+        if self.stop_reason:
+            self.log(self.stop_reason)
+        return self.history
+
+
+def _summary(row: dict, epochs: int) -> str:
+    s = f"epoch {row['epoch']:>4}/{epochs}  loss {row.get('train_loss', float('nan')):.4g}"
+    if "valid_loss" in row:
+        s += f"  valid loss {row['valid_loss']:.4g}"
+        if "valid_mae_e_per_atom" in row:
+            s += f"  E {row['valid_mae_e_per_atom']:.2f} meV/atom"
+        if "valid_mae_f" in row:
+            s += f"  F {row['valid_mae_f']:.1f} meV/Å"
+    return s + f"  lr {row['lr']:.3g}  {row['time_s']:.1f} s"
