@@ -50,47 +50,165 @@ def _coefficients(lmax: int):
     return diag, rec
 
 
-def _sh_all(lmax: int, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, r2) -> list[list[torch.Tensor]]:
-    """Component-normalised harmonics per l, each a list of 2l+1 tensors (m=-l..l).
+def _sh_rows(lmax: int, x, y, z, r2, out: torch.Tensor | None = None) -> list:
+    """All component-normalised harmonics 0..lmax as rows ``[(lmax+1)^2]`` of ``[N]``.
 
     ``x, y, z`` are e3nn coordinates; the recurrence's polar axis is e3nn's y.
     With the real basis without Condon-Shortley phase the signs equal e3nn's
-    for every l (checked against e3nn in the tests).
+    for every l (checked against e3nn in the tests). ``r2`` is ``|v|^2`` (a
+    tensor, or the float 1.0 for unit vectors). With ``out`` (``[D, N]``,
+    no autograd) rows are written in place.
     """
-    # standard-frame coordinates: polar axis Z_ = y, X_ = z, Y_ = x
-    X_, Y_, Z_ = z, x, y
+    X_, Y_, Z_ = z, x, y  # standard frame: polar axis Z_ = y, X_ = z, Y_ = x
     diag, rec = _coefficients(lmax)
-    one = torch.ones_like(x)
     # (X + iY)^m = c_m + i s_m
-    c = [one]
-    s = [torch.zeros_like(x)]
-    for m in range(1, lmax + 1):
+    c: list = [None, X_]
+    s: list = [None, Y_]
+    for m in range(2, lmax + 1):
         c.append(X_ * c[m - 1] - Y_ * s[m - 1])
         s.append(X_ * s[m - 1] + Y_ * c[m - 1])
-    # P~_l^m by recurrence in l for fixed m
-    P: dict[tuple[int, int], torch.Tensor | float] = {}
+    # P~_l^m by recurrence in l for fixed m (P~_m^m is a constant)
+    P: dict = {}
     for m in range(lmax + 1):
         P[(m, m)] = diag[m]
         for l in range(m + 1, lmax + 1):
             a, b = rec[(l, m)]
             if l == m + 1:
-                P[(l, m)] = (a * P[(l - 1, m)]) * Z_
+                P[(l, m)] = Z_ * (a * diag[m])
+            elif l == m + 2:
+                P[(l, m)] = (Z_ * P[(l - 1, m)]) * a - r2 * (b * diag[m])
             else:
-                P[(l, m)] = a * Z_ * P[(l - 1, m)] - (b * r2) * P[(l - 2, m)]
-    out = []
+                P[(l, m)] = (Z_ * P[(l - 1, m)]) * a - (r2 * P[(l - 2, m)] if isinstance(r2, torch.Tensor) else P[(l - 2, m)]) * b
+    rows = []
+    k = 0
     for l in range(lmax + 1):
-        comps = []
         for m in range(-l, l + 1):
             pm = P[(l, abs(m))]
-            if m == 0:
-                v = pm * one if isinstance(pm, float) else pm
-            elif m > 0:
-                v = pm * c[m]
+            if out is not None:
+                if m == 0:
+                    if isinstance(pm, float):
+                        out[k].fill_(pm)
+                    else:
+                        out[k].copy_(pm)
+                else:
+                    t = c[m] if m > 0 else s[-m]
+                    torch.mul(t, pm, out=out[k])
             else:
-                v = pm * s[-m]
-            comps.append(v)
-        out.append(comps)
-    return out
+                if m == 0:
+                    v = torch.full_like(x, pm) if isinstance(pm, float) else pm
+                else:
+                    v = (c[m] if m > 0 else s[-m]) * pm
+                rows.append(v)
+            k += 1
+    return rows
+
+
+def _unit(v: torch.Tensor):
+    """``(v / |v|, 1/|v|, ok)`` with 0 in place of the direction of a zero vector."""
+    n2 = (v * v).sum(-1, keepdim=True)
+    tiny = torch.finfo(v.dtype).tiny ** 0.5
+    ok = n2 > tiny
+    inv = torch.where(ok, torch.rsqrt(torch.where(ok, n2, torch.ones_like(n2))), torch.zeros_like(n2))
+    return v * inv, inv, ok
+
+
+def _sh_reference(lmax: int, v: torch.Tensor, normalize: bool) -> torch.Tensor:
+    """Plain autograd version ``[N, (lmax+1)^2]`` (used to derive gradient tables and in tests)."""
+    if normalize:
+        v, _, ok = _unit(v)
+        r2 = ok.squeeze(-1).to(v.dtype)
+    else:
+        r2 = (v * v).sum(-1)
+    x, y, z = v.unbind(-1)
+    return torch.stack(_sh_rows(lmax, x, y, z, r2), dim=-1)
+
+
+def _sh_forward_fast(lmax: int, v: torch.Tensor, normalize: bool) -> torch.Tensor:
+    """No-autograd forward ``[N, (lmax+1)^2]`` written row by row into a ``[D, N]`` buffer."""
+    with torch.no_grad():
+        ok = None
+        if normalize:
+            v, _, ok = _unit(v)
+            r2: torch.Tensor | float = 1.0
+        vt = v.t().contiguous()
+        x, y, z = vt[0], vt[1], vt[2]
+        if not normalize:
+            r2 = x * x + y * y + z * z
+        out = v.new_empty(((lmax + 1) ** 2, v.shape[0]))
+        _sh_rows(lmax, x, y, z, r2, out=out)
+        if ok is not None and lmax > 0:
+            bad = ~ok.squeeze(-1)
+            if bool(bad.any()):
+                out[1:, bad] = 0.0
+        return out.t().contiguous()
+
+
+@functools.lru_cache(maxsize=None)
+def _derivative_table(l: int) -> torch.Tensor:
+    """``M [3, 2l+1, 2l-1]`` with ``d/dx_a R_l = M[a] @ R_{l-1}`` for the solid harmonics.
+
+    The derivative of a harmonic homogeneous polynomial of degree l is one
+    of degree l-1, hence a linear combination of the ``R_{l-1,m'}``; the
+    coefficients are fitted once, exactly up to rounding, in float64.
+    """
+    g = torch.Generator().manual_seed(1234 + l)
+    with torch.enable_grad():
+        pts = torch.randn(4 * (2 * l + 1), 3, generator=g, dtype=torch.float64).requires_grad_()
+        R = _sh_reference(l, pts, normalize=False)
+        Rl = R[:, l * l :]
+        Rprev = R[:, (l - 1) ** 2 : l * l].detach()
+        M = torch.empty(3, 2 * l + 1, 2 * l - 1, dtype=torch.float64)
+        for m in range(2 * l + 1):
+            (grad,) = torch.autograd.grad(Rl[:, m].sum(), pts, retain_graph=True)
+            M[:, m, :] = torch.linalg.lstsq(Rprev, grad).solution.t()
+    M[M.abs() < 1e-10] = 0.0
+    return M
+
+
+_TABLES: dict = {}
+
+
+def _grad_table(l: int, dtype, device) -> torch.Tensor:
+    """``[2l+1, 3 (2l-1)]`` so that ``g_l @ T`` gives the three directional terms."""
+    key = (l, dtype, device)
+    if key not in _TABLES:
+        M = _derivative_table(l)
+        _TABLES[key] = M.permute(1, 0, 2).reshape(2 * l + 1, 3 * (2 * l - 1)).to(dtype=dtype, device=device)
+    return _TABLES[key]
+
+
+def _sh_backward(g: torch.Tensor, v: torch.Tensor, Y: torch.Tensor, lmax: int, normalize: bool) -> torch.Tensor:
+    """``d(sum g * Y)/dv`` from the harmonics of one degree lower (differentiable ops only)."""
+    ghat = g.new_zeros(g.shape[0], 3)
+    for l in range(1, lmax + 1):
+        H = (g[:, l * l : (l + 1) ** 2] @ _grad_table(l, g.dtype, g.device)).view(-1, 3, 2 * l - 1)
+        ghat = ghat + (H * Y[:, None, (l - 1) ** 2 : l * l]).sum(-1)
+    if not normalize:
+        return ghat
+    u, inv, _ = _unit(v)
+    return (ghat - (ghat * u).sum(-1, keepdim=True) * u) * inv
+
+
+class _SphericalHarmonics(torch.autograd.Function):
+    """Harmonics 0..lmax with an analytic backward (itself differentiable, so
+    forces, their training gradients and higher derivatives work)."""
+
+    @staticmethod
+    def forward(ctx, v, lmax, normalize):
+        Y = _sh_forward_fast(lmax, v, normalize)
+        ctx.save_for_backward(v, Y)
+        ctx.lmax, ctx.normalize = lmax, normalize
+        return Y
+
+    @staticmethod
+    def backward(ctx, g):
+        v, Y = ctx.saved_tensors
+        if ctx.lmax == 0:
+            return torch.zeros_like(v), None, None
+        if torch.is_grad_enabled():
+            # double backward: the harmonics must be a differentiable function of v
+            Y = _SphericalHarmonics.apply(v, ctx.lmax, ctx.normalize)
+        return _sh_backward(g, v, Y, ctx.lmax, ctx.normalize), None, None
 
 
 def _parse_ls(ls) -> list[int]:
@@ -170,28 +288,13 @@ def spherical_harmonics(
     lmax = max(lst)
     batch = vectors.shape[:-1]
     v = vectors.reshape(-1, 3)
-    if normalize:
-        n2 = (v * v).sum(-1, keepdim=True)
-        tiny = torch.finfo(v.dtype).tiny ** 0.5 if v.dtype.is_floating_point else 1e-30
-        ok = n2 > tiny
-        inv = torch.where(ok, torch.rsqrt(torch.where(ok, n2, torch.ones_like(n2))), torch.zeros_like(n2))
-        v = v * inv
-        # |v|^2: 1 for unit vectors, 0 for the zero vector (so l > 0 vanishes there)
-        r2 = ok.squeeze(-1).to(v.dtype)
-    vt = v.t()
-    x, y, z = vt[0], vt[1], vt[2]
-    if not normalize:
-        r2 = x * x + y * y + z * z
-    sh = _sh_all(lmax, x, y, z, r2)
-    rows = []
-    for l in lst:
-        comps = sh[l]
-        if normalization == "norm":
-            f = 1.0 / math.sqrt(2 * l + 1)
-            comps = [cmp * f for cmp in comps]
-        elif normalization == "integral":
-            f = 1.0 / math.sqrt(4 * math.pi)
-            comps = [cmp * f for cmp in comps]
-        rows.extend(comps)
-    out = torch.stack(rows, dim=-1)
-    return out.reshape(batch + (out.shape[-1],))
+    Y = _SphericalHarmonics.apply(v, lmax, normalize)
+    if lst != list(range(lmax + 1)):
+        idx = torch.cat([torch.arange(l * l, (l + 1) ** 2) for l in lst]).to(Y.device)
+        Y = Y.index_select(-1, idx)
+    if normalization != "component":
+        f = torch.cat(
+            [torch.full((2 * l + 1,), (1 / math.sqrt(2 * l + 1)) if normalization == "norm" else 1 / math.sqrt(4 * math.pi), dtype=torch.float64) for l in lst]
+        ).to(dtype=Y.dtype, device=Y.device)
+        Y = Y * f
+    return Y.reshape(batch + (Y.shape[-1],))

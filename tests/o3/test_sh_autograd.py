@@ -1,0 +1,43 @@
+"""The analytic backward of the spherical harmonics: first and second derivatives."""
+import pytest
+import torch
+
+from equivar import o3
+from equivar.o3._spherical_harmonics import _sh_reference
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("ls", [[0, 1, 2, 3], [2, 5], [0, 1, 2, 3, 4, 5, 6]])
+def test_gradcheck_and_gradgradcheck(normalize, ls):
+    x = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    f = lambda v: o3.spherical_harmonics(ls, v, normalize=normalize, normalization="norm")  # noqa: E731
+    assert torch.autograd.gradcheck(f, (x,))
+    assert torch.autograd.gradgradcheck(f, (x,))
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_second_derivatives_match_plain_autograd(dtype, normalize):
+    L = 6
+    x = torch.randn(20, 3, dtype=dtype, requires_grad=True)
+    w = torch.randn((L + 1) ** 2, dtype=dtype)
+
+    def forces_then_loss(Y):
+        e = (Y @ w).pow(2).sum()
+        (g,) = torch.autograd.grad(e, x, create_graph=True)
+        (gg,) = torch.autograd.grad(g.pow(2).sum(), x)
+        return g, gg
+
+    g1, gg1 = forces_then_loss(o3.spherical_harmonics(list(range(L + 1)), x, normalize=normalize))
+    g2, gg2 = forces_then_loss(_sh_reference(L, x, normalize))
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    assert (g1 - g2).norm() / g2.norm() < tol
+    assert (gg1 - gg2).norm() / gg2.norm() < tol
+
+
+def test_leading_batch_shape_and_empty():
+    x = torch.randn(2, 4, 3)
+    assert o3.spherical_harmonics([0, 1, 2], x).shape == (2, 4, 9)
+    assert o3.spherical_harmonics([0, 1, 2], torch.zeros(0, 3)).shape == (0, 9)
+    y = torch.zeros(0, 3, requires_grad=True)
+    o3.spherical_harmonics([0, 1, 2], y).sum().backward()
+    assert y.grad.shape == (0, 3)
