@@ -54,7 +54,8 @@ def neighbor_list(
     if n == 0:
         return np.zeros((2, 0), np.int64), np.zeros((0, 3)), np.zeros((0, 3))
     box = cell if pbc.any() else np.zeros((3, 3))
-    nl = vesin.NeighborList(cutoff=float(r_max), full_list=True, sorted=True)
+    # threads only pay off for large systems (and the CPU is often shared)
+    nl = vesin.NeighborList(cutoff=float(r_max), full_list=True, sorted=True, n_threads=1 if n < 2000 else 0)
     i, j, S = nl.compute(positions, box, [bool(p) for p in pbc], "ijS")
     # vesin: vector = r[j] - r[i] + S @ cell, so i is the sender and j the receiver.
     edge_index = np.stack([i.astype(np.int64), j.astype(np.int64)])

@@ -1,0 +1,58 @@
+"""``equivar eval``: errors of a trained model on a labelled dataset, and its predictions as extxyz."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from ._mlip import add_model_arguments, setup_threads
+
+HELP = "Evaluate a trained model on a dataset (error table, predictions)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p)
+    p.add_argument("--data", required=True, nargs="+", help="file(s): extxyz/ASE-readable, rMD17 .npz, or embedded:NAME")
+    p.add_argument("--format", default=None, help="ASE format or 'rmd17' (default: guess from the file)")
+    p.add_argument("--energy-key", default="energy")
+    p.add_argument("--forces-key", default="forces")
+    p.add_argument("--stress-key", default="stress")
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--output", "-o", default=None,
+                   help="predictions extxyz (default <data name>_predictions.xyz in the working directory)")
+    p.add_argument("--table", default=None, help="also write the error table as CSV here")
+
+
+def run(args) -> int:
+    import time
+
+    from .. import data as D
+    from ..train import error_rows, format_table, load_model, predict, resolve_path, write_predictions, write_rows_csv
+
+    setup_threads(args)
+    import torch
+
+    model = load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype) if args.dtype else None)
+    meta = model.equivar_metadata
+    keys = D.DataKeys(energy=args.energy_key, forces=args.forces_key, stress=args.stress_key)
+    sets = {}
+    for path in args.data:
+        real = resolve_path(path)
+        configs = D.read_dataset(real, format=args.format, keys=keys, require_energy=False, require_forces=False)
+        configs = D.split_isolated_atoms(configs)[1] or configs
+        D.check_elements(configs, meta["atomic_numbers"])
+        name = os.path.splitext(os.path.basename(real))[0]
+        t0 = time.perf_counter()
+        preds = predict(model, D.AtomicGraphDataset(configs, meta["r_max"]), args.batch_size, device=args.device)
+        dt = time.perf_counter() - t0
+        out = args.output if (args.output and len(args.data) == 1) else f"{name}_predictions.xyz"
+        write_predictions(out, configs, preds)
+        print(f"{name}: {len(configs)} structures in {dt:.1f} s ({len(configs) / dt:.1f} structures/s); predictions -> {out}")
+        sets[name] = (configs, preds)
+    rows = error_rows(sets)
+    if any(len(r) > 3 for r in rows):
+        print(format_table(rows))
+    else:
+        print("no reference labels found: predictions only")
+    if args.table:
+        write_rows_csv(args.table, rows)
+    return 0

@@ -1,0 +1,122 @@
+"""``equivar md``: molecular dynamics with a trained model through ASE (Velocity Verlet or Langevin).
+
+Reports steps per second and, for Velocity Verlet (NVE), the total-energy
+drift: the slope of a linear fit of E_total / N over time (meV/atom/ps) and
+the largest excursion from the initial value (meV/atom).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from ._mlip import add_model_arguments, parse_repeat, read_structure, setup_threads
+
+HELP = "Run molecular dynamics with a trained model (ASE)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p)
+    p.add_argument("--structure", required=True, help="initial structure (any ASE-readable file, embedded:NAME)")
+    p.add_argument("--index", default="0", help="frame of --structure (default 0)")
+    p.add_argument("--repeat", default=None, help="supercell, e.g. 2,2,2")
+    p.add_argument("--integrator", choices=["verlet", "langevin"], default="verlet")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--dt", type=float, default=0.5, help="time step, fs (default 0.5)")
+    p.add_argument("--temperature", type=float, default=300.0, help="initial (and Langevin) temperature, K")
+    p.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trajectory", default=None, help="write frames to this extxyz file")
+    p.add_argument("--interval", type=int, default=10, help="steps between trajectory frames")
+
+
+def run_md(atoms, calc, steps: int = 200, dt: float = 0.5, temperature: float = 300.0, integrator: str = "verlet",
+           friction: float = 0.01, seed: int = 0, trajectory=None, interval: int = 10) -> dict:
+    """Run MD on ``atoms`` with ``calc``; return statistics.
+
+    Returns
+    -------
+    dict: ``steps``, ``steps_per_s``, ``temperature_mean`` (K), ``energy_start``
+    / ``energy_end`` (total, eV), ``drift_rate`` (meV/atom/ps, linear fit),
+    ``max_deviation`` (meV/atom), ``time_ps``.
+    """
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+    from ase.md.verlet import VelocityVerlet
+
+    if steps < 1 or dt <= 0:
+        raise ValueError(f"need steps >= 1 and dt > 0, got steps={steps}, dt={dt}")
+    rng = np.random.default_rng(seed)
+    atoms.calc = calc
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    Stationary(atoms)
+    if not atoms.pbc.any():
+        ZeroRotation(atoms)
+    if integrator == "verlet":
+        dyn = VelocityVerlet(atoms, dt * units.fs)
+    elif integrator == "langevin":
+        dyn = Langevin(atoms, dt * units.fs, temperature_K=temperature, friction=friction / units.fs, rng=rng,
+                       fixcm=False)
+    else:
+        raise ValueError(f"unknown integrator {integrator!r}: use verlet or langevin")
+    n = len(atoms)
+    energies, temps = [], []
+    frames = []
+
+    def observe():
+        energies.append(atoms.get_potential_energy() + atoms.get_kinetic_energy())
+        temps.append(atoms.get_temperature())
+        if trajectory is not None and dyn.nsteps % interval == 0:
+            frames.append(atoms.copy())
+            frames[-1].calc = None
+            from ase.calculators.singlepoint import SinglePointCalculator
+
+            frames[-1].calc = SinglePointCalculator(frames[-1], energy=atoms.get_potential_energy(), forces=atoms.get_forces())
+
+    dyn.attach(observe, interval=1)
+    atoms.get_forces()  # warm-up outside the timing
+    t0 = time.perf_counter()
+    dyn.run(steps)
+    wall = time.perf_counter() - t0
+    e = np.array(energies) / n * 1e3  # meV/atom
+    t_ps = np.arange(len(e)) * dt * 1e-3
+    slope = float(np.polyfit(t_ps, e, 1)[0]) if len(e) > 2 else float("nan")
+    if trajectory is not None:
+        import ase.io
+
+        ase.io.write(trajectory, frames, format="extxyz")
+    return {
+        "steps": steps, "steps_per_s": steps / wall, "temperature_mean": float(np.mean(temps)),
+        "energy_start": float(energies[0]), "energy_end": float(energies[-1]),
+        "drift_rate": slope, "max_deviation": float(np.abs(e - e[0]).max()), "time_ps": steps * dt * 1e-3,
+    }
+
+
+def format_md(stats: dict, integrator: str, n_atoms: int) -> str:
+    s = (f"MD ({integrator}, {n_atoms} atoms): {stats['steps']} steps, {stats['time_ps']:.3f} ps, "
+         f"{stats['steps_per_s']:.1f} steps/s, mean T {stats['temperature_mean']:.0f} K")
+    if integrator == "verlet":
+        s += (f"\nNVE energy drift: {stats['drift_rate']:+.3f} meV/atom/ps (linear fit), "
+              f"max |E(t) - E(0)| {stats['max_deviation']:.3f} meV/atom")
+    return s
+
+
+def run(args) -> int:
+    import torch
+
+    from ..calculators import EquivarCalculator
+
+    setup_threads(args)
+    atoms = read_structure(args.structure, args.index)
+    rep = parse_repeat(args.repeat)
+    if rep:
+        atoms = atoms.repeat(rep)
+    calc = EquivarCalculator(args.model, device=args.device, default_dtype=getattr(torch, args.dtype) if args.dtype else None)
+    stats = run_md(atoms, calc, args.steps, args.dt, args.temperature, args.integrator, args.friction, args.seed,
+                   args.trajectory, args.interval)
+    print(format_md(stats, args.integrator, len(atoms)))
+    if args.trajectory:
+        print(f"trajectory -> {args.trajectory}")
+    return 0

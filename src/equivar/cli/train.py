@@ -1,0 +1,44 @@
+"""``equivar train``: train a potential from a YAML config (see ``configs/``).
+
+    equivar train --config configs/rmd17_ethanol.yaml --set training.epochs=50
+    equivar train --config configs/rmd17_ethanol.yaml --resume
+    torchrun --nproc_per_node 2 -m equivar train --config ...
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+HELP = "Train an interatomic potential from a YAML config"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", help="YAML config (keys: seed, dtype, device, output_dir, data, model, training)")
+    p.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. training.lr=0.005 (repeatable; values parsed as YAML)")
+    p.add_argument("--output-dir", "-o", help="shortcut for --set output_dir=...")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from output_dir/checkpoint.pt (the config defaults to output_dir/config.yaml)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def run(args) -> int:
+    import yaml
+
+    from ..train import load_config, run_training
+
+    overrides = list(args.overrides)
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    path = args.config
+    if path is None:
+        if args.resume and args.output_dir:
+            path = os.path.join(args.output_dir, "config.yaml")
+        else:
+            raise ValueError("--config is required (or --resume with --output-dir of an earlier run)")
+    cfg = load_config(path, overrides)
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        return 0
+    run_training(cfg, resume=args.resume)
+    return 0
