@@ -1,0 +1,116 @@
+"""``cg`` backend: exact Clebsch-Gordan tensor product.
+
+Every path is ``out[k] += path_weight * sum_ij C[i,j,k] x1[i] x2[j]`` with
+``C = wigner_3j(l1, l2, l3)`` (e3nn's real basis), multiplicities connected
+as the instruction's connection mode says. No ``[batch, u, v, i, j]`` outer
+product is ever formed: x2 is first contracted with the coefficients
+(a dense ``[Z*v, d2] @ [d2, d1*d3]`` matrix product), then with x1.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..o3 import Irreps
+from ..o3._wigner import _wigner_3j_np
+from ._constants import ConstantsModule
+from ._instructions import Instruction, weight_offsets
+
+
+class CGBackend(ConstantsModule):
+    """Exact CG backend (see the backend contract in :mod:`equivar.tp`)."""
+
+    exact = True
+
+    def __init__(
+        self,
+        irreps_in1,
+        irreps_in2,
+        irreps_out,
+        instructions: list[Instruction],
+        *,
+        irrep_normalization: str = "component",
+        path_normalization: str = "element",
+    ) -> None:
+        super().__init__()
+        self.irreps_in1, self.irreps_in2, self.irreps_out = Irreps(irreps_in1), Irreps(irreps_in2), Irreps(irreps_out)
+        self.instructions = list(instructions)
+        self._offsets = weight_offsets(self.instructions)
+        self._s1 = [(s.start, s.stop) for s in self.irreps_in1.slices()]
+        self._s2 = [(s.start, s.stop) for s in self.irreps_in2.slices()]
+        self._paths = []
+        for n, ins in enumerate(self.instructions):
+            (m1, ir1), (m2, ir2), (mo, iro) = (
+                self.irreps_in1[ins.i_in1],
+                self.irreps_in2[ins.i_in2],
+                self.irreps_out[ins.i_out],
+            )
+            if m1 * m2 * mo == 0 or ins.path_weight == 0:
+                continue
+            C = _wigner_3j_np(ir1.l, ir2.l, iro.l) * ins.path_weight  # [d1, d2, d3]
+            name = f"_cg{n}"
+            # [d2, d1*d3]: contracts x2 first
+            self.register_constant(name, C.transpose(1, 0, 2).reshape(ir2.dim, ir1.dim * iro.dim))
+            self._paths.append((n, name))
+
+    def expressible(self, instruction) -> bool:
+        """Every path allowed by the selection rules is exact here."""
+        return True
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        Z = x1.shape[0]
+        shared = weight.dim() == 1
+        outs: list[list[torch.Tensor]] = [[] for _ in self.irreps_out]
+        for n, name in self._paths:
+            ins = self.instructions[n]
+            (m1, ir1), (m2, ir2), (mo, iro) = (
+                self.irreps_in1[ins.i_in1],
+                self.irreps_in2[ins.i_in2],
+                self.irreps_out[ins.i_out],
+            )
+            d1, d3 = ir1.dim, iro.dim
+            a, b = self._s1[ins.i_in1]
+            x1b = x1[:, a:b].reshape(Z, m1, d1)
+            a, b = self._s2[ins.i_in2]
+            x2b = x2[:, a:b].reshape(Z * m2, ir2.dim)
+            B = (x2b @ getattr(self, name).to(x2.dtype)).reshape(Z, m2, d1, d3)
+            w = None
+            if ins.has_weight:
+                o = self._offsets[n]
+                w = weight[..., o : o + math.prod(ins.path_shape)].reshape(
+                    ins.path_shape if shared else (Z,) + tuple(ins.path_shape)
+                )
+            z = "" if shared else "z"
+            mode = ins.connection_mode
+            if mode in ("uuw", "uuu"):
+                T = torch.einsum("zui,zuik->zuk", x1b, B)
+                if mode == "uuu":
+                    r = T * (w.unsqueeze(-1) if w is not None else 1.0)
+                elif w is not None:
+                    r = torch.einsum(f"{z}uw,zuk->zwk", w, T)
+                else:
+                    r = T.sum(1, keepdim=True)
+            else:
+                T = torch.einsum("zui,zvik->zuvk", x1b, B)
+                if mode == "uvw":
+                    r = torch.einsum(f"{z}uvw,zuvk->zwk", w, T)
+                elif mode == "uvu":
+                    r = torch.einsum(f"{z}uv,zuvk->zuk", w, T) if w is not None else T.sum(2)
+                elif mode == "uvv":
+                    r = torch.einsum(f"{z}uv,zuvk->zvk", w, T) if w is not None else T.sum(1)
+                else:  # uvuv
+                    r = (T * w.unsqueeze(-1)) if w is not None else T
+            outs[ins.i_out].append(r.reshape(Z, mo * d3))
+        pieces = []
+        for (mul, ir), rs in zip(self.irreps_out, outs):
+            if rs:
+                acc = rs[0]
+                for r in rs[1:]:
+                    acc = acc + r
+                pieces.append(acc)
+            elif mul * ir.dim > 0:
+                pieces.append(x1.new_zeros(Z, mul * ir.dim))
+        if not pieces:
+            return x1.new_zeros(Z, 0)
+        return torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]

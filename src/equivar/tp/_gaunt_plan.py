@@ -1,0 +1,573 @@
+"""Shared machinery of the Gaunt-family backends (``s2grid`` and ``gaunt``).
+
+Both backends compute tensor products as **products of functions on the
+sphere** (Luo, Chen, Zhang, "Enabling Efficient Equivariant Operations in the
+Fourier Basis via Gaunt Tensor Products", ICLR 2024): the coefficients
+``x1[l1]`` and ``x2[l2]`` are read as band-limited functions
+``f1 = sum x1_lm Y_lm``, ``f2 = sum x2_lm Y_lm`` (orthonormal real harmonics
+of e3nn's basis), multiplied pointwise, and the product is projected back on
+the harmonics of each output degree ``l3``. The coefficient of one path is
+then the Gaunt tensor
+
+    ``G[m1, m2, m3] = int Y_l1m1 Y_l2m2 Y_l3m3 dOmega = g(l1, l2, l3) * C[m1, m2, m3]``
+
+(``C = wigner_3j``, ``g`` a scalar), which vanishes when ``l1 + l2 + l3`` is
+odd. This module decides *which* products to run for a list of
+instructions, holds the weights and normalization, and maps the backend's
+weights to per-path weights of the exact ``cg`` backend. The backends only
+implement "synthesize" (coefficients -> function values) and "contract"
+(product -> coefficients).
+
+Parity completeness ("odd" paths)
+---------------------------------
+Paths with odd ``l1 + l2 + l3`` (e.g. the cross product ``1o x 1o -> 1e``)
+are realized with a second, *vector-valued* product on the same grid (the
+missing interactions of the Gaunt product are recovered by vector signals
+on the sphere, as shown by Xie, Daigavane, Kotak, Smidt, "Asymptotically
+Fast Clebsch-Gordan Tensor Products with Vector Spherical Harmonics", 2026,
+following "The Price of Freedom", ICML 2025):
+
+    ``h = rhat . (grad f1 x grad f2) = (rhat x grad f1) . grad f2``
+
+where ``grad`` is the gradient of the harmonic (solid-harmonic) extension
+``|r|^l Y_l(r/|r|)``. ``h`` is rotation-equivariant and bilinear; under
+inversion it picks up ``(-1)^(l1+l2+l3+1)``, so its projection on ``Y_l3``
+(the Elsasser integral of geomagnetism) is non-zero exactly for the paths
+with odd ``l1 + l2 + l3`` (strict triangle), where it equals
+``e(l1, l2, l3) * C``. Each component of ``rhat x grad Y_l1`` is a
+polynomial of degree ``l1`` and each of ``grad Y_l2`` one of degree
+``l2 - 1``, so the same quadrature grid stays exact. It costs three
+syntheses per input instead of one. Inputs whose parities differ from
+``(-1)^l`` need nothing special: the coupling tensors do not depend on
+parity, and the instruction list (validated by ``TensorProduct``) decides
+which blocks meet.
+
+Weight forms
+------------
+``'factorized'`` (the Gaunt form of Luo et al.): per-path weights are *not*
+realizable by a single function product; what is realizable is a weight per
+(input-1 block, channel) ``a[i1, u]``, per (input-2 block, input-2 channel)
+``b[i2, v]`` and per (output block, channel) ``c[k, u]``::
+
+    out[k, u] = nu_k c[k, u] sum_{paths (i1, i2) -> k} a[i1, u] b[i2, v] (x1[i1, u] (x) x2[i2, v])_Gaunt
+
+This equals the ``cg`` tensor product with per-path weights
+``W[path][u, v] = a[i1, u] b[i2, v] c[k, u] nu_k g(path) / path_weight``
+(:meth:`GauntFamilyBackend.to_path_weights`). ``nu_k`` gives each output
+component unit variance (``'component'``) for unit-variance inputs; the
+instructions' ``path_weight`` values are not used in this form.
+
+``'path'``: the weights and coefficients of the ``TensorProduct`` instructions
+(e3nn's layout), reproduced exactly; each path is then its own product
+(fast when each output block has one path, as in the MACE/NequIP edge
+tensor product; slow for "many paths into one output").
+
+``'auto'`` (default): ``'path'`` when that costs no more products than
+``'factorized'`` (every output block fed by a single path), otherwise
+``'factorized'``. The choice is in ``backend.weight_form``.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import torch
+
+from ..o3 import Irreps, sphere_grid, spherical_harmonics
+from ..o3._wigner import _wigner_3j_np
+from ._constants import ConstantsModule
+
+EVEN, ODD = 0, 1
+MODES = ("uvu", "uuu")
+WEIGHT_FORMS = ("auto", "factorized", "path")
+WEIGHT_PARTS = ("in1", "in2", "out")
+
+
+# ----------------------------------------------------------------------------
+# Harmonic fields and coupling coefficients (float64, cached)
+# ----------------------------------------------------------------------------
+def harmonic_fields(l: int, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values at unit vectors ``points [n, 3]`` of (float64):
+
+    ``Y [n, d]`` orthonormal harmonics, ``Q [n, 3, d] = rhat x grad P`` and
+    ``G [n, 3, d] = grad P`` for ``P = |r|^l Y_l(r/|r|)`` (e3nn basis, y polar).
+    """
+    v = torch.tensor(points, dtype=torch.float64, requires_grad=True)
+    Y = spherical_harmonics(l, v, normalize=False, normalization="integral")
+    d = 2 * l + 1
+    G = np.zeros((len(points), 3, d))
+    if l > 0:
+        for m in range(d):
+            (g,) = torch.autograd.grad(Y[:, m].sum(), v, retain_graph=m < d - 1)
+            G[:, :, m] = g.numpy()
+    pts = np.asarray(points)
+    Q = np.cross(pts[:, :, None], G, axisa=1, axisb=1, axisc=1)
+    return Y.detach().numpy(), Q, G
+
+
+@functools.lru_cache(maxsize=None)
+def _grid_fields_cached(n_beta: int, n_alpha: int, l: int):
+    g = sphere_grid(max(0, 2 * n_beta - 2), n_beta=n_beta, n_alpha=n_alpha, dtype=torch.float64)
+    return (g.points.numpy(), g.weights.numpy()) + harmonic_fields(l, g.points.numpy())
+
+
+@functools.lru_cache(maxsize=None)
+def coupling(l1: int, l2: int, l3: int, kind: int) -> tuple[np.ndarray, float]:
+    """Coupling tensor ``T [d1, d2, d3]`` of one path and ``g`` with ``T = g * wigner_3j``.
+
+    ``kind=EVEN``: the Gaunt tensor (``int Y1 Y2 Y3``); ``kind=ODD``:
+    ``int Y3 rhat . (grad P1 x grad P2)``. Both by a quadrature exact for
+    degree ``l1 + l2 + l3``; ``g = 0`` where the coupling vanishes.
+    """
+    C = _wigner_3j_np(l1, l2, l3)
+    bl = l1 + l2 + l3
+    nb, na = (bl + 2) // 2, bl + 1
+    if not abs(l1 - l2) <= l3 <= l1 + l2 or (bl % 2 == 1) != (kind == ODD):
+        return np.zeros_like(C), 0.0
+    _, w, Y1, Q1, _ = _grid_fields_cached(nb, na, l1)
+    _, _, Y2, _, G2 = _grid_fields_cached(nb, na, l2)
+    _, _, Y3, _, _ = _grid_fields_cached(nb, na, l3)
+    if kind == EVEN:
+        T = np.einsum("n,ni,nj,nk->ijk", w, Y1, Y2, Y3)
+    else:
+        T = np.einsum("n,nci,ncj,nk->ijk", w, Q1, G2, Y3)
+    g = float((T * C).sum())
+    if abs(g) < 1e-12 * max(1.0, float(np.abs(T).max(initial=0.0))):
+        return np.zeros_like(C), 0.0
+    res = np.abs(T - g * C).max()
+    if res > 1e-9 * abs(g):  # pragma: no cover - a bug in the basis conventions
+        raise AssertionError(f"coupling ({l1},{l2},{l3}) kind {kind} is not proportional to wigner_3j (residual {res})")
+    return T, g
+
+
+def path_kind(l1: int, l2: int, l3: int) -> int:
+    return EVEN if (l1 + l2 + l3) % 2 == 0 else ODD
+
+
+# ----------------------------------------------------------------------------
+# Plan
+# ----------------------------------------------------------------------------
+class Target(NamedTuple):
+    """One output block fed by a product: ``out[k] += const * w[u] * proj_{l3}(product)``."""
+
+    k: int
+    l3: int
+    const: float
+    w_off: int | None  # offset of a [U] weight vector, or None
+
+
+class Product(NamedTuple):
+    """One function product: x1 blocks ``A`` times x2 blocks ``B`` (same mode and kind)."""
+
+    A: tuple
+    B: tuple
+    kind: int
+    mode: str
+    U: int
+    targets: tuple
+
+
+class _PathInfo(NamedTuple):
+    n: int
+    i1: int
+    i2: int
+    k: int
+    l1: int
+    l2: int
+    l3: int
+    kind: int
+    mode: str
+    U: int
+    V: int
+    g: float
+    ins: object
+
+
+def _rectangles(pairs: set, nz) -> list[tuple[tuple, tuple]]:
+    """Cover ``pairs`` (a set of (i1, i2)) by rectangles ``A x B`` such that
+    ``(A x B) restricted to nz`` is exactly the covered pairs (greedy)."""
+    B_of: dict[int, set] = {}
+    for i1, i2 in pairs:
+        B_of.setdefault(i1, set()).add(i2)
+    rects: list[tuple[list, set]] = []
+    for i1 in sorted(B_of):
+        placed = False
+        for A, B in rects:
+            newB = B | B_of[i1]
+            if all({j for j in newB if nz(a, j)} == B_of[a] for a in A + [i1]):
+                A.append(i1)
+                B |= B_of[i1]
+                placed = True
+                break
+        if not placed:
+            rects.append(([i1], set(B_of[i1])))
+    return [(tuple(A), tuple(sorted(B))) for A, B in rects]
+
+
+class GauntFamilyBackend(ConstantsModule):
+    """Base class of the ``s2grid`` and ``gaunt`` backends (backend contract of :mod:`equivar.tp`).
+
+    Subclasses implement :meth:`_build` (constants for the planned
+    products), :meth:`_synth` and :meth:`_contract`.
+
+    Parameters
+    ----------
+    irreps_in1, irreps_in2, irreps_out : Irreps
+    instructions : list of Instruction
+        Normalized instructions (``TensorProduct`` does this).
+    irrep_normalization : {'component', 'norm', 'none'}
+    path_normalization : {'element', 'path', 'none'}
+        In the ``'path'`` weight form they are already in the instructions'
+        ``path_weight``; in the ``'factorized'`` form they set ``nu_k`` (see
+        the module docstring; ``'path'`` is treated as ``'element'``, since
+        per-path factors cannot be applied inside one product; ``'none'``
+        together with irrep normalization ``'none'`` gives the raw Gaunt
+        integrals).
+    weight_form : {'auto', 'factorized', 'path'}
+    weight_parts : sequence of {'in1', 'in2', 'out'}
+        Which factors of the factorized form carry weights (default all).
+    parity_complete : bool
+        Realize odd ``l1 + l2 + l3`` paths with the vector product (default
+        True); if False they are not expressible.
+
+    Attributes
+    ----------
+    exact : bool
+        True: every expressible path is computed exactly (no approximation).
+    weight_form : str
+        ``'factorized'`` or ``'path'`` (after resolving ``'auto'``).
+    weight_numel : int
+    products : list of Product
+        The function products run per call.
+    unexpressible : dict
+        ``instruction -> reason`` for the instructions this backend cannot
+        realize (``TensorProduct`` turns them into a ``ValueError``).
+    """
+
+    exact = True
+
+    def __init__(
+        self,
+        irreps_in1,
+        irreps_in2,
+        irreps_out,
+        instructions: Sequence,
+        *,
+        irrep_normalization: str = "component",
+        path_normalization: str = "element",
+        weight_form: str = "auto",
+        weight_parts: Sequence[str] = WEIGHT_PARTS,
+        parity_complete: bool = True,
+    ) -> None:
+        super().__init__()
+        self.irreps_in1, self.irreps_in2, self.irreps_out = Irreps(irreps_in1), Irreps(irreps_in2), Irreps(irreps_out)
+        self.instructions = list(instructions)
+        if weight_form not in WEIGHT_FORMS:
+            raise ValueError(f"weight_form must be one of {WEIGHT_FORMS}, got {weight_form!r}")
+        weight_parts = tuple(weight_parts)
+        if any(p not in WEIGHT_PARTS for p in weight_parts):
+            raise ValueError(f"weight_parts must be a subset of {WEIGHT_PARTS}, got {weight_parts!r}")
+        self.irrep_normalization = irrep_normalization
+        self.path_normalization = path_normalization
+        self.parity_complete = bool(parity_complete)
+        self.weight_parts = weight_parts
+
+        # ---- per-path information and expressibility
+        self.unexpressible: dict = {}
+        paths: list[_PathInfo] = []
+        for n, ins in enumerate(self.instructions):
+            reason = self._check(ins)
+            if reason is not None:
+                self.unexpressible[tuple(ins)] = reason
+                continue
+            (m1, ir1), (m2, ir2), (mo, iro) = self.irreps_in1[ins.i_in1], self.irreps_in2[ins.i_in2], self.irreps_out[ins.i_out]
+            if m1 * m2 * mo == 0 or ins.path_weight == 0:
+                continue  # contributes nothing
+            kind = path_kind(ir1.l, ir2.l, iro.l)
+            _, g = coupling(ir1.l, ir2.l, iro.l, kind)
+            paths.append(_PathInfo(n, ins.i_in1, ins.i_in2, ins.i_out, ir1.l, ir2.l, iro.l, kind, ins.connection_mode, m1, m2, g, ins))
+        self._paths = paths
+        self.any_weight = any(p.ins.has_weight for p in paths)
+
+        fact = self._plan_factorized(paths)
+        path_ok = all(not (p.ins.has_weight and p.mode == "uvu" and p.V != 1) for p in paths)
+        if weight_form == "auto":
+            single = all(
+                len(pr.A) == 1 and len(pr.B) == 1 and sum(1 for p in paths if p.k == t.k) == 1
+                for pr in fact
+                for t in pr.targets
+            )
+            weight_form = "path" if (single and path_ok) else "factorized"
+        if weight_form == "path":
+            for p in paths:
+                if p.ins.has_weight and p.mode == "uvu" and p.V != 1:
+                    self.unexpressible[tuple(p.ins)] = (
+                        "weighted 'uvu' path with mul_in2 > 1 has per-(u, v) weights, not realizable in the 'path' "
+                        "weight form of a function product; use weight_form='factorized'"
+                    )
+            paths = [p for p in paths if tuple(p.ins) not in self.unexpressible]
+            self._paths = paths
+            self.products = self._plan_path(paths)
+            self.weight_numel = sum(math.prod(i.path_shape) for i in self.instructions if i.has_weight)
+        else:
+            self.products = fact
+        self.weight_form = weight_form
+        self._build()
+
+    # ------------------------------------------------------------------
+    def _check(self, ins) -> str | None:
+        if ins.connection_mode not in MODES:
+            return f"connection mode {ins.connection_mode!r} is not channelwise; the function product supports {MODES}"
+        (m1, ir1), (m2, ir2), (mo, iro) = self.irreps_in1[ins.i_in1], self.irreps_in2[ins.i_in2], self.irreps_out[ins.i_out]
+        kind = path_kind(ir1.l, ir2.l, iro.l)
+        if kind == ODD and not self.parity_complete:
+            return (
+                f"l1+l2+l3 = {ir1.l + ir2.l + iro.l} is odd: the Gaunt coefficient vanishes "
+                "(use parity_complete=True for the vector product)"
+            )
+        if abs(ir1.l - ir2.l) <= iro.l <= ir1.l + ir2.l and coupling(ir1.l, ir2.l, iro.l, kind)[1] == 0.0:
+            return f"the function product has no ({ir1.l}, {ir2.l}) -> {iro.l} coupling"
+        return None
+
+    def expressible(self, instruction) -> bool:
+        """Whether this backend realizes ``instruction`` (exactly), constructed or not.
+
+        See :attr:`unexpressible` / :meth:`why_not` for the reasons.
+        """
+        return self.why_not(instruction) is None
+
+    def why_not(self, instruction) -> str | None:
+        """``None`` if ``instruction`` is expressible, else the reason (a sentence)."""
+        r = self.unexpressible.get(tuple(instruction))
+        if r is not None:
+            return r
+        r = self._check(instruction)
+        if r is not None:
+            return r
+        if (
+            self.weight_form == "path"
+            and instruction.has_weight
+            and instruction.connection_mode == "uvu"
+            and self.irreps_in2[instruction.i_in2].mul != 1
+        ):
+            return "weighted 'uvu' path with mul_in2 > 1 is not realizable in the 'path' weight form"
+        return None
+
+    def resolution(self) -> dict:
+        """Grid / basis size and the band limit at which the backend is exact."""
+        return {"band_limit": getattr(self, "band_limit", None), "weight_form": self.weight_form, "products": len(self.products)}
+
+    # ------------------------------------------------------------------
+    def _nz(self, k: int, kind: int):
+        l3 = self.irreps_out[k].ir.l
+
+        def nz(i1, i2):
+            l1, l2 = self.irreps_in1[i1].ir.l, self.irreps_in2[i2].ir.l
+            return abs(l1 - l2) <= l3 <= l1 + l2 and path_kind(l1, l2, l3) == kind and coupling(l1, l2, l3, kind)[1] != 0.0
+
+        return nz
+
+    def _plan_factorized(self, paths: list[_PathInfo]) -> list[Product]:
+        irn, pn = self.irrep_normalization, self.path_normalization
+
+        def var(l, which):
+            return 1.0 / (2 * l + 1) if irn == "norm" else 1.0
+
+        # normalization nu_k
+        nu: dict[int, float] = {}
+        for k in sorted({p.k for p in paths}):
+            l3 = self.irreps_out[k].ir.l
+            ps = [p for p in paths if p.k == k]
+            if irn == "none" and pn == "none":
+                nu[k] = 1.0
+                continue
+            n_el = lambda p: p.V if p.mode == "uvu" else 1  # noqa: E731
+            Vk = sum(var(p.l1, 1) * var(p.l2, 2) * n_el(p) * p.g**2 / (2 * l3 + 1) for p in ps)
+            target = 1.0 if irn == "component" else 1.0 / (2 * l3 + 1)
+            s = target / Vk
+            if pn == "none":
+                s *= sum(var(p.l1, 1) * var(p.l2, 2) * n_el(p) for p in ps)
+            nu[k] = math.sqrt(s)
+        self._nu = nu
+
+        # weights layout: a (in1 blocks), b (in2 blocks), c (out blocks)
+        off = 0
+        self._a_off: dict[int, int] = {}
+        self._b_off: dict[int, int] = {}
+        c_off: dict[int, int] = {}
+        if self.any_weight:
+            if "in1" in self.weight_parts:
+                for i1 in sorted({p.i1 for p in paths}):
+                    self._a_off[i1] = off
+                    off += self.irreps_in1[i1].mul
+            if "in2" in self.weight_parts:
+                for i2 in sorted({p.i2 for p in paths}):
+                    self._b_off[i2] = off
+                    m = {p.mode for p in paths if p.i2 == i2}
+                    off += self.irreps_in2[i2].mul
+            if "out" in self.weight_parts:
+                for k in sorted({p.k for p in paths}):
+                    c_off[k] = off
+                    off += self.irreps_out[k].mul
+        self.weight_numel = off
+        self._c_off = c_off
+
+        prods: dict[tuple, list] = {}
+        groups: dict[tuple, set] = {}
+        for p in paths:
+            groups.setdefault((p.k, p.kind, p.mode), set()).add((p.i1, p.i2))
+        for (k, kind, mode), pairs in sorted(groups.items()):
+            for A, B in _rectangles(pairs, self._nz(k, kind)):
+                key = (A, B, kind, mode)
+                prods.setdefault(key, []).append(Target(k, self.irreps_out[k].ir.l, nu[k], c_off.get(k)))
+        out = []
+        for (A, B, kind, mode), targets in prods.items():
+            out.append(Product(A, B, kind, mode, self.irreps_in1[A[0]].mul, tuple(targets)))
+        return out
+
+    def _plan_path(self, paths: list[_PathInfo]) -> list[Product]:
+        from ._instructions import weight_offsets
+
+        offs = weight_offsets(self.instructions)
+        self._a_off, self._b_off, self._c_off = {}, {}, {}
+        prods: dict[tuple, list] = {}
+        for p in paths:
+            key = ((p.i1,), (p.i2,), p.kind, p.mode)
+            const = p.ins.path_weight / p.g
+            prods.setdefault(key, []).append(Target(p.k, p.l3, const, offs[p.n] if p.ins.has_weight else None))
+        return [Product(A, B, kind, mode, self.irreps_in1[A[0]].mul, tuple(t)) for (A, B, kind, mode), t in prods.items()]
+
+    # ------------------------------------------------------------------
+    def to_path_weights(self, weight: torch.Tensor) -> torch.Tensor:
+        """Per-path weights (``TensorProduct``/e3nn layout) giving the same output with the ``cg`` backend.
+
+        Parameters
+        ----------
+        weight : Tensor ``[..., weight_numel]``
+            Weights in this backend's form.
+
+        Returns
+        -------
+        Tensor ``[..., sum(prod(path_shape))]`` over the weighted instructions,
+        same dtype and device.
+
+        Raises
+        ------
+        ValueError
+            Wrong last dimension, or (factorized form) an expressible path
+            without ``has_weight`` or with ``path_weight == 0``: its fixed
+            coefficient cannot carry the factorized weight.
+        """
+        if weight.shape[-1:] != (self.weight_numel,):
+            raise ValueError(f"weight must have shape [..., {self.weight_numel}], got {tuple(weight.shape)}")
+        if self.weight_form == "path":
+            return weight
+        batch = weight.shape[:-1]
+        by_n = {p.n: p for p in self._paths}
+        pieces = []
+        for n, ins in enumerate(self.instructions):
+            if not ins.has_weight:
+                if n in by_n:
+                    raise ValueError(f"instruction {n} has no weight; the factorized form cannot be mapped onto it")
+                continue
+            U, V = ins.path_shape[0], (ins.path_shape[1] if len(ins.path_shape) > 1 else None)
+            if n not in by_n:
+                pieces.append(weight.new_zeros(batch + (math.prod(ins.path_shape),)))
+                continue
+            p = by_n[n]
+            if ins.path_weight == 0:
+                raise ValueError(f"instruction {n} has path_weight 0")
+            s = self._nu[p.k] * p.g / ins.path_weight
+            one = weight.new_ones(batch + (U,))
+            a = weight[..., self._a_off[p.i1] : self._a_off[p.i1] + U] if p.i1 in self._a_off else one
+            c = weight[..., self._c_off[p.k] : self._c_off[p.k] + U] if p.k in self._c_off else one
+            nb = self.irreps_in2[p.i2].mul
+            b = weight[..., self._b_off[p.i2] : self._b_off[p.i2] + nb] if p.i2 in self._b_off else weight.new_ones(batch + (nb,))
+            if ins.connection_mode == "uvu":
+                w = (a * c).unsqueeze(-1) * b.unsqueeze(-2) * s
+            else:  # uuu
+                w = a * b * c * s
+            pieces.append(w.reshape(batch + (-1,)))
+        if not pieces:
+            return weight.new_zeros(batch + (0,))
+        return torch.cat(pieces, dim=-1)
+
+    # ------------------------------------------------------------------
+    def _build(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _synth(self, side: int, blocks: tuple, kind: int, X: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def _contract(self, index: int, F1: torch.Tensor, F2: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def _col_scale(self, pr: Product) -> np.ndarray:
+        """Constant factor per projected column (``const`` of each target, repeated ``2 l3 + 1`` times)."""
+        return np.concatenate([np.full(2 * t.l3 + 1, t.const) for t in pr.targets])
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``x1 [Z, dim1]``, ``x2 [Z, dim2]``, ``weight [weight_numel]`` or ``[Z, weight_numel]`` -> ``[Z, dim_out]``."""
+        Z = x1.shape[0]
+        shared = weight.dim() <= 1
+
+        def w(off, size):
+            v = weight[..., off : off + size]
+            return v.reshape(1, size, 1) if shared else v.reshape(Z, size, 1)
+
+        s1, s2 = self.irreps_in1.slices(), self.irreps_in2.slices()
+
+        def blk1(i):
+            mul, ir = self.irreps_in1[i]
+            x = x1[:, s1[i]].reshape(Z, mul, ir.dim)
+            return x * w(self._a_off[i], mul) if i in self._a_off else x
+
+        def blk2(i, mode):
+            mul, ir = self.irreps_in2[i]
+            x = x2[:, s2[i]].reshape(Z, mul, ir.dim)
+            if i in self._b_off:
+                x = x * w(self._b_off[i], mul)
+            return x.sum(1, keepdim=True) if mode == "uvu" and mul != 1 else x
+
+        cache: dict = {}
+        outs: list[list[torch.Tensor]] = [[] for _ in self.irreps_out]
+        for idx, pr in enumerate(self.products):
+            k1 = (1, pr.A, pr.kind)
+            if k1 not in cache:
+                X = torch.cat([blk1(i) for i in pr.A], -1) if len(pr.A) > 1 else blk1(pr.A[0])
+                cache[k1] = self._synth(1, pr.A, pr.kind, X)
+            k2 = (2, pr.B, pr.kind, pr.mode)
+            if k2 not in cache:
+                X = torch.cat([blk2(i, pr.mode) for i in pr.B], -1) if len(pr.B) > 1 else blk2(pr.B[0], pr.mode)
+                cache[k2] = self._synth(2, pr.B, pr.kind, X)
+            Y = self._contract(idx, cache[k1], cache[k2])  # [Z, U, sum d3]
+            col = 0
+            for t in pr.targets:
+                d3 = 2 * t.l3 + 1
+                y = Y[..., col : col + d3] if len(pr.targets) > 1 else Y
+                col += d3
+                if t.w_off is not None:
+                    y = y * w(t.w_off, pr.U)
+                outs[t.k].append(y)
+        pieces = []
+        for (mul, ir), ys in zip(self.irreps_out, outs):
+            if ys:
+                acc = ys[0]
+                for y in ys[1:]:
+                    acc = acc + y
+                pieces.append(acc.reshape(Z, mul * ir.dim))
+            elif mul * ir.dim > 0:
+                pieces.append(x1.new_zeros(Z, mul * ir.dim))
+        if not pieces:
+            return x1.new_zeros(Z, 0)
+        return torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
+
+    def extra_repr(self) -> str:
+        return f"weight_form={self.weight_form!r}, products={len(self.products)}, weight_numel={self.weight_numel}"
+
+
+def block_rows(irreps: Irreps, blocks: Sequence[int]) -> list[int]:
+    """Degrees ``l`` of the listed blocks, in order (one entry per block)."""
+    return [irreps[i].ir.l for i in blocks]
