@@ -1,1 +1,18 @@
-"""equivar.models"""
+"""Complete models built from ``equivar.nn`` and ``equivar.tp``.
+
+Potentials follow the interface of ``docs/contracts.md``:
+``model(batch, compute_forces=True, compute_stress=False) -> dict`` with
+``energy [G]`` (eV), ``node_energy [N]``, ``forces [N, 3]`` (eV/Å) and, on
+request, ``stress [G, 3, 3]`` (eV/Å^3) and ``virials [G, 3, 3]`` (eV);
+``model.hparams`` rebuilds the model through :func:`build_model`.
+
+- :class:`MACE` (``'mace'``): Batatia et al., NeurIPS 2022, with the Facet
+  options (spline radial functions, spherical-grid MLP self-interaction).
+"""
+from ._blocks import InteractionBlock, ProductBlock
+from ._mace import MACE
+from ._registry import available_models, build_model, register_model
+
+register_model("mace", MACE)
+
+__all__ = ["MACE", "InteractionBlock", "ProductBlock", "available_models", "build_model", "register_model"]

@@ -11,10 +11,11 @@ from typing import Sequence
 
 import torch
 
+from ._constants import ExactConstants
 from ._mlp import MLP
 
 
-class BesselBasis(torch.nn.Module):
+class BesselBasis(ExactConstants):
     r"""Radial Bessel basis ``sqrt(2/r_max) sin(n pi r / r_max) / r``, ``n = 1..num_basis``.
 
     Parameters
@@ -42,11 +43,11 @@ class BesselBasis(torch.nn.Module):
             raise ValueError(f"num_basis must be >= 1, got {num_basis!r}")
         self.r_max = float(r_max)
         self.num_basis = int(num_basis)
-        freq = math.pi / r_max * torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype())
+        freq = math.pi / r_max * torch.arange(1, num_basis + 1, dtype=torch.float64)
         if trainable:
-            self.freq = torch.nn.Parameter(freq)
+            self.freq = torch.nn.Parameter(freq.to(torch.get_default_dtype()))
         else:
-            self.register_buffer("freq", freq)
+            self.register_constant("freq", freq)
         self.prefactor = math.sqrt(2.0 / r_max)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:

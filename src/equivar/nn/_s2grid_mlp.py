@@ -13,10 +13,11 @@ import math
 import torch
 
 from ..o3 import Irreps, sphere_grid, spherical_harmonics
+from ._constants import ExactConstants
 from ._mlp import MLP
 
 
-class S2GridMLP(torch.nn.Module):
+class S2GridMLP(ExactConstants):
     r"""Channel-mixing MLP applied pointwise on a spherical grid.
 
     Each channel ``c`` of ``x`` (one copy of each per-channel irrep of
@@ -56,7 +57,7 @@ class S2GridMLP(torch.nn.Module):
         Degree up to which the grid quadrature is exact (default
         ``4 L + 10``, ``L`` the largest input/output degree: 128 points and
         ~1e-7 relative equivariance error for ``L = 1``, below float32
-        resolution).
+        resolution; 0 when all degrees are 0, where the grid is exact).
     act : str
         MLP activation (default ``'silu'``).
 
@@ -74,7 +75,7 @@ class S2GridMLP(torch.nn.Module):
         self.c_in, ls_in = self._check(self.irreps_in)
         self.c_out, ls_out = self._check(self.irreps_out)
         L = max(ls_in + ls_out)
-        self.band_limit = int(band_limit) if band_limit is not None else 4 * L + 10
+        self.band_limit = int(band_limit) if band_limit is not None else (4 * L + 10 if L > 0 else 0)
         n_alpha = self.band_limit + 1
         n_alpha += n_alpha % 2
         g = sphere_grid(self.band_limit, n_alpha=n_alpha, dtype=torch.float64)
@@ -84,9 +85,8 @@ class S2GridMLP(torch.nn.Module):
         d_in, d_out = Yin.shape[1], Yout.shape[1]
         to_grid = Yin.T * math.sqrt(4 * math.pi / d_in)  # [D_in, G]
         from_grid = (g.weights[:, None] * Yout) * math.sqrt(d_out / (4 * math.pi))  # [G, D_out]
-        dt = torch.get_default_dtype()
-        self.register_buffer("to_grid", to_grid.to(dt), persistent=False)
-        self.register_buffer("from_grid", from_grid.to(dt), persistent=False)
+        self.register_constant("to_grid", to_grid)
+        self.register_constant("from_grid", from_grid)
         hidden = (self.c_in,) if hidden is None else tuple(hidden)
         self.mlp = MLP([self.c_in, *hidden, self.c_out], act=act)
         self._dims_in = [ir.dim for _, ir in self.irreps_in]

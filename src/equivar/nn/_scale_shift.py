@@ -5,6 +5,8 @@ from typing import Sequence
 
 import torch
 
+from ._constants import ExactConstants
+
 
 def _element_index(node_attrs: torch.Tensor, num_elements: int) -> torch.Tensor:
     if node_attrs.dtype.is_floating_point:
@@ -14,7 +16,7 @@ def _element_index(node_attrs: torch.Tensor, num_elements: int) -> torch.Tensor:
     return node_attrs.long()
 
 
-class AtomicEnergies(torch.nn.Module):
+class AtomicEnergies(ExactConstants):
     r"""Per-element reference energies ``E0[z]`` (eV), a fixed buffer.
 
     Parameters
@@ -28,7 +30,7 @@ class AtomicEnergies(torch.nn.Module):
 
     def __init__(self, atomic_energies: Sequence[float]):
         super().__init__()
-        self.register_buffer("atomic_energies", torch.as_tensor(list(atomic_energies), dtype=torch.get_default_dtype()))
+        self.register_constant("atomic_energies", torch.as_tensor(list(atomic_energies), dtype=torch.float64), persistent=True)
 
     def forward(self, node_attrs: torch.Tensor) -> torch.Tensor:
         if node_attrs.dtype.is_floating_point:
@@ -39,11 +41,11 @@ class AtomicEnergies(torch.nn.Module):
         return f"E0s={[round(float(v), 6) for v in self.atomic_energies]}"
 
 
-class ScaleShift(torch.nn.Module):
+class ScaleShift(ExactConstants):
     r"""``y * scale + shift``, scalars or one value per element (fixed buffers).
 
     MACE's ``ScaleShiftBlock``: ``scale`` is typically the RMS of the
-    training forces (eV/Å times Å = eV) and ``shift`` the mean per-atom
+    training forces (eV) and ``shift`` the mean per-atom
     interaction energy (eV). Note a nonzero ``shift`` is added to every
     atom, isolated ones included; fold it into the E0s to keep an isolated
     atom's energy equal to its E0.
@@ -58,9 +60,8 @@ class ScaleShift(torch.nn.Module):
 
     def __init__(self, scale=1.0, shift=0.0):
         super().__init__()
-        dt = torch.get_default_dtype()
-        self.register_buffer("scale", torch.as_tensor(scale, dtype=dt).clone())
-        self.register_buffer("shift", torch.as_tensor(shift, dtype=dt).clone())
+        self.register_constant("scale", torch.as_tensor(scale, dtype=torch.float64), persistent=True)
+        self.register_constant("shift", torch.as_tensor(shift, dtype=torch.float64), persistent=True)
 
     def forward(self, y: torch.Tensor, node_attrs: torch.Tensor | None = None) -> torch.Tensor:
         scale, shift = self.scale, self.shift

@@ -61,7 +61,12 @@ class SplineRadial(torch.nn.Module):
         coef = torch.randn(init_basis, num_out, generator=gen, dtype=torch.float64) / init_basis**0.5
         self.values = torch.nn.Parameter((basis @ coef).to(torch.get_default_dtype()))  # [K+3, num_out]
 
-    def forward(self, r: torch.Tensor) -> torch.Tensor:
+    def blend(self, r: torch.Tensor) -> torch.Tensor:
+        """Cutoff-weighted blending matrix ``[E, num_knots + 3]`` (4 nonzeros per row).
+
+        ``forward(r) == blend(r) @ values``; layers sharing ``r_max``,
+        ``num_knots`` and ``p`` can share one ``blend(r)``.
+        """
         if r.dim() > 1 and r.shape[-1] == 1:
             r = r.squeeze(-1)
         t = (r / self.h).clamp(min=0.0)
@@ -70,11 +75,12 @@ class SplineRadial(torch.nn.Module):
         u2 = u * u
         u3 = u2 * u
         w = torch.cat([(1 - u) ** 3, 3 * u3 - 6 * u2 + 4, -3 * u3 + 3 * u2 + 3 * u + 1, u3], dim=-1) / 6.0  # [E, 4]
+        w = w * self.cutoff(r).unsqueeze(-1)
         idx = i.long().unsqueeze(-1) + torch.arange(4, device=r.device)  # [E, 4]
-        # sparse [E, K+3] blending matrix times the control values: one dense matmul
-        W = torch.zeros(r.shape + (self.num_knots + 3,), dtype=w.dtype, device=w.device).scatter(-1, idx, w)
-        out = W @ self.values
-        return out * self.cutoff(r).unsqueeze(-1)
+        return torch.zeros(r.shape + (self.num_knots + 3,), dtype=w.dtype, device=w.device).scatter(-1, idx, w)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return self.blend(r) @ self.values
 
     def extra_repr(self) -> str:
         return f"r_max={self.r_max}, num_out={self.num_out}, num_knots={self.num_knots}"

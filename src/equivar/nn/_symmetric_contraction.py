@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..o3 import Irrep, Irreps
+from ._constants import ExactConstants
 from ._symmetric_basis import multiplicities, sorted_monomials, symmetric_contraction_basis
 
 
@@ -17,7 +18,7 @@ def _channel_irreps(irreps: Irreps) -> tuple[int, Irreps]:
     return muls.pop(), Irreps([(1, ir) for _, ir in irreps])
 
 
-class SymmetricContraction(torch.nn.Module):
+class SymmetricContraction(ExactConstants):
     r"""Channelwise product basis up to correlation order ``nu`` with element-dependent weights.
 
     For every node ``b`` with element ``e_b``, channel ``c`` and output irrep
@@ -142,20 +143,23 @@ class SymmetricContraction(torch.nn.Module):
             u = vals[:, :, cols]  # [K, d_o, J_nu]
             K = u.shape[0]
             name = f"_U_{o}_{nu}"
-            self.register_buffer(name, torch.tensor(u.reshape(K, -1), dtype=torch.get_default_dtype()), persistent=False)
+            self.register_constant(name, u.reshape(K, -1))
             self.weights.append(torch.nn.Parameter(torch.randn(self.num_elements, K, C) / K))
             self._paths.append((o, nu, K, name))
         self._offs = offs
         self.num_paths = {(o, nu): K for o, nu, K, _ in self._paths}
 
-    def _monomials(self, xc: torch.Tensor) -> torch.Tensor:
-        """``xc [N, C, D] -> [N, C, J]`` used monomials of all orders."""
-        m = xc.index_select(-1, self._first) if self._first.numel() != self.D else xc
-        outs = [m.index_select(-1, self._sel1)]
+    def _monomials(self, xt: torch.Tensor) -> torch.Tensor:
+        """``xt [D, B]`` (component-major) -> ``[J, B]`` used monomials of all orders.
+
+        Component-major layout makes every gather a contiguous row copy.
+        """
+        m = xt.index_select(0, self._first) if self._first.numel() != self.D else xt
+        outs = [m.index_select(0, self._sel1)]
         for nu in range(2, self.correlation + 1):
-            m = m.index_select(-1, getattr(self, f"_pre{nu}")) * xc.index_select(-1, getattr(self, f"_last{nu}"))
-            outs.append(m.index_select(-1, getattr(self, f"_sel{nu}")))
-        return torch.cat(outs, -1)
+            m = m.index_select(0, getattr(self, f"_pre{nu}")) * xt.index_select(0, getattr(self, f"_last{nu}"))
+            outs.append(m.index_select(0, getattr(self, f"_sel{nu}")))
+        return torch.cat(outs, 0)
 
     def coefficients(self) -> torch.Tensor:
         """Per-element contraction tensor ``[E, C, d_tot, J]`` (weights times basis)."""
@@ -182,9 +186,11 @@ class SymmetricContraction(torch.nn.Module):
         if x.dim() != 2 or x.shape[-1] != self.irreps_in.dim:
             raise ValueError(f"SymmetricContraction: x must be [N, {self.irreps_in.dim}] ({self.irreps_in}), got {tuple(x.shape)}")
         N, C, E = x.shape[0], self.channels, self.num_elements
-        # mul_ir -> [N, C, D]
-        xc = torch.cat([x[:, s].reshape(N, C, ir.dim) for s, (_, ir) in zip(self.irreps_in.slices(), self.irreps_in)], -1)
-        mono = self._monomials(xc)  # [N, C, J]
+        # mul_ir -> component-major [D, N, C]
+        xt = torch.cat(
+            [x[:, s].reshape(N, C, ir.dim).permute(2, 0, 1) for s, (_, ir) in zip(self.irreps_in.slices(), self.irreps_in)], 0
+        )
+        mono = self._monomials(xt.reshape(self.D, N * C)).view(self.J, N, C).permute(2, 0, 1)  # [C, J, N]
         M = self.coefficients()  # [E, C, d, J]
         if node_attrs.dtype in (torch.long, torch.int32, torch.int64):
             idx = node_attrs.long()
@@ -196,13 +202,13 @@ class SymmetricContraction(torch.nn.Module):
             idx = None
         if onehot is not None and E <= 8:
             Mb = M.permute(1, 0, 2, 3).reshape(C, E * self.d_tot, self.J)
-            y = torch.bmm(Mb, mono.permute(1, 2, 0))  # [C, E*d, N]
-            y = y.view(C, E, self.d_tot, N)
-            y = torch.einsum("cedn,ne->ncd", y, onehot.to(y.dtype))
+            y = torch.bmm(Mb, mono)  # [C, E*d, N]
+            y = (y.view(C, E, self.d_tot, N) * onehot.t().to(y.dtype)[None, :, None, :]).sum(1)  # [C, d, N]
+            y = y.permute(2, 0, 1)  # [N, C, d]
         else:
             if idx is None:
                 idx = onehot.argmax(-1)
-            y = torch.einsum("ncdj,ncj->ncd", M[idx], mono)
+            y = torch.einsum("ncdj,cjn->ncd", M[idx], mono)
         # [N, C, d_tot] -> mul_ir blocks
         outs, i = [], 0
         for d in self.d_outs:
