@@ -123,24 +123,101 @@ def _sh_reference(lmax: int, v: torch.Tensor, normalize: bool) -> torch.Tensor:
     return torch.stack(_sh_rows(lmax, x, y, z, r2), dim=-1)
 
 
+@functools.lru_cache(maxsize=None)
+def _fast_plan(lmax: int):
+    """Index plan of the vectorised forward: per l the recurrence coefficient
+    vectors over m, and the gather indices combining P~_l^|m| with c_m / s_m."""
+    diag, rec = _coefficients(lmax)
+    coef = []
+    for l in range(lmax + 1):
+        if l >= 2:
+            a = [rec[(l, m)][0] for m in range(l - 1)]
+            b = [rec[(l, m)][1] for m in range(l - 1)]
+        else:
+            a, b = [], []
+        top = rec[(l, l - 1)][0] * diag[l - 1] if l >= 1 else None
+        coef.append((a, b, top, diag[l]))
+    # P layout: block l holds m = 0..l at offset l(l+1)/2; CS layout: [s_L..s_1, 1, c_1..c_L]
+    pidx, cidx = [], []
+    for l in range(lmax + 1):
+        for m in range(-l, l + 1):
+            pidx.append(l * (l + 1) // 2 + abs(m))
+            cidx.append(lmax + m)
+    return coef, pidx, cidx
+
+
+_PLAN_TENSORS: dict = {}
+
+
+def _plan_tensors(lmax: int, dtype, device):
+    key = (lmax, dtype, device)
+    if key not in _PLAN_TENSORS:
+        coef, pidx, cidx = _fast_plan(lmax)
+        tens = [
+            (torch.tensor(a, dtype=dtype, device=device)[:, None], torch.tensor(b, dtype=dtype, device=device)[:, None], top, d)
+            for a, b, top, d in coef
+        ]
+        _PLAN_TENSORS[key] = (
+            tens,
+            torch.tensor(pidx, dtype=torch.long, device=device),
+            torch.tensor(cidx, dtype=torch.long, device=device),
+        )
+    return _PLAN_TENSORS[key]
+
+
 def _sh_forward_fast(lmax: int, v: torch.Tensor, normalize: bool) -> torch.Tensor:
-    """No-autograd forward ``[N, (lmax+1)^2]`` written row by row into a ``[D, N]`` buffer."""
+    """No-autograd forward ``[N, (lmax+1)^2]``, vectorised over m.
+
+    The Legendre recurrence runs once per l on ``[N, l+1]`` blocks; the
+    azimuthal parts ``(X + iY)^m`` come from one cumulative product; the
+    output is one gather-multiply, written contiguously.
+    """
     with torch.no_grad():
-        ok = None
+        N = v.shape[0]
+        vt = v.t().contiguous()  # [3, N]: component-major rows are contiguous
+        r2 = None
+        bad = None
         if normalize:
-            v, _, ok = _unit(v)
-            r2: torch.Tensor | float = 1.0
-        vt = v.t().contiguous()
-        x, y, z = vt[0], vt[1], vt[2]
-        if not normalize:
-            r2 = x * x + y * y + z * z
-        out = v.new_empty(((lmax + 1) ** 2, v.shape[0]))
-        _sh_rows(lmax, x, y, z, r2, out=out)
-        if ok is not None and lmax > 0:
-            bad = ~ok.squeeze(-1)
-            if bool(bad.any()):
-                out[1:, bad] = 0.0
-        return out.t().contiguous()
+            n2 = vt[0] * vt[0]
+            n2.addcmul_(vt[1], vt[1]).addcmul_(vt[2], vt[2])
+            tiny = torch.finfo(v.dtype).tiny ** 0.5
+            inv = n2.rsqrt_()
+            bad = ~(inv < 1 / tiny)  # zero (or denormal) vectors, also catches inf
+            vt.mul_(inv)
+            if lmax > 0 and bool(bad.any()):
+                vt[:, bad] = 0.0
+            else:
+                bad = None
+        else:
+            r2 = (vt * vt).sum(0, keepdim=True)
+        X_, Y_, Z_ = vt[2:3], vt[0:1], vt[1:2]  # polar axis is e3nn's y
+        tens, pidx, cidx = _plan_tensors(lmax, v.dtype, v.device)
+        blocks = [v.new_full((1, N), tens[0][3])]
+        for l in range(1, lmax + 1):
+            a, b, top, d = tens[l]
+            parts = []
+            if l >= 2:
+                t = (Z_ * blocks[l - 1][: l - 1]).mul_(a)
+                t2 = blocks[l - 2] * b
+                if r2 is not None:
+                    t2.mul_(r2)
+                parts.append(t.sub_(t2))
+            parts.append(Z_ * top)
+            parts.append(v.new_full((1, N), d))
+            blocks.append(torch.cat(parts, dim=0))
+        P = torch.cat(blocks, dim=0)  # [K, N]
+        if lmax > 0:
+            c, s = [X_], [Y_]
+            for m in range(1, lmax):
+                c.append(X_ * c[-1] - Y_ * s[-1])
+                s.append(X_ * s[-1] + Y_ * c[-2])
+            CS = torch.cat(s[::-1] + [v.new_ones(1, N)] + c, dim=0)  # [2L+1, N]
+            out = P.index_select(0, pidx).mul_(CS.index_select(0, cidx))
+        else:
+            out = P
+        if bad is not None:
+            out[1:, bad] = 0.0
+        return out.t()
 
 
 @functools.lru_cache(maxsize=None)
@@ -169,24 +246,37 @@ _TABLES: dict = {}
 
 
 def _grad_table(l: int, dtype, device) -> torch.Tensor:
-    """``[2l+1, 3 (2l-1)]`` so that ``g_l @ T`` gives the three directional terms."""
+    """``[3 (2l-1), 2l+1]`` so that ``T @ g_l`` gives the three directional terms."""
     key = (l, dtype, device)
     if key not in _TABLES:
-        M = _derivative_table(l)
-        _TABLES[key] = M.permute(1, 0, 2).reshape(2 * l + 1, 3 * (2 * l - 1)).to(dtype=dtype, device=device)
+        M = _derivative_table(l)  # [3, 2l+1, 2l-1]
+        _TABLES[key] = M.permute(0, 2, 1).reshape(3 * (2 * l - 1), 2 * l + 1).to(dtype=dtype, device=device).contiguous()
     return _TABLES[key]
 
 
 def _sh_backward(g: torch.Tensor, v: torch.Tensor, Y: torch.Tensor, lmax: int, normalize: bool) -> torch.Tensor:
-    """``d(sum g * Y)/dv`` from the harmonics of one degree lower (differentiable ops only)."""
-    ghat = g.new_zeros(g.shape[0], 3)
+    """``d(sum g * Y)/dv`` from the harmonics of one degree lower (differentiable ops only).
+
+    Works component-major (``[D, N]``) so every product is a contiguous GEMM
+    or row operation.
+    """
+    gT = g.t().contiguous()
+    YT = Y.t()
+    N = g.shape[0]
+    ghat = None
     for l in range(1, lmax + 1):
-        H = (g[:, l * l : (l + 1) ** 2] @ _grad_table(l, g.dtype, g.device)).view(-1, 3, 2 * l - 1)
-        ghat = ghat + (H * Y[:, None, (l - 1) ** 2 : l * l]).sum(-1)
-    if not normalize:
-        return ghat
-    u, inv, _ = _unit(v)
-    return (ghat - (ghat * u).sum(-1, keepdim=True) * u) * inv
+        H = (_grad_table(l, g.dtype, g.device) @ gT[l * l : (l + 1) ** 2]).view(3, 2 * l - 1, N)
+        term = (H * YT[None, (l - 1) ** 2 : l * l]).sum(1)
+        ghat = term if ghat is None else ghat + term
+    if normalize:
+        vt = v.t()
+        n2 = (vt * vt).sum(0, keepdim=True)
+        tiny = torch.finfo(v.dtype).tiny ** 0.5
+        ok = n2 > tiny
+        inv = torch.where(ok, torch.rsqrt(torch.where(ok, n2, torch.ones_like(n2))), torch.zeros_like(n2))
+        u = vt * inv
+        ghat = (ghat - (ghat * u).sum(0, keepdim=True) * u) * inv
+    return ghat.t().contiguous()
 
 
 class _SphericalHarmonics(torch.autograd.Function):
