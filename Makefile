@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -x --durations=15 tests
+	$(PY) -m pytest -q -x --durations=20 --timeout=1200 tests
 
 demo: $(STAMP)
 	$(PY) -m equivar demo
