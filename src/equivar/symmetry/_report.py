@@ -1,0 +1,146 @@
+"""A full audit: group errors + orbit sweeps + plots + JSON report."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Sequence
+
+from . import _plots
+from ._errors import GroupErrors, equivariance_errors
+from ._subject import Subject
+from ._sweeps import AxisSweep, DiscSweep, axis_sweep, disc_sweep
+
+DEFAULT_GROUPS = ("SO3", "O3", "translations", "permutations", "SO2(z)", "Oh", "D4(z)")
+
+
+@dataclasses.dataclass
+class AuditReport:
+    """Result of :func:`run_audit`.
+
+    ``errors`` ``{group: GroupErrors}``; ``sweep`` / ``improper_sweep``
+    (:class:`AxisSweep` or None); ``disc`` (:class:`DiscSweep` or None);
+    ``files`` (paths written); ``meta`` (free-form, JSON-able).
+    """
+
+    errors: dict
+    sweep: AxisSweep | None
+    improper_sweep: AxisSweep | None
+    disc: DiscSweep | None
+    files: list
+    meta: dict
+
+    def to_dict(self) -> dict:
+        return {
+            "meta": self.meta,
+            "groups": {g: e.to_dict() for g, e in self.errors.items()},
+            "sweep": self.sweep.to_dict() if self.sweep else None,
+            "improper_sweep": self.improper_sweep.to_dict() if self.improper_sweep else None,
+            "disc": self.disc.to_dict() if self.disc else None,
+            "files": [os.path.basename(f) for f in self.files],
+        }
+
+    def summary(self) -> str:
+        """A short table: aggregate / max relative error per group and output."""
+        lines = [f"{'group':<14} {'output':<10} {'aggregate':>10} {'max':>10}  worst element"]
+        for g, e in self.errors.items():
+            d = e.to_dict()["outputs"]
+            for k, v in d.items():
+                lines.append(f"{g:<14} {k:<10} {v['aggregate']:>10.2e} {v['max']:>10.2e}  {v['worst_element']}")
+        if self.sweep is not None:
+            for k in self.sweep.error:
+                m = self.sweep.mean("error", k)
+                worst = [f"{ax}: {math.degrees(float(self.sweep.angles[int(m[i].argmax())])):.0f} deg"
+                         for i, ax in enumerate(self.sweep.axes)]
+                lines.append(f"sweep {k}: largest mean error at " + ", ".join(worst))
+        return "\n".join(lines)
+
+
+def run_audit(subject: Subject, out_dir: str | None = None, *, groups: Sequence = DEFAULT_GROUPS,
+              n_elements: int = 8, n_angles: int = 72, sweep_axes: Sequence = ("x", "y", "z"),
+              improper_sweep: bool = True, disc_angles: Sequence[float] | None = (45, 90, 135, 180),
+              disc_resolution: int = 15, seed: int = 0, prefix: str = "", meta: dict | None = None) -> AuditReport:
+    """Audit ``subject``: errors per group, NERO orbit sweeps, SO(3) discs; plots and JSON.
+
+    Parameters
+    ----------
+    subject : Subject
+    out_dir : str, optional
+        When given, writes ``{prefix}groups.png``, ``{prefix}sweep_{metric}_{output}.png``
+        (metric: error, consensus, and task when labels exist),
+        ``{prefix}sweep_improper_error_{output}.png``,
+        ``{prefix}disc_{metric}_{output}.png`` and ``{prefix}audit.json``.
+    groups : group names (see :func:`equivar.symmetry.get_group`); groups that
+        do not apply (permutations without node-typed inputs, translations
+        without a ``positions`` input) are skipped and listed in
+        ``meta['skipped_groups']``.
+    n_elements, seed : sampled elements per continuous group, and the seed.
+    n_angles : angles per sweep axis (a multiple of 4 keeps 90 degrees on the grid).
+    disc_angles : rotation angles (degrees) for the SO(3) discs; ``None`` skips them.
+    disc_resolution : disc grid size (about ``0.785 * disc_resolution**2`` axes).
+
+    Returns
+    -------
+    AuditReport
+    """
+    t0 = time.time()
+    meta = dict(meta or {})
+    usable, skipped = [], []
+    from ._groups import get_group
+    from ._types import norm_type
+
+    types = _leaf_types(subject.in_types)
+    has_pos = any(norm_type(t).kind == "positions" for t in types)
+    for g in groups:
+        G = get_group(g)
+        if G.acts_on == "permutation" and not subject.node_context.get("num_nodes"):
+            skipped.append(G.name)
+        elif G.acts_on == "translation" and not has_pos:
+            skipped.append(G.name)
+        else:
+            usable.append(G)
+    errors = equivariance_errors(subject, usable, n_elements=n_elements, seed=seed)
+    sweep = axis_sweep(subject, sweep_axes, n_angles) if n_angles else None
+    isweep = axis_sweep(subject, sweep_axes, n_angles, improper=True) if (n_angles and improper_sweep) else None
+    disc = disc_sweep(subject, disc_angles, disc_resolution) if disc_angles else None
+    meta.update({"skipped_groups": skipped, "num_samples": subject.num_samples, "dtype": str(subject.dtype),
+                 "seconds": round(time.time() - t0, 3), "has_labels": bool(subject.labels)})
+    report = AuditReport(errors, sweep, isweep, disc, [], meta)
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        p = lambda name: os.path.join(out_dir, prefix + name)  # noqa: E731
+        files = [_plots.plot_group_bars(errors, p("groups.png"))] if errors else []
+        metrics = ["error", "consensus"] + (["task"] if subject.labels else [])
+        for k in subject.out_types:
+            if sweep is not None:
+                for m in metrics:
+                    if k in getattr(sweep, m):
+                        files.append(_plots.plot_axis_sweep(sweep, k, m, p(f"sweep_{m}_{k}.png")))
+            if isweep is not None:
+                files.append(_plots.plot_axis_sweep(isweep, k, "error", p(f"sweep_improper_error_{k}.png")))
+            if disc is not None:
+                for m in ("error", "consensus"):
+                    files.append(_plots.plot_disc_sweep(disc, k, m, p(f"disc_{m}_{k}.png")))
+        report.files = files
+        path = p("audit.json")
+        report.files.append(path)
+        with open(path, "w") as f:
+            json.dump(report.to_dict(), f, indent=1)
+    return report
+
+
+def _leaf_types(types) -> list:
+    out = []
+    for t in types:
+        if isinstance(t, dict):
+            out.extend(_leaf_types(list(t.values())))
+        elif isinstance(t, (list, tuple)):
+            out.extend(_leaf_types(t))
+        else:
+            out.append(t)
+    return out
+
+
+__all__ = ["AuditReport", "DEFAULT_GROUPS", "GroupErrors", "run_audit"]

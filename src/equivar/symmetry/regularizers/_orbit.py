@@ -1,0 +1,56 @@
+"""Orbit consistency: a differentiable, model-agnostic equivariance penalty.
+
+``R_G(f) = E_g sum_b |f(g x_b) - g f(x_b)|^2 / sum_b |f(x_b)|^2`` over ``n``
+sampled elements ``g`` of ``G`` (all elements, identity excluded, for a
+finite group of order <= ``n + 1``). The denominator is detached, so the
+penalty is scale-free without rewarding a large output.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from .._groups import get_group
+from .._types import act, act_all, flatten
+
+
+def sample_elements(group, n: int, generator: torch.Generator | None = None, **context):
+    """``n`` elements of ``group`` (all non-identity ones for small finite groups)."""
+    G = get_group(group)
+    if G.finite and G.order <= n + 1:
+        eye = torch.eye(3, dtype=torch.float64)
+        return [g for g in G.elements() if not torch.allclose(g.R, eye)]
+    return G.sample(n, generator, **context)
+
+
+def orbit_consistency(fn: Callable, args: Sequence, in_types: Sequence, out_types, group, *, n: int = 2,
+                      generator: torch.Generator | None = None, y=None, elements=None) -> torch.Tensor:
+    """Relative orbit-consistency penalty of ``fn`` under ``group`` (differentiable).
+
+    Parameters
+    ----------
+    fn : callable, ``fn(*args)`` with outputs of ``out_types``
+    args, in_types : inputs and their types (see :mod:`equivar.symmetry._types`)
+    group : group name or Group (rotations, translations, permutations)
+    n : sampled elements per call
+    generator : seeds the sampling
+    y : optional precomputed ``fn(*args)`` (saves a forward pass)
+    elements : optional explicit list of :class:`GroupElement`
+
+    Returns
+    -------
+    scalar tensor ``>= 0``; 0 iff ``fn`` is equivariant on the sampled elements.
+    """
+    if y is None:
+        y = fn(*args)
+    ref = flatten(y, out_types)
+    den = sum(v.detach().pow(2).sum() for v, _ in ref.values())
+    if elements is None:
+        elements = sample_elements(group, n, generator)
+    num = 0.0
+    for g in elements:
+        yg = flatten(fn(*act_all(list(args), list(in_types), g)), out_types)
+        for k, (v, t) in ref.items():
+            num = num + (yg[k][0] - act(v, t, g)).pow(2).sum()
+    return num / (len(elements) * den.clamp_min(torch.finfo(den.dtype).tiny))
