@@ -112,8 +112,9 @@ class MACE(torch.nn.Module):
         Backend options (e.g. a grid resolution).
     self_interaction : {'linear', 's2grid'}
         Channel mixing after the product: MACE's equivariant linear, or the
-        spherical-grid MLP (equivariant up to the grid's aliasing, ~1e-7
-        relative at the default ``s2grid_band_limit = 4 max_L + 10``).
+        spherical-grid MLP (equivariant up to the grid's aliasing, ~1e-6
+        relative at the default ``s2grid_band_limit = 4 max_L + 10``; see
+        :class:`~equivar.nn.S2GridMLP`).
     s2grid_band_limit : int, optional
         Grid resolution for ``'s2grid'``.
     residual_first : bool

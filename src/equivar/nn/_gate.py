@@ -62,7 +62,8 @@ class Activation(torch.nn.Module):
 class Gate(torch.nn.Module):
     r"""Gated nonlinearity (e3nn ``nn.Gate``).
 
-    Input ``[scalars | gates | gated]``; output ``[act(scalars) | act_g(gates_i) * gated_i]``,
+    Input ``[scalars | gates | gated]`` concatenated in that order (e3nn
+    sorts this concatenation; we do not); output ``[act(scalars) | act_g(gates_i) * gated_i]``,
     each gate scalar multiplying one whole irrep of ``irreps_gated``.
 
     Parameters

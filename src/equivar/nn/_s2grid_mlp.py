@@ -55,9 +55,11 @@ class S2GridMLP(ExactConstants):
         width ``C``).
     band_limit : int, optional
         Degree up to which the grid quadrature is exact (default
-        ``4 L + 10``, ``L`` the largest input/output degree: 128 points and
-        ~1e-7 relative equivariance error for ``L = 1``, below float32
-        resolution; 0 when all degrees are 0, where the grid is exact).
+        ``4 L + 10``, ``L`` the largest input/output degree; 0 when all
+        degrees are 0, where any grid is exact). For ``L = 1`` (``8x0e+8x1o``,
+        12 random initialisations) the relative equivariance error is at
+        most 1.4e-6 (median 5e-7) at the default 14 (128 points), 1.2e-7 at
+        18 (200 points) and 6e-9 at 22 (288 points).
     act : str
         MLP activation (default ``'silu'``).
 

@@ -1,0 +1,94 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from equivar.nn import SymmetricContraction, symmetric_contraction_basis
+from equivar.o3 import Irrep, Irreps, rand_matrix
+from equivar.testing import assert_equivariant
+
+# dimensions of the symmetric equivariant spaces, checked against e3nn's ReducedTensorProducts
+COUNTS = {("0e", 1): 1, ("0e", 2): 4, ("0e", 3): 8, ("1o", 2): 3, ("1o", 3): 12, ("2e", 3): 14, ("3o", 3): 15,
+          ("1e", 2): 0, ("1e", 3): 4, ("0o", 3): 0}
+
+
+@pytest.mark.parametrize("ir_out,nu", sorted(COUNTS))
+def test_basis_counts(ir_out, nu):
+    assert symmetric_contraction_basis("0e+1o+2e+3o", ir_out, nu).shape[0] == COUNTS[(ir_out, nu)]
+
+
+def test_basis_counts_match_e3nn():
+    o3 = pytest.importorskip("e3nn.o3")
+    r = o3.ReducedTensorProducts("ijk=jik=ikj", i="0e+1o+2e", filter_ir_out=["1o"])
+    assert symmetric_contraction_basis("0e+1o+2e", "1o", 3).shape[0] == r.irreps_out.count("1o")
+
+
+@pytest.mark.parametrize("ir_out,nu", [("0e", 3), ("1o", 3), ("2e", 2), ("1e", 3)])
+def test_basis_orthonormal_symmetric_equivariant(ir_out, nu):
+    irreps = Irreps("0e+1o+2e")
+    U = torch.tensor(symmetric_contraction_basis(irreps, ir_out, nu))
+    K = U.shape[0]
+    flat = U.reshape(K, -1)
+    torch.testing.assert_close(flat @ flat.T, torch.eye(K, dtype=torch.float64), atol=1e-12, rtol=0)
+    for perm in itertools.permutations(range(nu)):
+        torch.testing.assert_close(U.permute(0, 1, *[2 + p for p in perm]), U, atol=1e-12, rtol=0)
+    gen = torch.Generator().manual_seed(0)
+    for R in [rand_matrix(generator=gen, dtype=torch.float64), -rand_matrix(generator=gen, dtype=torch.float64)]:
+        Din = irreps.D_from_matrix(R)
+        Dout = Irrep(ir_out).D_from_matrix(R)
+        # f(x) = U . (x (x) ... (x) x) must satisfy f(D_in x) = D_out f(x)
+        T = U
+        for k in range(nu):
+            T = torch.movedim(torch.tensordot(T, Din, dims=([2 + k], [0])), -1, 2 + k)
+        lhs = torch.einsum("mn,kn...->km...", Dout, U)
+        torch.testing.assert_close(T, lhs, atol=1e-10, rtol=0)
+
+
+def _brute_force(sc, x, idx):
+    N, C = x.shape[0], sc.channels
+    per = sc.per_channel_in
+    xc = torch.cat([x[:, s].reshape(N, C, -1) for s in sc.irreps_in.slices()], -1)
+    outs = []
+    for o, (_, ir) in enumerate(sc.irreps_out):
+        acc = x.new_zeros(N, C, ir.dim)
+        for nu in range(1, sc.correlation + 1):
+            U = torch.tensor(symmetric_contraction_basis(per, ir, nu), dtype=x.dtype) * ir.dim**0.5
+            if U.shape[0] == 0:
+                continue
+            k = [i for i, p in enumerate(sc._paths) if p[0] == o and p[1] == nu][0]
+            T = U
+            for j in range(nu):
+                T = torch.einsum("...i,nci->nc..." if j == 0 else "nc...i,nci->nc...", T, xc)
+            acc = acc + torch.einsum("nckd,nkc->ncd", T, sc.weights[k][idx])
+        outs.append(acc.reshape(N, -1))
+    return torch.cat(outs, -1)
+
+
+@pytest.mark.parametrize("num_elements", [3, 10])  # 10 > 8 takes the gather path
+def test_contraction_matches_brute_force(num_elements, dtype, tol):
+    sc = SymmetricContraction("3x0e+3x1o+3x2e", "3x0e+3x1o", 3, num_elements).to(dtype)
+    x = Irreps("3x0e+3x1o+3x2e").randn(5, -1, dtype=dtype)
+    idx = torch.tensor([0, 1, 2, 1, 0])
+    oh = torch.nn.functional.one_hot(idx, num_elements).to(dtype)
+    ref = _brute_force(sc, x, idx)
+    t = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(sc(x, oh), ref, rtol=t, atol=t)
+    torch.testing.assert_close(sc(x, idx), ref, rtol=t, atol=t)
+
+
+def test_contraction_equivariant(dtype):
+    irreps_in, irreps_out = "4x0e+4x1o+4x2e+4x3o", "4x0e+4x1o+4x1e"
+    sc = SymmetricContraction(irreps_in, irreps_out, 3, 2).to(dtype)
+    x = Irreps(irreps_in).randn(6, -1, dtype=dtype)
+    oh = torch.nn.functional.one_hot(torch.tensor([0, 1, 1, 0, 1, 0]), 2).to(dtype)
+    assert_equivariant(lambda a, b: sc(a, b), [x, oh], [irreps_in, None], irreps_out)
+
+
+def test_contraction_zero_input_gives_zero_and_errors():
+    sc = SymmetricContraction("2x0e+2x1o", "2x0e", 2, 1)
+    assert torch.all(sc(torch.zeros(3, 8), torch.zeros(3, dtype=torch.long)) == 0)
+    with pytest.raises(ValueError, match="multiplicity"):
+        SymmetricContraction("2x0e+3x1o", "2x0e", 2, 1)
+    with pytest.raises(ValueError, match="no symmetric product"):
+        SymmetricContraction("2x0e+2x1o", "2x0o", 2, 1)
