@@ -109,7 +109,7 @@ def harmonic_fields(l: int, points: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 @functools.lru_cache(maxsize=None)
 def _grid_fields_cached(n_beta: int, n_alpha: int, l: int):
-    g = sphere_grid(max(0, 2 * n_beta - 2), n_beta=n_beta, n_alpha=n_alpha, dtype=torch.float64)
+    g = sphere_grid(max(0, min(2 * n_beta - 1, n_alpha - 1)), n_beta=n_beta, n_alpha=n_alpha, dtype=torch.float64)
     return (g.points.numpy(), g.weights.numpy()) + harmonic_fields(l, g.points.numpy())
 
 
@@ -210,7 +210,7 @@ class GauntFamilyBackend(ConstantsModule):
     """Base class of the ``s2grid`` and ``gaunt`` backends (backend contract of :mod:`equivar.tp`).
 
     Subclasses implement :meth:`_build` (constants for the planned
-    products), :meth:`_synth` and :meth:`_contract`.
+    products), :meth:`_layout` (operand row order) and :meth:`_run`.
 
     Parameters
     ----------
@@ -315,6 +315,7 @@ class GauntFamilyBackend(ConstantsModule):
             self.products = fact
         self.weight_form = weight_form
         self._build()
+        self._build_gathers()
 
     # ------------------------------------------------------------------
     def _check(self, ins) -> str | None:
@@ -495,74 +496,130 @@ class GauntFamilyBackend(ConstantsModule):
         return torch.cat(pieces, dim=-1)
 
     # ------------------------------------------------------------------
+    # Subclass interface
     def _build(self) -> None:  # pragma: no cover - abstract
+        """Register the constants of every product in ``self.products``."""
         raise NotImplementedError
 
-    def _synth(self, side: int, blocks: tuple, kind: int, X: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+    def _layout(self, index: int) -> tuple[list, list, list]:
+        """Row order of the two operands and column order of the result of product ``index``.
+
+        Lists of ``(block, component)`` for x1 and x2 and ``(target, component)``
+        for the output; default: blocks in order, components ``m = -l..l``.
+        """
+        pr = self.products[index]
+        r1 = [(i, c) for i in pr.A for c in range(self.irreps_in1[i].ir.dim)]
+        r2 = [(i, c) for i in pr.B for c in range(self.irreps_in2[i].ir.dim)]
+        co = [(t, c) for t in range(len(pr.targets)) for c in range(2 * pr.targets[t].l3 + 1)]
+        return r1, r2, co
+
+    def _run(self, index: int, X1: torch.Tensor, X2: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """``X1 [Z, U, D1]``, ``X2 [Z, 1 or U, D2]`` (rows as :meth:`_layout`) -> ``[Z, U, Dt]``."""
         raise NotImplementedError
 
-    def _contract(self, index: int, F1: torch.Tensor, F2: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    def _col_const(self, pr: Product, cols: list) -> np.ndarray:
+        """Constant factor of each output column (the targets' ``const``)."""
+        return np.array([pr.targets[t].const for t, _ in cols])
 
-    def _col_scale(self, pr: Product) -> np.ndarray:
-        """Constant factor per projected column (``const`` of each target, repeated ``2 l3 + 1`` times)."""
-        return np.concatenate([np.full(2 * t.l3 + 1, t.const) for t in pr.targets])
+    def _build_gathers(self) -> None:
+        """Index constants turning the flat inputs / weights into each product's operands."""
+        s1 = [s.start for s in self.irreps_in1.slices()]
+        s2 = [s.start for s in self.irreps_in2.slices()]
+        so = [s.start for s in self.irreps_out.slices()]
+        self._gather_meta = []
+        out_cols = []
+        for idx, pr in enumerate(self.products):
+            r1, r2, co = self._layout(idx)
+            U = pr.U
+            d1 = [self.irreps_in1[i].ir.dim for i, _ in r1]
+            g1 = np.array([[s1[i] + u * d + c for (i, c), d in zip(r1, d1)] for u in range(U)], dtype=np.int64)
+            self.register_constant(f"_g1_{idx}", g1.reshape(-1))
+            wa = None
+            if self._a_off and all(i in self._a_off for i, _ in r1):
+                wa = np.array([[self._a_off[i] + u for i, _ in r1] for u in range(U)], dtype=np.int64)
+                self.register_constant(f"_wa_{idx}", wa.reshape(-1))
+            # x2: uvu -> a [dim2, D2] summing matrix (times b weights); uuu -> gather like x1
+            if pr.mode == "uvu":
+                Smat = np.zeros((self.irreps_in2.dim, len(r2)))
+                wb = np.full(self.irreps_in2.dim, -1, dtype=np.int64)
+                for col, (i, c) in enumerate(r2):
+                    mul, ir = self.irreps_in2[i]
+                    for v in range(mul):
+                        Smat[s2[i] + v * ir.dim + c, col] = 1.0
+                        if i in self._b_off:
+                            wb[s2[i] + v * ir.dim + c] = self._b_off[i] + v
+                self.register_constant(f"_sum2_{idx}", Smat)
+                has_b = bool((wb >= 0).any())
+                if has_b:
+                    # rows without a weight read the weight vector's appended 1 (index weight_numel)
+                    wb[wb < 0] = self.weight_numel
+                    self.register_constant(f"_wb_{idx}", wb)
+            else:
+                d2 = [self.irreps_in2[i].ir.dim for i, _ in r2]
+                g2 = np.array([[s2[i] + u * d + c for (i, c), d in zip(r2, d2)] for u in range(U)], dtype=np.int64)
+                self.register_constant(f"_g2_{idx}", g2.reshape(-1))
+                has_b = bool(self._b_off) and all(i in self._b_off for i, _ in r2)
+                if has_b:
+                    wbb = np.array([[self._b_off[i] + u for i, _ in r2] for u in range(U)], dtype=np.int64)
+                    self.register_constant(f"_wb_{idx}", wbb.reshape(-1))
+            wc = None
+            if any(pr.targets[t].w_off is not None for t, _ in co):
+                wc = np.array(
+                    [
+                        [
+                            (pr.targets[t].w_off + u) if pr.targets[t].w_off is not None else self.weight_numel
+                            for t, _ in co
+                        ]
+                        for u in range(U)
+                    ],
+                    dtype=np.int64,
+                )
+                self.register_constant(f"_wc_{idx}", wc.reshape(-1))
+            oc = np.array(
+                [[so[pr.targets[t].k] + u * (2 * pr.targets[t].l3 + 1) + c for t, c in co] for u in range(U)], dtype=np.int64
+            )
+            out_cols.append(oc.reshape(-1))
+            self._gather_meta.append((U, len(r1), len(r2), len(co), wa is not None, has_b, wc is not None))
+        cols = np.concatenate(out_cols) if out_cols else np.zeros(0, dtype=np.int64)
+        self._out_perm = len(cols) == self.irreps_out.dim and len(np.unique(cols)) == len(cols)
+        if self._out_perm:
+            inv = np.empty_like(cols)
+            inv[cols] = np.arange(len(cols))
+            self.register_constant("_out_idx", inv)
+        else:
+            self.register_constant("_out_idx", cols)
+        self._needs_one = any(m[5] or m[6] for m in self._gather_meta)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``x1 [Z, dim1]``, ``x2 [Z, dim2]``, ``weight [weight_numel]`` or ``[Z, weight_numel]`` -> ``[Z, dim_out]``."""
         Z = x1.shape[0]
-        shared = weight.dim() <= 1
-
-        def w(off, size):
-            v = weight[..., off : off + size]
-            return v.reshape(1, size, 1) if shared else v.reshape(Z, size, 1)
-
-        s1, s2 = self.irreps_in1.slices(), self.irreps_in2.slices()
-
-        def blk1(i):
-            mul, ir = self.irreps_in1[i]
-            x = x1[:, s1[i]].reshape(Z, mul, ir.dim)
-            return x * w(self._a_off[i], mul) if i in self._a_off else x
-
-        def blk2(i, mode):
-            mul, ir = self.irreps_in2[i]
-            x = x2[:, s2[i]].reshape(Z, mul, ir.dim)
-            if i in self._b_off:
-                x = x * w(self._b_off[i], mul)
-            return x.sum(1, keepdim=True) if mode == "uvu" and mul != 1 else x
-
-        cache: dict = {}
-        outs: list[list[torch.Tensor]] = [[] for _ in self.irreps_out]
+        if self._needs_one:  # an appended 1 for gathered positions without a weight
+            weight = torch.cat([weight, weight.new_ones(weight.shape[:-1] + (1,))], -1)
+        ys = []
         for idx, pr in enumerate(self.products):
-            k1 = (1, pr.A, pr.kind)
-            if k1 not in cache:
-                X = torch.cat([blk1(i) for i in pr.A], -1) if len(pr.A) > 1 else blk1(pr.A[0])
-                cache[k1] = self._synth(1, pr.A, pr.kind, X)
-            k2 = (2, pr.B, pr.kind, pr.mode)
-            if k2 not in cache:
-                X = torch.cat([blk2(i, pr.mode) for i in pr.B], -1) if len(pr.B) > 1 else blk2(pr.B[0], pr.mode)
-                cache[k2] = self._synth(2, pr.B, pr.kind, X)
-            Y = self._contract(idx, cache[k1], cache[k2])  # [Z, U, sum d3]
-            col = 0
-            for t in pr.targets:
-                d3 = 2 * t.l3 + 1
-                y = Y[..., col : col + d3] if len(pr.targets) > 1 else Y
-                col += d3
-                if t.w_off is not None:
-                    y = y * w(t.w_off, pr.U)
-                outs[t.k].append(y)
-        pieces = []
-        for (mul, ir), ys in zip(self.irreps_out, outs):
-            if ys:
-                acc = ys[0]
-                for y in ys[1:]:
-                    acc = acc + y
-                pieces.append(acc.reshape(Z, mul * ir.dim))
-            elif mul * ir.dim > 0:
-                pieces.append(x1.new_zeros(Z, mul * ir.dim))
-        if not pieces:
-            return x1.new_zeros(Z, 0)
-        return torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
+            U, D1, D2, Dt, has_a, has_b, has_c = self._gather_meta[idx]
+            X1 = x1.index_select(1, getattr(self, f"_g1_{idx}"))
+            if has_a:
+                X1 = X1 * weight.index_select(-1, getattr(self, f"_wa_{idx}"))
+            X1 = X1.view(Z, U, D1)
+            if pr.mode == "uvu":
+                xb = x2 * weight.index_select(-1, getattr(self, f"_wb_{idx}")) if has_b else x2
+                X2 = (xb @ getattr(self, f"_sum2_{idx}").to(x2.dtype)).view(Z, 1, D2)
+            else:
+                X2 = x2.index_select(1, getattr(self, f"_g2_{idx}"))
+                if has_b:
+                    X2 = X2 * weight.index_select(-1, getattr(self, f"_wb_{idx}"))
+                X2 = X2.view(Z, U, D2)
+            Y = self._run(idx, X1, X2).reshape(Z, U * Dt)
+            if has_c:
+                Y = Y * weight.index_select(-1, getattr(self, f"_wc_{idx}"))
+            ys.append(Y)
+        if not ys:
+            return x1.new_zeros(Z, self.irreps_out.dim)
+        Y = torch.cat(ys, 1) if len(ys) > 1 else ys[0]
+        if self._out_perm:
+            return Y.index_select(1, self._out_idx)
+        return x1.new_zeros(Z, self.irreps_out.dim).index_add(1, self._out_idx, Y)
 
     def extra_repr(self) -> str:
         return f"weight_form={self.weight_form!r}, products={len(self.products)}, weight_numel={self.weight_numel}"

@@ -30,7 +30,7 @@ import torch
 
 from ..o3 import sphere_grid
 from ._gaunt_plan import EVEN, GauntFamilyBackend, _grid_fields_cached
-from ._s2grid_ops import grid_product
+from ._s2grid_ops import grid_bilinear, grid_bilinear_sym
 
 
 class S2GridBackend(GauntFamilyBackend):
@@ -74,6 +74,7 @@ class S2GridBackend(GauntFamilyBackend):
         self.chunk_size = chunk_size
         super().__init__(*args, **kwargs)
 
+    # ------------------------------------------------------------------
     def _build(self) -> None:
         bl = 0
         for pr in self.products:
@@ -81,50 +82,95 @@ class S2GridBackend(GauntFamilyBackend):
             l2 = max(self.irreps_in2[i].ir.l for i in pr.B)
             l3 = max(t.l3 for t in pr.targets)
             bl = max(bl, l1 + l2 + l3)
-        g = sphere_grid(bl, n_beta=self._grid_opts[0], n_alpha=self._grid_opts[1], dtype=torch.float64)
-        self.grid_shape = (g.n_beta, g.n_alpha)
+        nb, na = self._grid_opts
+        if nb is None:
+            nb = (bl + 2) // 2
+            nb += nb % 2  # an even number of rings: the grid is symmetric under y -> -y without an equator ring
+        g = sphere_grid(bl, n_beta=nb, n_alpha=na, dtype=torch.float64)
         self.band_limit = bl
-        nb, na = g.n_beta, g.n_alpha
-        n = nb * na
-        self.n_grid = n
-        w = g.weights.numpy()
-        self._syn_names: dict = {}
-        self._proj = []
+        self.grid_shape = (g.n_beta, g.n_alpha)
+        self.n_grid = g.n_beta * g.n_alpha
+        self._sym = g.n_beta % 2 == 0
+        self._grid_key = (g.n_beta, g.n_alpha)
+        self._w = g.weights.numpy()
+        self._layouts = {}
         for idx, pr in enumerate(self.products):
-            for side, blocks in ((1, pr.A), (2, pr.B)):
-                key = (side, blocks, pr.kind)
-                if key in self._syn_names:
-                    continue
-                irreps = self.irreps_in1 if side == 1 else self.irreps_in2
-                rows = []
-                for i in blocks:
-                    _, _, Y, Q, G = _grid_fields_cached(nb, na, irreps[i].ir.l)
-                    if pr.kind == EVEN:
-                        rows.append(Y.T)  # [d, n]
-                    else:
-                        F = Q if side == 1 else G  # [n, 3, d]
-                        rows.append(F.transpose(2, 1, 0).reshape(-1, 3 * n))  # [d, 3n]
-                name = f"_syn{len(self._syn_names)}"
-                self.register_constant(name, np.concatenate(rows, 0))
-                self._syn_names[key] = name
-            cols = []
-            for t in pr.targets:
-                _, _, Y3, _, _ = _grid_fields_cached(nb, na, t.l3)
-                cols.append(w[:, None] * Y3 * t.const)  # [n, d3]
-            name = f"_prj{idx}"
-            self.register_constant(name, np.concatenate(cols, 1))
-            self._proj.append(name)
+            r1, r2, co = self._layout(idx)
+            nbg, nag = self._grid_key
+            n = nbg * nag
+            nh = n // 2
+            fields = lambda l: _grid_fields_cached(nbg, nag, l)  # noqa: E731
+            irr = {1: self.irreps_in1, 2: self.irreps_in2}
+            if pr.kind == EVEN and self._sym:
+                for side, rows in ((1, r1), (2, r2)):
+                    mats = {}
+                    for par in (0, 1):
+                        sel = [(i, c) for i, c in rows if _parity(irr[side][i].ir.l, c) == par]
+                        M = np.zeros((len(sel), nh))
+                        for r, (i, c) in enumerate(sel):
+                            M[r] = fields(irr[side][i].ir.l)[2][:nh, c]
+                        self.register_constant(f"_S{side}{'eo'[par]}_{idx}", M)
+                for par in (0, 1):
+                    sel = [(t, c) for t, c in co if _parity(pr.targets[t].l3, c) == par]
+                    M = np.zeros((nh, len(sel)))
+                    for r, (t, c) in enumerate(sel):
+                        M[:, r] = 2 * self._w[:nh] * fields(pr.targets[t].l3)[2][:nh, c] * pr.targets[t].const
+                    self.register_constant(f"_M{'eo'[par]}_{idx}", M)
+            else:
+                K = 1 if pr.kind == EVEN else 3
+                for side, rows in ((1, r1), (2, r2)):
+                    M = np.zeros((len(rows), K * n))
+                    for r, (i, c) in enumerate(rows):
+                        _, _, Y, Q, G = fields(irr[side][i].ir.l)
+                        if K == 1:
+                            M[r] = Y[:, c]
+                        else:
+                            F = Q if side == 1 else G  # [n, 3, d]
+                            M[r] = F[:, :, c].T.reshape(-1)  # component-major [3 * n]
+                    self.register_constant(f"_S{side}_{idx}", M)
+                M = np.zeros((n, len(co)))
+                for r, (t, c) in enumerate(co):
+                    M[:, r] = self._w * fields(pr.targets[t].l3)[2][:, c] * pr.targets[t].const
+                self.register_constant(f"_M_{idx}", M)
 
-    def _synth(self, side: int, blocks: tuple, kind: int, X: torch.Tensor) -> torch.Tensor:
-        # deferred: the fused kernel synthesizes inside grid_product; return the coefficients and matrix
-        return (X, getattr(self, self._syn_names[(side, blocks, kind)]))
+    def _layout(self, index: int):
+        r1, r2, co = super()._layout(index)
+        pr = self.products[index]
+        if pr.kind == EVEN and getattr(self, "_sym", False):
+            key1 = lambda rc: _parity(self.irreps_in1[rc[0]].ir.l, rc[1])  # noqa: E731
+            key2 = lambda rc: _parity(self.irreps_in2[rc[0]].ir.l, rc[1])  # noqa: E731
+            keyo = lambda tc: _parity(pr.targets[tc[0]].l3, tc[1])  # noqa: E731
+            r1, r2, co = sorted(r1, key=key1), sorted(r2, key=key2), sorted(co, key=keyo)
+        if index not in self._layouts:
+            self._layouts[index] = (r1, r2, co)
+        return self._layouts[index]
 
-    def _contract(self, index: int, F1, F2) -> torch.Tensor:
-        (X1, S1), (X2, S2) = F1, F2
-        P = getattr(self, self._proj[index])
-        K = 1 if self.products[index].kind == EVEN else 3
+    def _run(self, index: int, X1: torch.Tensor, X2: torch.Tensor) -> torch.Tensor:
+        pr = self.products[index]
         dt = X1.dtype
-        return grid_product(X1, X2, S1.to(dt), S2.to(dt), P.to(dt), K, self.chunk_size)
+        c = lambda name: getattr(self, f"{name}_{index}").to(dt)  # noqa: E731
+        if pr.kind == EVEN and self._sym:
+            return grid_bilinear_sym(
+                X1, X2, c("_S1e"), c("_S1o"), c("_S2e"), c("_S2o"), c("_Me"), c("_Mo"), X1.shape[1], self.chunk_size
+            )
+        S1, S2, M = c("_S1"), c("_S2"), c("_M")
+        return grid_bilinear(X1, X2, S1, S2, M, M.shape[0], 1, X1.shape[1], self.chunk_size)
+
+    def resolution(self) -> dict:
+        """Grid shape, band limit (exact up to it) and weight form."""
+        return {
+            "grid": self.grid_shape,
+            "n_grid": self.n_grid,
+            "band_limit": self.band_limit,
+            "exact": True,
+            "weight_form": self.weight_form,
+            "products": len(self.products),
+        }
+
+
+def _parity(l: int, c: int) -> int:
+    """0 if the harmonic ``(l, m = c - l)`` is even under ``y -> -y``, else 1: ``(l + m) mod 2 = c mod 2``."""
+    return c % 2
 
 
 def s_config(L: int, channels: int = 32):

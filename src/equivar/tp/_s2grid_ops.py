@@ -121,3 +121,121 @@ def grid_product(X1, X2, S1, S2, P, K: int, chunk_size: int | None = None) -> to
     n = P.shape[0]  # the K components are summed before the projection (Kc = 1)
     U = max(X1.shape[1], X2.shape[1])
     return grid_bilinear(X1, X2, S1, S2, P, n, 1, U, chunk_size)
+
+
+# ----------------------------------------------------------------------------
+# Equatorially symmetric variant (half the grid, half the matrix work)
+# ----------------------------------------------------------------------------
+# On a grid symmetric under the reflection y -> -y (Gauss-Legendre nodes
+# come in pairs +-cos(beta)), Y_lm(reflected) = (-1)^(l+m) Y_lm. Splitting
+# coefficients into reflection-even (e) and -odd (o) rows, a function is
+# f_north = E + O, f_south = E - O with E, O computed on the northern half
+# only. For a product h = f g the projection on even rows needs
+# h_N + h_S = 2 (Ef Eg + Of Og) and on odd rows h_N - h_S = 2 (Ef Og + Of Eg)
+# (the factor 2 is folded into the projection matrices). Inputs have columns
+# [e | o]; the output has columns [e | o].
+
+
+def _split(X, De):
+    return X[..., :De], X[..., De:]
+
+
+def _fitU(P, U):
+    """Sum or broadcast ``P [Z, U', n]`` to ``U`` channels."""
+    if P.shape[1] == U:
+        return P
+    return P.sum(1, keepdim=True) if U == 1 else P.expand(P.shape[0], U, P.shape[2])
+
+
+def _twisted(Ae, Ao, Be, Bo):
+    """Reflection-even and -odd parts of the product: ``(Ae Be + Ao Bo, Ae Bo + Ao Be)``."""
+    Pp = Ae * Be
+    Pp.addcmul_(Ao, Bo)
+    Pm = Ae * Bo
+    Pm.addcmul_(Ao, Be)
+    return Pp, Pm
+
+
+def _sym_forward(A, B, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size):
+    Z = max(A.shape[0], B.shape[0])
+    Ua, Ub = A.shape[1], B.shape[1]
+    nh = Me.shape[0]
+    Dae, Dbe = SAe.shape[0], SBe.shape[0]
+    oe = A.new_empty(Z, Uo, Me.shape[1])
+    oo = A.new_empty(Z, Uo, Mo.shape[1])
+    cs = _chunk(Z, max(Ua, Ub) * 2 * nh, chunk_size)
+    for s in range(0, Z, cs):
+        e = min(Z, s + cs)
+        a = A[s:e] if A.shape[0] != 1 else A
+        b = B[s:e] if B.shape[0] != 1 else B
+        ae, ao = _split(a, Dae)
+        be, bo = _split(b, Dbe)
+        Pp, Pm = _twisted(ae @ SAe, ao @ SAo, be @ SBe, bo @ SBo)
+        torch.matmul(_fitU(Pp, Uo), Me, out=oe[s:e])
+        torch.matmul(_fitU(Pm, Uo), Mo, out=oo[s:e])
+    return torch.cat([oe, oo], -1)
+
+
+class _GridBilinearSym(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, A, B, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size):
+        ctx.save_for_backward(A, B, SAe, SAo, SBe, SBo, Me, Mo)
+        ctx.meta = (Uo, chunk_size)
+        return _sym_forward(A, B, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size)
+
+    @staticmethod
+    def backward(ctx, G):
+        A, B, SAe, SAo, SBe, SBo, Me, Mo = ctx.saved_tensors
+        Uo, cs = ctx.meta
+        need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        dA = dB = None
+        if torch.is_grad_enabled():
+            if need_a:
+                dA = grid_bilinear_sym(G, B, Me.t(), Mo.t(), SBe, SBo, SAe.t(), SAo.t(), A.shape[1], cs)
+            if need_b:
+                dB = grid_bilinear_sym(G, A, Me.t(), Mo.t(), SAe, SAo, SBe.t(), SBo.t(), B.shape[1], cs)
+        else:
+            dA, dB = _sym_fused_backward(G, A, B, SAe, SAo, SBe, SBo, Me, Mo, need_a, need_b, cs)
+        if dA is not None and A.shape[0] == 1 and dA.shape[0] != 1:
+            dA = dA.sum(0, keepdim=True)
+        if dB is not None and B.shape[0] == 1 and dB.shape[0] != 1:
+            dB = dB.sum(0, keepdim=True)
+        return dA, dB, None, None, None, None, None, None, None, None
+
+
+def _sym_fused_backward(G, A, B, SAe, SAo, SBe, SBo, Me, Mo, need_a, need_b, chunk_size):
+    Z = G.shape[0]
+    Ua, Ub, Uo = A.shape[1], B.shape[1], G.shape[1]
+    nh = Me.shape[0]
+    Dae, Dbe, Doe = SAe.shape[0], SBe.shape[0], Me.shape[1]
+    if need_a:
+        dAe, dAo = G.new_empty(Z, Ua, Dae), G.new_empty(Z, Ua, SAo.shape[0])
+    if need_b:
+        dBe, dBo = G.new_empty(Z, Ub, Dbe), G.new_empty(Z, Ub, SBo.shape[0])
+    Gc = G.contiguous()
+    Met, Mot = Me.t(), Mo.t()
+    cs = _chunk(Z, max(Ua, Ub, Uo) * 2 * nh, chunk_size)
+    for s in range(0, Z, cs):
+        e = min(Z, s + cs)
+        a = A[s:e] if A.shape[0] != 1 else A
+        b = B[s:e] if B.shape[0] != 1 else B
+        g = Gc[s:e]
+        Hp, Hm = g[..., :Doe] @ Met, g[..., Doe:] @ Mot
+        if need_a:
+            be, bo = _split(b, Dbe)
+            Qe, Qo = _twisted(Hp, Hm, be @ SBe, bo @ SBo)
+            torch.matmul(_fitU(Qe, Ua), SAe.t(), out=dAe[s:e])
+            torch.matmul(_fitU(Qo, Ua), SAo.t(), out=dAo[s:e])
+        if need_b:
+            ae, ao = _split(a, Dae)
+            Qe, Qo = _twisted(Hp, Hm, ae @ SAe, ao @ SAo)
+            torch.matmul(_fitU(Qe, Ub), SBe.t(), out=dBe[s:e])
+            torch.matmul(_fitU(Qo, Ub), SBo.t(), out=dBo[s:e])
+    dA = torch.cat([dAe, dAo], -1) if need_a else None
+    dB = torch.cat([dBe, dBo], -1) if need_b else None
+    return dA, dB
+
+
+def grid_bilinear_sym(A, B, SAe, SAo, SBe, SBo, Me, Mo, Uo: int, chunk_size: int | None = None) -> torch.Tensor:
+    """Symmetric-grid product (see above). ``A [Z|1, Ua, Dae+Dao]`` -> ``[Z, Uo, Doe+Doo]``."""
+    return _GridBilinearSym.apply(A, B, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size)
