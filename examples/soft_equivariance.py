@@ -47,8 +47,8 @@ def target(x: torch.Tensor, eps: float = 0.15, beta: float = 0.5) -> torch.Tenso
 
 def make_model(seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 128), torch.nn.SiLU(),
-                               torch.nn.Linear(128, 128), torch.nn.SiLU(), torch.nn.Linear(128, 1)).double()
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 64), torch.nn.SiLU(),
+                               torch.nn.Linear(64, 64), torch.nn.SiLU(), torch.nn.Linear(64, 1)).double()
 
 
 def train(mode: str, data: dict, steps: int, seed: int, log_every: int = 0):

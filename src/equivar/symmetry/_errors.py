@@ -18,7 +18,7 @@ import torch
 
 from ._groups import Group, get_group
 from ._subject import Subject
-from ._types import GroupElement, act, blocks
+from ._types import GroupElement, act, blocks, precompute
 
 
 def row_sq(t: torch.Tensor) -> torch.Tensor:
@@ -114,6 +114,7 @@ def group_elements(group: Group, subject: Subject, n: int, generator: torch.Gene
 
 def errors_for_elements(subject: Subject, elements: Sequence[GroupElement], group_name: str = "") -> GroupErrors:
     """:class:`GroupErrors` of ``subject`` under the given elements."""
+    precompute(elements, list(subject.out_types.values()) + _leaf_types(subject.in_types))
     ys = subject.outputs(list(elements))
     S = subject.num_samples
     per_el = {k: torch.zeros(len(elements), S, dtype=torch.float64) for k in subject.out_types}
@@ -169,4 +170,16 @@ def equivariance_errors(subject: Subject, groups: Sequence = ("SO3", "O3"), *, n
         G = get_group(spec)
         els = group_elements(G, subject, n_elements, gen, max_finite)
         out[G.name] = errors_for_elements(subject, els, G.name)
+    return out
+
+
+def _leaf_types(types) -> list:
+    out = []
+    for t in types:
+        if isinstance(t, dict):
+            out.extend(_leaf_types(list(t.values())))
+        elif isinstance(t, (list, tuple)):
+            out.extend(_leaf_types(t))
+        else:
+            out.append(t)
     return out

@@ -37,18 +37,25 @@ from . import _finite
 from ._types import GroupElement
 
 
+def rotation_labels(R: torch.Tensor) -> list[str]:
+    """Readable names of proper or improper rotations ``R [K, 3, 3]``, e.g. ``'90 deg about (0,0,1)'``."""
+    R = R.to(torch.float64).reshape(-1, 3, 3)
+    sign = torch.sign(torch.linalg.det(R))
+    axis, angle = matrix_to_axis_angle(R * sign[:, None, None])
+    out = []
+    for a, ang, sg in zip((axis + 0.0).tolist(), angle.tolist(), sign.tolist()):
+        deg = math.degrees(ang)
+        ax = ",".join(f"{v:.3g}" for v in a)
+        name = "identity" if deg < 1e-6 else f"{deg:.4g} deg about ({ax})"
+        if sg < 0:
+            name = "inversion" if deg < 1e-6 else f"inversion * {name}"
+        out.append(name)
+    return out
+
+
 def rotation_label(R: torch.Tensor) -> str:
-    """Readable name of a proper or improper rotation, e.g. ``'90 deg about (0,0,1)'``."""
-    R = R.to(torch.float64)
-    improper = bool(torch.linalg.det(R) < 0)
-    P = -R if improper else R
-    axis, angle = matrix_to_axis_angle(P)
-    deg = math.degrees(float(angle))
-    ax = ",".join(f"{v:.3g}" for v in (axis + 0.0).tolist())
-    name = "identity" if deg < 1e-6 else f"{deg:.4g} deg about ({ax})"
-    if improper:
-        name = "inversion" if deg < 1e-6 else f"inversion * {name}"
-    return name
+    """Readable name of one proper or improper rotation ``R [3, 3]``."""
+    return rotation_labels(R)[0]
 
 
 class Group:
@@ -78,7 +85,8 @@ class RotationGroup(Group):
         raise NotImplementedError
 
     def sample(self, n, generator=None, **context):
-        return [GroupElement(R=R, label=rotation_label(R)) for R in self.matrices(n, generator)]
+        M = self.matrices(n, generator)
+        return [GroupElement(R=R, label=lbl) for R, lbl in zip(M, rotation_labels(M))]
 
     def quadrature(self, degree: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(R [K, 3, 3], w [K])`` float64, exact Haar average for degree ``<= degree``."""
@@ -104,7 +112,9 @@ class FiniteGroup(RotationGroup):
         return self.mats[idx]
 
     def elements(self, **context):
-        return [GroupElement(R=R, label=rotation_label(R)) for R in self.mats]
+        if not hasattr(self, "_labels"):
+            self._labels = rotation_labels(self.mats)
+        return [GroupElement(R=R, label=lbl) for R, lbl in zip(self.mats, self._labels)]
 
     def quadrature(self, degree):
         return self.mats, torch.full((self.order,), 1.0 / self.order, dtype=torch.float64)

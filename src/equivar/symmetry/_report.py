@@ -9,7 +9,7 @@ import time
 from typing import Sequence
 
 from . import _plots
-from ._errors import GroupErrors, equivariance_errors
+from ._errors import GroupErrors, _leaf_types, equivariance_errors
 from ._subject import Subject
 from ._sweeps import AxisSweep, DiscSweep, axis_sweep, disc_sweep
 
@@ -129,18 +129,6 @@ def run_audit(subject: Subject, out_dir: str | None = None, *, groups: Sequence 
         with open(path, "w") as f:
             json.dump(report.to_dict(), f, indent=1)
     return report
-
-
-def _leaf_types(types) -> list:
-    out = []
-    for t in types:
-        if isinstance(t, dict):
-            out.extend(_leaf_types(list(t.values())))
-        elif isinstance(t, (list, tuple)):
-            out.extend(_leaf_types(t))
-        else:
-            out.append(t)
-    return out
 
 
 __all__ = ["AuditReport", "DEFAULT_GROUPS", "GroupErrors", "run_audit"]

@@ -28,14 +28,18 @@ from typing import Sequence
 import torch
 
 from ..o3 import axis_angle_to_matrix
-from ._errors import compare, per_sample, relative
+from ._errors import _leaf_types, compare, per_sample, relative
 from ._finite import axis_vector
 from ._subject import Subject
-from ._types import GroupElement, act
+from ._types import GroupElement, act, precompute
 
 
 def _metrics(subject: Subject, elements: list[GroupElement], shape: tuple) -> dict:
     """error / consensus / task tensors ``{metric: {output: [*shape, S]}}`` for ``elements``."""
+    types = list(subject.out_types.values())
+    precompute(elements, types + _leaf_types(subject.in_types))
+    inverses = [g.inverse() for g in elements]
+    precompute(inverses, types)
     ys = subject.outputs(elements)
     S = subject.num_samples
     res = {m: {k: torch.zeros(len(elements), S, dtype=torch.float64) for k in subject.out_types}
@@ -46,7 +50,7 @@ def _metrics(subject: Subject, elements: list[GroupElement], shape: tuple) -> di
         for i, (g, y) in enumerate(zip(elements, ys)):
             d, s = compare(subject, k, y[k], act(subject.reference[k], t, g))
             res["error"][k][i] = relative(d, s)
-            back.append(act(y[k].to(torch.float64), t, g.inverse()))
+            back.append(act(y[k].to(torch.float64), t, inverses[i]))
             if k in subject.labels:
                 res["task"][k][i] = _mae(subject, k, y[k], act(subject.labels[k], t, g))
         c = torch.stack(back).mean(0)

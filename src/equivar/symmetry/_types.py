@@ -114,6 +114,7 @@ class GroupElement:
     t: torch.Tensor | None = None
     perm: torch.Tensor | None = None
     label: str = ""
+    cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -166,6 +167,34 @@ def irreps_matrix(irreps: Irreps, R: torch.Tensor) -> torch.Tensor:
             return R.new_zeros(R.shape[:-2] + (0, 0))
         return torch.block_diag(*blocks) if R.dim() == 2 else _batched_block_diag(blocks)
     return irreps.D_from_matrix(R)
+
+
+def precompute(elements, types) -> None:
+    """Fill each element's cache with ``D(R)`` for every irreps type in ``types`` (one batched call per type).
+
+    Speeds up acting with many single elements on irreps features; only
+    elements with a single ``R [3, 3]`` are cached.
+    """
+    els = [g for g in elements if g.R is not None and g.R.dim() == 2]
+    if not els:
+        return
+    for t in types:
+        info = norm_type(t)
+        if info.kind != "irreps" or all(ir.l <= 1 for _, ir in info.irreps):
+            continue
+        key = str(info.irreps)
+        todo = [g for g in els if key not in g.cache]
+        if todo:
+            D = irreps_matrix(info.irreps, torch.stack([g.R for g in todo]))
+            for g, d in zip(todo, D):
+                g.cache[key] = d
+
+
+def _cached_matrix(info: TypeInfo, g: GroupElement, R: torch.Tensor) -> torch.Tensor:
+    D = g.cache.get(str(info.irreps)) if R.dim() == 2 else None
+    if D is None:
+        return irreps_matrix(info.irreps, R)
+    return D.to(dtype=R.dtype, device=R.device)
 
 
 def _batched_block_diag(blocks):
@@ -228,13 +257,13 @@ def act(x, typ, g: GroupElement):
                 x = R @ x @ R.T
         elif info.irreps.dim == 1 and (x.dim() == 0 or x.shape[-1] != 1):
             # a tensor of scalars without a trailing irreps axis (energy [G])
-            x = _per_row(irreps_matrix(info.irreps, R), x[..., None], batched)[..., 0]
+            x = _per_row(_cached_matrix(info, g, R), x[..., None], batched)[..., 0]
         else:
             if x.shape[-1] != info.irreps.dim:
                 raise ValueError(
                     f"tensor of shape {tuple(x.shape)} does not match irreps {info.irreps} (dim {info.irreps.dim})"
                 )
-            x = _per_row(irreps_matrix(info.irreps, R), x, batched)
+            x = _per_row(_cached_matrix(info, g, R), x, batched)
     if g.t is not None and info.kind == "positions":
         t = g.t.to(dtype=x.dtype, device=x.device)
         if t.dim() == 2:

@@ -25,7 +25,8 @@ def sample_elements(group, n: int, generator: torch.Generator | None = None, **c
 
 
 def orbit_consistency(fn: Callable, args: Sequence, in_types: Sequence, out_types, group, *, n: int = 2,
-                      generator: torch.Generator | None = None, y=None, elements=None) -> torch.Tensor:
+                      generator: torch.Generator | None = None, y=None, elements=None,
+                      batched: bool = True) -> torch.Tensor:
     """Relative orbit-consistency penalty of ``fn`` under ``group`` (differentiable).
 
     Parameters
@@ -37,6 +38,11 @@ def orbit_consistency(fn: Callable, args: Sequence, in_types: Sequence, out_type
     generator : seeds the sampling
     y : optional precomputed ``fn(*args)`` (saves a forward pass)
     elements : optional explicit list of :class:`GroupElement`
+    batched : bool
+        Axis 0 of every tensor input and output indexes samples: all
+        transformed copies are evaluated in one call (concatenated on axis 0).
+        Set False for callables without a sample axis (node permutations act
+        on axis 0, for instance).
 
     Returns
     -------
@@ -49,8 +55,24 @@ def orbit_consistency(fn: Callable, args: Sequence, in_types: Sequence, out_type
     if elements is None:
         elements = sample_elements(group, n, generator)
     num = 0.0
-    for g in elements:
-        yg = flatten(fn(*act_all(list(args), list(in_types), g)), out_types)
-        for k, (v, t) in ref.items():
-            num = num + (yg[k][0] - act(v, t, g)).pow(2).sum()
+    if batched and _stackable(args):
+        # one forward on all transformed copies, concatenated along the sample axis
+        B = next(a.shape[0] for a in args if isinstance(a, torch.Tensor))
+        copies = [act_all(list(args), list(in_types), g) for g in elements]
+        cat = [torch.cat([c[i] for c in copies]) if isinstance(args[i], torch.Tensor) else args[i]
+               for i in range(len(args))]
+        yall = flatten(fn(*cat), out_types)
+        for j, g in enumerate(elements):
+            for k, (v, t) in ref.items():
+                num = num + (yall[k][0][j * B:(j + 1) * B] - act(v, t, g)).pow(2).sum()
+    else:
+        for g in elements:
+            yg = flatten(fn(*act_all(list(args), list(in_types), g)), out_types)
+            for k, (v, t) in ref.items():
+                num = num + (yg[k][0] - act(v, t, g)).pow(2).sum()
     return num / (len(elements) * den.clamp_min(torch.finfo(den.dtype).tiny))
+
+
+def _stackable(args) -> bool:
+    sizes = {a.shape[0] for a in args if isinstance(a, torch.Tensor) and a.dim() > 0}
+    return len(sizes) == 1
