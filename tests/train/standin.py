@@ -25,7 +25,7 @@ class PairPotential(torch.nn.Module):
         table = torch.full((int(z.max()) + 1,), -1, dtype=torch.long)
         table[z] = torch.arange(len(z))
         self.register_buffer("z_to_index", table)
-        e0 = torch.tensor(atomic_energies if atomic_energies is not None else [0.0] * len(z), dtype=torch.get_default_dtype())
+        e0 = torch.tensor(atomic_energies if atomic_energies is not None else [0.0] * len(z), dtype=torch.float64)
         self.register_buffer("e0", e0)
         self.register_buffer("freqs", torch.arange(1, num_basis + 1) * math.pi / self.r_max)
         n = len(z)

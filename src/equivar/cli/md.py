@@ -50,7 +50,11 @@ def run_md(atoms, calc, steps: int = 200, dt: float = 0.5, temperature: float = 
         raise ValueError(f"need steps >= 1 and dt > 0, got steps={steps}, dt={dt}")
     rng = np.random.default_rng(seed)
     atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    import warnings
+
+    with warnings.catch_warnings():  # ASE >= 3.28 prefers thermalize_momenta (absent from older ASE)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
     Stationary(atoms)
     if not atoms.pbc.any():
         ZeroRotation(atoms)

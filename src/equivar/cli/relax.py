@@ -26,7 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def relax(atoms, calc, optimizer: str = "bfgs", fmax: float = 0.01, steps: int = 500, cell: bool = False) -> dict:
     """Relax ``atoms`` in place; return ``energy_start``/``energy_end`` (eV), ``fmax_start``/``fmax_end`` (eV/Å),
-    ``steps`` and ``converged``."""
+    ``steps`` and ``converged``.
+
+    Raises ``ValueError`` when a cell relaxation more than halves or doubles the volume.
+    """
     from ase.optimize import BFGS, FIRE
 
     atoms.calc = calc
@@ -40,6 +43,16 @@ def relax(atoms, calc, optimizer: str = "bfgs", fmax: float = 0.01, steps: int =
     e0 = atoms.get_potential_energy()
     f0 = float(np.linalg.norm(target.get_forces(), axis=1).max())
     opt = {"bfgs": BFGS, "fire": FIRE}[optimizer](target, logfile=None)
+    if cell:
+        v0 = atoms.get_volume()
+
+        def guard():
+            v = atoms.get_volume()
+            if not 0.5 < v / v0 < 2.0:
+                raise ValueError(f"cell relaxation diverged: volume {v0:.3g} -> {v:.3g} Å^3 after {opt.nsteps} steps "
+                                 "(is the model trained on this kind of structure?)")
+
+        opt.attach(guard, interval=1)
     converged = bool(opt.run(fmax=fmax, steps=steps))
     return {"energy_start": e0, "energy_end": atoms.get_potential_energy(), "fmax_start": f0,
             "fmax_end": float(np.linalg.norm(target.get_forces(), axis=1).max()), "steps": opt.nsteps,

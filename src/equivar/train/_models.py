@@ -7,8 +7,8 @@ from typing import Mapping, Optional
 
 import torch
 
-#: Hyperparameters the trainer fills from the data unless the config sets them.
-DATA_HPARAMS = ("atomic_numbers", "atomic_energies", "r_max", "avg_num_neighbors", "scale", "shift")
+#: Hyperparameters the trainer fills from the data and the run (``dtype``, ``seed``) unless the config sets them.
+DATA_HPARAMS = ("atomic_numbers", "atomic_energies", "r_max", "avg_num_neighbors", "scale", "shift", "dtype", "seed")
 
 
 def _resolve(name: str):
@@ -28,7 +28,7 @@ def _accepted(name: str) -> Optional[set]:
         from .. import models
 
         lookup = getattr(models, "model_class", None) or getattr(models, "get_model_class", None)
-        registry = getattr(models, "MODELS", None) or getattr(models, "REGISTRY", None)
+        registry = getattr(models, "MODELS", None) or getattr(getattr(models, "_registry", None), "_MODELS", None)
         if lookup is not None:
             try:
                 fn = lookup(name)

@@ -160,6 +160,8 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
         "avg_num_neighbors": stats["avg_num_neighbors"],
         "scale": stats["rms_forces"],
         "shift": stats["mean_interaction_energy"],
+        "dtype": cfg.dtype,
+        "seed": cfg.seed,
     }
     hparams = complete_hparams(cfg.model, data_info)
     torch.manual_seed(cfg.seed)
