@@ -534,6 +534,10 @@ class GauntFamilyBackend(ConstantsModule):
             d1 = [self.irreps_in1[i].ir.dim for i, _ in r1]
             g1 = np.array([[s1[i] + u * d + c for (i, c), d in zip(r1, d1)] for u in range(U)], dtype=np.int64)
             self.register_constant(f"_g1_{idx}", g1.reshape(-1))
+            if g1.size == self.irreps_in1.dim and len(np.unique(g1)) == g1.size:  # a permutation of x1's columns
+                inv1 = np.empty(g1.size, dtype=np.int64)
+                inv1[g1.reshape(-1)] = np.arange(g1.size)
+                self.register_constant(f"_g1inv_{idx}", inv1)
             wa = None
             if self._a_off and all(i in self._a_off for i, _ in r1):
                 wa = np.array([[self._a_off[i] + u for i, _ in r1] for u in range(U)], dtype=np.int64)
@@ -586,6 +590,7 @@ class GauntFamilyBackend(ConstantsModule):
             inv = np.empty_like(cols)
             inv[cols] = np.arange(len(cols))
             self.register_constant("_out_idx", inv)
+            self.register_constant("_out_inv", cols)
         else:
             self.register_constant("_out_idx", cols)
         self._needs_one = any(m[5] or m[6] for m in self._gather_meta)
@@ -598,7 +603,7 @@ class GauntFamilyBackend(ConstantsModule):
         ys = []
         for idx, pr in enumerate(self.products):
             U, D1, D2, Dt, has_a, has_b, has_c = self._gather_meta[idx]
-            X1 = x1.index_select(1, getattr(self, f"_g1_{idx}"))
+            X1 = _take(x1, getattr(self, f"_g1_{idx}"), getattr(self, f"_g1inv_{idx}", None))
             if has_a:
                 X1 = X1 * weight.index_select(-1, getattr(self, f"_wa_{idx}"))
             X1 = X1.view(Z, U, D1)
@@ -618,11 +623,32 @@ class GauntFamilyBackend(ConstantsModule):
             return x1.new_zeros(Z, self.irreps_out.dim)
         Y = torch.cat(ys, 1) if len(ys) > 1 else ys[0]
         if self._out_perm:
-            return Y.index_select(1, self._out_idx)
+            return _take(Y, self._out_idx, self._out_inv)
         return x1.new_zeros(Z, self.irreps_out.dim).index_add(1, self._out_idx, Y)
 
     def extra_repr(self) -> str:
         return f"weight_form={self.weight_form!r}, products={len(self.products)}, weight_numel={self.weight_numel}"
+
+
+class _Permute(torch.autograd.Function):
+    """``x[:, idx]`` for a permutation ``idx`` (inverse ``inv``); its backward is again a permutation."""
+
+    @staticmethod
+    def forward(ctx, x, idx, inv):
+        ctx.save_for_backward(idx, inv)
+        return x.index_select(1, idx)
+
+    @staticmethod
+    def backward(ctx, g):
+        idx, inv = ctx.saved_tensors
+        return _Permute.apply(g, inv, idx), None, None
+
+
+def _take(x: torch.Tensor, idx: torch.Tensor, inv: torch.Tensor | None) -> torch.Tensor:
+    """Columns ``idx`` of ``x [Z, N]``; a cheaper backward when ``idx`` is a permutation (``inv`` given)."""
+    if inv is None:
+        return x.index_select(1, idx)
+    return _Permute.apply(x, idx, inv)
 
 
 def block_rows(irreps: Irreps, blocks: Sequence[int]) -> list[int]:
