@@ -41,3 +41,16 @@ def test_leading_batch_shape_and_empty():
     y = torch.zeros(0, 3, requires_grad=True)
     o3.spherical_harmonics([0, 1, 2], y).sum().backward()
     assert y.grad.shape == (0, 3)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_input_never_modified_and_double_backward_small(n):
+    """Regression: one or zero vectors (whose transpose is contiguous) must not be normalised in place."""
+    v = torch.randn(n, 3, dtype=torch.float64) * 3
+    v0 = v.clone()
+    v.requires_grad_()
+    e = (o3.spherical_harmonics([0, 1, 2], v) ** 2).sum()
+    assert torch.equal(v.detach(), v0)
+    (g,) = torch.autograd.grad(e, v, create_graph=True)
+    g.sum().backward()
+    assert v.grad.shape == (n, 3)

@@ -174,7 +174,8 @@ def _sh_forward_fast(lmax: int, v: torch.Tensor, normalize: bool) -> torch.Tenso
     """
     with torch.no_grad():
         N = v.shape[0]
-        vt = v.t().contiguous()  # [3, N]: component-major rows are contiguous
+        # [3, N]: component-major rows are contiguous; always a copy (normalised in place below)
+        vt = v.t().clone(memory_format=torch.contiguous_format)
         r2 = None
         bad = None
         if normalize:
