@@ -91,9 +91,21 @@ class Linear(torch.nn.Module):
                     k = self.instructions.index((i, j))
                     row.append((offsets[k], ins[i].mul, outs[j].mul))
                 pieces.append(row)
+            slices = [in_sl[i] for i in bi]
+            # adjacent blocks of one irrep are one contiguous [mi, d] slice (e.g. sorted TP outputs)
+            if all(a.stop == b.start for a, b in zip(slices[:-1], slices[1:])):
+                slices = [slice(slices[0].start, slices[-1].stop)]
+            # the stacked [mi, mo] matrix is one contiguous piece of the flat weight when there is
+            # one output block and the instructions of the input blocks are consecutive
+            contig = None
+            if len(bo) == 1:
+                offs = [row[0][0] for row in pieces]
+                sizes = [row[0][1] * row[0][2] for row in pieces]
+                if all(offs[k] + sizes[k] == offs[k + 1] for k in range(len(offs) - 1)):
+                    contig = offs[0]
             self._groups.append(
-                dict(ir=ir, d=ir.dim, mi=mi, mo=mo, in_slices=[in_sl[i] for i in bi], out_blocks=bo, pieces=pieces,
-                     alpha=1.0 / math.sqrt(mi))
+                dict(ir=ir, d=ir.dim, mi=mi, mo=mo, in_slices=slices, out_blocks=bo, pieces=pieces,
+                     alpha=1.0 / math.sqrt(mi), contig=contig)
             )
         # where every output block comes from: (group index, channel offset) or None
         self._out_src = []
@@ -109,6 +121,8 @@ class Linear(torch.nn.Module):
         self.bias = torch.nn.Parameter(torch.zeros(nb)) if biases and nb > 0 else None
 
     def _matrix(self, g) -> torch.Tensor:
+        if g["contig"] is not None:
+            return self.weight.narrow(0, g["contig"], g["mi"] * g["mo"]).view(g["mi"], g["mo"])
         rows = []
         for row in g["pieces"]:
             cols = [self.weight.narrow(0, o, a * b).view(a, b) for o, a, b in row]
@@ -124,13 +138,14 @@ class Linear(torch.nn.Module):
         outs = []
         for g in self._groups:
             d = g["d"]
-            parts = [x[:, s].reshape(B, -1, d) for s in g["in_slices"]]
-            xi = parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # [B, mi, d]
             W = self._matrix(g) * g["alpha"]
             if d == 1:
-                y = xi.reshape(B, -1) @ W  # [B, mo]
-                outs.append(y.unsqueeze(-1))
+                parts = [x[:, s] for s in g["in_slices"]]
+                xi = parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # [B, mi]
+                outs.append((xi @ W).unsqueeze(-1))  # [B, mo, 1]
             else:
+                parts = [x[:, s].reshape(B, -1, d) for s in g["in_slices"]]
+                xi = parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # [B, mi, d]
                 y = torch.matmul(xi.transpose(1, 2), W)  # [B, d, mo]
                 outs.append(y.transpose(1, 2))  # [B, mo, d]
         blocks = []

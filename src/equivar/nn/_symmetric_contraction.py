@@ -95,6 +95,22 @@ class SymmetricContraction(ExactConstants):
         d_tot = sum(self.d_outs)
         self.d_tot = d_tot
 
+        # layout permutations: mul_ir input [N, C*d blocks] -> [C, D] order, and [C, d_tot] -> mul_ir output
+        perm_in, off = np.zeros((C, D), dtype=np.int64), 0
+        k = 0
+        for _, ir in self.irreps_in:
+            for c in range(C):
+                perm_in[c, k : k + ir.dim] = off + c * ir.dim + np.arange(ir.dim)
+            off += C * ir.dim
+            k += ir.dim
+        self.register_buffer("_perm_in", torch.tensor(perm_in.reshape(-1)), persistent=False)
+        perm_out, k = [], 0
+        for _, ir in self.irreps_out:
+            for c in range(C):
+                perm_out.extend(c * d_tot + k + np.arange(ir.dim))
+            k += ir.dim
+        self.register_buffer("_perm_out", torch.tensor(np.array(perm_out, dtype=np.int64)), persistent=False)
+
         # 1) basis tensors -> coefficients on sorted monomials, per (output, nu)
         coef: dict = {}  # (o, nu) -> [K, d_o, M_nu] on all sorted monomials of order nu
         used = {nu: np.zeros(len(sorted_monomials(D, nu)), dtype=bool) for nu in range(1, correlation + 1)}
@@ -118,79 +134,86 @@ class SymmetricContraction(ExactConstants):
             needed[nu - 1] |= {t[:-1] for t in needed[nu]}
         order = {nu: sorted(needed[nu]) for nu in needed}
         pos = {nu: {t: i for i, t in enumerate(order[nu])} for nu in order}
-        # recursive construction indices: mono_nu[j] = mono_{nu-1}[prefix] * x[last]
-        for nu in range(2, correlation + 1):
-            pre = torch.tensor([pos[nu - 1][t[:-1]] for t in order[nu]], dtype=torch.long)
-            last = torch.tensor([t[-1] for t in order[nu]], dtype=torch.long)
-            self.register_buffer(f"_pre{nu}", pre, persistent=False)
-            self.register_buffer(f"_last{nu}", last, persistent=False)
+        # Construction. Intermediate orders 2..nu_max-1 are built recursively,
+        # m_k[t] = m_{k-1}[prefix(t)] * x[last(t)], on the monomials needed. The
+        # "pool" P = [x | m_2 | ... | m_{nu_max-1} | 1] then gives every contracted
+        # monomial as ONE product P[a] * P[b]: top order (prefix, last), lower
+        # orders (itself, 1). One gather-multiply, no concatenation of the big
+        # monomial tensor (whose double backward would zero-fill it).
+        for k in range(2, correlation):
+            pre = torch.tensor([pos[k - 1][t[:-1]] for t in order[k]], dtype=torch.long)
+            last = torch.tensor([t[-1] for t in order[k]], dtype=torch.long)
+            self.register_buffer(f"_pre{k}", pre, persistent=False)
+            self.register_buffer(f"_last{k}", last, persistent=False)
         first = torch.tensor([t[0] for t in order[1]], dtype=torch.long)
         self.register_buffer("_first", first, persistent=False)
-        # monomials actually contracted: the used ones of each order, concatenated
-        sel, offs, J = [], {}, 0
+        pool_off, n = {}, 0
+        for k in range(1, correlation):
+            pool_off[k] = n
+            n += len(order[k])
+        if correlation == 1:
+            pool_off[1] = 0
+            n = len(order[1])
+        one = n  # index of the constant 1 in the pool
+        a_idx, b_idx, contracted = [], [], {}
         for nu in range(1, correlation + 1):
-            idx = [pos[nu][t] for t in order[nu] if t in needed[nu] and used[nu][_flat_index(t, D)]]
-            offs[nu] = (J, len(idx))
-            J += len(idx)
-            self.register_buffer(f"_sel{nu}", torch.tensor(idx, dtype=torch.long), persistent=False)
-            sel.append(idx)
+            ts = [t for t in order[nu] if used[nu][_flat_index(t, D)]]
+            contracted[nu] = ts
+            for t in ts:
+                if nu == correlation and nu > 1:
+                    a_idx.append(pool_off[nu - 1] + pos[nu - 1][t[:-1]])
+                    b_idx.append(pool_off[1] + pos[1][t[-1:]])
+                else:
+                    a_idx.append(pool_off[nu] + pos[nu][t])
+                    b_idx.append(one)
+        self.register_buffer("_a", torch.tensor(a_idx, dtype=torch.long), persistent=False)
+        self.register_buffer("_b", torch.tensor(b_idx, dtype=torch.long), persistent=False)
+        J = len(a_idx)
         self.J = J
-        # 3) coefficient matrices U_sym[(o, nu)] : [K, d_o * J_nu] restricted to used monomials
+        # 3) one coefficient matrix U [K_all, d_tot * J]: rows = (output, order, path)
         self.weights = torch.nn.ParameterList()
-        self._paths = []  # (o, nu, K, buffer name)
+        self._paths = []  # (o, nu, K)
+        d_off = np.cumsum([0] + self.d_outs)
+        col0, c = {}, 0
+        for nu in range(1, correlation + 1):
+            col0[nu] = c
+            c += len(contracted[nu])
+        rows = []
         for (o, nu), vals in sorted(coef.items()):
-            cols = [_flat_index(order[nu][j], D) for j in sel[nu - 1]]
-            u = vals[:, :, cols]  # [K, d_o, J_nu]
-            K = u.shape[0]
-            name = f"_U_{o}_{nu}"
-            self.register_constant(name, u.reshape(K, -1))
+            cols = [_flat_index(t, D) for t in contracted[nu]]
+            K = vals.shape[0]
+            u = np.zeros((K, d_tot, J))
+            u[:, d_off[o] : d_off[o + 1], col0[nu] : col0[nu] + len(cols)] = vals[:, :, cols]
+            rows.append(u.reshape(K, -1))
             self.weights.append(torch.nn.Parameter(torch.randn(self.num_elements, K, C) / K))
-            self._paths.append((o, nu, K, name))
-        self._offs = offs
-        self.num_paths = {(o, nu): K for o, nu, K, _ in self._paths}
+            self._paths.append((o, nu, K))
+        self.register_constant("_U", np.concatenate(rows, 0))
+        self.num_paths = {(o, nu): K for o, nu, K in self._paths}
 
     def _monomials(self, xt: torch.Tensor) -> torch.Tensor:
-        """``xt [D, B]`` (component-major) -> ``[J, B]`` used monomials of all orders.
-
-        Component-major layout makes every gather a contiguous row copy.
-        """
-        m = xt.index_select(0, self._first) if self._first.numel() != self.D else xt
-        outs = [m.index_select(0, self._sel1)]
-        for nu in range(2, self.correlation + 1):
-            m = m.index_select(0, getattr(self, f"_pre{nu}")) * xt.index_select(0, getattr(self, f"_last{nu}"))
-            outs.append(m.index_select(0, getattr(self, f"_sel{nu}")))
-        return torch.cat(outs, 0)
+        """``xt [C, D, N]`` -> ``[C, J, N]``: the contracted monomials of all orders."""
+        m = xt.index_select(1, self._first) if self._first.numel() != self.D else xt
+        pool = [m]
+        for k in range(2, self.correlation):
+            m = m.index_select(1, getattr(self, f"_pre{k}")) * xt.index_select(1, getattr(self, f"_last{k}"))
+            pool.append(m)
+        pool.append(xt.new_ones(xt.shape[0], 1, xt.shape[2]))
+        P = torch.cat(pool, 1)
+        return P.index_select(1, self._a) * P.index_select(1, self._b)
 
     def coefficients(self) -> torch.Tensor:
         """Per-element contraction tensor ``[E, C, d_tot, J]`` (weights times basis)."""
         E, C = self.num_elements, self.channels
-        M = self.weights[0].new_zeros(E, C, self.d_tot, self.J)
-        blocks = {}
-        for (o, nu, K, name), w in zip(self._paths, self.weights):
-            U = getattr(self, name)  # [K, d_o * J_nu]
-            m = (w.permute(0, 2, 1).reshape(E * C, K) @ U).reshape(E, C, self.d_outs[o], -1)
-            blocks.setdefault(o, {})[nu] = m
-        rows = []
-        for o, d in enumerate(self.d_outs):
-            cols = []
-            for nu in range(1, self.correlation + 1):
-                j0, jn = self._offs[nu]
-                if jn == 0:
-                    continue
-                b = blocks.get(o, {}).get(nu)
-                cols.append(b if b is not None else M.new_zeros(E, C, d, jn))
-            rows.append(torch.cat(cols, -1))
-        return torch.cat(rows, 2)
+        W = torch.cat([w.transpose(1, 2) for w in self.weights], -1) if len(self.weights) > 1 else self.weights[0].transpose(1, 2)
+        return (W.reshape(E * C, -1) @ self._U).view(E, C, self.d_tot, self.J)
 
     def forward(self, x: torch.Tensor, node_attrs: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[-1] != self.irreps_in.dim:
             raise ValueError(f"SymmetricContraction: x must be [N, {self.irreps_in.dim}] ({self.irreps_in}), got {tuple(x.shape)}")
         N, C, E = x.shape[0], self.channels, self.num_elements
-        # mul_ir -> component-major [D, N, C]
-        xt = torch.cat(
-            [x[:, s].reshape(N, C, ir.dim).permute(2, 0, 1) for s, (_, ir) in zip(self.irreps_in.slices(), self.irreps_in)], 0
-        )
-        mono = self._monomials(xt.reshape(self.D, N * C)).view(self.J, N, C).permute(2, 0, 1)  # [C, J, N]
+        # mul_ir -> [C, D, N] with one gather; monomials [C, J, N] feed a channel-batched matmul
+        xt = x.t().index_select(0, self._perm_in).view(C, self.D, N)
+        mono = self._monomials(xt)  # [C, J, N]
         M = self.coefficients()  # [E, C, d, J]
         if node_attrs.dtype in (torch.long, torch.int32, torch.int64):
             idx = node_attrs.long()
@@ -209,12 +232,8 @@ class SymmetricContraction(ExactConstants):
             if idx is None:
                 idx = onehot.argmax(-1)
             y = torch.einsum("ncdj,cjn->ncd", M[idx], mono)
-        # [N, C, d_tot] -> mul_ir blocks
-        outs, i = [], 0
-        for d in self.d_outs:
-            outs.append(y[:, :, i : i + d].reshape(N, C * d))
-            i += d
-        return torch.cat(outs, -1) if len(outs) > 1 else outs[0]
+        # [N, C, d_tot] -> mul_ir blocks with one gather
+        return y.reshape(N, C * self.d_tot).index_select(1, self._perm_out)
 
     def extra_repr(self) -> str:
         return (f"{self.irreps_in} -> {self.irreps_out}, correlation={self.correlation}, "
