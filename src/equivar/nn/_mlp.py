@@ -45,16 +45,18 @@ class MLP(torch.nn.Module):
             torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(b)) for b in sizes[1:]]) if bias else None
         )
         self.act = NormalizedActivation(act)
-        self._alphas = [1.0 / math.sqrt(a) for a in sizes[:-1]]
+        # the activation's normalisation constant is folded into the next layer's scale
+        self._alphas = [1.0 / math.sqrt(a) * (self.act.c if k > 0 else 1.0) for k, a in enumerate(sizes[:-1])]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = len(self.weights)
+        f = self.act.f
         for k, W in enumerate(self.weights):
             x = x @ (W * self._alphas[k])
             if self.biases is not None:
                 x = x + self.biases[k]
             if k < n - 1:
-                x = self.act(x)
+                x = f(x)
         return x
 
     def extra_repr(self) -> str:

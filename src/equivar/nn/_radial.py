@@ -53,12 +53,9 @@ class BesselBasis(ExactConstants):
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         if r.dim() > 0 and r.shape[-1] == 1:
             r = r.squeeze(-1)
-        r = r.unsqueeze(-1)
-        fr = self.freq * r
-        small = r.abs() < 1e-6
-        safe_r = torch.where(small, torch.ones_like(r), r)
-        val = torch.where(small, self.freq.expand_as(fr), torch.sin(fr) / safe_r)
-        return self.prefactor * val
+        # sin(f r) / r = f sinc(f r / pi): finite (-> f) at r = 0, no branch
+        f = self.freq
+        return torch.sinc(r.unsqueeze(-1) * (f / math.pi)) * (f * self.prefactor)
 
     def extra_repr(self) -> str:
         return f"r_max={self.r_max}, num_basis={self.num_basis}, trainable={isinstance(self.freq, torch.nn.Parameter)}"
@@ -93,10 +90,11 @@ class PolynomialCutoff(torch.nn.Module):
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         p = self.p
-        x = r / self.r_max
-        xp = x**p
-        f = 1.0 - (p + 1) * (p + 2) / 2.0 * xp + p * (p + 2) * xp * x - p * (p + 1) / 2.0 * xp * x * x
-        return f * (x < 1.0).to(f.dtype)
+        x = r * (1.0 / self.r_max)
+        # Horner form of 1 - a x^p + b x^(p+1) - c x^(p+2)
+        a, b, c = (p + 1) * (p + 2) / 2.0, p * (p + 2), p * (p + 1) / 2.0
+        f = 1.0 + x.pow(p) * (x * (b - c * x) - a)
+        return torch.where(x < 1.0, f, torch.zeros_like(f))
 
     def extra_repr(self) -> str:
         return f"r_max={self.r_max}, p={self.p}"
