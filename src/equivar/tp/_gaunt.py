@@ -94,6 +94,8 @@ class GauntBackend(GauntFamilyBackend):
         T1 = getattr(self, f"_T1_{index}").to(dt)
         T2 = getattr(self, f"_T2_{index}").to(dt)
         P = getattr(self, f"_P_{index}").to(dt)
+        if Z == 0:  # MKL's FFT refuses empty batches; keep the graph connected
+            return X1.new_zeros(0, U, P.shape[1]) + 0 * (X1.sum() + X2.sum())
         C1 = torch.view_as_complex((X1 @ T1).view(Z, U, K, 2 * L1 + 1, L1 + 1, 2))
         C2 = torch.view_as_complex((X2 @ T2).view(Z, X2.shape[1], K, 2 * L2 + 1, L2 + 1, 2))
         h = (self._to_torus(C1, L1, nb, na) * self._to_torus(C2, L2, nb, na)).sum(2)  # [Z, U, nb, na]

@@ -75,7 +75,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 
-from ..o3 import Irreps, sphere_grid, spherical_harmonics
+from ..o3 import Irreps, so3_generators, sphere_grid, spherical_harmonics
 from ..o3._wigner import _wigner_3j_np
 from ._constants import ConstantsModule
 
@@ -93,18 +93,18 @@ def harmonic_fields(l: int, points: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
     ``Y [n, d]`` orthonormal harmonics, ``Q [n, 3, d] = rhat x grad P`` and
     ``G [n, 3, d] = grad P`` for ``P = |r|^l Y_l(r/|r|)`` (e3nn basis, y polar).
+
+    No differentiation is needed: ``r x grad`` is the generator of rotations,
+    so ``Q_k = X_k Y`` with the real generators ``X = so3_generators(l)``, and
+    on the unit sphere ``grad P = l P rhat - rhat x Q`` (Euler's identity for
+    the radial part).
     """
-    v = torch.tensor(points, dtype=torch.float64, requires_grad=True)
-    Y = spherical_harmonics(l, v, normalize=False, normalization="integral")
-    d = 2 * l + 1
-    G = np.zeros((len(points), 3, d))
-    if l > 0:
-        for m in range(d):
-            (g,) = torch.autograd.grad(Y[:, m].sum(), v, retain_graph=m < d - 1)
-            G[:, :, m] = g.numpy()
-    pts = np.asarray(points)
-    Q = np.cross(pts[:, :, None], G, axisa=1, axisb=1, axisc=1)
-    return Y.detach().numpy(), Q, G
+    pts = np.asarray(points, dtype=np.float64)
+    Y = spherical_harmonics(l, torch.tensor(pts), normalize=False, normalization="integral").numpy()
+    X = so3_generators(l, dtype=torch.float64).numpy()  # [3, d, d]
+    Q = np.einsum("kmj,nj->nkm", X, Y)
+    G = l * Y[:, None, :] * pts[:, :, None] - np.cross(pts[:, :, None], Q, axisa=1, axisb=1, axisc=1)
+    return Y, Q, G
 
 
 @functools.lru_cache(maxsize=None)
