@@ -7,12 +7,13 @@ Cu/Au occupation, plus isolated-atom references) and ``cuau_emt_test.xyz``
 (a held-out 600 K set). Energies eV (info ``energy``), forces eV/Å (array
 ``forces``), stress eV/Å^3 (info ``stress``, 3x3). Deterministic for a seed.
 
-    python scripts/make_embedded_dataset.py [--seed 0] [--frames-per-traj 25]
+    python scripts/make_embedded_dataset.py [--seed 0] [--trajectories 20] [--frames-per-traj 10]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import warnings
 
 import numpy as np
 from ase import Atoms, units
@@ -41,13 +42,16 @@ def labelled(atoms: Atoms, config_type: str) -> Atoms:
 
 
 def trajectory(rng, temperature: float, n_frames: int, every: int, config_type: str) -> list[Atoms]:
-    """Langevin MD of a random Cu/Au 2x2x2 primitive fcc cell (8 atoms) under a random strain."""
-    atoms = bulk("Cu", "fcc", a=3.75).repeat((2, 2, 2))
-    atoms.numbers = np.where(rng.random(len(atoms)) < rng.uniform(0.2, 0.6), 79, 29)
-    strain = np.eye(3) + rng.uniform(-0.03, 0.03, (3, 3)) * np.array([[1, .3, .3], [.3, 1, .3], [.3, .3, 1]])
+    """Langevin MD of a random Cu/Au 2x2x2 primitive fcc cell (8 atoms, Vegard lattice constant) under a random strain (±2%)."""
+    x_au = rng.uniform(0.15, 0.6)
+    atoms = bulk("Cu", "fcc", a=3.61 * (1 - x_au) + 4.08 * x_au).repeat((2, 2, 2))  # Vegard's law
+    atoms.numbers = np.where(rng.random(len(atoms)) < x_au, 79, 29)
+    strain = np.eye(3) + rng.uniform(-0.02, 0.02, (3, 3)) * np.array([[1, .3, .3], [.3, 1, .3], [.3, .3, 1]])
     atoms.set_cell(atoms.cell.array @ strain, scale_atoms=True)
     atoms.calc = EMT()
-    MaxwellBoltzmannDistribution(atoms, temperature_K=2 * temperature, rng=rng)
+    with warnings.catch_warnings():  # ASE >= 3.28 prefers thermalize_momenta (absent from older ASE)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        MaxwellBoltzmannDistribution(atoms, temperature_K=2 * temperature, rng=rng)
     Stationary(atoms)
     dyn = Langevin(atoms, 2.0 * units.fs, temperature_K=temperature, friction=0.02, rng=rng, fixcm=False)
     dyn.run(100)  # equilibrate
@@ -61,9 +65,9 @@ def trajectory(rng, temperature: float, n_frames: int, every: int, config_type: 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trajectories", type=int, default=8, help="per temperature")
-    p.add_argument("--frames-per-traj", type=int, default=25)
-    p.add_argument("--every", type=int, default=10, help="MD steps between frames")
+    p.add_argument("--trajectories", type=int, default=20, help="per temperature")
+    p.add_argument("--frames-per-traj", type=int, default=10)
+    p.add_argument("--every", type=int, default=20, help="MD steps between frames")
     p.add_argument("--out", default=OUT)
     args = p.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -75,7 +79,7 @@ def main() -> None:
         for _ in range(args.trajectories):
             train += trajectory(rng, temperature, args.frames_per_traj, args.every, f"md_{int(temperature)}K")
     test = []
-    for _ in range(2):
+    for _ in range(5):
         test += trajectory(rng, 600.0, args.frames_per_traj, args.every, "md_600K")
     write(os.path.join(args.out, "cuau_emt.xyz"), train, format="extxyz")
     write(os.path.join(args.out, "cuau_emt_test.xyz"), test, format="extxyz")

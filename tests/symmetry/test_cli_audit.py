@@ -47,8 +47,8 @@ def test_mlp_demo_writes_plots_and_json(tiny_xyz, tmp_path, capsys):
                "--group", "SO3", "C4:z", "translations", "permutations", *FAST])
     assert rc == 0
     files = set(os.listdir(out))
-    for f in ("groups.png", "sweep_error_energy.png", "sweep_error_forces.png", "sweep_consensus_forces.png",
-              "sweep_task_energy.png", "sweep_improper_error_forces.png", "disc_error_energy.png", "audit.json"):
+    for f in ("groups.png", "sweep_energy.png", "sweep_forces.png", "disc_energy.png", "disc_forces.png",
+              "audit.json"):
         assert f in files, f
     rep = json.load(open(os.path.join(out, "audit.json")))
     assert set(rep["groups"]) == {"SO3", "C4(z)", "translations", "permutations"}

@@ -32,14 +32,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_md(atoms, calc, steps: int = 200, dt: float = 0.5, temperature: float = 300.0, integrator: str = "verlet",
-           friction: float = 0.01, seed: int = 0, trajectory=None, interval: int = 10) -> dict:
+           friction: float = 0.01, seed: int = 0, trajectory=None, interval: int = 10, keep_frames: bool = False) -> dict:
     """Run MD on ``atoms`` with ``calc``; return statistics.
+
+    ``dt`` in fs, ``temperature`` in K (initial Maxwell-Boltzmann velocities,
+    and the Langevin bath), ``friction`` in 1/fs. Every ``interval`` steps a
+    frame is written to ``trajectory`` (extxyz path) and, with ``keep_frames``,
+    returned.
 
     Returns
     -------
     dict: ``steps``, ``steps_per_s``, ``temperature_mean`` (K), ``energy_start``
     / ``energy_end`` (total, eV), ``drift_rate`` (meV/atom/ps, linear fit),
-    ``max_deviation`` (meV/atom), ``time_ps``.
+    ``max_deviation`` (meV/atom), ``time_ps`` and ``frames`` (list of
+    ``ase.Atoms`` with the model's energy and forces) when ``keep_frames``.
     """
     from ase import units
     from ase.md.langevin import Langevin
@@ -72,12 +78,12 @@ def run_md(atoms, calc, steps: int = 200, dt: float = 0.5, temperature: float = 
     def observe():
         energies.append(atoms.get_potential_energy() + atoms.get_kinetic_energy())
         temps.append(atoms.get_temperature())
-        if trajectory is not None and dyn.nsteps % interval == 0:
-            frames.append(atoms.copy())
-            frames[-1].calc = None
+        if (trajectory is not None or keep_frames) and dyn.nsteps % interval == 0:
             from ase.calculators.singlepoint import SinglePointCalculator
 
-            frames[-1].calc = SinglePointCalculator(frames[-1], energy=atoms.get_potential_energy(), forces=atoms.get_forces())
+            frame = atoms.copy()
+            frame.calc = SinglePointCalculator(frame, energy=atoms.get_potential_energy(), forces=atoms.get_forces())
+            frames.append(frame)
 
     dyn.attach(observe, interval=1)
     atoms.get_forces()  # warm-up outside the timing
@@ -92,6 +98,7 @@ def run_md(atoms, calc, steps: int = 200, dt: float = 0.5, temperature: float = 
 
         ase.io.write(trajectory, frames, format="extxyz")
     return {
+        **({"frames": frames} if keep_frames else {}),
         "steps": steps, "steps_per_s": steps / wall, "temperature_mean": float(np.mean(temps)),
         "energy_start": float(energies[0]), "energy_end": float(energies[-1]),
         "drift_rate": slope, "max_deviation": float(np.abs(e - e[0]).max()), "time_ps": steps * dt * 1e-3,
