@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import math
-from fractions import Fraction
 
 import numpy as np
 import torch
@@ -51,20 +50,32 @@ def change_basis_real_to_complex(l: int, dtype=torch.complex128, device=None) ->
     return torch.tensor(change_basis_real_to_complex_np(l), dtype=dtype, device=device)
 
 
-def _su2_cg_coeff(j1, m1, j2, m2, j3, m3) -> Fraction:
-    """<j1 m1 j2 m2 | j3 m3> squared-with-sign as an exact Fraction of sqrt: returns (sign*value^2)."""
+def _su2_cg_coeff(j1, m1, j2, m2, j3, m3) -> float:
+    """<j1 m1 j2 m2 | j3 m3> by Racah's formula, in exact integer arithmetic.
+
+    The alternating sum is accumulated over a common integer denominator,
+    so the only rounding is the final (correctly rounded) division and the
+    square root.
+    """
     if m3 != m1 + m2:
-        return Fraction(0)
+        return 0.0
     f = math.factorial
     vmin = int(max(-j1 + j2 + m3, -j1 + m1, 0))
     vmax = int(min(j2 + j3 + m1, j3 - j1 + j2, j3 + m3))
-    C = Fraction((2 * j3 + 1) * f(j3 + j1 - j2) * f(j3 - j1 + j2) * f(j1 + j2 - j3) * f(j3 + m3) * f(j3 - m3),
-                 f(j1 + j2 + j3 + 1) * f(j1 - m1) * f(j1 + m1) * f(j2 - m2) * f(j2 + m2))
-    S = Fraction(0)
+    if vmax < vmin:
+        return 0.0
+    c_num = (2 * j3 + 1) * f(j3 + j1 - j2) * f(j3 - j1 + j2) * f(j1 + j2 - j3) * f(j3 + m3) * f(j3 - m3)
+    c_den = f(j1 + j2 + j3 + 1) * f(j1 - m1) * f(j1 + m1) * f(j2 - m2) * f(j2 + m2)
+    nums, dens = [], []
     for v in range(vmin, vmax + 1):
-        S += Fraction((-1) ** int(v + j2 + m2) * f(j2 + j3 + m1 - v) * f(j1 - m1 + v),
-                      f(v) * f(j3 - j1 + j2 - v) * f(j3 + m3 - v) * f(v + j1 - j2 - m3))
-    return (1 if S >= 0 else -1) * C * S * S
+        nums.append((-1) ** int(v + j2 + m2) * f(j2 + j3 + m1 - v) * f(j1 - m1 + v))
+        dens.append(f(v) * f(j3 - j1 + j2 - v) * f(j3 + m3 - v) * f(v + j1 - j2 - m3))
+    lcm = math.lcm(*dens)
+    s_num = sum(n * (lcm // d) for n, d in zip(nums, dens))
+    if s_num == 0:
+        return 0.0
+    value = math.sqrt((c_num * s_num * s_num) / (c_den * lcm * lcm))
+    return value if s_num > 0 else -value
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,8 +85,7 @@ def _su2_cg_np(l1: int, l2: int, l3: int) -> np.ndarray:
         for m2 in range(-l2, l2 + 1):
             m3 = m1 + m2
             if abs(m3) <= l3:
-                v = _su2_cg_coeff(l1, m1, l2, m2, l3, m3)
-                C[l1 + m1, l2 + m2, l3 + m3] = math.copysign(math.sqrt(abs(v)), v)
+                C[l1 + m1, l2 + m2, l3 + m3] = _su2_cg_coeff(l1, m1, l2, m2, l3, m3)
     return C
 
 
@@ -87,7 +97,7 @@ def _wigner_3j_np(l1: int, l2: int, l3: int) -> np.ndarray:
     Q2 = change_basis_real_to_complex_np(l2)
     Q3 = change_basis_real_to_complex_np(l3)
     C = _su2_cg_np(l1, l2, l3).astype(np.complex128)
-    C = np.einsum("ij,kl,mn,ikn->jlm", Q1, Q2, np.conj(Q3.T), C)
+    C = np.einsum("ij,kl,mn,ikn->jlm", Q1, Q2, np.conj(Q3.T), C, optimize=True)
     assert np.abs(C.imag).max() < 1e-8
     C = C.real
     C = C / np.linalg.norm(C)
@@ -118,7 +128,7 @@ def _gaunt_np(l1: int, l2: int, l3: int) -> np.ndarray:
 
     g = sphere_grid(l1 + l2 + l3, dtype=torch.float64)
     Y = [spherical_harmonics(l, g.points, normalization="integral").numpy() for l in (l1, l2, l3)]
-    G = np.einsum("n,ni,nj,nk->ijk", g.weights.numpy(), *Y)
+    G = np.einsum("n,ni,nj,nk->ijk", g.weights.numpy(), *Y, optimize=True)
     G[np.abs(G) < 1e-13] = 0.0
     G.setflags(write=False)
     return G
