@@ -118,8 +118,9 @@ class MACE(torch.nn.Module):
     s2grid_band_limit : int, optional
         Grid resolution for ``'s2grid'``.
     residual_first : bool
-        Give the first layer a skip connection too (mace-torch's default);
-        then isolated atoms get a constant per-element offset on top of E0.
+        Give the first layer a skip connection too (as mace-torch does when
+        its first interaction is a residual block); then isolated atoms get a
+        learned per-element offset on top of E0.
     dtype : {'float32', 'float64'}
         Parameters and computation dtype; inputs are cast to it.
     seed : int
