@@ -353,10 +353,7 @@ class MACE(torch.nn.Module):
         if shifts is not None:
             vec = vec + shifts
         lengths = torch.sqrt((vec * vec).sum(-1))
-        # (clone when empty: spherical_harmonics currently writes into an empty input in place,
-        # which breaks autograd for graphs without edges)
-        sh = spherical_harmonics(self.irreps_sh, vec if vec.shape[0] else vec.clone(), normalize=True,
-                                 normalization="component")
+        sh = spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
         if self.radial_kind == "mlp":
             radial_in = self.radial_embedding(lengths)
         else:

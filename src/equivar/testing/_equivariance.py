@@ -254,8 +254,8 @@ def _accumulate(errors, kind, a, b, types, name="out"):
     if _norm_type(types)[0] == "index":
         return
     for blk, s in _blocks(types):
-        u = a[..., s].double()
-        v = b[..., s].double()
+        u = a[..., s].detach().double()
+        v = b[..., s].detach().double()
         scale = max(float(v.norm()), float(u.norm()))
         diff = float((u - v).norm())
         if not (diff == diff):  # NaN
