@@ -71,6 +71,7 @@ from ._registry import available_backends, get_backend, register_backend
 from ._cg import CGBackend
 from ._tensor_product import TensorProduct
 from ._builders import FullyConnectedTensorProduct, channelwise_instructions, channelwise_tp, from_e3nn
+from ._expressivity import ExpressivityReport, Interaction, all_irreps, expressivity, expressivity_table
 
 register_backend("cg", CGBackend)
 
@@ -100,4 +101,9 @@ __all__ = [
     "channelwise_instructions",
     "channelwise_tp",
     "from_e3nn",
+    "ExpressivityReport",
+    "Interaction",
+    "all_irreps",
+    "expressivity",
+    "expressivity_table",
 ]

@@ -3,8 +3,14 @@
 Every path is ``out[k] += path_weight * sum_ij C[i,j,k] x1[i] x2[j]`` with
 ``C = wigner_3j(l1, l2, l3)`` (e3nn's real basis), multiplicities connected
 as the instruction's connection mode says. No ``[batch, u, v, i, j]`` outer
-product is ever formed: x2 is first contracted with the coefficients
-(a dense ``[Z*v, d2] @ [d2, d1*d3]`` matrix product), then with x1.
+product is ever formed.
+
+Channelwise (``'uvu'``) paths, the edge product of MACE and NequIP, go
+through the fused kernels of :mod:`equivar.tp._cg_fused` (two matrix
+products per x1 block, in-place accumulation, hand-written backward that is
+itself differentiable). Other modes use per-path products: x2 is first
+contracted with the coefficients (``[Z*v, d2] @ [d2, d1*d3]``), then with
+x1, then with the weights; autograd differentiates them.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import torch
 
 from ..o3 import Irreps
 from ..o3._wigner import _wigner_3j_np
+from ._cg_fused import FusedTP, build_plan
 from ._constants import ConstantsModule
 from ._instructions import Instruction, weight_offsets
 
@@ -32,6 +39,7 @@ class CGBackend(ConstantsModule):
         *,
         irrep_normalization: str = "component",
         path_normalization: str = "element",
+        fused: bool = True,
     ) -> None:
         super().__init__()
         self.irreps_in1, self.irreps_in2, self.irreps_out = Irreps(irreps_in1), Irreps(irreps_in2), Irreps(irreps_out)
@@ -40,6 +48,7 @@ class CGBackend(ConstantsModule):
         self._s1 = [(s.start, s.stop) for s in self.irreps_in1.slices()]
         self._s2 = [(s.start, s.stop) for s in self.irreps_in2.slices()]
         self._paths = []
+        fused_ins = []
         for n, ins in enumerate(self.instructions):
             (m1, ir1), (m2, ir2), (mo, iro) = (
                 self.irreps_in1[ins.i_in1],
@@ -48,11 +57,24 @@ class CGBackend(ConstantsModule):
             )
             if m1 * m2 * mo == 0 or ins.path_weight == 0:
                 continue
+            if fused and ins.connection_mode == "uvu":
+                fused_ins.append((n, ins))
+                continue
             C = _wigner_3j_np(ir1.l, ir2.l, iro.l) * ins.path_weight  # [d1, d2, d3]
             name = f"_cg{n}"
             # [d2, d1*d3]: contracts x2 first
             self.register_constant(name, C.transpose(1, 0, 2).reshape(ir2.dim, ir1.dim * iro.dim))
             self._paths.append((n, name))
+        self._plan = None
+        self._const_names: tuple = ()
+        if fused_ins:
+            n_weights = sum(math.prod(i.path_shape) for i in self.instructions if i.has_weight)
+            self._plan, consts = build_plan(
+                self.irreps_in1, self.irreps_in2, self.irreps_out, fused_ins, self._offsets, _wigner_3j_np, n_weights
+            )
+            self._const_names = tuple(consts)
+            for k, v in consts.items():
+                self.register_constant("_f" + k, v)
 
     def expressible(self, instruction) -> bool:
         """Every path allowed by the selection rules is exact here."""
@@ -62,6 +84,15 @@ class CGBackend(ConstantsModule):
         Z = x1.shape[0]
         shared = weight.dim() == 1
         outs: list[list[torch.Tensor]] = [[] for _ in self.irreps_out]
+        fused_out = None
+        if self._plan is not None:
+            tensors = [getattr(self, "_f" + k) for k in self._const_names]
+            tensors = [t.to(x1.dtype) if t.is_floating_point() else t for t in tensors]
+            fused_out = FusedTP.apply(
+                self._plan, self._const_names, x1.contiguous(), x2.contiguous(), weight.contiguous(), 1.0, *tensors
+            )
+            if not self._paths:
+                return fused_out
         for n, name in self._paths:
             ins = self.instructions[n]
             (m1, ir1), (m2, ir2), (mo, iro) = (
@@ -113,4 +144,5 @@ class CGBackend(ConstantsModule):
                 pieces.append(x1.new_zeros(Z, mul * ir.dim))
         if not pieces:
             return x1.new_zeros(Z, 0)
-        return torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
+        out = torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
+        return out if fused_out is None else out + fused_out

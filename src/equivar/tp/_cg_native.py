@@ -1,0 +1,253 @@
+r"""Native CPU kernels for the channelwise paths of the ``cg`` backend.
+
+The sparse Clebsch-Gordan work of a channelwise product is tiny per
+coefficient (one ``mul``-long multiply-add) and its output layout
+(``[path, u, k]`` per sample) is a transpose of the natural accumulation
+layout; in PyTorch that costs several strided passes over the large
+output. A small C kernel (:mod:`equivar.tp._cg_native_src`) does it in one
+pass per sample, in cache, with ``torch.get_num_threads()`` threads.
+
+The library is compiled on first use with the system C compiler (``cc``,
+about a second) into ``$EQUIVAR_CACHE`` (default ``~/.cache/equivar``) and
+loaded with ``ctypes``; the calls are registered as ``torch.library``
+custom ops so ``torch.compile`` sees them as opaque operators. If no
+compiler is available, or ``EQUIVAR_NATIVE=0``, or the tensors are not
+float32/float64 on the CPU, the pure-PyTorch kernels of
+:mod:`equivar.tp._cg_fused` are used instead (same results to rounding).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+
+import numpy as np
+import torch
+
+from ._cg_native_src import C_SOURCE
+
+_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fPIC", "-shared", "-std=gnu99", "-pthread"]
+_lock = threading.Lock()
+_lib = None
+_tried = False
+_error: str | None = None
+
+
+def _cache_dir() -> str:
+    return os.environ.get("EQUIVAR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "equivar")
+
+
+def _cpu_id() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("model name", "flags")):
+                    return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _compile() -> str:
+    cc = os.environ.get("CC", "cc")
+    key = hashlib.sha256((C_SOURCE + " ".join(_FLAGS) + cc + platform.machine() + _cpu_id()).encode()).hexdigest()[:16]
+    d = _cache_dir()
+    os.makedirs(d, exist_ok=True)
+    so = os.path.join(d, f"equivar_cg_{key}.so")
+    if os.path.exists(so):
+        return so
+    with tempfile.TemporaryDirectory(dir=d) as tmp:
+        src = os.path.join(tmp, "k.c")
+        with open(src, "w") as f:
+            f.write(C_SOURCE)
+        out = os.path.join(tmp, "k.so")
+        r = subprocess.run([cc, *_FLAGS, src, "-o", out], capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError(f"{cc} failed: {r.stderr.strip()[:2000]}")
+        os.replace(out, so)  # atomic: concurrent processes never see a partial file
+    return so
+
+
+def library():
+    """The loaded kernel library, or ``None`` (``native_error()`` says why)."""
+    global _lib, _tried, _error
+    if _tried:
+        return _lib
+    with _lock:
+        if _tried:
+            return _lib
+        _tried = True
+        if os.environ.get("EQUIVAR_NATIVE", "1") == "0":
+            _error = "disabled by EQUIVAR_NATIVE=0"
+            return None
+        if sys.platform == "win32":
+            _error = "native kernels are built for POSIX systems only"
+            return None
+        try:
+            lib = ctypes.CDLL(_compile())
+            i64, vp, i = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+            lib.equivar_uvu_forward.argtypes = [i, i, i64, vp, vp, vp, i64, vp, i64, i64, i64, i64, vp, i64, vp, vp, vp,
+                                                vp, i64, i64, i64, i64, i64, ctypes.c_double]
+            lib.equivar_uvu_forward.restype = i
+            lib.equivar_uvu_backward.argtypes = [i, i, i64, vp, vp, vp, vp, i64, vp, vp, vp, i, i, i, i64, i64, i64, i64,
+                                                 vp, i64, vp, vp, vp, i64, i64, i64, i64, ctypes.c_double]
+            lib.equivar_uvu_backward.restype = i
+            _lib = lib
+        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+            _error = str(e)
+            _lib = None
+        return _lib
+
+
+def native_error() -> str | None:
+    """Why the native kernels are unavailable (``None`` if they are available or not tried yet)."""
+    return _error
+
+
+def usable(x1: torch.Tensor, x2: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether the native kernels can run on these tensors (the library itself is checked at construction)."""
+    return (
+        x1.device.type == "cpu"
+        and x1.dtype in (torch.float32, torch.float64)
+        and x2.device.type == "cpu"
+        and w.device.type == "cpu"
+        and x2.dtype == x1.dtype
+        and w.dtype == x1.dtype
+    )
+
+
+def pack_plan(irreps_in1, irreps_in2, irreps_out, instructions, offsets, cg_np) -> tuple[dict, tuple]:
+    """Plan arrays (numpy) and sizes ``(D1, D2, Dout, max_mulp, max_d1, max_d3, max_nn)`` for the kernels.
+
+    ``instructions``: ``(index, Instruction)`` pairs of channelwise paths;
+    see :mod:`equivar.tp._cg_native_src` for the layout.
+    """
+    s1, s2, so = irreps_in1.slices(), irreps_in2.slices(), irreps_out.slices()
+    by_group: dict[int, list] = {}
+    for n, ins in instructions:
+        by_group.setdefault(ins.i_in1, []).append((n, ins))
+    groups, subs, nnz, coef, nnz_i, coef_i = [], [], [], [], [], []
+    written: set = set()
+    max_mul = max_d1 = max_d3 = max_nn = 1
+    for a in sorted(by_group):
+        mul, ir1 = irreps_in1[a]
+        mp = (mul + 7) // 8 * 8
+        s_first = len(subs)
+        for n, ins in by_group[a]:
+            m2, ir2 = irreps_in2[ins.i_in2]
+            iro = irreps_out[ins.i_out].ir
+            C = cg_np(ir1.l, ir2.l, iro.l) * ins.path_weight
+            idx = np.argwhere(C != 0)  # (i, j, k)
+            by_k = idx[np.lexsort((idx[:, 1], idx[:, 0], idx[:, 2]))]
+            by_i = idx[np.lexsort((idx[:, 1], idx[:, 2], idx[:, 0]))]
+            max_nn = max(max_nn, len(idx))
+            for vi in range(m2):
+                j0 = s2[ins.i_in2].start + vi * ir2.dim
+                out_start = so[ins.i_out].start
+                wb, ws = (offsets[n] + vi, m2) if ins.has_weight else (-1, 0)
+                assign = 0 if out_start in written else 1
+                written.add(out_start)
+                subs.append([iro.dim, out_start, wb, ws, len(nnz), len(idx), assign])
+                for (i, j, k), (i2, j2, k2) in zip(by_k, by_i):
+                    nnz.append([i * mp, j0 + j, k * mp])
+                    coef.append(C[i, j, k])
+                    nnz_i.append([i2 * mp, j0 + j2, k2 * mp])
+                    coef_i.append(C[i2, j2, k2])
+            max_d3 = max(max_d3, iro.dim)
+        groups.append([s1[a].start, mul, ir1.dim, s_first, len(subs) - s_first])
+        max_mul, max_d1 = max(max_mul, mp), max(max_d1, ir1.dim)
+    zero = [
+        [s.start, s.stop] for s, (mul, ir) in zip(so, irreps_out) if s.start not in written and mul * ir.dim > 0
+    ]
+    arrays = {
+        "n_groups": np.asarray(groups, dtype=np.int64).reshape(-1, 5),
+        "n_subs": np.asarray(subs, dtype=np.int64).reshape(-1, 7),
+        "n_nnz": np.asarray(nnz, dtype=np.int64).reshape(-1, 3),
+        "n_coef": np.asarray(coef, dtype=np.float64),
+        "n_nnz_i": np.asarray(nnz_i, dtype=np.int64).reshape(-1, 3),
+        "n_coef_i": np.asarray(coef_i, dtype=np.float64),
+        "n_zero": np.asarray(zero, dtype=np.int64).reshape(-1, 2),
+    }
+    return arrays, (irreps_in1.dim, irreps_in2.dim, irreps_out.dim, max_mul, max_d1, max_d3, max_nn)
+
+
+def _ptr(t: torch.Tensor) -> int:
+    return t.data_ptr()
+
+
+@torch.library.custom_op("equivar::cg_uvu_forward", mutates_args=())
+def cg_uvu_forward(
+    x1: torch.Tensor, x2: torch.Tensor, w: torch.Tensor, groups: torch.Tensor, subs: torch.Tensor,
+    nnz: torch.Tensor, coef: torch.Tensor, zero: torch.Tensor, sizes: list[int], uw: float,
+) -> torch.Tensor:
+    """``out [Z, Dout]`` of the channelwise paths (native CPU kernel); ``w`` per sample [Z, W] or shared [W].
+
+    ``uw``: weight of the unweighted paths (1; 0 to compute the weighted paths alone).
+    """
+    D1, D2, Dout, max_mulp, max_d1, max_d3, max_nn = sizes
+    Z = x1.shape[0]
+    out = x1.new_empty(Z, Dout)
+    if Z == 0:
+        return out
+    x1, x2, w, coef = x1.contiguous(), x2.contiguous(), w.contiguous(), coef.contiguous()
+    W = w.shape[-1]
+    w_rs = 0 if w.dim() == 1 else W
+    if W == 0:
+        w = x1.new_zeros(1)
+    st = library().equivar_uvu_forward(
+        int(x1.dtype == torch.float64), max(1, torch.get_num_threads()), Z, _ptr(x1), _ptr(x2), _ptr(w), w_rs,
+        _ptr(out), D1, D2, Dout, W, _ptr(groups), groups.shape[0], _ptr(subs), _ptr(nnz), _ptr(coef), _ptr(zero),
+        zero.shape[0], max_mulp, max_d1, max_d3, max_nn, float(uw),
+    )
+    if st != 0:
+        raise MemoryError("equivar native cg kernel: allocation failed")
+    return out
+
+
+@cg_uvu_forward.register_fake
+def _(x1, x2, w, groups, subs, nnz, coef, zero, sizes, uw):
+    return x1.new_empty(x1.shape[0], sizes[2])
+
+
+@torch.library.custom_op("equivar::cg_uvu_backward", mutates_args=())
+def cg_uvu_backward(
+    G: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, w: torch.Tensor, groups: torch.Tensor, subs: torch.Tensor,
+    nnz: torch.Tensor, coef: torch.Tensor, sizes: list[int], need: list[bool], uw: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients (dx1, dx2, dw) of ``<G, out>``; tensors not in ``need`` are returned empty."""
+    D1, D2, Dout, max_mulp, max_d1, max_d3, max_nn = sizes
+    nx1, nx2, nw = need
+    Z = x1.shape[0]
+    G, x1, x2, w, coef = G.contiguous(), x1.contiguous(), x2.contiguous(), w.contiguous(), coef.contiguous()
+    W = w.shape[-1]
+    shared = w.dim() == 1
+    gx1 = x1.new_empty(x1.shape) if nx1 else x1.new_empty(0)
+    gx2 = x2.new_empty(x2.shape) if nx2 else x2.new_empty(0)
+    gw = (torch.zeros_like(w) if shared else w.new_empty(w.shape)) if nw else w.new_empty(0)
+    if Z == 0:
+        return gx1.zero_(), gx2.zero_(), gw.zero_()
+    wp = w if W > 0 else x1.new_zeros(1)
+    st = library().equivar_uvu_backward(
+        int(x1.dtype == torch.float64), max(1, torch.get_num_threads()), Z, _ptr(G), _ptr(x1), _ptr(x2), _ptr(wp),
+        0 if shared else W, _ptr(gx1) if nx1 else None, _ptr(gx2) if nx2 else None, _ptr(gw) if nw else None,
+        int(nx1), int(nx2), int(nw), D1, D2, Dout, W, _ptr(groups), groups.shape[0], _ptr(subs), _ptr(nnz),
+        _ptr(coef), max_mulp, max_d1, max_d3, max_nn, float(uw),
+    )
+    if st != 0:
+        raise MemoryError("equivar native cg kernel: allocation failed")
+    return gx1, gx2, gw
+
+
+@cg_uvu_backward.register_fake
+def _(G, x1, x2, w, groups, subs, nnz, coef, sizes, need, uw):
+    nx1, nx2, nw = need
+    return (
+        x1.new_empty(x1.shape) if nx1 else x1.new_empty(0),
+        x2.new_empty(x2.shape) if nx2 else x2.new_empty(0),
+        w.new_empty(w.shape) if nw else w.new_empty(0),
+    )
