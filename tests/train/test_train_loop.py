@@ -134,3 +134,11 @@ def test_ema_average_and_restore():
     with ema.average_parameters():
         torch.testing.assert_close(lin.weight, w0 + 0.5)
     torch.testing.assert_close(lin.weight, w0 + 1.0)
+
+
+def test_resume_refuses_other_model(tiny_cfg):
+    tiny_cfg.training.epochs = 1
+    run_training(tiny_cfg, log=lambda s: None)
+    tiny_cfg.model["hidden"] = 8
+    with pytest.raises(ValueError, match=r"hyperparameters differ from the checkpoint's in \['hidden'\]"):
+        run_training(tiny_cfg, resume=True, log=lambda s: None)

@@ -95,8 +95,8 @@ def load_datasets(cfg: Config, log: Callable[[str], None] = print) -> Datasets:
         tests[str(name)] = D.split_isolated_atoms(_read(path, cfg))[1]
         D.check_elements(tests[str(name)], zs)
     e0s = D.resolve_e0s(d.e0s, train, isolated, zs)
-    log(f"data: {len(train)} train, {len(valid)} valid, "
-        + ", ".join(f"{len(v)} {k}" for k, v in tests.items()) + f"; elements {zs}; E0s "
+    log(f"data: {len(train)} train, {len(valid)} valid"
+        + "".join(f", {len(v)} {k}" for k, v in tests.items()) + f"; elements {zs}; E0s "
         + ", ".join(f"{z}: {e:.4f}" for z, e in e0s.items()) + " eV")
     return Datasets(train, valid, tests, isolated, zs, e0s)
 

@@ -127,6 +127,11 @@ class Trainer:
         payload = load_checkpoint(path or self.checkpoint_path())
         if "train_state" not in payload:
             raise ValueError(f"{path or self.checkpoint_path()}: holds a model only, no training state to resume")
+        mine = dict(getattr(unwrap(self.model), "hparams", {}))
+        diff = sorted(k for k in set(mine) | set(payload["hparams"]) if mine.get(k) != payload["hparams"].get(k))
+        if diff:
+            raise ValueError(f"cannot resume {path or self.checkpoint_path()}: the model hyperparameters differ from "
+                             f"the checkpoint's in {diff}")
         unwrap(self.model).load_state_dict(payload["state_dict"])
         self.load_state_dict(payload["train_state"])
         if self.metrics_log is not None:
