@@ -64,7 +64,9 @@ class TrainingConfig:
     per-configuration weights. ``optimizer``: adam | amsgrad | adamw.
     ``ema_decay`` null disables EMA; ``early_stopping_patience`` null
     disables early stopping; ``clip_grad_norm`` null disables clipping.
-    ``max_time_s`` stops training after that many seconds (equal-budget runs).
+    ``max_time_s`` stops training after that many wall-clock seconds of training steps
+    (validation excluded; equal-budget runs). metrics.csv logs both wall (``time_s``) and
+    process CPU (``cpu_s``) seconds of training.
     """
 
     epochs: int = 100

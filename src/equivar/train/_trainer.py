@@ -85,6 +85,7 @@ class Trainer:
         self.best_epoch = 0
         self.bad_epochs = 0
         self.elapsed = 0.0
+        self.cpu_elapsed = 0.0
         self.history: list[dict] = []
         self.stop_reason = ""
         self.metrics_log = MetricsLog(output_dir) if dist.is_main else None
@@ -96,7 +97,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(),
             "epoch": self.epoch, "step": self.step, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "history": list(self.history),
+            "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "cpu_elapsed": self.cpu_elapsed, "history": list(self.history),
             "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
         }
 
@@ -107,6 +108,7 @@ class Trainer:
             self.ema.load_state_dict(st["ema"])
         for k in ("epoch", "step", "best_loss", "best_epoch", "bad_epochs", "elapsed"):
             setattr(self, k, st[k])
+        self.cpu_elapsed = st.get("cpu_elapsed", 0.0)
         self.history = list(st["history"])
         torch.set_rng_state(st["torch_rng"])
         random.setstate(st["python_rng"])
@@ -164,6 +166,7 @@ class Trainer:
         acc = ErrorAccumulator()
         t_limit = self.cfg.max_time_s
         t0 = time.perf_counter()
+        c0 = time.process_time()
         bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", leave=False,
                    disable=not (self.progress and self.dist.is_main), dynamic_ncols=True)
         for batch in bar:
@@ -186,6 +189,7 @@ class Trainer:
                 break
         bar.close()
         self.elapsed += time.perf_counter() - t0
+        self.cpu_elapsed += time.process_time() - c0
         acc.all_reduce()
         return acc.compute()
 
@@ -228,6 +232,7 @@ class Trainer:
             train = self.train_epoch()
             self.epoch += 1
             row = {"epoch": self.epoch, "step": self.step, "time_s": round(self.elapsed, 3),
+                   "cpu_s": round(self.cpu_elapsed, 3),
                    "lr": self.optimizer.param_groups[0]["lr"]}
             row.update({f"train_{k}": v for k, v in train.items() if k != "n_structures"})
             last = self.epoch == cfg.epochs or bool(self.stop_reason)
