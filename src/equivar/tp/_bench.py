@@ -1,0 +1,433 @@
+r"""Tensor-product benchmark: backends x L x channels x batch, e3nn measured in the same run.
+
+Used by ``equivar bench tp`` and ``benchmarks/tp.py``. Two configurations,
+both with features ``channels x (l = 0..L, parity (-1)^l)`` and the
+spherical harmonics ``0..L`` of the edge (one irrep per degree):
+
+- ``P`` (MACE / NequIP edge product): channelwise ``uvu``, every allowed path
+  into its own output block with ``l3 <= L`` (both parities), external
+  per-edge weights;
+- ``S`` (function product): channelwise, the paths with even
+  ``l1 + l2 + l3`` summed into one block ``channels x (l3, (-1)^l3)`` per
+  ``l3 <= L``, external per-edge weights (per path for e3nn and ``cg``;
+  the Gaunt-family backends use their own weight form).
+
+For each (configuration, backend, L, channels, batch): forward time (no
+autograd), forward+backward time (gradients of all three inputs for a fixed
+upstream gradient), double-backward time (forces-style: gradient of the
+input-2 gradient's squared norm), each the median of interleaved repeats
+after warm-up (peers alternate within each round so that background load
+affects them alike); peak extra memory of one forward+backward (CPU: a
+forked child's peak resident set above its start; CUDA:
+``torch.cuda.max_memory_allocated``); relative equivariance error (O(3),
+float32, 64 samples); useful work ``2 * batch * sum_paths nnz(C) * u * v``
+(the sparse Clebsch-Gordan multiply-adds) in GFLOP/s next to the machine's
+float32 matrix-multiply GFLOP/s; and the ratio of e3nn's time to each
+backend's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from ..o3 import Irreps
+from ..o3._wigner import _wigner_3j_np
+
+CONFIGS = ("P", "S")
+DEFAULT_L = (1, 2, 3, 4, 6)
+ALL_BACKENDS = ("cg", "gaunt", "s2grid", "cp")
+
+
+# --- configurations ------------------------------------------------------------
+def p_config(L: int, channels: int = 32):
+    """``(irreps_in1, irreps_in2, irreps_out, instructions)`` of configuration P (MACE's construction)."""
+    from ._builders import channelwise_instructions
+
+    i1 = Irreps([(channels, (l, (-1) ** l)) for l in range(L + 1)])
+    i2 = Irreps.spherical_harmonics(L)
+    target = Irreps([(1, (l, p)) for l in range(L + 1) for p in (1, -1)])
+    io, ins = channelwise_instructions(i1, i2, target)
+    return i1, i2, io, ins
+
+
+def s_config(L: int, channels: int = 32):
+    """``(irreps_in1, irreps_in2, irreps_out, instructions)`` of configuration S (function product)."""
+    i1 = Irreps([(channels, (l, (-1) ** l)) for l in range(L + 1)])
+    i2 = Irreps.spherical_harmonics(L)
+    io = Irreps([(channels, (l, (-1) ** l)) for l in range(L + 1)])
+    ins = [
+        (a, b, c, "uvu", True)
+        for a in range(L + 1)
+        for b in range(L + 1)
+        for c in range(L + 1)
+        if abs(a - b) <= c <= a + b and (a + b + c) % 2 == 0
+    ]
+    return i1, i2, io, ins
+
+
+def config(name: str, L: int, channels: int):
+    if name == "P":
+        return p_config(L, channels)
+    if name == "S":
+        return s_config(L, channels)
+    raise ValueError(f"unknown configuration {name!r}, expected one of {CONFIGS}")
+
+
+def useful_flops(irreps_in1, irreps_in2, irreps_out, instructions, batch: int) -> int:
+    """``2 * batch * sum_paths nnz(C) * mul1 * mul2``: the sparse CG multiply-adds of one forward."""
+    total = 0
+    for ins in instructions:
+        (m1, ir1), (m2, ir2), (_, iro) = irreps_in1[ins[0]], irreps_in2[ins[1]], irreps_out[ins[2]]
+        total += int(np.count_nonzero(_wigner_3j_np(ir1.l, ir2.l, iro.l))) * m1 * m2
+    return 2 * batch * total
+
+
+def matmul_gflops(threads: int, device: str = "cpu", n: int = 2048) -> float:
+    """Measured float32 ``[n, n] @ [n, n]`` throughput of this machine (median of 5)."""
+    torch.set_num_threads(threads)
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    ts = []
+    for _ in range(6):
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        ts.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(ts[1:]) / 1e9
+
+
+# --- modules ----------------------------------------------------------------------
+def build(backend: str, cfg, dtype, device, backend_options=None):
+    """The module for ``backend`` ('e3nn' for the peer) on configuration ``cfg``; raises on failure."""
+    i1, i2, io, ins = cfg
+    if backend == "e3nn":
+        import e3nn.o3 as eo
+
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            m = eo.TensorProduct(str(i1), str(i2), str(io), ins, shared_weights=False, internal_weights=False)
+        finally:
+            torch.set_default_dtype(old)
+        return m.to(device)
+    from ._tensor_product import TensorProduct
+
+    m = TensorProduct(
+        i1, i2, io, ins, shared_weights=False, internal_weights=False, backend=backend, **(backend_options or {})
+    )
+    return m.to(device=device, dtype=dtype)
+
+
+def _sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+class _Inputs:
+    def __init__(self, m, batch, dtype, device, seed):
+        g = torch.Generator().manual_seed(seed)
+        d1, d2 = m.irreps_in1.dim, m.irreps_in2.dim
+        self.x1 = torch.randn(batch, d1, generator=g, dtype=dtype).to(device)
+        self.x2 = torch.randn(batch, d2, generator=g, dtype=dtype).to(device)
+        self.w = torch.randn(batch, m.weight_numel, generator=g, dtype=dtype).to(device)
+        self.G = torch.randn(batch, m.irreps_out.dim, generator=g, dtype=dtype).to(device)
+
+
+def _fwd(m, I):
+    with torch.no_grad():
+        m(I.x1, I.x2, I.w)
+
+
+def _fwd_bwd(m, I):
+    a = [t.detach().requires_grad_() for t in (I.x1, I.x2, I.w)]
+    out = m(*a)
+    torch.autograd.grad(out, a, I.G)
+
+
+def _double(m, I):
+    """Forces-style: e = <out, G>; f = de/dx2 (create_graph); backward of |f|^2 to x1 and w (f is linear in x2)."""
+    a = [t.detach().requires_grad_() for t in (I.x1, I.x2, I.w)]
+    e = (m(*a) * I.G).sum()
+    (f,) = torch.autograd.grad(e, a[1], create_graph=True)
+    torch.autograd.grad((f * f).sum(), [a[0], a[2]])
+
+
+MEASURES = {"fwd": _fwd, "fwd_bwd": _fwd_bwd, "double": _double}
+
+
+def _timed(fn, m, I, device):
+    _sync(device)
+    t0 = time.perf_counter()
+    fn(m, I)
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_memory(m, I, device) -> int | None:
+    """Peak extra bytes of one forward+backward (CUDA allocator stats, or a forked child's peak RSS on CPU)."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        _fwd_bwd(m, I)
+        torch.cuda.synchronize()
+        return int(torch.cuda.max_memory_allocated() - base)
+    if not hasattr(os, "fork") or not os.path.exists("/proc/self/statm"):
+        return None
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: single-threaded torch (OpenMP pools are not fork-safe), one measurement, report
+        os.close(r)
+        code = 1
+        try:
+            torch.set_num_threads(1)
+            base = _rss_bytes()
+            _fwd_bwd(m, I)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            os.write(w, str(max(0, peak - base)).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    return int(data) if status == 0 and data else None
+
+
+def equivariance(m, dtype, device, seed: int = 0) -> float:
+    """Largest relative O(3) equivariance error (64 samples)."""
+    from ..testing import equivariance_error
+
+    g = torch.Generator().manual_seed(seed)
+    x1 = torch.randn(64, m.irreps_in1.dim, generator=g, dtype=dtype).to(device)
+    x2 = torch.randn(64, m.irreps_in2.dim, generator=g, dtype=dtype).to(device)
+    w = torch.randn(64, m.weight_numel, generator=g, dtype=dtype).to(device)
+    rep = equivariance_error(
+        lambda a, b: m(a, b, w).detach(), [x1, x2], [str(m.irreps_in1), str(m.irreps_in2)], str(m.irreps_out),
+        n_trials=2, seed=seed,
+    )
+    return rep.max
+
+
+# --- the run ------------------------------------------------------------------------
+def run_benchmark(
+    Ls=DEFAULT_L,
+    channels=(32,),
+    batches=(4096,),
+    backends=ALL_BACKENDS,
+    configs=CONFIGS,
+    repeats: int = 5,
+    threads: int = 2,
+    dtype=torch.float32,
+    device: str = "cpu",
+    e3nn: bool = True,
+    e3nn_max_L: int = 6,
+    measures=("fwd", "fwd_bwd", "double"),
+    memory: bool = True,
+    backend_options: dict | None = None,
+    seed: int = 0,
+    log=print,
+) -> list[dict]:
+    """Rows (dicts) of the benchmark; see the module docstring. Backends that cannot build a configuration get an ``error``."""
+    torch.set_num_threads(threads)
+    rows = []
+    for cname in configs:
+        for L in Ls:
+            for ch in channels:
+                cfg = config(cname, L, ch)
+                peers = list(backends) + (["e3nn"] if e3nn and L <= e3nn_max_L else [])
+                mods, errors = {}, {}
+                for b in peers:
+                    try:
+                        mods[b] = build(b, cfg, dtype, device, (backend_options or {}).get(b))
+                    except (ValueError, TypeError, ImportError, RuntimeError, NotImplementedError) as e:
+                        errors[b] = str(e).split("\n")[0][:200]
+                for batch in batches:
+                    flops = useful_flops(*cfg, batch)
+                    inputs = {b: _Inputs(m, batch, dtype, device, seed) for b, m in mods.items()}
+                    times = {b: {k: [] for k in measures} for b in mods}
+                    for k in measures:
+                        for b, m in mods.items():  # warm-up (also compiles native kernels, fills caches)
+                            MEASURES[k](m, inputs[b])
+                        for _ in range(repeats):
+                            for b, m in mods.items():
+                                times[b][k].append(_timed(MEASURES[k], m, inputs[b], device))
+                    for b in peers:
+                        row = {"config": cname, "L": L, "channels": ch, "batch": batch, "backend": b,
+                               "dtype": str(dtype).replace("torch.", ""), "device": device, "threads": threads,
+                               "useful_gflop": flops / 1e9}
+                        if b in errors:
+                            row["error"] = errors[b]
+                            rows.append(row)
+                            log(f"{cname} L={L} ch={ch} batch={batch} {b}: n/a ({errors[b]})")
+                            continue
+                        m = mods[b]
+                        for k in measures:
+                            row[f"{k}_ms"] = 1e3 * statistics.median(times[b][k])
+                        if "fwd_ms" in row:
+                            row["gflops"] = flops / (row["fwd_ms"] / 1e3) / 1e9
+                        row["weight_numel"] = int(m.weight_numel)
+                        if memory:
+                            row["peak_mem_mb"] = (lambda v: None if v is None else v / 2**20)(
+                                peak_memory(m, inputs[b], device))
+                        try:
+                            row["equivariance_error"] = equivariance(m, torch.float32, device, seed)
+                        except Exception as e:  # noqa: BLE001 - report, do not abort the run
+                            row["equivariance_error"] = None
+                            row["equivariance_note"] = str(e)[:200]
+                        res = getattr(getattr(m, "backend", None), "resolution", None)
+                        if callable(res):
+                            row["resolution"] = res()
+                        rows.append(row)
+                    if "e3nn" in mods:
+                        ref = [r for r in rows[-len(peers):] if r["backend"] == "e3nn"][0]
+                        for r in rows[-len(peers):]:
+                            for k in measures:
+                                if f"{k}_ms" in r and f"{k}_ms" in ref:
+                                    r[f"{k}_vs_e3nn"] = ref[f"{k}_ms"] / r[f"{k}_ms"]
+                    for r in rows[-len(peers):]:
+                        log(format_row(r))
+    return rows
+
+
+# --- output ---------------------------------------------------------------------------
+def _f(v, fmt):
+    return "-" if v is None else format(v, fmt)
+
+
+def format_row(r: dict) -> str:
+    if "error" in r:
+        return f"{r['config']:>2} L={r['L']:<2} ch={r['channels']:<4} batch={r['batch']:<6} {r['backend']:<7} n/a: {r['error']}"
+    return (
+        f"{r['config']:>2} L={r['L']:<2} ch={r['channels']:<4} batch={r['batch']:<6} {r['backend']:<7}"
+        f" fwd {_f(r.get('fwd_ms'), '9.2f')} ms ({_f(r.get('fwd_vs_e3nn'), '6.1f')}x)"
+        f" fwd+bwd {_f(r.get('fwd_bwd_ms'), '9.2f')} ms ({_f(r.get('fwd_bwd_vs_e3nn'), '6.1f')}x)"
+        f" 2nd {_f(r.get('double_ms'), '9.2f')} ms ({_f(r.get('double_vs_e3nn'), '6.1f')}x)"
+        f" mem {_f(r.get('peak_mem_mb'), '7.1f')} MB  eq.err {_f(r.get('equivariance_error'), '.1e')}"
+        f"  {_f(r.get('gflops'), '6.2f')} GFLOP/s"
+    )
+
+
+def markdown_table(rows: list[dict], config_name: str | None = None) -> str:
+    head = ("| config | L | backend | fwd ms | fwd+bwd ms | double ms | fwd+bwd vs e3nn | peak MB | "
+            "equiv. err | GFLOP/s |")
+    lines = [head, "|---" * (head.count("|") - 1) + "|"]
+    for r in rows:
+        if config_name and r["config"] != config_name:
+            continue
+        if "error" in r:
+            lines.append(f"| {r['config']} | {r['L']} | {r['backend']} | n/a | | | | | | |")
+            continue
+        lines.append(
+            f"| {r['config']} | {r['L']} | {r['backend']} | {_f(r.get('fwd_ms'), '.1f')} | "
+            f"{_f(r.get('fwd_bwd_ms'), '.1f')} | {_f(r.get('double_ms'), '.1f')} | "
+            f"{_f(r.get('fwd_bwd_vs_e3nn'), '.1f')} | {_f(r.get('peak_mem_mb'), '.0f')} | "
+            f"{_f(r.get('equivariance_error'), '.1e')} | {_f(r.get('gflops'), '.2f')} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: str, measure: str = "fwd_bwd_ms") -> None:
+    """Time against L per backend, one panel per configuration, log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = sorted({r["config"] for r in rows})
+    fig, axes = plt.subplots(1, len(configs), figsize=(5.5 * len(configs), 4.2), squeeze=False)
+    for ax, c in zip(axes[0], configs):
+        for b in sorted({r["backend"] for r in rows if r["config"] == c}):
+            pts = sorted((r["L"], r[measure]) for r in rows if r["config"] == c and r["backend"] == b and measure in r)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=b, linestyle="--" if b == "e3nn" else "-")
+        ax.set_yscale("log")
+        ax.set_xticks(sorted({r["L"] for r in rows if r["config"] == c}))
+        ax.set_xlabel("L")
+        ax.set_ylabel(measure.replace("_ms", "").replace("_", "+") + " time (ms)")
+        ax.set_title(f"configuration {c}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--L", type=int, nargs="+", default=list(DEFAULT_L), help="degrees L (default 1 2 3 4 6)")
+    p.add_argument("--channels", type=int, nargs="+", default=[32])
+    p.add_argument("--batch", type=int, nargs="+", default=[4096], help="number of edges")
+    p.add_argument("--backends", nargs="+", default=list(ALL_BACKENDS))
+    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-e3nn", action="store_true", help="skip the e3nn peer")
+    p.add_argument("--e3nn-max-L", type=int, default=6, help="largest L at which e3nn is measured")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--quick", action="store_true", help="L 1 2 3, 512 edges, 2 repeats (smoke test)")
+    p.add_argument("--json", metavar="PATH", help="write the rows and machine info as JSON")
+    p.add_argument("--png", metavar="PATH", help="plot time against L per backend (log scale)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run_tp(args) -> int:
+    from ._registry import available_backends
+
+    if args.quick:
+        args.L, args.batch, args.repeats = [l for l in args.L if l <= 3] or [1, 2, 3], [512], 2
+    known = set(available_backends())
+    unknown = [b for b in args.backends if b not in known]
+    if unknown:
+        raise ValueError(f"unknown backend(s) {unknown}; available: {sorted(known)}")
+    dtype = getattr(torch, args.dtype)
+    t0 = time.time()
+    mm = matmul_gflops(args.threads, args.device)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# equivar bench tp: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{args.threads} threads, {args.device}, {args.dtype}; float32 matmul {mm:.1f} GFLOP/s; "
+          f"load average {load:.1f}")
+    rows = run_benchmark(
+        Ls=args.L, channels=args.channels, batches=args.batch, backends=args.backends, configs=args.configs,
+        repeats=args.repeats, threads=args.threads, dtype=dtype, device=args.device, e3nn=not args.no_e3nn,
+        e3nn_max_L=args.e3nn_max_L, memory=not args.no_memory, seed=args.seed,
+    )
+    print()
+    print(markdown_table(rows))
+    meta = {
+        "command": "equivar bench tp " + " ".join(getattr(args, "_argv", []) or []),
+        "machine": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+        "threads": args.threads, "device": args.device, "dtype": args.dtype, "matmul_gflops": mm,
+        "torch": torch.__version__, "load_average_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "seconds": time.time() - t0,
+    }
+    try:
+        import e3nn
+
+        meta["e3nn"] = e3nn.__version__
+    except ImportError:
+        pass
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=1, default=str)
+        print(f"wrote {args.json}")
+    if args.png:
+        plot(rows, args.png)
+        print(f"wrote {args.png}")
+    return 0
