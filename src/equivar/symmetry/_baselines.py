@@ -120,5 +120,5 @@ def fit_flat_mlp(batch: dict, steps: int = 300, hidden: int = 64, seed: int = 0,
         loss.backward()
         opt.step()
         if log and (step + 1) % max(steps // 4, 1) == 0:
-            log(f"  mlp-demo step {step + 1}/{steps}: loss {float(loss):.3e}")
+            log(f"  mlp-demo step {step + 1}/{steps}: loss {loss.item():.3e}")
     return model.eval()

@@ -115,6 +115,7 @@ def group_elements(group: Group, subject: Subject, n: int, generator: torch.Gene
 def errors_for_elements(subject: Subject, elements: Sequence[GroupElement], group_name: str = "") -> GroupErrors:
     """:class:`GroupErrors` of ``subject`` under the given elements."""
     precompute(elements, list(subject.out_types.values()) + _leaf_types(subject.in_types))
+    ref = subject.reference()
     ys = subject.outputs(list(elements))
     S = subject.num_samples
     per_el = {k: torch.zeros(len(elements), S, dtype=torch.float64) for k in subject.out_types}
@@ -122,7 +123,7 @@ def errors_for_elements(subject: Subject, elements: Sequence[GroupElement], grou
     blk_tot = {k: {b: [0.0, 0.0] for b, _ in blocks(t)} for k, t in subject.out_types.items()}
     for i, (g, y) in enumerate(zip(elements, ys)):
         for k, t in subject.out_types.items():
-            gy = act(subject.reference[k], t, g)
+            gy = act(ref[k], t, g)
             d, s = compare(subject, k, y[k], gy)
             per_el[k][i] = relative(d, s)
             tot[k][0] += float(d.sum())

@@ -84,9 +84,11 @@ class RotationGroup(Group):
         """``n`` sampled matrices ``[n, 3, 3]`` (float64)."""
         raise NotImplementedError
 
-    def sample(self, n, generator=None, **context):
+    def sample(self, n, generator=None, labels: bool = True, **context):
+        """``n`` elements; ``labels=False`` skips the readable names (faster, for training loops)."""
         M = self.matrices(n, generator)
-        return [GroupElement(R=R, label=lbl) for R, lbl in zip(M, rotation_labels(M))]
+        names = rotation_labels(M) if labels else [""] * n
+        return [GroupElement(R=R, label=lbl) for R, lbl in zip(M, names)]
 
     def quadrature(self, degree: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(R [K, 3, 3], w [K])`` float64, exact Haar average for degree ``<= degree``."""

@@ -22,76 +22,96 @@ def _plt():
 
 
 def plot_axis_sweep(sweep: AxisSweep, output: str, metric: str, path: str, title: str = "") -> str:
-    """Polar plots (one per axis): metric against rotation angle; thin lines per sample, bold mean.
+    """Polar plots (one per axis) of one metric against rotation angle; thin lines per sample, bold mean.
 
     Returns ``path``. Raises ``KeyError`` for an unknown output / metric.
     """
+    return plot_axis_sweeps([(sweep, metric)], output, path, title)
+
+
+def plot_axis_sweeps(rows: list, output: str, path: str, title: str = "") -> str:
+    """NERO polar plots: one row per ``(AxisSweep, metric)``, one column per axis.
+
+    Angle = rotation angle about the axis, radius = the metric (per sample:
+    thin blue lines; sample mean: bold red). Returns ``path``.
+    """
     plt = _plt()
-    data = getattr(sweep, metric)[output].numpy()  # [A, K, S]
-    ang = sweep.angles.numpy()
-    ang = list(ang) + [ang[0] + 2 * math.pi]
-    n = len(sweep.axes)
-    fig, axs = plt.subplots(1, n, subplot_kw={"projection": "polar"}, figsize=(3.3 * n, 3.6))
-    axs = [axs] if n == 1 else list(axs)
-    top = max(float(data.max()), 1e-300)
-    for a, (name, ax) in enumerate(zip(sweep.axes, axs)):
-        for s in range(data.shape[2]):
-            v = list(data[a, :, s]) + [data[a, 0, s]]
-            ax.plot(ang, v, lw=0.6, alpha=0.35, color="tab:blue")
-        m = data[a].mean(-1)
-        ax.plot(ang, list(m) + [m[0]], lw=2.0, color="tab:red", label="mean")
-        ax.set_ylim(0, top * 1.05)
-        ax.set_title(f"{'-' if sweep.improper else ''}R about {name}", fontsize=9)
-        ax.tick_params(labelsize=7)
-    axs[-1].legend(loc="lower right", fontsize=7, bbox_to_anchor=(1.25, -0.12))
-    fig.suptitle(title or f"{output}: {_METRIC_LABEL.get(metric, metric)} on rotation orbits", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    n_ax = len(rows[0][0].axes)
+    fig, axs = plt.subplots(len(rows), n_ax, subplot_kw={"projection": "polar"},
+                            figsize=(2.6 * n_ax, 2.55 * len(rows) + 0.5), squeeze=False)
+    for r, (sweep, metric) in enumerate(rows):
+        data = getattr(sweep, metric)[output].numpy()  # [A, K, S]
+        ang = list(sweep.angles.numpy())
+        ang = ang + [ang[0] + 2 * math.pi]
+        top = max(float(data.max()), 1e-300)
+        for a, name in enumerate(sweep.axes):
+            ax = axs[r][a]
+            for s in range(data.shape[2]):
+                ax.plot(ang, list(data[a, :, s]) + [data[a, 0, s]], lw=0.5, alpha=0.35, color="tab:blue")
+            m = data[a].mean(-1)
+            ax.plot(ang, list(m) + [m[0]], lw=1.8, color="tab:red")
+            ax.set_ylim(0, top * 1.05)
+            ax.set_rticks([top / 2, top])
+            ax.set_yticklabels([f"{top / 2:.2g}", f"{top:.2g}"], fontsize=6)
+            ax.set_thetagrids([0, 90, 180, 270], fontsize=6)
+            ax.set_title(f"{'-' if sweep.improper else ''}R about {name}", fontsize=8, pad=2)
+        axs[r][0].text(-0.35, 0.5, _METRIC_LABEL.get(metric, metric).replace(" ", "\n", 1) +
+                       ("\n(improper)" if sweep.improper else ""), transform=axs[r][0].transAxes,
+                       rotation=90, va="center", ha="center", fontsize=7)
+    fig.suptitle(title or f"{output}: orbit sweeps (blue: samples, red: mean)", fontsize=9,
+                 y=1 - 0.1 / fig.get_figheight())
+    fig.subplots_adjust(left=0.1, right=0.97, top=1 - 0.65 / fig.get_figheight(), bottom=0.03, hspace=0.35,
+                        wspace=0.35)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
 
-def plot_disc_sweep(disc: DiscSweep, output: str, metric: str, path: str, title: str = "") -> str:
-    """One disc per rotation angle: colour = sample-mean metric for the rotation about each axis.
+def plot_disc_sweep(disc: DiscSweep, output: str, metric, path: str, title: str = "") -> str:
+    """Discs, one per rotation angle (columns) and metric (rows, ``metric`` a name or a list):
+    colour = sample-mean metric for the rotation about each axis.
 
     Discs use Lambert's azimuthal equal-area projection of the axis sphere
-    about +z (centre +z, rim -z; +x to the right, +y up). Returns ``path``.
+    about +z (centre +z, rim -z; +x right, +y up; dashed: the equator).
+    Returns ``path``.
     """
     plt = _plt()
     import numpy as np
 
-    vals = disc.mean(metric, output).numpy()  # [A, P]
+    metrics = [metric] if isinstance(metric, str) else list(metric)
     res = disc.resolution
     c = (np.arange(res) + 0.5) / res * 2 - 1
     ij = {(round(float(u), 9), round(float(v), 9)): p for p, (u, v) in enumerate(disc.uv.tolist())}
     n = len(disc.angles)
-    fig, axs = plt.subplots(1, n, figsize=(2.8 * n + 0.8, 3.1))
-    axs = [axs] if n == 1 else list(axs)
-    vmax = max(float(vals.max()), 1e-300)
-    im = None
-    for a, ax in enumerate(axs):
-        img = np.full((res, res), np.nan)
-        for yi, v in enumerate(c):
-            for xi, u in enumerate(c):
-                p = ij.get((round(float(u), 9), round(float(v), 9)))
-                if p is not None:
-                    img[yi, xi] = vals[a, p]
-        im = ax.imshow(img, origin="lower", extent=(-1, 1, -1, 1), vmin=0, vmax=vmax, cmap="viridis")
-        t = np.linspace(0, 2 * np.pi, 200)
-        ax.plot(np.cos(t), np.sin(t), color="k", lw=0.8)
-        r_eq = math.sin(math.pi / 4)
-        ax.plot(r_eq * np.cos(t), r_eq * np.sin(t), color="w", lw=0.5, ls="--")
-        ax.text(r_eq, 0, "+x", color="w", fontsize=7, ha="left", va="center")
-        ax.text(0, r_eq, "+y", color="w", fontsize=7, ha="center", va="bottom")
-        ax.text(0, 0, "+z", color="w", fontsize=7, ha="center", va="center")
-        ax.set_title(f"angle {math.degrees(float(disc.angles[a])):g} deg", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_aspect("equal")
-    fig.colorbar(im, ax=axs, shrink=0.8, label=_METRIC_LABEL.get(metric, metric))
-    fig.suptitle(title or f"{output}: {_METRIC_LABEL.get(metric, metric)} over SO(3) (axis on disc, -z at rim)",
-                 fontsize=10)
-    fig.savefig(path, dpi=90)
+    fig, axs = plt.subplots(len(metrics), n, figsize=(2.2 * n + 1.0, 2.3 * len(metrics) + 0.4), squeeze=False)
+    t = np.linspace(0, 2 * np.pi, 120)
+    r_eq = math.sin(math.pi / 4)
+    for r, m in enumerate(metrics):
+        vals = disc.mean(m, output).numpy()  # [A, P]
+        vmax = max(float(vals.max()), 1e-300)
+        im = None
+        for a in range(n):
+            ax = axs[r][a]
+            img = np.full((res, res), np.nan)
+            for yi, v in enumerate(c):
+                for xi, u in enumerate(c):
+                    p = ij.get((round(float(u), 9), round(float(v), 9)))
+                    if p is not None:
+                        img[yi, xi] = vals[a, p]
+            im = ax.imshow(img, origin="lower", extent=(-1, 1, -1, 1), vmin=0, vmax=vmax, cmap="viridis")
+            ax.plot(np.cos(t), np.sin(t), color="k", lw=0.6)
+            ax.plot(r_eq * np.cos(t), r_eq * np.sin(t), color="w", lw=0.4, ls="--")
+            ax.text(r_eq, 0, "+x", color="w", fontsize=6, ha="left", va="center")
+            ax.text(0, r_eq, "+y", color="w", fontsize=6, ha="center", va="bottom")
+            ax.text(0, 0, "+z", color="w", fontsize=6, ha="center", va="center")
+            ax.set_title(f"{math.degrees(float(disc.angles[a])):g} deg", fontsize=8, pad=2)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        cb = fig.colorbar(im, ax=list(axs[r]), shrink=0.85, pad=0.02)
+        cb.ax.tick_params(labelsize=6)
+        cb.set_label(_METRIC_LABEL.get(m, m), fontsize=7)
+    fig.suptitle(title or f"{output}: rotations of SO(3) (axis on disc, -z at rim)", fontsize=9)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
@@ -113,7 +133,7 @@ def plot_group_bars(errors: dict, path: str, title: str = "") -> str:
     ax.set_ylabel("relative error")
     ax.legend(fontsize=7)
     ax.set_title(title or "aggregate relative equivariance error per group", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.subplots_adjust(left=0.15, right=0.98, top=0.88, bottom=0.12)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path

@@ -68,10 +68,11 @@ def run_audit(subject: Subject, out_dir: str | None = None, *, groups: Sequence 
     ----------
     subject : Subject
     out_dir : str, optional
-        When given, writes ``{prefix}groups.png``, ``{prefix}sweep_{metric}_{output}.png``
-        (metric: error, consensus, and task when labels exist),
-        ``{prefix}sweep_improper_error_{output}.png``,
-        ``{prefix}disc_{metric}_{output}.png`` and ``{prefix}audit.json``.
+        When given, writes ``{prefix}groups.png`` (aggregate error per group),
+        ``{prefix}sweep_{output}.png`` (polar NERO plots; rows: error,
+        consensus, task when labels exist, error under improper rotations),
+        ``{prefix}disc_{output}.png`` (SO(3) discs; rows: error, consensus)
+        and ``{prefix}audit.json``.
     groups : group names (see :func:`equivar.symmetry.get_group`); groups that
         do not apply (permutations without node-typed inputs, translations
         without a ``positions`` input) are skipped and listed in
@@ -115,14 +116,11 @@ def run_audit(subject: Subject, out_dir: str | None = None, *, groups: Sequence 
         metrics = ["error", "consensus"] + (["task"] if subject.labels else [])
         for k in subject.out_types:
             if sweep is not None:
-                for m in metrics:
-                    if k in getattr(sweep, m):
-                        files.append(_plots.plot_axis_sweep(sweep, k, m, p(f"sweep_{m}_{k}.png")))
-            if isweep is not None:
-                files.append(_plots.plot_axis_sweep(isweep, k, "error", p(f"sweep_improper_error_{k}.png")))
+                rows = [(sweep, m) for m in metrics if k in getattr(sweep, m)]
+                rows += [(isweep, "error")] if isweep is not None else []
+                files.append(_plots.plot_axis_sweeps(rows, k, p(f"sweep_{k}.png")))
             if disc is not None:
-                for m in ("error", "consensus"):
-                    files.append(_plots.plot_disc_sweep(disc, k, m, p(f"disc_{m}_{k}.png")))
+                files.append(_plots.plot_disc_sweep(disc, k, ["error", "consensus"], p(f"disc_{k}.png")))
         report.files = files
         path = p("audit.json")
         report.files.append(path)

@@ -44,7 +44,8 @@ class Subject:
     Use the constructors :meth:`batched`, :meth:`single` or
     :func:`potential_subject`. Attributes: ``num_samples``, ``out_types``
     (flat ``{name: type}``), ``labels`` (flat ``{name: tensor}``, possibly
-    empty), ``dtype`` (of the floating inputs).
+    empty), ``dtype`` (of the floating inputs). The callable is evaluated
+    afresh by every audit, so a subject can monitor a model during training.
     """
 
     def __init__(self, fn, args, in_types, out_types, *, mode, labels=None, needs_grad=False, max_rows=4096,
@@ -64,7 +65,6 @@ class Subject:
         if not flat:
             raise ValueError("no typed tensor outputs to audit: give out_types for at least one output")
         self.out_types = {k: t for k, (_, t) in flat.items()}
-        self.reference = {k: v.detach() for k, (v, _) in flat.items()}
         self.num_samples = num_samples if num_samples is not None else self._infer_samples()
         self.labels = {}
         if labels is not None:
@@ -120,6 +120,10 @@ class Subject:
         if self.mode == "single":
             return 1
         raise ValueError("cannot infer the number of samples")
+
+    def reference(self) -> dict:
+        """Flat outputs ``{name: tensor}`` (detached) on the untransformed inputs (evaluated now)."""
+        return {k: v.detach() for k, (v, _) in flatten(self._call(self.args), self._out_types_spec).items()}
 
     def transformed_args(self, g: GroupElement):
         return act_all(list(self.args), list(self.in_types), g)

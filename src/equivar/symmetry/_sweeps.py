@@ -40,6 +40,7 @@ def _metrics(subject: Subject, elements: list[GroupElement], shape: tuple) -> di
     precompute(elements, types + _leaf_types(subject.in_types))
     inverses = [g.inverse() for g in elements]
     precompute(inverses, types)
+    ref = subject.reference()
     ys = subject.outputs(elements)
     S = subject.num_samples
     res = {m: {k: torch.zeros(len(elements), S, dtype=torch.float64) for k in subject.out_types}
@@ -48,7 +49,7 @@ def _metrics(subject: Subject, elements: list[GroupElement], shape: tuple) -> di
     for k, t in subject.out_types.items():
         back = []
         for i, (g, y) in enumerate(zip(elements, ys)):
-            d, s = compare(subject, k, y[k], act(subject.reference[k], t, g))
+            d, s = compare(subject, k, y[k], act(ref[k], t, g))
             res["error"][k][i] = relative(d, s)
             back.append(act(y[k].to(torch.float64), t, inverses[i]))
             if k in subject.labels:

@@ -57,7 +57,7 @@ class AdaptiveSymmetry:
     """
 
     def __init__(self, groups: Sequence, in_types: Sequence, out_types, *, n_elements: int = 2,
-                 n_validation: int = 8, min_strength: float = 1e-3, max_strength: float = 10.0, factor: float = 2.0,
+                 n_validation: int = 8, min_strength: float = 1e-2, max_strength: float = 10.0, factor: float = 2.0,
                  tolerance: float = 0.05, warmup: int = 1, seed: int = 0):
         self.groups = {get_group(g).name: get_group(g) for g in groups}
         self.in_types, self.out_types = list(in_types), out_types

@@ -21,7 +21,7 @@ def sample_elements(group, n: int, generator: torch.Generator | None = None, **c
     if G.finite and G.order <= n + 1:
         eye = torch.eye(3, dtype=torch.float64)
         return [g for g in G.elements() if not torch.allclose(g.R, eye)]
-    return G.sample(n, generator, **context)
+    return G.sample(n, generator, labels=False, **context)
 
 
 def orbit_consistency(fn: Callable, args: Sequence, in_types: Sequence, out_types, group, *, n: int = 2,
