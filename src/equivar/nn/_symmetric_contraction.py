@@ -139,73 +139,72 @@ class SymmetricContraction(ExactConstants):
         for nu in range(correlation, 1, -1):
             needed[nu - 1] |= {t[:-1] for t in needed[nu]}
         order = {nu: sorted(needed[nu]) for nu in needed}
+        order[1] = [(i,) for i in range(D)]  # the order-1 pool is x itself
         pos = {nu: {t: i for i, t in enumerate(order[nu])} for nu in order}
-        # Construction. Intermediate orders 2..nu_max-1 are built recursively,
-        # m_k[t] = m_{k-1}[prefix(t)] * x[last(t)], on the monomials needed. The
-        # "pool" P = [x | m_2 | ... | m_{nu_max-1} | 1] then gives every contracted
-        # monomial as ONE product P[a] * P[b]: top order (prefix, last), lower
-        # orders (itself, 1). One gather-multiply, no concatenation of the big
-        # monomial tensor (whose double backward would zero-fill it).
-        for k in range(2, correlation):
-            pre = torch.tensor([pos[k - 1][t[:-1]] for t in order[k]], dtype=torch.long)
-            last = torch.tensor([t[-1] for t in order[k]], dtype=torch.long)
-            self.register_buffer(f"_pre{k}", pre, persistent=False)
-            self.register_buffer(f"_last{k}", last, persistent=False)
-        first = torch.tensor([t[0] for t in order[1]], dtype=torch.long)
-        self.register_buffer("_first", first, persistent=False)
-        pool_off, n = {}, 0
-        for k in range(1, correlation):
-            pool_off[k] = n
-            n += len(order[k])
-        if correlation == 1:
-            pool_off[1] = 0
-            n = len(order[1])
-        one = n  # index of the constant 1 in the pool
-        a_idx, b_idx, contracted = [], [], {}
+        # Construction. Orders 1..nu_max-1 are a "pool" of separate tensors,
+        # m_1 = x and m_k[t] = m_{k-1}[prefix(t)] * x[last(t)] on the monomials
+        # needed; the top order is m_{nu_max-1}[prefix] * x[last] on the
+        # contracted monomials only. The output is a sum of one batched matmul
+        # per order (no constant-1 products, no concatenation: the big top-order
+        # tensor is one gather-multiply).
+        top = correlation if correlation > 1 else None
+        self._pool_orders = list(range(2, correlation))
+        for k in self._pool_orders:
+            self.register_buffer(f"_pre{k}", torch.tensor([pos[k - 1][t[:-1]] for t in order[k]], dtype=torch.long),
+                                 persistent=False)
+            self.register_buffer(f"_last{k}", torch.tensor([t[-1] for t in order[k]], dtype=torch.long), persistent=False)
+        contracted = {nu: [t for t in order[nu] if used[nu][_flat_index(t, D)]] for nu in order}
+        if top is not None:
+            ts = contracted[top]
+            self.register_buffer("_a", torch.tensor([pos[top - 1][t[:-1]] for t in ts], dtype=torch.long), persistent=False)
+            self.register_buffer("_b", torch.tensor([t[-1] for t in ts], dtype=torch.long), persistent=False)
+        # column segments of U: order 1 (all D), pool orders 2..nu_max-1 (all needed), top (contracted)
+        seg_cols = {}
         for nu in range(1, correlation + 1):
-            ts = [t for t in order[nu] if used[nu][_flat_index(t, D)]]
-            contracted[nu] = ts
-            for t in ts:
-                if nu == correlation and nu > 1:
-                    a_idx.append(pool_off[nu - 1] + pos[nu - 1][t[:-1]])
-                    b_idx.append(pool_off[1] + pos[1][t[-1:]])
-                else:
-                    a_idx.append(pool_off[nu] + pos[nu][t])
-                    b_idx.append(one)
-        self.register_buffer("_a", torch.tensor(a_idx, dtype=torch.long), persistent=False)
-        self.register_buffer("_b", torch.tensor(b_idx, dtype=torch.long), persistent=False)
-        J = len(a_idx)
+            seg_cols[nu] = contracted[nu] if nu == top else order[nu]
+        self._segments, c = [], 0
+        for nu in range(1, correlation + 1):
+            self._segments.append((c, len(seg_cols[nu])))
+            c += len(seg_cols[nu])
+        J = c
         self.J = J
         # 3) one coefficient matrix U [K_all, d_tot * J]: rows = (output, order, path)
         self.weights = torch.nn.ParameterList()
         self._paths = []  # (o, nu, K)
         d_off = np.cumsum([0] + self.d_outs)
-        col0, c = {}, 0
-        for nu in range(1, correlation + 1):
-            col0[nu] = c
-            c += len(contracted[nu])
         rows = []
         for (o, nu), vals in sorted(coef.items()):
-            cols = [_flat_index(t, D) for t in contracted[nu]]
+            cols = [_flat_index(t, D) for t in seg_cols[nu]]
+            c0 = self._segments[nu - 1][0]
             K = vals.shape[0]
             u = np.zeros((K, d_tot, J))
-            u[:, d_off[o] : d_off[o + 1], col0[nu] : col0[nu] + len(cols)] = vals[:, :, cols]
+            u[:, d_off[o] : d_off[o + 1], c0 : c0 + len(cols)] = vals[:, :, cols]
             rows.append(u.reshape(K, -1))
             self.weights.append(torch.nn.Parameter(torch.randn(self.num_elements, K, C) / K))
             self._paths.append((o, nu, K))
         self.register_constant("_U", np.concatenate(rows, 0))
         self.num_paths = {(o, nu): K for o, nu, K in self._paths}
 
-    def _monomials(self, xt: torch.Tensor) -> torch.Tensor:
-        """``xt [C, D, N]`` -> ``[C, J, N]``: the contracted monomials of all orders."""
-        m = xt.index_select(1, self._first) if self._first.numel() != self.D else xt
-        pool = [m]
-        for k in range(2, self.correlation):
+    def _monomials(self, xt: torch.Tensor) -> list:
+        """``xt [C, D, N]`` -> per order ``nu = 1..nu_max`` the monomials ``[C, J_nu, N]`` (U's column segments)."""
+        ms = [xt]
+        m = xt
+        for k in self._pool_orders:
             m = m.index_select(1, getattr(self, f"_pre{k}")) * xt.index_select(1, getattr(self, f"_last{k}"))
-            pool.append(m)
-        pool.append(xt.new_ones(xt.shape[0], 1, xt.shape[2]))
-        P = torch.cat(pool, 1)
-        return P.index_select(1, self._a) * P.index_select(1, self._b)
+            ms.append(m)
+        if self.correlation > 1:
+            ms.append(m.index_select(1, self._a) * xt.index_select(1, self._b))
+        return ms
+
+    def _contract(self, Mb: torch.Tensor, ms: list) -> torch.Tensor:
+        """``Mb [C, R, J]`` (U's column layout) with the monomials of every order -> ``[C, R, N]``."""
+        y = None
+        for (c0, n), m in zip(self._segments, ms):
+            if n == 0:
+                continue
+            Ms = Mb.narrow(2, c0, n)
+            y = torch.bmm(Ms, m) if y is None else torch.baddbmm(y, Ms, m)
+        return y
 
     def coefficients(self) -> torch.Tensor:
         """Per-element contraction tensor ``[E, C, d_tot, J]`` (weights times basis)."""
@@ -219,7 +218,7 @@ class SymmetricContraction(ExactConstants):
         N, C, E = x.shape[0], self.channels, self.num_elements
         # mul_ir -> [C, D, N] with one gather; monomials [C, J, N] feed a channel-batched matmul
         xt = x.t().index_select(0, self._perm_in).view(C, self.D, N)
-        mono = self._monomials(xt)  # [C, J, N]
+        mono = self._monomials(xt)  # per order [C, J_nu, N]
         M = self.coefficients()  # [E, C, d, J]
         if node_attrs.dtype in (torch.long, torch.int32, torch.int64):
             idx = node_attrs.long()
@@ -231,13 +230,13 @@ class SymmetricContraction(ExactConstants):
             idx = None
         if onehot is not None and E <= 8:
             Mb = M.permute(1, 0, 2, 3).reshape(C, E * self.d_tot, self.J)
-            y = torch.bmm(Mb, mono)  # [C, E*d, N]
+            y = self._contract(Mb, mono)  # [C, E*d, N]
             y = (y.view(C, E, self.d_tot, N) * onehot.t().to(y.dtype)[None, :, None, :]).sum(1)  # [C, d, N]
             y = y.permute(2, 0, 1)  # [N, C, d]
         else:
             if idx is None:
                 idx = onehot.argmax(-1)
-            y = torch.einsum("ncdj,cjn->ncd", M[idx], mono)
+            y = torch.einsum("ncdj,cjn->ncd", M[idx], torch.cat(mono, 1))
         # [N, C, d_tot] -> mul_ir blocks with one gather
         return y.reshape(N, C * self.d_tot).index_select(1, self._perm_out)
 
