@@ -56,7 +56,7 @@ def test_mlp_demo_writes_plots_and_json(tiny_xyz, tmp_path, capsys):
         assert g["outputs"]["forces"]["aggregate"] > 1e-3
     assert len(rep["sweep"]["angles_deg"]) == 8
     assert "mlp-demo" in rep["meta"]["model"] and rep["meta"]["structures"] == 3
-    assert "largest mean error" in capsys.readouterr().out
+    assert "largest mean relative error" in capsys.readouterr().out
 
 
 def test_pickled_equivariant_potential(tiny_xyz, tmp_path):

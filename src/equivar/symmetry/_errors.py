@@ -69,6 +69,10 @@ class GroupErrors:
         Relative error of each sample under each element.
     aggregate : dict ``{output: float}``
         Over all samples and elements (see module docstring).
+    rms : dict ``{output: float}``
+        Root-mean-square absolute difference ``f(g x) - g f(x)`` per
+        component, in the output's units (relative errors of quantities with
+        a large offset, such as total energies, understate the breaking).
     per_block : dict ``{output: {block: float}}``
         Aggregate per irreps block (``mul x ir``).
     """
@@ -78,6 +82,7 @@ class GroupErrors:
     per_element: dict
     aggregate: dict
     per_block: dict
+    rms: dict = dataclasses.field(default_factory=dict)
 
     def per_sample(self, output: str) -> torch.Tensor:
         """Largest error over elements for each sample: ``[n_samples]``."""
@@ -93,6 +98,7 @@ class GroupErrors:
             worst = v.amax(1) if v.numel() else v
             out[k] = {
                 "aggregate": self.aggregate[k],
+                "rms": self.rms.get(k),
                 "mean": float(v.mean()) if v.numel() else 0.0,
                 "max": float(v.max()) if v.numel() else 0.0,
                 "per_sample_max": [float(x) for x in self.per_sample(k)],
@@ -120,6 +126,7 @@ def errors_for_elements(subject: Subject, elements: Sequence[GroupElement], grou
     S = subject.num_samples
     per_el = {k: torch.zeros(len(elements), S, dtype=torch.float64) for k in subject.out_types}
     tot = {k: [0.0, 0.0] for k in subject.out_types}
+    counts = {k: 0 for k in subject.out_types}
     blk_tot = {k: {b: [0.0, 0.0] for b, _ in blocks(t)} for k, t in subject.out_types.items()}
     for i, (g, y) in enumerate(zip(elements, ys)):
         for k, t in subject.out_types.items():
@@ -128,6 +135,7 @@ def errors_for_elements(subject: Subject, elements: Sequence[GroupElement], grou
             per_el[k][i] = relative(d, s)
             tot[k][0] += float(d.sum())
             tot[k][1] += float(s.sum())
+            counts[k] += max(y[k].numel(), 1)
             bl = blocks(t)
             if len(bl) > 1:
                 for b, sl in bl:
@@ -139,7 +147,8 @@ def errors_for_elements(subject: Subject, elements: Sequence[GroupElement], grou
         k: {b: float(relative(torch.tensor(v[0]), torch.tensor(v[1]))) for b, v in bd.items()}
         for k, bd in blk_tot.items() if len(bd) > 1
     }
-    return GroupErrors(group_name, [g.label for g in elements], per_el, agg, per_block)
+    rms = {k: (tot[k][0] / counts[k]) ** 0.5 if counts[k] else 0.0 for k in tot}
+    return GroupErrors(group_name, [g.label for g in elements], per_el, agg, per_block, rms)
 
 
 def equivariance_errors(subject: Subject, groups: Sequence = ("SO3", "O3"), *, n_elements: int = 8,

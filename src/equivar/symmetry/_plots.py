@@ -62,7 +62,7 @@ def plot_axis_sweeps(rows: list, output: str, path: str, title: str = "") -> str
                  y=1 - 0.1 / fig.get_figheight())
     fig.subplots_adjust(left=0.1, right=0.97, top=1 - 0.65 / fig.get_figheight(), bottom=0.03, hspace=0.35,
                         wspace=0.35)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=70)
     plt.close(fig)
     return path
 
@@ -77,6 +77,7 @@ def plot_disc_sweep(disc: DiscSweep, output: str, metric, path: str, title: str 
     """
     plt = _plt()
     import numpy as np
+    from matplotlib.patches import Circle
 
     metrics = [metric] if isinstance(metric, str) else list(metric)
     res = disc.resolution
@@ -99,6 +100,7 @@ def plot_disc_sweep(disc: DiscSweep, output: str, metric, path: str, title: str 
                     if p is not None:
                         img[yi, xi] = vals[a, p]
             im = ax.imshow(img, origin="lower", extent=(-1, 1, -1, 1), vmin=0, vmax=vmax, cmap="viridis")
+            im.set_clip_path(Circle((0, 0), 1.0, transform=ax.transData))
             ax.plot(np.cos(t), np.sin(t), color="k", lw=0.6)
             ax.plot(r_eq * np.cos(t), r_eq * np.sin(t), color="w", lw=0.4, ls="--")
             ax.text(r_eq, 0, "+x", color="w", fontsize=6, ha="left", va="center")
@@ -111,7 +113,7 @@ def plot_disc_sweep(disc: DiscSweep, output: str, metric, path: str, title: str 
         cb.ax.tick_params(labelsize=6)
         cb.set_label(_METRIC_LABEL.get(m, m), fontsize=7)
     fig.suptitle(title or f"{output}: rotations of SO(3) (axis on disc, -z at rim)", fontsize=9)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=70)
     plt.close(fig)
     return path
 
@@ -134,6 +136,6 @@ def plot_group_bars(errors: dict, path: str, title: str = "") -> str:
     ax.legend(fontsize=7)
     ax.set_title(title or "aggregate relative equivariance error per group", fontsize=10)
     fig.subplots_adjust(left=0.15, right=0.98, top=0.88, bottom=0.12)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=70)
     plt.close(fig)
     return path

@@ -44,17 +44,21 @@ class AuditReport:
 
     def summary(self) -> str:
         """A short table: aggregate / max relative error per group and output."""
-        lines = [f"{'group':<14} {'output':<10} {'aggregate':>10} {'max':>10}  worst element"]
+        lines = [f"{'group':<14} {'output':<10} {'relative':>10} {'max rel.':>10} {'rms abs.':>10}  worst element"]
         for g, e in self.errors.items():
             d = e.to_dict()["outputs"]
             for k, v in d.items():
-                lines.append(f"{g:<14} {k:<10} {v['aggregate']:>10.2e} {v['max']:>10.2e}  {v['worst_element']}")
+                lines.append(f"{g:<14} {k:<10} {v['aggregate']:>10.2e} {v['max']:>10.2e} {v['rms']:>10.2e}  "
+                             f"{v['worst_element']}")
         if self.sweep is not None:
             for k in self.sweep.error:
                 m = self.sweep.mean("error", k)
-                worst = [f"{ax}: {math.degrees(float(self.sweep.angles[int(m[i].argmax())])):.0f} deg"
-                         for i, ax in enumerate(self.sweep.axes)]
-                lines.append(f"sweep {k}: largest mean error at " + ", ".join(worst))
+                if float(m.max()) == 0.0:
+                    lines.append(f"sweep {k}: no error at any angle")
+                    continue
+                worst = [f"{ax}: {math.degrees(float(self.sweep.angles[int(m[i].argmax())])):.0f} deg "
+                         f"({float(m[i].max()):.2g})" for i, ax in enumerate(self.sweep.axes)]
+                lines.append(f"sweep {k}: largest mean relative error at " + ", ".join(worst))
         return "\n".join(lines)
 
 

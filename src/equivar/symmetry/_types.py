@@ -229,7 +229,7 @@ def act(x, typ, g: GroupElement):
         do not match ``x.shape[0]``.
     """
     info = norm_type(typ)
-    if info.kind is None and not info.nodes or not isinstance(x, torch.Tensor):
+    if (info.kind is None and not info.nodes) or not isinstance(x, torch.Tensor):
         return x
     if g.perm is not None:
         if info.kind == "index":
