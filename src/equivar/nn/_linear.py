@@ -108,6 +108,12 @@ class Linear(torch.nn.Module):
                      alpha=1.0 / math.sqrt(mi), contig=contig)
             )
         # where every output block comes from: (group index, channel offset) or None
+        # one split of the input into the (merged) group slices: SplitBackward is one cat,
+        # where per-slice indexing would zero-fill a full-width gradient per slice
+        bounds = sorted({0, ins.dim} | {v for g in self._groups for sl in g["in_slices"] for v in (sl.start, sl.stop)})
+        self._split_sizes = [b - a for a, b in zip(bounds[:-1], bounds[1:])]
+        for g in self._groups:
+            g["pieces_idx"] = [bounds.index(sl.start) for sl in g["in_slices"]]
         self._out_src = []
         for j, (mul, ir) in enumerate(outs):
             src = None
@@ -136,15 +142,16 @@ class Linear(torch.nn.Module):
         x = x.reshape(-1, x.shape[-1])
         B = x.shape[0]
         outs = []
+        pieces = x.split(self._split_sizes, 1) if len(self._split_sizes) > 1 else (x,)
         for g in self._groups:
             d = g["d"]
             W = self._matrix(g) * g["alpha"]
             if d == 1:
-                parts = [x[:, s] for s in g["in_slices"]]
+                parts = [pieces[k] for k in g["pieces_idx"]]
                 xi = parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # [B, mi]
                 outs.append((xi @ W).unsqueeze(-1))  # [B, mo, 1]
             else:
-                parts = [x[:, s].reshape(B, -1, d) for s in g["in_slices"]]
+                parts = [pieces[k].reshape(B, -1, d) for k in g["pieces_idx"]]
                 xi = parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # [B, mi, d]
                 y = torch.matmul(xi.transpose(1, 2), W)  # [B, d, mo]
                 outs.append(y.transpose(1, 2))  # [B, mo, d]
