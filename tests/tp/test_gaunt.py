@@ -119,10 +119,16 @@ def test_path_form_with_odd_paths_matches_cg(backend, mode, dtype):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_factorized_form_with_mixed_parities_matches_cg(backend):
+@pytest.mark.parametrize("mode,parts", [("uvu", ("in1", "in2", "out")), ("uuu", ("in2", "out")), ("uvu", ("out",))])
+def test_factorized_form_with_mixed_parities_matches_cg(backend, mode, parts):
     # several rectangles (products) are needed: parities split the paths of one output block
-    i1, i2, io, ins = mixed_case("uvu")
-    tp = TensorProduct(i1, i2, io, ins, backend=backend, shared_weights=False, weight_form="factorized").double()
+    i1, i2, io, ins = mixed_case(mode)
+    tp = TensorProduct(
+        i1, i2, io, ins, backend=backend, shared_weights=False, weight_form="factorized", weight_parts=parts
+    ).double()
+    assert tp.weight_numel == sum(
+        {"in1": i1.num_irreps, "in2": i2.num_irreps if mode == "uuu" else len(i2), "out": io.num_irreps}[p] for p in parts
+    )
     cg = TensorProduct(i1, i2, io, ins, backend="cg", shared_weights=False).double()
     assert len(tp.backend.products) > 2
     x1, x2, w = _inputs(i1, i2, tp.weight_numel, torch.float64)

@@ -47,7 +47,6 @@ import torch
 from ..o3 import Irreps
 from ..o3._wigner import _wigner_3j_np
 from ._constants import ConstantsModule
-from ._gaunt_plan import _take
 from ._instructions import weight_offsets
 
 _CACHE_VERSION = "cp-als-v1"
@@ -358,30 +357,12 @@ class CPBackend(ConstantsModule):
                 self._wmode = None
 
         # gathers: x1 -> [Z, U, D1], x2 -> [Z, 1 or U, D2], [Z, U, Do] -> out
-        s1 = [s.start for s in self.irreps_in1.slices()]
-        s2 = [s.start for s in self.irreps_in2.slices()]
-        so = [s.start for s in self.irreps_out.slices()]
         self._mode = live[0][1].connection_mode if live else "uvu"
         if live and len({ins.connection_mode for _, ins in live}) > 1:
             raise ValueError("the cp backend needs a single connection mode ('uvu' or 'uuu') for all paths")
-        g1 = [s1[b] + u * self.irreps_in1[b].ir.dim + c for u in range(U) for b in b1 for c in range(self.irreps_in1[b].ir.dim)]
-        self.register_constant("_g1", np.array(g1, dtype=np.int64))
         U2 = U if self._mode == "uuu" else 1
-        g2 = [s2[b] + u * self.irreps_in2[b].ir.dim + c for u in range(U2) for b in b2 for c in range(self.irreps_in2[b].ir.dim)]
-        self.register_constant("_g2", np.array(g2, dtype=np.int64))
-        cols = np.array(
-            [so[b] + u * self.irreps_out[b].ir.dim + c for u in range(U) for b in bo for c in range(self.irreps_out[b].ir.dim)],
-            dtype=np.int64,
-        )
         self._dims = (U, U2, D1, D2, Do)
-        self._out_perm = len(cols) == self.irreps_out.dim
-        if self._out_perm:
-            inv = np.empty_like(cols)
-            inv[cols] = np.arange(len(cols))
-            self.register_constant("_out_idx", inv)
-            self.register_constant("_out_inv", cols)
-        else:
-            self.register_constant("_out_idx", cols)
+        self._blocks = (b1, b2, bo)
 
     def _check(self, ins) -> str | None:
         if ins.connection_mode not in ("uvu", "uuu"):
@@ -405,8 +386,12 @@ class CPBackend(ConstantsModule):
         dt = x1.dtype
         if not self._live:
             return x1.new_zeros(Z, self.irreps_out.dim)
-        X1 = x1.index_select(1, self._g1).view(Z, U, D1)
-        X2 = x2.index_select(1, self._g2).view(Z, U2, D2)
+        b1, b2, bo = self._blocks
+        # blocks as [Z, mul, 2l+1] views (split / cat: cheap backward, no index gathers)
+        v1 = [t.view(Z, m, ir.dim) for t, (m, ir) in zip(torch.split(x1, [m * ir.dim for m, ir in self.irreps_in1], 1), self.irreps_in1)]
+        v2 = [t.view(Z, m, ir.dim) for t, (m, ir) in zip(torch.split(x2, [m * ir.dim for m, ir in self.irreps_in2], 1), self.irreps_in2)]
+        X1 = torch.cat([v1[b] for b in b1], -1) if len(b1) > 1 else v1[b1[0]].contiguous()
+        X2 = torch.cat([v2[b] for b in b2], -1) if len(b2) > 1 else v2[b2[0]].contiguous()
         P = (X1 @ self._A.to(dt)) * (X2 @ self._B.to(dt))  # [Z, U, R]
         if self._wmode == "rank":
             w = torch.cat([weight, weight.new_ones(weight.shape[:-1] + (1,))], -1).index_select(-1, self._widx)
@@ -414,10 +399,12 @@ class CPBackend(ConstantsModule):
         Y = P @ self._C.to(dt)  # [Z, U, Do]
         if self._wmode == "shared":
             Y = Y * weight.view(-1, U, 1)
-        Y = Y.reshape(Z, U * Do)
-        if self._out_perm:
-            return _take(Y, self._out_idx, self._out_inv)
-        return x1.new_zeros(Z, self.irreps_out.dim).index_add(1, self._out_idx, Y)
+        ys = dict(zip(bo, torch.split(Y, [self.irreps_out[b].ir.dim for b in bo], -1)))
+        pieces = [
+            ys[k].reshape(Z, mul * ir.dim) if k in ys else x1.new_zeros(Z, mul * ir.dim)
+            for k, (mul, ir) in enumerate(self.irreps_out)
+        ]
+        return torch.cat(pieces, 1) if len(pieces) > 1 else pieces[0]
 
     def extra_repr(self) -> str:
         return f"rank={self.rank}, approx_error={self.approx_error:.2e}, path_weight_sharing={self.path_weight_sharing}"

@@ -87,7 +87,10 @@ class GauntBackend(GauntFamilyBackend):
             C = torch.cat([C[..., : Lc + 1, :], pad, C[..., Lc + 1 :, :]], -2)
         return torch.fft.irfft2(C, s=(nb, na), norm="forward")
 
-    def _run(self, index: int, X1: torch.Tensor, X2: torch.Tensor) -> torch.Tensor:
+    def _run(self, index: int, X1: list, X2: list) -> list:
+        return [self._product(index, X1[0], X2[0])]
+
+    def _product(self, index: int, X1: torch.Tensor, X2: torch.Tensor) -> torch.Tensor:
         K, L1, L2, L3, nb, na = self._meta[index]
         dt = X1.dtype
         Z, U = X1.shape[0], X1.shape[1]

@@ -513,118 +513,136 @@ class GauntFamilyBackend(ConstantsModule):
         co = [(t, c) for t in range(len(pr.targets)) for c in range(2 * pr.targets[t].l3 + 1)]
         return r1, r2, co
 
-    def _run(self, index: int, X1: torch.Tensor, X2: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        """``X1 [Z, U, D1]``, ``X2 [Z, 1 or U, D2]`` (rows as :meth:`_layout`) -> ``[Z, U, Dt]``."""
+    def _parts(self, index: int) -> tuple[list, list, list]:
+        """Sizes of the consecutive parts in which the operands / result of product ``index`` are split.
+
+        Default one part each (``[D1]``, ``[D2]``, ``[Dt]``); the symmetric
+        grid kernel uses reflection-even / -odd parts. Each part is passed as
+        its own contiguous tensor.
+        """
+        r1, r2, co = self._layout(index)
+        return [len(r1)], [len(r2)], [len(co)]
+
+    def _run(self, index: int, X1: list, X2: list) -> list:  # pragma: no cover
+        """Operand parts ``X1[i] [Z, U, D1_i]``, ``X2[j] [Z, 1 or U, D2_j]`` (rows as
+        :meth:`_layout`, split as :meth:`_parts`) -> result parts ``[Z, U, Dt_k]``."""
         raise NotImplementedError
 
-    def _col_const(self, pr: Product, cols: list) -> np.ndarray:
-        """Constant factor of each output column (the targets' ``const``)."""
-        return np.array([pr.targets[t].const for t, _ in cols])
-
     def _build_gathers(self) -> None:
-        """Index constants turning the flat inputs / weights into each product's operands."""
-        s1 = [s.start for s in self.irreps_in1.slices()]
+        """Operand / result layouts of each product as block segments (no index gathers at run time).
+
+        Each operand part is the concatenation of segments ``x_block[..., c0::step]``
+        of the (weighted) input blocks viewed as ``[Z, mul, 2l+1]``; each output
+        block is rebuilt from its segments in the result parts. This keeps the
+        glue to a few strided copies (and their transposes in the backward),
+        all ordinary differentiable torch ops.
+        """
         s2 = [s.start for s in self.irreps_in2.slices()]
-        so = [s.start for s in self.irreps_out.slices()]
-        self._gather_meta = []
-        out_cols = []
+        self._specs = []
         for idx, pr in enumerate(self.products):
             r1, r2, co = self._layout(idx)
-            U = pr.U
-            d1 = [self.irreps_in1[i].ir.dim for i, _ in r1]
-            g1 = np.array([[s1[i] + u * d + c for (i, c), d in zip(r1, d1)] for u in range(U)], dtype=np.int64)
-            self.register_constant(f"_g1_{idx}", g1.reshape(-1))
-            if g1.size == self.irreps_in1.dim and len(np.unique(g1)) == g1.size:  # a permutation of x1's columns
-                inv1 = np.empty(g1.size, dtype=np.int64)
-                inv1[g1.reshape(-1)] = np.arange(g1.size)
-                self.register_constant(f"_g1inv_{idx}", inv1)
-            wa = None
-            if self._a_off and all(i in self._a_off for i, _ in r1):
-                wa = np.array([[self._a_off[i] + u for i, _ in r1] for u in range(U)], dtype=np.int64)
-                self.register_constant(f"_wa_{idx}", wa.reshape(-1))
-            # x2: uvu -> a [dim2, D2] summing matrix (times b weights); uuu -> gather like x1
+            p1, p2, pt = self._parts(idx)
+            loc1 = {b: n for n, b in enumerate(pr.A)}
+            loc2 = {b: n for n, b in enumerate(pr.B)}
+            spec1 = tuple(tuple(_segments([(loc1[i], c) for i, c in part])) for part in _cut(r1, p1))
+            spec2 = tuple(tuple(_segments([(loc2[i], c) for i, c in part])) for part in _cut(r2, p2))
+            specy = tuple(tuple(_segments(part)) for part in _cut(co, pt))
+            dims1 = tuple(self.irreps_in1[i].ir.dim for i in pr.A)
+            dims2 = tuple(self.irreps_in2[i].ir.dim for i in pr.B)
+            dimsy = tuple(2 * t.l3 + 1 for t in pr.targets)
             if pr.mode == "uvu":
-                Smat = np.zeros((self.irreps_in2.dim, len(r2)))
-                wb = np.full(self.irreps_in2.dim, -1, dtype=np.int64)
-                for col, (i, c) in enumerate(r2):
-                    mul, ir = self.irreps_in2[i]
-                    for v in range(mul):
-                        Smat[s2[i] + v * ir.dim + c, col] = 1.0
-                        if i in self._b_off:
-                            wb[s2[i] + v * ir.dim + c] = self._b_off[i] + v
-                self.register_constant(f"_sum2_{idx}", Smat)
-                has_b = bool((wb >= 0).any())
-                if has_b:
-                    # rows without a weight read the weight vector's appended 1 (index weight_numel)
-                    wb[wb < 0] = self.weight_numel
-                    self.register_constant(f"_wb_{idx}", wb)
-            else:
-                d2 = [self.irreps_in2[i].ir.dim for i, _ in r2]
-                g2 = np.array([[s2[i] + u * d + c for (i, c), d in zip(r2, d2)] for u in range(U)], dtype=np.int64)
-                self.register_constant(f"_g2_{idx}", g2.reshape(-1))
-                has_b = bool(self._b_off) and all(i in self._b_off for i, _ in r2)
-                if has_b:
-                    wbb = np.array([[self._b_off[i] + u for i, _ in r2] for u in range(U)], dtype=np.int64)
-                    self.register_constant(f"_wb_{idx}", wbb.reshape(-1))
-            wc = None
-            if any(pr.targets[t].w_off is not None for t, _ in co):
-                wc = np.array(
-                    [
-                        [
-                            (pr.targets[t].w_off + u) if pr.targets[t].w_off is not None else self.weight_numel
-                            for t, _ in co
-                        ]
-                        for u in range(U)
-                    ],
-                    dtype=np.int64,
-                )
-                self.register_constant(f"_wc_{idx}", wc.reshape(-1))
-            oc = np.array(
-                [[so[pr.targets[t].k] + u * (2 * pr.targets[t].l3 + 1) + c for t, c in co] for u in range(U)], dtype=np.int64
-            )
-            out_cols.append(oc.reshape(-1))
-            self._gather_meta.append((U, len(r1), len(r2), len(co), wa is not None, has_b, wc is not None))
-        cols = np.concatenate(out_cols) if out_cols else np.zeros(0, dtype=np.int64)
-        self._out_perm = len(cols) == self.irreps_out.dim and len(np.unique(cols)) == len(cols)
-        if self._out_perm:
-            inv = np.empty_like(cols)
-            inv[cols] = np.arange(len(cols))
-            self.register_constant("_out_idx", inv)
-            self.register_constant("_out_inv", cols)
-        else:
-            self.register_constant("_out_idx", cols)
-        self._needs_one = any(m[5] or m[6] for m in self._gather_meta)
+                # x2 -> [Z, D2] parts by summing matrices (sum over the in2 channels, times b weights)
+                for q, part in enumerate(_cut(r2, p2)):
+                    Smat = np.zeros((self.irreps_in2.dim, len(part)))
+                    for col, (i, c) in enumerate(part):
+                        mul, ir = self.irreps_in2[i]
+                        for v in range(mul):
+                            Smat[s2[i] + v * ir.dim + c, col] = 1.0
+                    self.register_constant(f"_sum2_{idx}_{q}", Smat)
+            self._specs.append((spec1, spec2, specy, [len(x) for x in _cut(r2, p2)], dims1, dims2, dimsy))
+        # the weight vector as consecutive pieces (offset -> size), for one split per call
+        pieces = {}
+        for i, o in list(self._a_off.items()):
+            pieces[o] = self.irreps_in1[i].mul
+        for i, o in list(self._b_off.items()):
+            pieces[o] = self.irreps_in2[i].mul
+        for pr in self.products:
+            for t in pr.targets:
+                if t.w_off is not None:
+                    pieces[t.w_off] = pr.U
+        offs, sizes, o = [], [], 0
+        for start in sorted(pieces):
+            if start > o:  # weights not used by any product (e.g. dead paths): a filler piece
+                offs.append(-1 - o)
+                sizes.append(start - o)
+            offs.append(start)
+            sizes.append(pieces[start])
+            o = start + pieces[start]
+        if o < self.weight_numel:
+            offs.append(-1 - o)
+            sizes.append(self.weight_numel - o)
+        self._w_offsets, self._w_sizes = offs, sizes
+        wb = np.full(self.irreps_in2.dim, -1, dtype=np.int64)
+        for i, o in self._b_off.items():
+            mul, ir = self.irreps_in2[i]
+            for v in range(mul):
+                wb[s2[i] + v * ir.dim : s2[i] + (v + 1) * ir.dim] = o + v
+        self._has_wb = bool((wb >= 0).any()) and any(pr.mode == "uvu" for pr in self.products)
+        if self._has_wb:
+            wb[wb < 0] = self.weight_numel  # an appended 1
+            self.register_constant("_wb", wb)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``x1 [Z, dim1]``, ``x2 [Z, dim2]``, ``weight [weight_numel]`` or ``[Z, weight_numel]`` -> ``[Z, dim_out]``."""
         Z = x1.shape[0]
-        if self._needs_one:  # an appended 1 for gathered positions without a weight
-            weight = torch.cat([weight, weight.new_ones(weight.shape[:-1] + (1,))], -1)
-        ys = []
+        # weight pieces by one split (its backward is one concatenation, not a zero-filled buffer per slice)
+        wp = {}
+        if self.weight_numel:
+            for o, t in zip(self._w_offsets, torch.split(weight, self._w_sizes, -1)):
+                wp[o] = t.reshape(-1, t.shape[-1], 1)
+        b1 = [t.view(Z, mul, ir.dim) for t, (mul, ir) in zip(torch.split(x1, [m * ir.dim for m, ir in self.irreps_in1], 1), self.irreps_in1)]
+        b2 = [t.view(Z, mul, ir.dim) for t, (mul, ir) in zip(torch.split(x2, [m * ir.dim for m, ir in self.irreps_in2], 1), self.irreps_in2)]
+        wcache: dict = {}
+
+        def blk(side, i):
+            if (side, i) not in wcache:
+                b, offs = (b1, self._a_off) if side == 1 else (b2, self._b_off)
+                wcache[(side, i)] = b[i] * wp[offs[i]] if i in offs else b[i]
+            return wcache[(side, i)]
+
+        outs: list[list[torch.Tensor]] = [[] for _ in self.irreps_out]
+        xw2 = None
         for idx, pr in enumerate(self.products):
-            U, D1, D2, Dt, has_a, has_b, has_c = self._gather_meta[idx]
-            X1 = _take(x1, getattr(self, f"_g1_{idx}"), getattr(self, f"_g1inv_{idx}", None))
-            if has_a:
-                X1 = X1 * weight.index_select(-1, getattr(self, f"_wa_{idx}"))
-            X1 = X1.view(Z, U, D1)
+            spec1, spec2, specy, p2, dims1, dims2, dimsy = self._specs[idx]
+            X1 = list(_SegGather.apply(spec1, dims1, *[blk(1, i) for i in pr.A]))
             if pr.mode == "uvu":
-                xb = x2 * weight.index_select(-1, getattr(self, f"_wb_{idx}")) if has_b else x2
-                X2 = (xb @ getattr(self, f"_sum2_{idx}").to(x2.dtype)).view(Z, 1, D2)
+                if xw2 is None:
+                    if self._has_wb:
+                        wext = torch.cat([weight, weight.new_ones(weight.shape[:-1] + (1,))], -1)
+                        xw2 = x2 * wext.index_select(-1, self._wb)
+                    else:
+                        xw2 = x2
+                X2 = [(xw2 @ getattr(self, f"_sum2_{idx}_{q}").to(x2.dtype)).view(Z, 1, d) for q, d in enumerate(p2)]
             else:
-                X2 = x2.index_select(1, getattr(self, f"_g2_{idx}"))
-                if has_b:
-                    X2 = X2 * weight.index_select(-1, getattr(self, f"_wb_{idx}"))
-                X2 = X2.view(Z, U, D2)
-            Y = self._run(idx, X1, X2).reshape(Z, U * Dt)
-            if has_c:
-                Y = Y * weight.index_select(-1, getattr(self, f"_wc_{idx}"))
-            ys.append(Y)
-        if not ys:
-            return x1.new_zeros(Z, self.irreps_out.dim)
-        Y = torch.cat(ys, 1) if len(ys) > 1 else ys[0]
-        if self._out_perm:
-            return _take(Y, self._out_idx, self._out_inv)
-        return x1.new_zeros(Z, self.irreps_out.dim).index_add(1, self._out_idx, Y)
+                X2 = list(_SegGather.apply(spec2, dims2, *[blk(2, i) for i in pr.B]))
+            Y = self._run(idx, X1, X2)
+            ys = _SegScatter.apply(specy, dimsy, *Y)
+            for tgt, y in zip(pr.targets, ys):
+                if tgt.w_off is not None:
+                    y = y * wp[tgt.w_off]
+                outs[tgt.k].append(y)
+        pieces = []
+        for (mul, ir), ys in zip(self.irreps_out, outs):
+            if ys:
+                acc = ys[0]
+                for y in ys[1:]:
+                    acc = acc + y
+                pieces.append(acc.reshape(Z, mul * ir.dim))
+            elif mul * ir.dim > 0:
+                pieces.append(x1.new_zeros(Z, mul * ir.dim))
+        if not pieces:
+            return x1.new_zeros(Z, 0)
+        return torch.cat(pieces, 1) if len(pieces) > 1 else pieces[0]
 
     def extra_repr(self) -> str:
         return f"weight_form={self.weight_form!r}, products={len(self.products)}, weight_numel={self.weight_numel}"
@@ -642,6 +660,91 @@ class _Permute(torch.autograd.Function):
     def backward(ctx, g):
         idx, inv = ctx.saved_tensors
         return _Permute.apply(g, inv, idx), None, None
+
+
+def _cut(rows: list, sizes: list) -> list:
+    out, o = [], 0
+    for n in sizes:
+        out.append(rows[o : o + n])
+        o += n
+    return out
+
+
+def _segments(rows: list) -> list:
+    """Group ``[(block, c), ...]`` into ``(block, c0, step, count)`` runs with ``c`` in arithmetic progression."""
+    segs: list = []
+    for b, c in rows:
+        if segs and segs[-1][0] == b:
+            b0, c0, st, cnt = segs[-1]
+            if cnt == 1 and c > c0:
+                segs[-1] = (b0, c0, c - c0, 2)
+                continue
+            if cnt > 1 and c == c0 + st * cnt:
+                segs[-1] = (b0, c0, st, cnt + 1)
+                continue
+        segs.append((b, c, 1, 1))
+    return segs
+
+
+class _SegGather(torch.autograd.Function):
+    """Blocks ``[Z, U, d_b]`` -> parts ``[Z, U, D_q]``: part q is the concatenation of the segments
+    ``block[..., c0::step][..., :count]`` listed in ``spec[q]``; every block entry is used exactly once.
+    The backward is :class:`_SegScatter` (and vice versa), so it is differentiable to any order."""
+
+    @staticmethod
+    def forward(ctx, spec, dims, *blocks):
+        ctx.spec, ctx.dims = spec, dims
+        return tuple(_seg_gather(spec, blocks))
+
+    @staticmethod
+    def backward(ctx, *g):
+        return (None, None) + tuple(_SegScatter.apply(ctx.spec, ctx.dims, *_fill(g, ctx.spec, ctx.dims)))
+
+
+class _SegScatter(torch.autograd.Function):
+    """Inverse of :class:`_SegGather`: parts -> blocks ``[Z, U, dims[b]]``."""
+
+    @staticmethod
+    def forward(ctx, spec, dims, *parts):
+        ctx.spec, ctx.dims = spec, dims
+        return tuple(_seg_scatter(spec, dims, parts))
+
+    @staticmethod
+    def backward(ctx, *g):
+        blocks = [t if t is not None else None for t in g]
+        ref = next(t for t in g if t is not None)
+        blocks = [t if t is not None else ref.new_zeros(ref.shape[0], ref.shape[1], ctx.dims[b]) for b, t in enumerate(g)]
+        return (None, None) + tuple(_SegGather.apply(ctx.spec, ctx.dims, *blocks))
+
+
+def _seg_gather(spec, blocks):
+    out = []
+    for segs in spec:
+        ref = blocks[0]
+        if not segs:
+            out.append(ref.new_zeros(ref.shape[0], ref.shape[1], 0))
+            continue
+        pieces = [blocks[b][..., c0 : c0 + st * (n - 1) + 1 : st] for b, c0, st, n in segs]
+        out.append(torch.cat(pieces, -1) if len(pieces) > 1 else pieces[0].contiguous())
+    return out
+
+
+def _seg_scatter(spec, dims, parts):
+    ref = next(p for p in parts)
+    Z, U = ref.shape[0], ref.shape[1]
+    blocks = [ref.new_empty(Z, U, d) for d in dims]
+    for segs, part in zip(spec, parts):
+        off = 0
+        for b, c0, st, n in segs:
+            blocks[b][..., c0 : c0 + st * (n - 1) + 1 : st].copy_(part[..., off : off + n])
+            off += n
+    return blocks
+
+
+def _fill(g, spec, dims):
+    """Replace missing part gradients by zeros of the right shape."""
+    ref = next(t for t in g if t is not None)
+    return [t if t is not None else ref.new_zeros(ref.shape[0], ref.shape[1], sum(n for *_, n in segs)) for t, segs in zip(g, spec)]
 
 
 def _take(x: torch.Tensor, idx: torch.Tensor, inv: torch.Tensor | None) -> torch.Tensor:

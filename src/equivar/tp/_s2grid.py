@@ -47,6 +47,10 @@ class S2GridBackend(GauntFamilyBackend):
     chunk_size : int, optional
         Samples processed per block by the fused kernel (keeps the grid
         values in cache; default chosen from the sizes).
+    save_grid : bool
+        Keep the grid values of ``x1`` from the forward for the backward
+        (``Z * mul * n_grid`` numbers) instead of recomputing them; a few
+        percent faster, more memory. Default False.
 
     Shapes: ``forward(x1 [Z, dim1], x2 [Z, dim2], weight [weight_numel] or
     [Z, weight_numel]) -> [Z, dim_out]``, float32 or float64, any device;
@@ -69,9 +73,18 @@ class S2GridBackend(GauntFamilyBackend):
     'factorized'
     """
 
-    def __init__(self, *args, n_beta: int | None = None, n_alpha: int | None = None, chunk_size: int | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        n_beta: int | None = None,
+        n_alpha: int | None = None,
+        chunk_size: int | None = None,
+        save_grid: bool = False,
+        **kwargs,
+    ):
         self._grid_opts = (n_beta, n_alpha)
         self.chunk_size = chunk_size
+        self.save_grid = bool(save_grid)
         super().__init__(*args, **kwargs)
 
     # ------------------------------------------------------------------
@@ -145,16 +158,31 @@ class S2GridBackend(GauntFamilyBackend):
             self._layouts[index] = (r1, r2, co)
         return self._layouts[index]
 
-    def _run(self, index: int, X1: torch.Tensor, X2: torch.Tensor) -> torch.Tensor:
+    def _parts(self, index: int):
         pr = self.products[index]
-        dt = X1.dtype
+        if not (pr.kind == EVEN and self._sym):
+            return super()._parts(index)
+        r1, r2, co = self._layout(index)
+        split = lambda rows, l_of: [sum(1 for x in rows if _parity(l_of(x), x[1]) == q) for q in (0, 1)]  # noqa: E731
+        return (
+            split(r1, lambda x: self.irreps_in1[x[0]].ir.l),
+            split(r2, lambda x: self.irreps_in2[x[0]].ir.l),
+            split(co, lambda x: pr.targets[x[0]].l3),
+        )
+
+    def _run(self, index: int, X1: list, X2: list) -> list:
+        pr = self.products[index]
+        dt = X1[0].dtype
         c = lambda name: getattr(self, f"{name}_{index}").to(dt)  # noqa: E731
         if pr.kind == EVEN and self._sym:
-            return grid_bilinear_sym(
-                X1, X2, c("_S1e"), c("_S1o"), c("_S2e"), c("_S2o"), c("_Me"), c("_Mo"), X1.shape[1], self.chunk_size
+            return list(
+                grid_bilinear_sym(
+                    X1[0], X1[1], X2[0], X2[1], c("_S1e"), c("_S1o"), c("_S2e"), c("_S2o"), c("_Me"), c("_Mo"),
+                    X1[0].shape[1], self.chunk_size, self.save_grid,
+                )
             )
         S1, S2, M = c("_S1"), c("_S2"), c("_M")
-        return grid_bilinear(X1, X2, S1, S2, M, M.shape[0], 1, X1.shape[1], self.chunk_size)
+        return [grid_bilinear(X1[0], X2[0], S1, S2, M, M.shape[0], 1, X1[0].shape[1], self.chunk_size)]
 
     def resolution(self) -> dict:
         """Grid shape, band limit (exact up to it) and weight form."""

@@ -136,10 +136,6 @@ def grid_product(X1, X2, S1, S2, P, K: int, chunk_size: int | None = None) -> to
 # [e | o]; the output has columns [e | o].
 
 
-def _split(X, De):
-    return X[..., :De], X[..., De:]
-
-
 def _fitU(P, U):
     """Sum or broadcast ``P [Z, U', n]`` to ``U`` channels."""
     if P.shape[1] == U:
@@ -156,86 +152,109 @@ def _twisted(Ae, Ao, Be, Bo):
     return Pp, Pm
 
 
-def _sym_forward(A, B, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size):
-    Z = max(A.shape[0], B.shape[0])
-    Ua, Ub = A.shape[1], B.shape[1]
+def _rows(X, s, e):
+    return X[s:e] if X.shape[0] != 1 else X
+
+
+def _sym_forward(ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size, save_a=False):
+    """Outputs ``(oe [Z, Uo, Doe], oo [Z, Uo, Doo])`` and (if ``save_a``) A's grid values ``[2, Z, Ua, nh]``."""
+    Z = max(ae.shape[0], be.shape[0])
+    Ua, Ub = ae.shape[1], be.shape[1]
     nh = Me.shape[0]
-    Dae, Dbe = SAe.shape[0], SBe.shape[0]
-    oe = A.new_empty(Z, Uo, Me.shape[1])
-    oo = A.new_empty(Z, Uo, Mo.shape[1])
+    oe = ae.new_empty(Z, Uo, Me.shape[1])
+    oo = ae.new_empty(Z, Uo, Mo.shape[1])
+    saved = ae.new_empty(2, ae.shape[0], Ua, nh) if save_a else None
     cs = _chunk(Z, max(Ua, Ub) * 2 * nh, chunk_size)
     for s in range(0, Z, cs):
         e = min(Z, s + cs)
-        a = A[s:e] if A.shape[0] != 1 else A
-        b = B[s:e] if B.shape[0] != 1 else B
-        ae, ao = _split(a, Dae)
-        be, bo = _split(b, Dbe)
-        Pp, Pm = _twisted(ae @ SAe, ao @ SAo, be @ SBe, bo @ SBo)
+        if save_a and (ae.shape[0] != 1 or s == 0):
+            Ae, Ao = _rows(saved[0], s, e), _rows(saved[1], s, e)
+            torch.matmul(_rows(ae, s, e), SAe, out=Ae)
+            torch.matmul(_rows(ao, s, e), SAo, out=Ao)
+        else:
+            Ae, Ao = _rows(ae, s, e) @ SAe, _rows(ao, s, e) @ SAo
+        Pp, Pm = _twisted(Ae, Ao, _rows(be, s, e) @ SBe, _rows(bo, s, e) @ SBo)
         torch.matmul(_fitU(Pp, Uo), Me, out=oe[s:e])
         torch.matmul(_fitU(Pm, Uo), Mo, out=oo[s:e])
-    return torch.cat([oe, oo], -1)
+    return oe, oo, saved
+
+
+def _sym_fused_backward(ge, go, ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, need_a, need_b, chunk_size, saved=None):
+    Z = ge.shape[0]
+    Ua, Ub, Uo = ae.shape[1], be.shape[1], ge.shape[1]
+    nh = Me.shape[0]
+    dae = dao = dbe = dbo = None
+    if need_a:
+        dae, dao = ge.new_empty(Z, Ua, SAe.shape[0]), ge.new_empty(Z, Ua, SAo.shape[0])
+    if need_b:
+        dbe, dbo = ge.new_empty(Z, Ub, SBe.shape[0]), ge.new_empty(Z, Ub, SBo.shape[0])
+    ge, go = ge.contiguous(), go.contiguous()
+    Met, Mot, SAet, SAot, SBet, SBot = Me.t(), Mo.t(), SAe.t(), SAo.t(), SBe.t(), SBo.t()
+    cs = _chunk(Z, max(Ua, Ub, Uo) * 2 * nh, chunk_size)
+    for s in range(0, Z, cs):
+        e = min(Z, s + cs)
+        Hp, Hm = ge[s:e] @ Met, go[s:e] @ Mot
+        if need_a:
+            Qe, Qo = _twisted(Hp, Hm, _rows(be, s, e) @ SBe, _rows(bo, s, e) @ SBo)
+            torch.matmul(_fitU(Qe, Ua), SAet, out=dae[s:e])
+            torch.matmul(_fitU(Qo, Ua), SAot, out=dao[s:e])
+        if need_b:
+            if saved is not None:
+                Ae, Ao = _rows(saved[0], s, e), _rows(saved[1], s, e)
+            else:
+                Ae, Ao = _rows(ae, s, e) @ SAe, _rows(ao, s, e) @ SAo
+            Qe, Qo = _twisted(Hp, Hm, Ae, Ao)
+            torch.matmul(_fitU(Qe, Ub), SBet, out=dbe[s:e])
+            torch.matmul(_fitU(Qo, Ub), SBot, out=dbo[s:e])
+    return dae, dao, dbe, dbo
+
+
+def _sum_to(d, like):
+    return d.sum(0, keepdim=True) if d is not None and like.shape[0] == 1 and d.shape[0] != 1 else d
 
 
 class _GridBilinearSym(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, A, B, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size):
-        ctx.save_for_backward(A, B, SAe, SAo, SBe, SBo, Me, Mo)
-        ctx.meta = (Uo, chunk_size)
-        return _sym_forward(A, B, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size)
+    def forward(ctx, ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size, save_grid):
+        # keeping A's grid values (Z * Ua * n_grid numbers) saves one synthesis in the backward of B
+        save_a = bool(save_grid) and (ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
+        oe, oo, saved = _sym_forward(ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size, save_a)
+        ctx.save_for_backward(ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, saved)
+        ctx.meta = (Uo, chunk_size, save_grid)
+        return oe, oo
 
     @staticmethod
-    def backward(ctx, G):
-        A, B, SAe, SAo, SBe, SBo, Me, Mo = ctx.saved_tensors
-        Uo, cs = ctx.meta
-        need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        dA = dB = None
-        if torch.is_grad_enabled():
+    def backward(ctx, ge, go):
+        ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, saved = ctx.saved_tensors
+        Uo, cs, sg = ctx.meta
+        Z = max(ae.shape[0], be.shape[0])
+        if ge is None:
+            ge = ae.new_zeros(Z, Uo, Me.shape[1])
+        if go is None:
+            go = ae.new_zeros(Z, Uo, Mo.shape[1])
+        need_a = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        need_b = ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
+        dae = dao = dbe = dbo = None
+        if torch.is_grad_enabled():  # differentiable: the gradients are symmetric grid products themselves
             if need_a:
-                dA = grid_bilinear_sym(G, B, Me.t(), Mo.t(), SBe, SBo, SAe.t(), SAo.t(), A.shape[1], cs)
+                dae, dao = grid_bilinear_sym(ge, go, be, bo, Me.t(), Mo.t(), SBe, SBo, SAe.t(), SAo.t(), ae.shape[1], cs, sg)
             if need_b:
-                dB = grid_bilinear_sym(G, A, Me.t(), Mo.t(), SAe, SAo, SBe.t(), SBo.t(), B.shape[1], cs)
+                dbe, dbo = grid_bilinear_sym(ge, go, ae, ao, Me.t(), Mo.t(), SAe, SAo, SBe.t(), SBo.t(), be.shape[1], cs, sg)
         else:
-            dA, dB = _sym_fused_backward(G, A, B, SAe, SAo, SBe, SBo, Me, Mo, need_a, need_b, cs)
-        if dA is not None and A.shape[0] == 1 and dA.shape[0] != 1:
-            dA = dA.sum(0, keepdim=True)
-        if dB is not None and B.shape[0] == 1 and dB.shape[0] != 1:
-            dB = dB.sum(0, keepdim=True)
-        return dA, dB, None, None, None, None, None, None, None, None
+            dae, dao, dbe, dbo = _sym_fused_backward(
+                ge, go, ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, need_a, need_b, cs, saved
+            )
+        return (_sum_to(dae, ae), _sum_to(dao, ao), _sum_to(dbe, be), _sum_to(dbo, bo)) + (None,) * 9
 
 
-def _sym_fused_backward(G, A, B, SAe, SAo, SBe, SBo, Me, Mo, need_a, need_b, chunk_size):
-    Z = G.shape[0]
-    Ua, Ub, Uo = A.shape[1], B.shape[1], G.shape[1]
-    nh = Me.shape[0]
-    Dae, Dbe, Doe = SAe.shape[0], SBe.shape[0], Me.shape[1]
-    if need_a:
-        dAe, dAo = G.new_empty(Z, Ua, Dae), G.new_empty(Z, Ua, SAo.shape[0])
-    if need_b:
-        dBe, dBo = G.new_empty(Z, Ub, Dbe), G.new_empty(Z, Ub, SBo.shape[0])
-    Gc = G.contiguous()
-    Met, Mot = Me.t(), Mo.t()
-    cs = _chunk(Z, max(Ua, Ub, Uo) * 2 * nh, chunk_size)
-    for s in range(0, Z, cs):
-        e = min(Z, s + cs)
-        a = A[s:e] if A.shape[0] != 1 else A
-        b = B[s:e] if B.shape[0] != 1 else B
-        g = Gc[s:e]
-        Hp, Hm = g[..., :Doe] @ Met, g[..., Doe:] @ Mot
-        if need_a:
-            be, bo = _split(b, Dbe)
-            Qe, Qo = _twisted(Hp, Hm, be @ SBe, bo @ SBo)
-            torch.matmul(_fitU(Qe, Ua), SAe.t(), out=dAe[s:e])
-            torch.matmul(_fitU(Qo, Ua), SAo.t(), out=dAo[s:e])
-        if need_b:
-            ae, ao = _split(a, Dae)
-            Qe, Qo = _twisted(Hp, Hm, ae @ SAe, ao @ SAo)
-            torch.matmul(_fitU(Qe, Ub), SBe.t(), out=dBe[s:e])
-            torch.matmul(_fitU(Qo, Ub), SBo.t(), out=dBo[s:e])
-    dA = torch.cat([dAe, dAo], -1) if need_a else None
-    dB = torch.cat([dBe, dBo], -1) if need_b else None
-    return dA, dB
+def grid_bilinear_sym(
+    ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, Uo: int, chunk_size: int | None = None, save_grid: bool = False
+):
+    """Symmetric-grid product (see above).
 
-
-def grid_bilinear_sym(A, B, SAe, SAo, SBe, SBo, Me, Mo, Uo: int, chunk_size: int | None = None) -> torch.Tensor:
-    """Symmetric-grid product (see above). ``A [Z|1, Ua, Dae+Dao]`` -> ``[Z, Uo, Doe+Doo]``."""
-    return _GridBilinearSym.apply(A, B, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size)
+    ``ae [Z|1, Ua, Dae]``, ``ao [Z|1, Ua, Dao]`` (reflection-even / -odd rows of A),
+    ``be``, ``bo`` likewise for B; returns ``(oe [Z, Uo, Doe], oo [Z, Uo, Doo])``.
+    ``save_grid``: keep A's grid values for the backward (memory ``Z * Ua * n_grid``)
+    instead of recomputing them.
+    """
+    return _GridBilinearSym.apply(ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size, save_grid)
