@@ -64,7 +64,7 @@ def test_pickled_equivariant_potential(tiny_xyz, tmp_path):
     torch.save(PairPotential(), path)
     out = str(tmp_path / "audit2")
     rc = main(["audit", "--model", path, "--data", tiny_xyz, "--out", out, "--r-max", "3.0", "--dtype", "float64",
-               "--group", "O3", "translations", "permutations", "Oh", *FAST])
+               "--group", "O3", "translations", "permutations", "Oh", *FAST, "--disc-angles", ""])
     assert rc == 0
     rep = json.load(open(os.path.join(out, "audit.json")))
     for name, g in rep["groups"].items():
@@ -78,3 +78,27 @@ def test_errors_are_reported(tiny_xyz, tmp_path, capsys):
     assert "no such model file" in capsys.readouterr().err
     assert main(["audit", "--model", "mlp-demo", "--data", tiny_xyz, "--group", "SU2", "--mlp-steps", "1", "--out",
                  str(tmp_path / "x"), *FAST]) == 2
+
+
+class FlatEnergy(torch.nn.Module):
+    """positions [G, N, 3] -> energy [G]: the 'positions' interface, not rotation invariant."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(12, 1).double()
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.lin(positions.reshape(positions.shape[0], -1)).squeeze(-1)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_torchscript_positions_module(tiny_xyz, tmp_path):
+    path = str(tmp_path / "flat.pt")
+    torch.jit.save(torch.jit.script(FlatEnergy()), path)
+    out = str(tmp_path / "audit3")
+    rc = main(["audit", "--model", path, "--data", tiny_xyz, "--out", out, "--group", "SO3", "Ci", *FAST,
+               "--disc-angles", ""])
+    assert rc == 0
+    rep = json.load(open(os.path.join(out, "audit.json")))
+    assert rep["meta"]["interface"] == "positions"
+    assert rep["groups"]["SO3"]["outputs"]["forces"]["aggregate"] > 1e-3

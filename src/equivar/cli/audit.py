@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", required=True,
                    help="equivar checkpoint, pickled/TorchScript nn.Module, or 'mlp-demo' (MLP on flattened coordinates)")
-    p.add_argument("--data", required=True, help="ASE-readable file (extxyz, ...) or embedded:NAME")
+    p.add_argument("--data", required=True, help="ASE-readable file (extxyz, ...), rMD17 .npz, or embedded:NAME")
     p.add_argument("--out", default="audit", help="output directory (default ./audit)")
     p.add_argument("--group", nargs="+", default=list(DEFAULT_GROUPS),
                    help="groups: SO3 O3 translations permutations SO2:z C4:z D4:z T Td O Oh I Ih Ci "

@@ -20,6 +20,8 @@ BATCH_TYPES = {
     "atomic_numbers": Typed(None, nodes=True),
     "batch": Typed(None, nodes=True),
     "node_attrs": Typed(None, nodes=True),
+    "charges": Typed(None, nodes=True),
+    "velocities": Typed("vector", nodes=True),
     "edge_index": "index",
     "shifts": "vector",
     "cell": "cell",
