@@ -12,6 +12,11 @@ FAST = ["--max-structures", "3", "--n-angles", "8", "--disc-resolution", "5", "-
         "--n-elements", "2"]
 
 
+def _json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 @pytest.fixture
 def tiny_xyz(tmp_path):
     import ase
@@ -50,7 +55,7 @@ def test_mlp_demo_writes_plots_and_json(tiny_xyz, tmp_path, capsys):
     for f in ("groups.png", "sweep_energy.png", "sweep_forces.png", "disc_energy.png", "disc_forces.png",
               "audit.json"):
         assert f in files, f
-    rep = json.load(open(os.path.join(out, "audit.json")))
+    rep = _json(os.path.join(out, "audit.json"))
     assert set(rep["groups"]) == {"SO3", "C4(z)", "translations", "permutations"}
     for g in rep["groups"].values():  # a flat MLP breaks every symmetry
         assert g["outputs"]["forces"]["aggregate"] > 1e-3
@@ -66,7 +71,7 @@ def test_pickled_equivariant_potential(tiny_xyz, tmp_path):
     rc = main(["audit", "--model", path, "--data", tiny_xyz, "--out", out, "--r-max", "3.0", "--dtype", "float64",
                "--group", "O3", "translations", "permutations", "Oh", *FAST, "--disc-angles", ""])
     assert rc == 0
-    rep = json.load(open(os.path.join(out, "audit.json")))
+    rep = _json(os.path.join(out, "audit.json"))
     for name, g in rep["groups"].items():
         for k, v in g["outputs"].items():
             assert v["aggregate"] < 1e-12, (name, k, v["aggregate"])
@@ -91,7 +96,7 @@ class FlatEnergy(torch.nn.Module):
         return self.lin(positions.reshape(positions.shape[0], -1)).squeeze(-1)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:`torch.jit")
 def test_torchscript_positions_module(tiny_xyz, tmp_path):
     path = str(tmp_path / "flat.pt")
     torch.jit.save(torch.jit.script(FlatEnergy()), path)
@@ -99,6 +104,6 @@ def test_torchscript_positions_module(tiny_xyz, tmp_path):
     rc = main(["audit", "--model", path, "--data", tiny_xyz, "--out", out, "--group", "SO3", "Ci", *FAST,
                "--disc-angles", ""])
     assert rc == 0
-    rep = json.load(open(os.path.join(out, "audit.json")))
+    rep = _json(os.path.join(out, "audit.json"))
     assert rep["meta"]["interface"] == "positions"
     assert rep["groups"]["SO3"]["outputs"]["forces"]["aggregate"] > 1e-3

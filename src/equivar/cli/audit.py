@@ -45,6 +45,10 @@ def _load_model(path: str, dtype):
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such model file")
+    if _is_torchscript(path):
+        m = torch.jit.load(path, map_location="cpu")
+        m = m.to(dtype) if dtype is not None else m
+        return m.eval(), None, f"TorchScript module from {path}"
     try:
         from ..train import load_model
 
@@ -54,11 +58,8 @@ def _load_model(path: str, dtype):
         pass
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:
-        try:
-            obj = torch.jit.load(path, map_location="cpu")
-        except Exception as e:
-            raise ValueError(f"{path}: neither a checkpoint, a pickled module nor TorchScript ({e})") from None
+    except Exception as e:
+        raise ValueError(f"{path}: neither a checkpoint, a pickled module nor TorchScript ({e})") from None
     if isinstance(obj, dict) and "hparams" in obj:
         from ..models import build_model
 
@@ -77,6 +78,15 @@ def _load_model(path: str, dtype):
         m = obj.to(dtype) if dtype is not None else obj
         return m.eval(), getattr(m, "r_max", None), f"module {type(obj).__name__} from {path}"
     raise ValueError(f"{path}: unsupported content {type(obj).__name__} (want a checkpoint dict or an nn.Module)")
+
+
+def _is_torchscript(path: str) -> bool:
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.split("/", 1)[-1].startswith("code/") for n in z.namelist())
 
 
 def _read_batch(path: str, r_max: float, n: int, dtype, same_size: bool):
