@@ -288,12 +288,15 @@ class FusedTP(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, plan, names, x1, x2, w, uw, *tensors):
+        ctx.set_materialize_grads(False)
         ctx.plan, ctx.names, ctx.uw = plan, names, uw
         ctx.save_for_backward(x1, x2, w, *tensors)
         return fused_forward(plan, _consts(names, tensors), x1, x2, w, uw)
 
     @staticmethod
     def backward(ctx, G):
+        if G is None:
+            return (None,) * (6 + len(ctx.saved_tensors) - 3)
         x1, x2, w, *tensors = ctx.saved_tensors
         nx1, nx2, nw = ctx.needs_input_grad[2:5]
         nw = nw and w.numel() > 0
@@ -308,6 +311,7 @@ class FusedTPBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, plan, names, G, x1, x2, w, uw, nx1, nx2, nw, *tensors):
+        ctx.set_materialize_grads(False)  # outputs nobody differentiates come back as None: skipped below
         ctx.plan, ctx.names, ctx.uw, ctx.flags = plan, names, uw, (nx1, nx2, nw)
         ctx.save_for_backward(G, x1, x2, w, *tensors)
         return fused_backward(plan, _consts(names, tensors), G, x1, x2, w, nx1, nx2, nw, uw)
@@ -327,27 +331,32 @@ class FusedTPBackward(torch.autograd.Function):
         def tp(a, b, c, u):
             return FusedTP.apply(plan, names, a, b, c, u, *tensors)
 
-        def bwd(a, b, c, u, which):
-            flags = [False, False, False]
-            flags[which] = True
-            return FusedTPBackward.apply(plan, names, G, a, b, c, u, *flags, *tensors)[which]
+        def bwd(a, b, c, u, flags):
+            return FusedTPBackward.apply(plan, names, G, a, b, c, u, *flags, *tensors)
 
-        gG = g1 = g2 = gW = None
+        gG = None
         if nG:
             gG = _sum(
                 [tp(ggx1, x2, w, uw) if ggx1 is not None else None,
                  tp(x1, ggx2, w, uw) if ggx2 is not None else None,
                  tp(x1, x2, ggw, 0.0) if ggw is not None else None]
             )
-        if n1:  # x1 enters dx2 (direction ggx2) and dw (direction ggw)
-            g1 = _sum([bwd(x1, ggx2, w, uw, 0) if ggx2 is not None else None,
-                       bwd(x1, x2, ggw, 0.0, 0) if ggw is not None else None])
-        if n2:
-            g2 = _sum([bwd(ggx1, x2, w, uw, 1) if ggx1 is not None else None,
-                       bwd(x1, x2, ggw, 0.0, 1) if ggw is not None else None])
-        if nW and w.numel() > 0:
-            gW = _sum([bwd(ggx1, x2, w, uw, 2) if ggx1 is not None else None,
-                       bwd(x1, ggx2, w, uw, 2) if ggx2 is not None else None])
+        nW = nW and w.numel() > 0
+        # the six remaining terms share three argument lists; one sweep each computes two gradients
+        g1, g2, gW = [], [], []
+        if ggx2 is not None and (n1 or nW):  # (x1, ggx2, w): dx1 -> x1, dw -> w
+            a = bwd(x1, ggx2, w, uw, (n1, False, nW))
+            g1.append(a[0])
+            gW.append(a[2])
+        if ggw is not None and (n1 or n2):  # (x1, x2, ggw) weighted part: dx1 -> x1, dx2 -> x2
+            a = bwd(x1, x2, ggw, 0.0, (n1, n2, False))
+            g1.append(a[0])
+            g2.append(a[1])
+        if ggx1 is not None and (n2 or nW):  # (ggx1, x2, w): dx2 -> x2, dw -> w
+            a = bwd(ggx1, x2, w, uw, (False, n2, nW))
+            g2.append(a[1])
+            gW.append(a[2])
+        g1, g2, gW = _sum(g1) if n1 else None, _sum(g2) if n2 else None, _sum(gW) if nW else None
         return (None, None, gG, g1, g2, gW, None, None, None, None) + (None,) * len(tensors)
 
 
