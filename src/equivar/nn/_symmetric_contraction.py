@@ -39,13 +39,15 @@ class SymmetricContraction(ExactConstants):
     contraction is evaluated on the sorted monomials
     ``x_i1 x_i2 ... x_inu`` (``i1 <= ... <= inu``; only those some basis
     tensor uses, e.g. 410 of 968 for ``0e+1o+2e+3o`` -> ``0e+1o`` at
-    ``nu = 3``) with multiplicity-weighted coefficients. Intermediate
-    orders are built recursively into a pool ``[x | x x | ... | 1]`` and
-    every contracted monomial is one product of two pool entries (one
-    gather-multiply). The weights are contracted with the basis first
-    (``[E*C, K] @ [K, d*J]``, independent of the number of nodes), then all
-    orders and output irreps are one channel-batched matmul
-    ``[C, E*d_out, J] @ [C, J, N]`` followed by selecting each node's
+    ``nu = 3``) with multiplicity-weighted coefficients. Orders below the
+    top are built recursively, ``m_1 = x``, ``m_k = m_{k-1}[prefix] *
+    x[last]`` (on the monomials needed), and the top order is one
+    gather-multiply ``m_{nu-1}[prefix] * x[last]`` on the contracted
+    monomials only (355 for the example above). The weights are contracted
+    with the basis first (``[E*C, K] @ [K, d*J]``, independent of the number
+    of nodes), then each order is one channel-batched matmul
+    ``[C, E*d_out, J_nu] @ [C, J_nu, N]`` accumulated with ``baddbmm``,
+    followed by selecting each node's
     element with its one-hot row (``E <= 8``; for more elements, or long
     indices, the per-node coefficients are gathered instead). No Python
     loop runs over nodes or elements.
