@@ -5,13 +5,10 @@
 Same as ``equivar bench tp``; see ``equivar.tp._bench`` for what is measured.
 """
 import argparse
-import sys
 
 from equivar.tp._bench import add_arguments, run_tp
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
-    args = p.parse_args()
-    args._argv = sys.argv[1:]
-    raise SystemExit(run_tp(args))
+    raise SystemExit(run_tp(p.parse_args()))

@@ -33,6 +33,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -90,7 +91,7 @@ def useful_flops(irreps_in1, irreps_in2, irreps_out, instructions, batch: int) -
     return 2 * batch * total
 
 
-def matmul_gflops(threads: int, device: str = "cpu", n: int = 2048) -> float:
+def matmul_gflops(threads: int, device: str = "cpu", n: int = 1024) -> float:
     """Measured float32 ``[n, n] @ [n, n]`` throughput of this machine (median of 5)."""
     torch.set_num_threads(threads)
     a = torch.randn(n, n, device=device)
@@ -239,6 +240,7 @@ def run_benchmark(
     e3nn_max_L: int = 6,
     measures=("fwd", "fwd_bwd", "double"),
     memory: bool = True,
+    backend_max_L: dict | None = None,
     backend_options: dict | None = None,
     seed: int = 0,
     log=print,
@@ -250,7 +252,9 @@ def run_benchmark(
         for L in Ls:
             for ch in channels:
                 cfg = config(cname, L, ch)
-                peers = list(backends) + (["e3nn"] if e3nn and L <= e3nn_max_L else [])
+                limits = backend_max_L or {}
+                peers = [b for b in backends if L <= limits.get(b, L)]
+                peers += ["e3nn"] if e3nn and L <= e3nn_max_L else []
                 mods, errors = {}, {}
                 for b in peers:
                     try:
@@ -381,10 +385,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-e3nn", action="store_true", help="skip the e3nn peer")
     p.add_argument("--e3nn-max-L", type=int, default=6, help="largest L at which e3nn is measured")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--measures", nargs="+", default=list(MEASURES), choices=list(MEASURES),
+                   help="what to time: fwd, fwd_bwd, double (default all)")
+    p.add_argument("--backend-max-L", nargs="+", default=[], metavar="BACKEND=L",
+                   help="largest L measured for a backend, e.g. gaunt=4 (slow configurations)")
     p.add_argument("--quick", action="store_true", help="L 1 2 3, 512 edges, 2 repeats (smoke test)")
     p.add_argument("--json", metavar="PATH", help="write the rows and machine info as JSON")
     p.add_argument("--png", metavar="PATH", help="plot time against L per backend (log scale)")
     p.add_argument("--seed", type=int, default=0)
+
+
+def _parse_limits(items) -> dict:
+    out = {}
+    for it in items:
+        b, sep, v = it.partition("=")
+        if not sep or not v.strip().isdigit():
+            raise ValueError(f"--backend-max-L expects BACKEND=L, got {it!r}")
+        out[b.strip()] = int(v)
+    return out
 
 
 def run_tp(args) -> int:
@@ -406,12 +424,13 @@ def run_tp(args) -> int:
     rows = run_benchmark(
         Ls=args.L, channels=args.channels, batches=args.batch, backends=args.backends, configs=args.configs,
         repeats=args.repeats, threads=args.threads, dtype=dtype, device=args.device, e3nn=not args.no_e3nn,
-        e3nn_max_L=args.e3nn_max_L, memory=not args.no_memory, seed=args.seed,
+        e3nn_max_L=args.e3nn_max_L, memory=not args.no_memory, seed=args.seed, measures=tuple(args.measures),
+        backend_max_L=_parse_limits(args.backend_max_L),
     )
     print()
     print(markdown_table(rows))
     meta = {
-        "command": "equivar bench tp " + " ".join(getattr(args, "_argv", []) or []),
+        "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         "machine": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
         "threads": args.threads, "device": args.device, "dtype": args.dtype, "matmul_gflops": mm,
         "torch": torch.__version__, "load_average_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
