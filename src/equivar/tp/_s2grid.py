@@ -14,11 +14,24 @@ Exactness: the grid is exact, not approximate. A path ``(l1, l2, l3)`` needs
 ``l1 + l2 + l3`` on the sphere; the default grid is the smallest product
 grid exact for the band limit ``B = L1 + L2 + L3`` (largest degrees of the
 two inputs and the output): ``n_beta = floor(B/2) + 1`` Gauss-Legendre nodes
-in ``cos(beta)`` and ``n_alpha = B + 1`` azimuths, ``n_beta * n_alpha``
-points (L1 = L2 = L3 = 6: 10 x 19 = 190 points). The vector product of the
-parity-complete variant has degree ``l1 + l2 + l3 - 1`` and is exact on the
-same grid. Finer grids (``n_beta``, ``n_alpha`` options) give the same
-result up to rounding; coarser ones are refused (``ValueError``).
+in ``cos(beta)`` (rounded up to an even number, see below) and
+``n_alpha = B + 1`` azimuths (L1 = L2 = L3 = 6: 10 x 19 = 190 points; L = 3:
+6 x 10). The vector product of the parity-complete variant has degree
+``l1 + l2 + l3 - 1`` and is exact on the same grid. Finer grids
+(``n_beta``, ``n_alpha`` options) give the same result up to rounding;
+coarser ones are refused (``ValueError``). Measured equivariance error at
+the default grid: ~4e-7 relative in float32 at L = 6 (rounding only).
+
+Cost: with an even number of rings the grid is symmetric under the
+reflection ``y -> -y``; harmonics are even or odd under it
+(``(-1)^(l+m)``), so every synthesis and projection is done on the northern
+half only, with the even and odd coefficients in two matrix products each
+(half the multiply-adds of the full grid, see
+:mod:`equivar.tp._s2grid_ops`). Per sample and channel a product costs
+about ``(L+1)^2 n_grid`` multiply-adds forward (two half-grid passes) and
+1.5 times that backward (three passes; the gradient of the single-channel
+edge input is a cheap reduction); samples are processed in cache-sized chunks by a fused kernel
+whose backward recomputes the grid values (or keeps them, ``save_grid``).
 
 See :mod:`equivar.tp._gaunt_plan` for the weight forms, normalization and
 the parity-complete construction.
