@@ -165,6 +165,11 @@ def _plan_tensors(lmax: int, dtype, device):
     return _PLAN_TENSORS[key]
 
 
+#: Up to this degree the forward writes rows directly (fewer, cheaper ops);
+#: above it the m-vectorised recurrence wins.
+_ROWWISE_MAX_L = 4
+
+
 def _sh_forward_fast(lmax: int, v: torch.Tensor, normalize: bool) -> torch.Tensor:
     """No-autograd forward ``[N, (lmax+1)^2]``, vectorised over m.
 
@@ -191,6 +196,14 @@ def _sh_forward_fast(lmax: int, v: torch.Tensor, normalize: bool) -> torch.Tenso
                 bad = None
         else:
             r2 = (vt * vt).sum(0, keepdim=True)
+        if lmax <= _ROWWISE_MAX_L:
+            # small l: each output row is one or two fused ops into its slot
+            out = v.new_empty(((lmax + 1) ** 2, N))
+            rr = r2[0] if r2 is not None else 1.0
+            _sh_rows(lmax, vt[0], vt[1], vt[2], rr, out=out)
+            if bad is not None:
+                out[1:, bad] = 0.0
+            return out.t()
         X_, Y_, Z_ = vt[2:3], vt[0:1], vt[1:2]  # polar axis is e3nn's y
         tens, pidx, cidx = _plan_tensors(lmax, v.dtype, v.device)
         blocks = [v.new_full((1, N), tens[0][3])]
