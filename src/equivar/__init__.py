@@ -5,6 +5,13 @@ Subpackages (each imports only the ones listed before it):
 (tensor products), ``nn`` (layers), ``models``, ``symmetry`` (audits, frame
 averaging, regularizers), ``data``, ``train``, ``cli``.
 """
+import os as _os
+
+# OpenMP threads spin-wait by default; on shared or small CPUs that makes
+# small models an order of magnitude slower. Only a default: an explicit
+# setting wins, and it has effect only if torch is not imported yet.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"
 
 from . import o3  # noqa: F401

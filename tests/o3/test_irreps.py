@@ -75,3 +75,12 @@ def test_D_rejects_non_rotation():
         Irreps("1o").D_from_matrix(torch.tensor([[1.0, 0.2, 0], [0, 1, 0], [0, 0, 1]]))
     with pytest.raises(ValueError, match="shape"):
         Irreps("1o").D_from_matrix(torch.eye(2))
+
+
+def test_non_iterable_and_non_float_inputs():
+    with pytest.raises(ValueError, match="cannot interpret 5"):
+        Irreps(5)
+    from equivar.o3 import spherical_harmonics
+
+    with pytest.raises(ValueError, match="floating-point"):
+        spherical_harmonics(1, torch.ones(2, 3, dtype=torch.long))

@@ -186,6 +186,8 @@ class Irreps(tuple):
                         raise ValueError(f"invalid irreps string {irreps!r}: {e}") from None
                     out.append(_MulIr(mul, ir))
         else:
+            if not hasattr(irreps, "__iter__"):
+                raise ValueError(f"cannot interpret {irreps!r} as irreps: expected a string such as '16x0e+8x1o', an Irrep or (mul, irrep) pairs")
             for item in irreps:
                 if isinstance(item, str) or isinstance(item, Irrep):
                     out.append(_MulIr(1, Irrep(item)))

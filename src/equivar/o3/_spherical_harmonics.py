@@ -357,7 +357,9 @@ def spherical_harmonics(
         If True the vectors are first scaled to unit length; if False the
         result is the homogeneous polynomial ``|r|^l Y_l(r/|r|)``.
     normalization : {'component', 'norm', 'integral'}
-        See the module docstring.
+        See the module docstring. The default is 'component' (MACE's and
+        NequIP's choice); note that ``e3nn.o3.spherical_harmonics`` defaults
+        to 'integral', so pass it explicitly when comparing.
 
     Returns
     -------
@@ -385,6 +387,8 @@ def spherical_harmonics(
     lst = _parse_ls(ls)
     if not isinstance(vectors, torch.Tensor):
         raise ValueError(f"vectors must be a torch.Tensor [..., 3], got {type(vectors).__name__}")
+    if not vectors.is_floating_point():
+        raise ValueError(f"vectors must be a floating-point tensor, got dtype {vectors.dtype}")
     if vectors.shape[-1:] != (3,):
         raise ValueError(f"vectors must have trailing dimension 3, got shape {tuple(vectors.shape)}")
     if normalization not in ("component", "norm", "integral"):
