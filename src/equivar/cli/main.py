@@ -55,9 +55,18 @@ def main(argv: list[str] | None = None) -> int:
         args = sp.parse_args(argv[1:])
         try:
             return int(mod.run(args) or 0)
+        except KeyboardInterrupt:
+            hint = " (continue a training run with --resume)" if name == "train" else ""
+            print(f"equivar {name}: interrupted{hint}", file=sys.stderr)
+            return 130
         except (ValueError, FileNotFoundError, KeyError) as e:
             print(f"equivar {name}: error: {e}", file=sys.stderr)
             return 2
+        except Exception as e:  # noqa: BLE001 - YAML syntax errors and the like: one line, not a traceback
+            if type(e).__module__.startswith("yaml"):
+                print(f"equivar {name}: error: invalid YAML: {e}".replace("\n", " "), file=sys.stderr)
+                return 2
+            raise
     p = build_parser()
     args = p.parse_args(argv)
     if args.command is None:

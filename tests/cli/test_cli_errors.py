@@ -1,0 +1,33 @@
+"""Bad command-line input ends in one line naming the problem, not a traceback."""
+import os
+
+import equivar.data
+from equivar.cli.main import main
+
+EMBEDDED = os.path.join(os.path.dirname(equivar.data.__file__), "embedded", "cuau_emt.xyz")
+
+
+def test_malformed_yaml(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("training: [1, 2\n")
+    assert main(["train", "-c", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "invalid YAML" in err and "bad.yaml" in err and "Traceback" not in err
+
+
+def test_unavailable_device(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():  # pragma: no cover - CPU CI
+        return
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"device: cuda:7\ndata:\n  train_file: {EMBEDDED}\n")
+    assert main(["train", "-c", str(cfg), "--set", f"output_dir={tmp_path / 'run'}"]) == 2
+    assert "cuda:7" in capsys.readouterr().err
+
+
+def test_not_a_device(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"device: tpu\ndata:\n  train_file: {EMBEDDED}\n")
+    assert main(["train", "-c", str(cfg), "--set", f"output_dir={tmp_path / 'run'}"]) == 2
+    assert "'tpu' is not a torch device" in capsys.readouterr().err
