@@ -40,6 +40,7 @@ def run(args) -> int:
         configs = D.read_dataset(real, format=args.format, keys=keys, require_energy=False, require_forces=False)
         configs = D.split_isolated_atoms(configs)[1] or configs
         D.check_elements(configs, meta["atomic_numbers"])
+        _report_missing_labels(real, configs, keys)
         name = os.path.splitext(os.path.basename(real))[0]
         t0 = time.perf_counter()
         preds = predict(model, D.AtomicGraphDataset(configs, meta["r_max"]), args.batch_size, device=args.device)
@@ -56,3 +57,20 @@ def run(args) -> int:
     if args.table:
         write_rows_csv(args.table, rows)
     return 0
+
+
+def _report_missing_labels(path: str, configs, keys) -> None:
+    """Say which frames lack labels: errors are then computed over the labelled ones only."""
+    if all(c.energy is None and c.forces is None for c in configs):
+        return  # unlabelled data: predictions only (said below)
+    for label, key in (("energy", keys.energy), ("forces", keys.forces)):
+        missing = [i for i, c in enumerate(configs) if getattr(c, label) is None]
+        if not missing:
+            continue
+        if len(missing) == len(configs):
+            print(f"{path}: no frame has the {label} key {key!r}: {label} errors skipped "
+                  f"(use --{label}-key to name another key)")
+        else:
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            print(f"{path}: warning: {len(missing)} of {len(configs)} frames lack {label} ({key!r}), "
+                  f"frames {shown}; {label} errors use the other {len(configs) - len(missing)}")
