@@ -154,3 +154,14 @@ def test_torch_compile_matches_eager():
     ref = tp(x1, x2, w)
     compiled = torch.compile(tp, backend="eager", fullgraph=True)
     torch.testing.assert_close(compiled(x1, x2, w), ref)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    i1, i2, io, ins = mode_case("uvu")
+    tp = T.TensorProduct(i1, i2, io, ins + mode_case("uvw")[3][:3], shared_weights=False).double()
+    x1, x2 = torch.randn(9, i1.dim, dtype=torch.float64), torch.randn(9, i2.dim, dtype=torch.float64)
+    w = torch.randn(9, tp.weight_numel, dtype=torch.float64)
+    ref = tp(x1, x2, w)
+    out = tp.cuda()(x1.cuda(), x2.cuda(), w.cuda())
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-12, atol=1e-12)

@@ -32,6 +32,11 @@ derivatives of any order (force training needs the second).
 No ``[Z, u, v, i, j]`` tensor is formed; work buffers are per chunk of
 samples, sized to stay in the last-level cache, and every elementwise
 operation runs on contiguous memory.
+
+On the CPU (float32/float64) ``fused_forward`` / ``fused_backward`` hand
+the same plan to the native kernel of :mod:`equivar.tp._cg_native` when it
+is available (``plan.native``); the PyTorch code above is the fallback and
+the implementation on other devices.
 """
 from __future__ import annotations
 

@@ -116,13 +116,24 @@ static void *fwd_worker_##SUFFIX(void *arg) {                                   
                 const i64 *N = J->nnz + 3 * n0; /* sorted by k */                                  \
                 for (i64 n = 0; n < nn; ++n) cxs[n] = coef[n0 + n] * x2z[N[3 * n + 1]];            \
                 memset(acc, 0, sizeof(T) * (size_t)(d3 * mp));                                     \
-                for (i64 ub = 0; ub < mp; ub += VL) {                                              \
-                    i64 n = 0;                                                                     \
-                    while (n < nn) {                                                               \
-                        i64 k = N[3 * n + 2];                                                      \
+                for (i64 n = 0, n1; n < nn; n = n1) { /* one run of equal k: acc[k] in registers */ \
+                    i64 k = N[3 * n + 2];                                                          \
+                    for (n1 = n + 1; n1 < nn && N[3 * n1 + 2] == k; ++n1) {}                        \
+                    i64 ub = 0;                                                                    \
+                    for (; ub + 4 * VL <= mp; ub += 4 * VL) { /* 4 independent accumulators */      \
+                        V r0 = (V){0}, r1 = (V){0}, r2 = (V){0}, r3 = (V){0};                      \
+                        for (i64 q = n; q < n1; ++q) {                                             \
+                            const T *xi = x1T + N[3 * q] + ub;                                     \
+                            T c = cxs[q];                                                          \
+                            r0 += c * LD(VU, xi); r1 += c * LD(VU, xi + VL);                       \
+                            r2 += c * LD(VU, xi + 2 * VL); r3 += c * LD(VU, xi + 3 * VL);          \
+                        }                                                                          \
+                        T *a = acc + k + ub;                                                       \
+                        ST(VU, a, r0); ST(VU, a + VL, r1); ST(VU, a + 2 * VL, r2); ST(VU, a + 3 * VL, r3); \
+                    }                                                                              \
+                    for (; ub < mp; ub += VL) {                                                    \
                         V r = (V){0};                                                              \
-                        for (; n < nn && N[3 * n + 2] == k; ++n)                                   \
-                            r += cxs[n] * LD(VU, x1T + N[3 * n] + ub);                             \
+                        for (i64 q = n; q < n1; ++q) r += cxs[q] * LD(VU, x1T + N[3 * q] + ub);    \
                         ST(VU, acc + k + ub, r);                                                   \
                     }                                                                              \
                 }                                                                                  \
@@ -184,27 +195,60 @@ static void *bwd_worker_##SUFFIX(void *arg) {                                   
                     for (i64 k = 0; k < d3; ++k)                                                   \
                         for (i64 u = 0; u < mp; ++u) GWT[k * mp + u] = GT[k * mp + u] * wv[u];     \
                 for (i64 n = 0; n < nn; ++n) cxs[n] = cf[n] * x2z[N[3 * n + 1]];                   \
-                for (i64 ub = 0; ub < mp; ub += VL) {                                              \
-                    V dwr = (V){0};                                                                \
-                    i64 n = 0;                                                                     \
-                    while (n < nn) {                                                               \
-                        i64 i = N[3 * n];                                                          \
+                if (dow) memset(dwacc, 0, sizeof(T) * (size_t)mp);                                 \
+                for (i64 n = 0, n1; n < nn; n = n1) { /* one run of equal i: dx1T[i] in registers */ \
+                    i64 i = N[3 * n];                                                              \
+                    for (n1 = n + 1; n1 < nn && N[3 * n1] == i; ++n1) {}                            \
+                    i64 ub = 0;                                                                    \
+                    for (; ub + 4 * VL <= mp; ub += 4 * VL) { /* 4 channel blocks at once */        \
+                        const T *xp = x1T + i + ub;                                                \
+                        V x0 = LD(VU, xp), x1v = LD(VU, xp + VL), x2v = LD(VU, xp + 2 * VL), x3 = LD(VU, xp + 3 * VL); \
+                        V d0 = (V){0}, d1v = (V){0}, d2 = (V){0}, d3v = (V){0};                    \
+                        V t0 = (V){0}, t1 = (V){0}, t2 = (V){0}, t3 = (V){0};                      \
+                        for (i64 q = n; q < n1; ++q) {                                             \
+                            i64 k = N[3 * q + 2];                                                  \
+                            T c = cxs[q];                                                          \
+                            const T *gw = GWT + k + ub;                                            \
+                            V g0 = LD(VU, gw), g1 = LD(VU, gw + VL), g2 = LD(VU, gw + 2 * VL), g3 = LD(VU, gw + 3 * VL); \
+                            if (nx1) { d0 += c * g0; d1v += c * g1; d2 += c * g2; d3v += c * g3; } \
+                            if (dow) {                                                             \
+                                const T *g = GT + k + ub;                                          \
+                                t0 += c * LD(VU, g); t1 += c * LD(VU, g + VL);                     \
+                                t2 += c * LD(VU, g + 2 * VL); t3 += c * LD(VU, g + 3 * VL);        \
+                            }                                                                      \
+                            if (nx2) {                                                             \
+                                T *p = gx2p + N[3 * q + 1] * VL;                                   \
+                                ST(VU, p, LD(VU, p) + cf[q] * ((x0 * g0 + x1v * g1) + (x2v * g2 + x3 * g3))); \
+                            }                                                                      \
+                        }                                                                          \
+                        if (nx1) {                                                                 \
+                            T *d = dx1T + i + ub;                                                  \
+                            ST(VU, d, LD(VU, d) + d0); ST(VU, d + VL, LD(VU, d + VL) + d1v);       \
+                            ST(VU, d + 2 * VL, LD(VU, d + 2 * VL) + d2); ST(VU, d + 3 * VL, LD(VU, d + 3 * VL) + d3v); \
+                        }                                                                          \
+                        if (dow) {                                                                 \
+                            T *a = dwacc + ub;                                                     \
+                            ST(VU, a, LD(VU, a) + x0 * t0); ST(VU, a + VL, LD(VU, a + VL) + x1v * t1); \
+                            ST(VU, a + 2 * VL, LD(VU, a + 2 * VL) + x2v * t2); ST(VU, a + 3 * VL, LD(VU, a + 3 * VL) + x3 * t3); \
+                        }                                                                          \
+                    }                                                                              \
+                    for (; ub < mp; ub += VL) { /* remaining channel blocks one at a time */       \
                         V xv = LD(VU, x1T + i + ub);                                               \
                         V dxr = (V){0}, t = (V){0};                                                \
-                        for (; n < nn && N[3 * n] == i; ++n) {                                     \
-                            i64 k = N[3 * n + 2];                                                  \
-                            T c = cxs[n];                                                          \
-                            if (nx1) dxr += c * LD(VU, GWT + k + ub);                              \
+                        for (i64 q = n; q < n1; ++q) {                                             \
+                            i64 k = N[3 * q + 2];                                                  \
+                            T c = cxs[q];                                                          \
+                            V gwv = LD(VU, GWT + k + ub);                                          \
+                            if (nx1) dxr += c * gwv;                                               \
                             if (dow) t += c * LD(VU, GT + k + ub);                                 \
                             if (nx2) {                                                             \
-                                T *p = gx2p + N[3 * n + 1] * VL;                                   \
-                                ST(VU, p, LD(VU, p) + cf[n] * (xv * LD(VU, GWT + k + ub)));        \
+                                T *p = gx2p + N[3 * q + 1] * VL;                                   \
+                                ST(VU, p, LD(VU, p) + cf[q] * (xv * gwv));                         \
                             }                                                                      \
                         }                                                                          \
                         if (nx1) ST(VU, dx1T + i + ub, LD(VU, dx1T + i + ub) + dxr);               \
-                        if (dow) dwr += xv * t;                                                    \
+                        if (dow) ST(VU, dwacc + ub, LD(VU, dwacc + ub) + xv * t);                  \
                     }                                                                              \
-                    if (dow) ST(VU, dwacc + ub, dwr);                                              \
                 }                                                                                  \
                 if (dow) for (i64 u = 0; u < mul; ++u) gwz[wb + u * wst] += dwacc[u];              \
             }                                                                                      \
