@@ -179,7 +179,13 @@ def _rss_bytes() -> int:
 
 
 def peak_memory(m, I, device) -> int | None:
-    """Peak extra bytes of one forward+backward (CUDA allocator stats, or a forked child's peak RSS on CPU)."""
+    """Peak extra bytes of one forward+backward (CUDA allocator stats, or a forked child's peak RSS on CPU).
+
+    CPU: the child first returns free heap memory to the system
+    (``malloc_trim``) and reports its peak resident set above that start;
+    an approximation of the working set (shared pages and allocator slack
+    included).
+    """
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -196,6 +202,12 @@ def peak_memory(m, I, device) -> int | None:
         code = 1
         try:
             torch.set_num_threads(1)
+            try:  # give free heap memory back first, so reused heap blocks count as new pages
+                import ctypes
+
+                ctypes.CDLL(None).malloc_trim(0)
+            except (OSError, AttributeError):
+                pass
             base = _rss_bytes()
             _fwd_bwd(m, I)
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
