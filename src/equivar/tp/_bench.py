@@ -17,8 +17,8 @@ autograd), forward+backward time (gradients of all three inputs for a fixed
 upstream gradient), double-backward time (forces-style: gradient of the
 input-2 gradient's squared norm), each the median of interleaved repeats
 after warm-up (peers alternate within each round so that background load
-affects them alike); peak extra memory of one forward+backward (CPU: a
-forked child's peak resident set above its start; CUDA:
+affects them alike); peak memory held by tensors during one
+forward+backward (CPU: PyTorch profiler allocation events; CUDA:
 ``torch.cuda.max_memory_allocated``); relative equivariance error (O(3),
 float32, 64 samples); useful work ``2 * batch * sum_paths nnz(C) * u * v``
 (the sparse Clebsch-Gordan multiply-adds) in GFLOP/s next to the machine's
@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -173,18 +172,14 @@ def _timed(fn, m, I, device):
     return time.perf_counter() - t0
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def peak_memory(m, I, device) -> int | None:
-    """Peak extra bytes of one forward+backward (CUDA allocator stats, or a forked child's peak RSS on CPU).
+    """Peak bytes held by PyTorch tensors during one forward+backward, above the start.
 
-    CPU: the child first returns free heap memory to the system
-    (``malloc_trim``) and reports its peak resident set above that start;
-    an approximation of the working set (shared pages and allocator slack
-    included).
+    CUDA: ``torch.cuda.max_memory_allocated``. CPU: the allocation and free
+    events of the PyTorch profiler (``profile_memory=True``) replayed in
+    time order; transient allocations inside one operator and memory that
+    is not allocated through PyTorch (e.g. the native kernels' small
+    per-thread scratch) are not counted.
     """
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
@@ -193,33 +188,22 @@ def peak_memory(m, I, device) -> int | None:
         _fwd_bwd(m, I)
         torch.cuda.synchronize()
         return int(torch.cuda.max_memory_allocated() - base)
-    if not hasattr(os, "fork") or not os.path.exists("/proc/self/statm"):
-        return None
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: single-threaded torch (OpenMP pools are not fork-safe), one measurement, report
-        os.close(r)
-        code = 1
-        try:
-            torch.set_num_threads(1)
-            try:  # give free heap memory back first, so reused heap blocks count as new pages
-                import ctypes
+    from torch.profiler import profile
 
-                ctypes.CDLL(None).malloc_trim(0)
-            except (OSError, AttributeError):
-                pass
-            base = _rss_bytes()
-            _fwd_bwd(m, I)
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-            os.write(w, str(max(0, peak - base)).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r) as f:
-        data = f.read()
-    _, status = os.waitpid(pid, 0)
-    return int(data) if status == 0 and data else None
+    with profile(profile_memory=True) as prof:
+        _fwd_bwd(m, I)
+    events = []
+    for e in prof.events():
+        if e.name == "[memory]":
+            events.append((e.time_range.start, e.cpu_memory_usage))
+        elif e.self_cpu_memory_usage:
+            events.append((e.time_range.end, e.self_cpu_memory_usage))
+    events.sort()
+    cur = peak = 0
+    for _, delta in events:
+        cur += delta
+        peak = max(peak, cur)
+    return int(peak)
 
 
 def equivariance(m, dtype, device, seed: int = 0) -> float:
