@@ -186,17 +186,20 @@ _madvise = None
 
 
 def _empty(shape, like: torch.Tensor) -> torch.Tensor:
-    """``torch.empty`` whose large interior is advised to use transparent huge pages (Linux).
+    """``torch.empty``; with ``EQUIVAR_HUGEPAGES=1``, large interiors are advised to use huge pages (Linux).
 
-    A fresh multi-megabyte output otherwise costs one page fault per 4 KiB
-    on first write (about 40 ms for the 80 MB output of a typical edge
-    product); with 2 MiB pages it is a few milliseconds. Only this buffer
-    is advised; nothing global changes. ``EQUIVAR_HUGEPAGES=0`` disables it.
+    A fresh multi-megabyte output costs one page fault per 4 KiB on first
+    write (about 40 ms for the 80 MB output of the L=3 edge product on the
+    benchmark machine); with transparent 2 MiB pages it is a few
+    milliseconds when huge pages are readily available. Measured
+    interleaved with other large allocations (a model, or e3nn in the
+    benchmark) the huge-page faults became slower than small pages at
+    200 MB outputs, so this is opt-in. Only this buffer is advised.
     """
     global _madvise
     t = torch.empty(shape, dtype=like.dtype, device=like.device)
     n = t.numel() * t.element_size()
-    if n < 4 * _HUGE or not sys.platform.startswith("linux") or os.environ.get("EQUIVAR_HUGEPAGES", "1") == "0":
+    if n < 4 * _HUGE or not sys.platform.startswith("linux") or os.environ.get("EQUIVAR_HUGEPAGES", "0") != "1":
         return t
     if _madvise is None:
         try:
