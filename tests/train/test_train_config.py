@@ -46,5 +46,7 @@ def test_unknown_yaml_key_and_missing_train_file():
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml"))), ids=os.path.basename)
 def test_shipped_configs_load(path):
-    cfg = load_config(path)
+    cfg = load_config(path).validate()
     assert cfg.model["name"] and cfg.data.train_file
+    assert cfg.training.stage_two_start == 0.75  # MACE's recipe: stage two over the last quarter
+

@@ -142,3 +142,48 @@ def test_resume_refuses_other_model(tiny_cfg):
     tiny_cfg.model["hidden"] = 8
     with pytest.raises(ValueError, match=r"hyperparameters differ from the checkpoint's in \['hidden'\]"):
         run_training(tiny_cfg, resume=True, log=lambda s: None)
+
+
+def test_stage_two_switches_weights_and_lr_and_resumes(tiny_xyz, tmp_path):
+    """Stage two (MACE's swa recipe) starts at the configured fraction of the epochs, and survives a crash/resume."""
+    def cfg_for(name):
+        cfg = config_from_dict(tiny_config_dict(tiny_xyz, str(tmp_path / name), epochs=4))
+        t = cfg.training
+        t.stage_two_start, t.stage_two_lr, t.stage_two_energy_weight, t.stage_two_forces_weight = 0.5, 1e-4, 77.0, 3.0
+        return cfg
+
+    seen = []
+
+    def watch(event, trainer):
+        if event == "step_end":
+            seen.append((trainer.epoch, trainer.loss_fn.energy_weight, trainer.loss_fn.forces_weight,
+                         trainer.optimizer.param_groups[0]["lr"], trainer.in_stage_two))
+
+    ref = run_training(cfg_for("a"), callbacks=[watch], log=lambda s: None)
+    first = {e: (we, wf, lr, st) for e, we, wf, lr, st in seen}
+    base = cfg_for("a").training
+    assert first[0] == (base.energy_weight, base.forces_weight, base.lr, False)
+    assert first[1] == (base.energy_weight, base.forces_weight, base.lr, False)
+    assert first[2][:2] == (77.0, 3.0) and first[2][3] and first[2][2] <= 1e-4
+    assert [r["stage"] for r in ref.history] == [1, 1, 2, 2]
+
+    cfg = cfg_for("b")
+
+    def crash(event, trainer):
+        if event == "step_end" and trainer.step == 17:  # mid epoch 4, in stage two
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_training(cfg, callbacks=[crash], log=lambda s: None)
+    res = run_training(cfg, resume=True, log=lambda s: None)
+    for k in ref.live_state:
+        torch.testing.assert_close(res.live_state[k], ref.live_state[k], rtol=0, atol=0)
+
+
+def test_cpu_budget_stops_training(tiny_cfg):
+    tiny_cfg.training.max_cpu_s = 0.0
+    res = run_training(tiny_cfg, log=lambda s: None)
+    assert res.history[-1]["step"] == 1 and len(res.history) == 1
+    tiny_cfg.training.max_cpu_s = -1.0
+    with pytest.raises(ValueError, match="training.max_cpu_s"):
+        tiny_cfg.validate()

@@ -65,8 +65,18 @@ class TrainingConfig:
     ``ema_decay`` null disables EMA; ``early_stopping_patience`` null
     disables early stopping; ``clip_grad_norm`` null disables clipping.
     ``max_time_s`` stops training after that many wall-clock seconds of training steps
-    (validation excluded; equal-budget runs). metrics.csv logs both wall (``time_s``) and
-    process CPU (``cpu_s``) seconds of training.
+    (validation excluded; equal-budget runs); ``max_cpu_s`` after that many process CPU
+    seconds of training steps (all threads; fair under load from other jobs). metrics.csv
+    logs both wall (``time_s``) and process CPU (``cpu_s``) seconds of training.
+
+    Stage two (MACE's ``--swa`` recipe, Batatia et al. 2022): once the run is
+    ``stage_two_start`` of the way through (fraction of ``epochs``, or of the
+    time budget when ``max_time_s``/``max_cpu_s`` is set and would end the run
+    first), the loss weights switch to ``stage_two_energy_weight`` /
+    ``stage_two_forces_weight`` and the learning rate to ``stage_two_lr``, so
+    that energies, weakly constrained by a force-dominated loss, are fitted at
+    the end. The best-model selection restarts at the switch (the validation
+    loss changes meaning). ``stage_two_start`` null disables it.
     """
 
     epochs: int = 100
@@ -85,6 +95,11 @@ class TrainingConfig:
     clip_grad_norm: Optional[float] = 10.0
     eval_every: int = 1
     max_time_s: Optional[float] = None
+    max_cpu_s: Optional[float] = None
+    stage_two_start: Optional[float] = None
+    stage_two_energy_weight: float = 1000.0
+    stage_two_forces_weight: float = 100.0
+    stage_two_lr: float = 1e-3
     find_unused_parameters: bool = False
 
 
@@ -118,6 +133,14 @@ class Config:
                 raise ValueError(f"training.{key} must be >= 1, got {getattr(t, key)}")
         if t.lr <= 0:
             raise ValueError(f"training.lr must be positive, got {t.lr}")
+        for key in ("max_time_s", "max_cpu_s"):
+            v = getattr(t, key)
+            if v is not None and v < 0:
+                raise ValueError(f"training.{key} must be >= 0 or null, got {v}")
+        if t.stage_two_lr <= 0:
+            raise ValueError(f"training.stage_two_lr must be positive, got {t.stage_two_lr}")
+        if t.stage_two_start is not None and not 0.0 <= t.stage_two_start < 1.0:
+            raise ValueError(f"training.stage_two_start must be in [0, 1) or null, got {t.stage_two_start}")
         if t.ema_decay is not None and not 0.0 < t.ema_decay < 1.0:
             raise ValueError(f"training.ema_decay must be in (0, 1) or null, got {t.ema_decay}")
         if not self.data.train_file:

@@ -88,6 +88,7 @@ class Trainer:
         self.cpu_elapsed = 0.0
         self.history: list[dict] = []
         self.stop_reason = ""
+        self._stage = 1
         self.metrics_log = MetricsLog(output_dir) if dist.is_main else None
 
     # ---- state -------------------------------------------------------------------------
@@ -97,7 +98,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(),
             "epoch": self.epoch, "step": self.step, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "cpu_elapsed": self.cpu_elapsed, "history": list(self.history),
+            "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "cpu_elapsed": self.cpu_elapsed, "history": list(self.history), "stage": self._stage,
             "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
         }
 
@@ -109,6 +110,8 @@ class Trainer:
         for k in ("epoch", "step", "best_loss", "best_epoch", "bad_epochs", "elapsed"):
             setattr(self, k, st[k])
         self.cpu_elapsed = st.get("cpu_elapsed", 0.0)
+        if st.get("stage", 1) == 2:  # the optimizer and scheduler states already hold stage two's lr
+            self._enter_stage_two(reset_best=False)
         self.history = list(st["history"])
         torch.set_rng_state(st["torch_rng"])
         random.setstate(st["python_rng"])
@@ -164,9 +167,10 @@ class Trainer:
         model.train()
         self.train_loader.sampler.set_epoch(self.epoch)
         acc = ErrorAccumulator()
-        t_limit = self.cfg.max_time_s
+        t_limit, c_limit = self.cfg.max_time_s, self.cfg.max_cpu_s
         t0 = time.perf_counter()
         c0 = time.process_time()
+        self._update_stage(0.0, 0.0)
         bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", leave=False,
                    disable=not (self.progress and self.dist.is_main), dynamic_ncols=True)
         for batch in bar:
@@ -184,14 +188,59 @@ class Trainer:
             acc.update(pred, b, loss_value)
             bar.set_postfix(loss=f"{loss_value:.4g}")
             self._emit("step_end")
-            if t_limit is not None and self._over_budget(self.elapsed + time.perf_counter() - t0 > t_limit):
-                self.stop_reason = f"time budget of {t_limit:.0f} s reached"
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            over_wall = t_limit is not None and self.elapsed + wall > t_limit
+            over_cpu = c_limit is not None and self.cpu_elapsed + cpu > c_limit
+            if (t_limit is not None or c_limit is not None) and self._over_budget(over_wall or over_cpu):
+                self.stop_reason = (f"time budget of {t_limit:.0f} s reached" if over_wall or c_limit is None
+                                    else f"CPU budget of {c_limit:.0f} s reached")
                 break
+            self._update_stage(wall, cpu)
         bar.close()
         self.elapsed += time.perf_counter() - t0
         self.cpu_elapsed += time.process_time() - c0
         acc.all_reduce()
         return acc.compute()
+
+    def progress_fraction(self, wall: float = 0.0, cpu: float = 0.0) -> float:
+        """How far through the run training is, in [0, 1]: the largest of the epoch fraction and
+        the fractions of the wall and CPU budgets used (``wall``/``cpu``: seconds of the current epoch)."""
+        c = self.cfg
+        f = self.epoch / c.epochs
+        if c.max_time_s:
+            f = max(f, (self.elapsed + wall) / c.max_time_s)
+        if c.max_cpu_s:
+            f = max(f, (self.cpu_elapsed + cpu) / c.max_cpu_s)
+        return min(f, 1.0)
+
+    @property
+    def in_stage_two(self) -> bool:
+        return self._stage == 2
+
+    def _update_stage(self, wall: float, cpu: float) -> None:
+        """Switch to stage two (loss weights, learning rate) once ``stage_two_start`` of the run has passed.
+
+        Decided on rank 0's clock and broadcast, so every rank switches at the same step."""
+        c = self.cfg
+        if c.stage_two_start is None or self._stage == 2:
+            return
+        if not self._over_budget(self.progress_fraction(wall, cpu) >= c.stage_two_start):
+            return
+        self._enter_stage_two(reset_best=True)
+        self.log(f"stage two from step {self.step}: energy weight {c.stage_two_energy_weight:g}, "
+                 f"forces weight {c.stage_two_forces_weight:g}, lr {c.stage_two_lr:g}")
+
+    def _enter_stage_two(self, reset_best: bool) -> None:
+        c = self.cfg
+        self._stage = 2
+        self.loss_fn.energy_weight = float(c.stage_two_energy_weight)
+        self.loss_fn.forces_weight = float(c.stage_two_forces_weight)
+        if reset_best:
+            for g in self.optimizer.param_groups:
+                g["lr"] = c.stage_two_lr
+            self.scheduler.best = self.scheduler.mode_worse
+            self.scheduler.num_bad_epochs = 0
+            self.best_loss, self.bad_epochs = math.inf, 0
 
     def _over_budget(self, over: bool) -> bool:
         """Whether any rank is over the time budget (all ranks must stop together)."""
@@ -231,7 +280,7 @@ class Trainer:
         while self.epoch < cfg.epochs and not self.stop_reason:
             train = self.train_epoch()
             self.epoch += 1
-            row = {"epoch": self.epoch, "step": self.step, "time_s": round(self.elapsed, 3),
+            row = {"epoch": self.epoch, "step": self.step, "stage": self._stage, "time_s": round(self.elapsed, 3),
                    "cpu_s": round(self.cpu_elapsed, 3),
                    "lr": self.optimizer.param_groups[0]["lr"]}
             row.update({f"train_{k}": v for k, v in train.items() if k != "n_structures"})
