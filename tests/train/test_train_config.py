@@ -50,3 +50,60 @@ def test_shipped_configs_load(path):
     assert cfg.model["name"] and cfg.data.train_file
     assert cfg.training.stage_two_start == 0.75  # MACE's recipe: stage two over the last quarter
 
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.radial_mlp=abc", r"model\.radial_mlp: expected a list of integers, got 'abc'"),
+    ("model.max_L=abc", r"model\.max_L: expected an integer, got 'abc'"),
+    ("model.num_chanels=8", r"unknown config key 'model\.num_chanels'; did you mean 'num_channels'\?"),
+    ("model.name=mcae", r"model\.name: unknown model 'mcae'; did you mean 'mace'\?"),
+    ("data.e0s={H: abc}", r"data\.e0s\.H: expected a number \(eV\), got 'abc'"),
+    ("data.e0s={Xx: 1.0}", r"data\.e0s: unknown element 'Xx'"),
+    ("data.e0s=isolted", r"data\.e0s: unknown E0s spec 'isolted'; did you mean 'isolated'\?"),
+])
+def test_bad_model_and_e0s_overrides_name_the_key(override, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(None, ["data.train_file=x.xyz", override])
+
+
+def test_model_range_errors_name_the_config_key():
+    from equivar.train import build_model
+
+    for key, value in (("max_L", -1), ("num_channels", 0), ("correlation", 0)):
+        with pytest.raises(ValueError, match=rf"model\.{key} must be an integer >= \d, got {value}"):
+            build_model({"name": "mace", "atomic_numbers": [1, 8], key: value})
+
+
+@pytest.mark.parametrize("value", ["null", "", "3", "false", "[1]"])
+@pytest.mark.parametrize("section", ["training", "data", "model"])
+def test_section_set_to_a_scalar_is_an_error(section, value):
+    with pytest.raises(ValueError, match=rf"^{section} is a config section, not a value"):
+        load_config(None, ["data.train_file=x.xyz", f"{section}={value}"])
+
+
+def test_section_set_to_a_mapping_is_merged():
+    cfg = load_config(None, ["data.train_file=x.xyz", "training.epochs=7", "training={lr: 0.005}",
+                             "model={num_channels: 8}"])
+    assert cfg.training.epochs == 7 and cfg.training.lr == 0.005
+    assert cfg.model == {"name": "mace", "num_channels": 8}
+    with pytest.raises(ValueError, match=r"unknown config key 'training\.lrr'"):
+        load_config(None, ["data.train_file=x.xyz", "training={lrr: 0.005}"])
+
+
+def test_empty_section_in_yaml_means_defaults_but_scalars_are_errors(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  train_file: x.xyz\ntraining:\n")
+    assert load_config(str(p)).training.epochs == Config().training.epochs
+    p.write_text("data:\n  train_file: x.xyz\ntraining: 0\n")
+    with pytest.raises(ValueError, match="training: expected a mapping, got 0"):
+        load_config(str(p))
+
+
+def test_public_model_class():
+    import equivar.models as M
+
+    assert M.model_class("mace") is M.MACE
+    with pytest.raises(ValueError, match=r"unknown model 'MACE'; did you mean 'mace'\?"):
+        M.model_class("MACE")
+    src = open(os.path.join(ROOT, "src", "equivar", "train", "_models.py")).read()
+    assert "_MODELS" not in src and "_registry" not in src

@@ -75,6 +75,59 @@ def fit_e0s_least_squares(configs: Sequence[Configuration], atomic_numbers: Sequ
 
 E0Spec = Union[str, Mapping]
 
+#: E0 specifications given by name (see :func:`resolve_e0s`).
+E0_SPECS = ("auto", "isolated", "least_squares", "average", "zero")
+
+
+def check_e0s_spec(spec: E0Spec, name: str = "e0s") -> Union[str, dict[int, float]]:
+    """Check an E0 specification; a mapping comes back as ``{Z: eV}``.
+
+    ``name`` is how the message calls the setting (``data.e0s`` in a config).
+
+    Raises
+    ------
+    ValueError
+        unknown spec name, unknown element, or an energy that is not a number;
+        the message names the key (``data.e0s.H``) and the value.
+    """
+    from ase.data import atomic_numbers as symbol_to_z, chemical_symbols
+
+    if isinstance(spec, str):
+        if spec not in E0_SPECS:
+            import difflib
+
+            close = difflib.get_close_matches(spec, E0_SPECS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"{name}: unknown E0s spec {spec!r}; {hint}use 'auto', 'isolated', 'least_squares', "
+                             "'zero' or a mapping element -> eV such as {H: -13.6}")
+        return spec
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{name}: expected 'auto', 'isolated', 'least_squares', 'zero' or a mapping element -> eV, "
+                         f"got {spec!r}")
+    e0s: dict[int, float] = {}
+    for k, v in spec.items():
+        key = f"{name}.{k}"
+        if isinstance(k, bool):
+            z = None
+        elif isinstance(k, int) or (isinstance(k, str) and k.strip().isdigit()):
+            z = int(k)
+            z = z if 1 <= z < len(chemical_symbols) else None
+        else:
+            z = symbol_to_z.get(str(k).strip())
+            z = z if z else None
+        if z is None:
+            raise ValueError(f"{name}: unknown element {k!r} (use a symbol such as 'H' or an atomic number)")
+        if isinstance(v, bool):
+            raise ValueError(f"{key}: expected a number (eV), got {v!r}")
+        try:
+            e = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key}: expected a number (eV), got {v!r}") from None
+        if not np.isfinite(e):
+            raise ValueError(f"{key}: expected a finite number (eV), got {v!r}")
+        e0s[z] = e
+    return e0s
+
 
 def resolve_e0s(spec: E0Spec, train: Sequence[Configuration], isolated: Sequence[Configuration], atomic_numbers: Sequence[int]) -> dict[int, float]:
     """Turn an E0 specification into ``{Z: E0 in eV}`` covering ``atomic_numbers``.
@@ -93,14 +146,12 @@ def resolve_e0s(spec: E0Spec, train: Sequence[Configuration], isolated: Sequence
     ValueError
         unknown spec, or an element without a reference energy.
     """
-    from ase.data import atomic_numbers as symbol_to_z, chemical_symbols
+    from ase.data import chemical_symbols
 
     zs = [int(z) for z in atomic_numbers]
+    spec = check_e0s_spec(spec)
     if isinstance(spec, Mapping):
-        e0s = {}
-        for k, v in spec.items():
-            z = symbol_to_z[k] if isinstance(k, str) and not k.isdigit() else int(k)
-            e0s[z] = float(v)
+        e0s = dict(spec)
         source = "the given E0s"
     elif spec == "auto":
         e0s = e0s_from_isolated_atoms(isolated)

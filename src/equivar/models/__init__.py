@@ -11,8 +11,9 @@ request, ``stress [G, 3, 3]`` (eV/Å^3) and ``virials [G, 3, 3]`` (eV);
 """
 from ._blocks import InteractionBlock, ProductBlock
 from ._mace import MACE
-from ._registry import available_models, build_model, register_model
+from ._registry import available_models, build_model, model_class, register_model
 
 register_model("mace", MACE)
 
-__all__ = ["MACE", "InteractionBlock", "ProductBlock", "available_models", "build_model", "register_model"]
+__all__ = ["MACE", "InteractionBlock", "ProductBlock", "available_models", "build_model", "model_class",
+           "register_model"]

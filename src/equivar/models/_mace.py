@@ -9,6 +9,7 @@ code is used.
 """
 from __future__ import annotations
 
+import operator
 from typing import Mapping, Sequence
 
 import torch
@@ -41,6 +42,16 @@ def _require(batch: Mapping, key: str) -> torch.Tensor:
         return batch[key]
     except KeyError:
         raise KeyError(f"batch has no {key!r} entry (keys: {sorted(batch)}); see docs/contracts.md") from None
+
+
+def _is_int(value, low: int) -> bool:
+    """``value`` is an integer (not a bool) >= ``low``."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return operator.index(value) >= low
+    except TypeError:
+        return False
 
 
 class MACE(torch.nn.Module):
@@ -194,6 +205,16 @@ class MACE(torch.nn.Module):
             raise ValueError(f"self_interaction must be 'linear' or 's2grid', got {self_interaction!r}")
         if num_interactions < 1:
             raise ValueError(f"num_interactions must be >= 1, got {num_interactions}")
+        for key, value, low in (("max_L", max_L, 0), ("max_ell", max_ell, 0), ("num_channels", num_channels, 1),
+                                ("correlation", correlation, 1), ("num_bessel", num_bessel, 1),
+                                ("num_polynomial_cutoff", num_polynomial_cutoff, 1), ("readout_mlp", readout_mlp, 1),
+                                ("num_spline_knots", num_spline_knots, 1)):
+            if not _is_int(value, low):
+                raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
+        if isinstance(radial_mlp, (str, bytes)) or not all(_is_int(v, 1) for v in radial_mlp):
+            raise ValueError(f"radial_mlp must be a list of positive integers (hidden widths), got {radial_mlp!r}")
+        if not r_max > 0:
+            raise ValueError(f"r_max must be positive, got {r_max!r}")
         if not avg_num_neighbors > 0:
             raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors}")
         dtype_name = _dtype_name(dtype)

@@ -14,6 +14,26 @@ def available_models() -> list[str]:
     return sorted(_MODELS)
 
 
+def model_class(name: str):
+    """The class (or builder) registered under ``name``.
+
+    Raises
+    ------
+    ValueError
+        unknown name; the message suggests the closest registered name and lists them all.
+    """
+    try:
+        return _MODELS[name]
+    except (KeyError, TypeError):
+        import difflib
+
+        lower = {k.lower(): k for k in _MODELS}
+        close = difflib.get_close_matches(str(name).lower(), list(lower), n=1)
+        hint = f"did you mean {lower[close[0]]!r}? " if close else ""
+        raise ValueError(f"unknown model {name!r}; {hint}registered: {', '.join(available_models())} "
+                         "(or 'package.module:callable' for a model of your own)") from None
+
+
 def build_model(name: str = "mace", **hparams):
     """Build a registered model: ``build_model(**model.hparams)`` rebuilds ``model``.
 
@@ -31,8 +51,4 @@ def build_model(name: str = "mace", **hparams):
     TypeError
         Unknown hyperparameter for that model.
     """
-    try:
-        cls = _MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; registered: {available_models()}") from None
-    return cls(**hparams)
+    return model_class(name)(**hparams)

@@ -149,6 +149,11 @@ class Config:
             raise ValueError(f"data.r_max must be positive, got {self.data.r_max}")
         if not isinstance(self.model, dict) or "name" not in self.model:
             raise ValueError("model must be a mapping with a 'name' key")
+        from ..data import check_e0s_spec
+        from ._models import check_model_config
+
+        check_e0s_spec(self.data.e0s, "data.e0s")
+        self.model = check_model_config(self.model)
         return self
 
 
@@ -219,7 +224,8 @@ def _from_dict(cls, d: dict, prefix: str = ""):
             raise _unknown(prefix + str(k), names)
         tp = hints[k]
         if dataclasses.is_dataclass(tp):
-            kwargs[k] = _from_dict(tp, v or {}, prefix + k + ".")
+            # an empty section in a YAML file (``training:``) means defaults; 0, false, '' are errors
+            kwargs[k] = _from_dict(tp, {} if v is None else v, prefix + k + ".")
         else:
             kwargs[k] = _coerce(v, tp, prefix + k)
     return cls(**kwargs)
@@ -230,13 +236,22 @@ def config_from_dict(d: dict) -> Config:
     return _from_dict(Config, d or {})
 
 
+def _sections() -> set:
+    """Top-level keys of :class:`Config` that hold a section (a mapping of keys), not a value."""
+    hints = typing.get_type_hints(Config)
+    return {f.name for f in dataclasses.fields(Config) if dataclasses.is_dataclass(hints[f.name]) or f.name == "model"}
+
+
 def apply_overrides(cfg: Config, overrides) -> Config:
     """Apply ``["training.lr=0.005", "model.num_channels=64", ...]``; values are parsed as YAML.
+
+    A whole section takes a mapping, merged into it (``training={lr: 0.005}``).
 
     Raises
     ------
     ValueError
-        malformed override, unknown key, or a value of the wrong type.
+        malformed override, unknown key, a value of the wrong type, or a
+        section (``data``, ``model``, ``training``) set to a scalar or null.
     """
     d = cfg.to_dict()
     for item in overrides or []:
@@ -253,6 +268,13 @@ def apply_overrides(cfg: Config, overrides) -> Config:
             node = node[p]
         if parts[0] != "model" and parts[-1] not in node and not (len(parts) > 2 and parts[1] in ("test_files", "e0s")):
             raise _unknown(key, node.keys())
+        if len(parts) == 1 and key in _sections():
+            # a whole section: a mapping is merged key by key; anything else would silently reset it
+            if not isinstance(value, dict):
+                raise ValueError(f"{key} is a config section, not a value: set its keys (e.g. --set {key}.KEY=VALUE) "
+                                 f"or give a mapping (--set {key}={{KEY: VALUE}}), got {raw.strip()!r}")
+            node[key] = {**node[key], **value}
+            continue
         node[parts[-1]] = value
     return config_from_dict(d)
 

@@ -1,8 +1,11 @@
 """Build a model from its hyperparameters: ``equivar.models`` names or ``"package.module:callable"``."""
 from __future__ import annotations
 
+import collections.abc
 import importlib
 import inspect
+import types
+import typing
 from typing import Mapping, Optional
 
 import torch
@@ -21,30 +24,126 @@ def _resolve(name: str):
     return None
 
 
-def _accepted(name: str) -> Optional[set]:
-    """Keyword names the builder of ``name`` accepts, or ``None`` when it takes any (``**kwargs``)."""
+def _builder(name: str):
+    """The callable that builds model ``name``: a ``module:callable`` or a registered name.
+
+    Raises ``ValueError`` (with a did-you-mean) for an unknown registered name.
+    """
     fn = _resolve(name)
     if fn is None:
-        from .. import models
+        from ..models import model_class
 
-        lookup = getattr(models, "model_class", None) or getattr(models, "get_model_class", None)
-        registry = getattr(models, "MODELS", None) or getattr(getattr(models, "_registry", None), "_MODELS", None)
-        if lookup is not None:
-            try:
-                fn = lookup(name)
-            except Exception:
-                fn = None
-        elif isinstance(registry, Mapping) and name in registry:
-            fn = registry[name]
-    if fn is None:
-        return None
+        fn = model_class(name)
+    return fn
+
+
+def _signature(fn):
     try:
-        params = inspect.signature(fn).parameters
+        return inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return None
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+
+
+def _accepted(name: str) -> Optional[set]:
+    """Keyword names the builder of ``name`` accepts, or ``None`` when it takes any (``**kwargs``)."""
+    try:
+        fn = _builder(name)
+    except ValueError:
         return None
-    return set(params)
+    params = _signature(fn)
+    if params is None or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return {k for k, p in params.items() if p.kind is not p.VAR_POSITIONAL and k != "self"}
+
+
+def _check_value(value, tp, key: str):
+    """``value`` checked against annotation ``tp``; returns it converted (YAML "1e-3" -> float)."""
+    from ._config import _coerce
+
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_value(value, a, key)
+            except ValueError:
+                pass
+        names = " or ".join("null" if a is type(None) else _describe(a) for a in args)
+        raise ValueError(f"{key}: expected {names}, got {value!r}")
+    if origin in (list, tuple, collections.abc.Sequence) and origin is not None:
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key}: expected {_describe(tp)}, got {value!r}")
+        if args:
+            try:
+                return [_check_value(v, args[0], key) for v in value]
+            except ValueError:
+                raise ValueError(f"{key}: expected {_describe(tp)}, got {value!r}") from None
+        return list(value)
+    if tp in (int, float, bool, str, dict):
+        return _coerce(value, tp, key)
+    if origin in (dict, collections.abc.Mapping) or tp is collections.abc.Mapping:
+        return _coerce(value, dict, key)
+    return value
+
+
+def _describe(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple, collections.abc.Sequence) and origin is not None:
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return f"a list of {_describe(args[0])}s" if args else "a list"
+    return {int: "integer", float: "number", bool: "true/false", str: "string", dict: "mapping"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def check_model_config(model_cfg: Mapping, prefix: str = "model.") -> dict:
+    """Check the ``model`` section against its builder's signature, before any data is read.
+
+    Unknown keys get a did-you-mean; values are checked against the builder's
+    type annotations (``model.max_L: expected an integer, got 'abc'``).
+    Value ranges are the builder's to check (see :func:`build_model`).
+
+    Returns
+    -------
+    dict
+        the section with values converted where the annotation asks (``"1e-3"`` -> ``0.001``).
+
+    Raises
+    ------
+    ValueError
+        unknown model name, unknown key, or a value of the wrong type; the message names the full key.
+    """
+    cfg = dict(model_cfg)
+    name = cfg.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{prefix}name: expected a model name (e.g. 'mace'), got {name!r}")
+    try:
+        fn = _builder(name)
+    except ValueError as e:
+        raise ValueError(f"{prefix}name: {e}") from None
+    params = _signature(fn)
+    if params is None:
+        return cfg
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    known = [k for k, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and k != "self"]
+    try:
+        hints = typing.get_type_hints(fn.__init__ if inspect.isclass(fn) else fn)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: skip the type checks
+        hints = {}
+    for k, v in list(cfg.items()):
+        if k == "name":
+            continue
+        if k not in params and not takes_any:
+            from ._config import _unknown
+
+            raise _unknown(prefix + str(k), known)
+        if k in hints:
+            cfg[k] = _check_value(v, hints[k], prefix + k)
+    return cfg
 
 
 def complete_hparams(model_cfg: Mapping, data_info: Mapping) -> dict:
@@ -87,6 +186,13 @@ def build_model(hparams: Mapping) -> torch.nn.Module:
         return models.build_model(**hparams)
     except TypeError as e:
         raise ValueError(f"model {hparams['name']!r}: bad hyperparameters ({e})") from e
+    except ValueError as e:
+        # a builder's "max_L must be >= 0, got -1" names the key: say it as the config does (model.max_L)
+        msg = str(e)
+        key = msg.split(" ", 1)[0].rstrip(":")
+        if key in hparams and key != "name" and not msg.startswith("model."):
+            raise ValueError(f"model.{msg}") from e
+        raise
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
