@@ -14,4 +14,6 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
+from ._allocator import tune_allocator  # noqa: E402,F401  (opt-in; the equivar command applies it)
+
 from . import o3  # noqa: F401

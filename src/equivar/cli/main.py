@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     avail = _available()
     if argv and argv[0] in avail:
         name = argv[0]
+        from .._allocator import tune_allocator_from_env
+
+        tune_allocator_from_env()  # large tensors reuse heap memory (EQUIVAR_TUNE_MALLOC=0 disables)
         mod = importlib.import_module(f"equivar.cli.{name}")
         sp = argparse.ArgumentParser(prog=f"equivar {name}", description=avail[name])
         mod.add_arguments(sp)

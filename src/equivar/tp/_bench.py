@@ -324,19 +324,27 @@ def format_row(r: dict) -> str:
 
 
 def markdown_table(rows: list[dict], config_name: str | None = None) -> str:
-    head = ("| config | L | backend | fwd ms | fwd+bwd ms | double ms | fwd+bwd vs e3nn | peak MB | "
+    """Markdown table of the rows: times in ms with the e3nn ratio (e3nn time / this time) in parentheses."""
+    head = ("| config | L | backend | fwd ms (x e3nn) | fwd+bwd ms (x e3nn) | double bwd ms (x e3nn) | peak MB | "
             "equiv. err | GFLOP/s |")
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
+
+    def cell(r, k):
+        t = r.get(f"{k}_ms")
+        if t is None:
+            return "-"
+        x = r.get(f"{k}_vs_e3nn")
+        return f"{t:.1f}" + ("" if x is None or r["backend"] == "e3nn" else f" ({x:.1f}x)")
+
     for r in rows:
         if config_name and r["config"] != config_name:
             continue
         if "error" in r:
-            lines.append(f"| {r['config']} | {r['L']} | {r['backend']} | n/a | | | | | | |")
+            lines.append(f"| {r['config']} | {r['L']} | {r['backend']} | n/a | | | | | |")
             continue
         lines.append(
-            f"| {r['config']} | {r['L']} | {r['backend']} | {_f(r.get('fwd_ms'), '.1f')} | "
-            f"{_f(r.get('fwd_bwd_ms'), '.1f')} | {_f(r.get('double_ms'), '.1f')} | "
-            f"{_f(r.get('fwd_bwd_vs_e3nn'), '.1f')} | {_f(r.get('peak_mem_mb'), '.0f')} | "
+            f"| {r['config']} | {r['L']} | {r['backend']} | {cell(r, 'fwd')} | {cell(r, 'fwd_bwd')} | "
+            f"{cell(r, 'double')} | {_f(r.get('peak_mem_mb'), '.0f')} | "
             f"{_f(r.get('equivariance_error'), '.1e')} | {_f(r.get('gflops'), '.2f')} |"
         )
     return "\n".join(lines)
@@ -410,13 +418,15 @@ def run_tp(args) -> int:
     unknown = [b for b in args.backends if b not in known]
     if unknown:
         raise ValueError(f"unknown backend(s) {unknown}; available: {sorted(known)}")
+    from .._allocator import allocator_state
+
     dtype = getattr(torch, args.dtype)
     t0 = time.time()
     mm = matmul_gflops(args.threads, args.device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# equivar bench tp: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"{args.threads} threads, {args.device}, {args.dtype}; float32 matmul {mm:.1f} GFLOP/s; "
-          f"load average {load:.1f}")
+          f"load average {load:.1f}; {allocator_state()}")
     rows = run_benchmark(
         Ls=args.L, channels=args.channels, batches=args.batch, backends=args.backends, configs=args.configs,
         repeats=args.repeats, threads=args.threads, dtype=dtype, device=args.device, e3nn=not args.no_e3nn,

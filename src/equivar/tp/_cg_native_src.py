@@ -33,6 +33,9 @@ C_SOURCE = r"""
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 
 typedef int64_t i64;
 
@@ -59,6 +62,30 @@ typedef double vf64 __attribute__((vector_size(64)));
 typedef double vf64u __attribute__((vector_size(64), aligned(8)));
 #define LD(VU, p) (*(const VU *)(p))
 #define ST(VU, p, v) (*(VU *)(p) = (v))
+
+/* copy one finished output row with non-temporal stores: the output is written once and is larger
+   than the caches, so streaming it skips the read-for-ownership of every line */
+static void stream_f32(float *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+#ifdef __AVX__
+    while (i < n && ((uintptr_t)(dst + i) & 31)) { dst[i] = src[i]; ++i; }
+    for (; i + 8 <= n; i += 8) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+#endif
+    for (; i < n; ++i) dst[i] = src[i];
+}
+static void stream_f64(double *dst, const double *src, int64_t n) {
+    int64_t i = 0;
+#ifdef __AVX__
+    while (i < n && ((uintptr_t)(dst + i) & 31)) { dst[i] = src[i]; ++i; }
+    for (; i + 4 <= n; i += 4) _mm256_stream_pd(dst + i, _mm256_loadu_pd(src + i));
+#endif
+    for (; i < n; ++i) dst[i] = src[i];
+}
+static void stream_fence(void) {
+#ifdef __AVX__
+    _mm_sfence();
+#endif
+}
 
 /* out[u * D + k] (=|+=) acc[k * mp + u] * wv[u] for a [mul][D] output block */
 #define WRITE_BLOCK(T, OP)                                                                         \
@@ -93,14 +120,14 @@ static void *fwd_worker_##SUFFIX(void *arg) {                                   
     const T *coef = (const T *)J->coef;                                                            \
     T *out = (T *)J->out;                                                                          \
     i64 M = J->max_mulp;                                                                           \
-    T *x1T = (T *)calloc((size_t)(J->max_d1 * M + J->max_d3 * M + M + J->max_nn), sizeof(T));     \
+    T *x1T = (T *)calloc((size_t)(J->max_d1 * M + J->max_d3 * M + M + J->max_nn + J->Dout + 16), sizeof(T)); \
     if (!x1T) { J->status = 1; return NULL; }                                                      \
     T *acc = x1T + J->max_d1 * M;                                                                  \
     T *wv = acc + J->max_d3 * M;                                                                   \
     T *cxs = wv + M;                                                                               \
+    T *oz = cxs + J->max_nn; /* this sample's output row, streamed out when complete */            \
     for (i64 z = J->z0; z < J->z1; ++z) {                                                          \
         const T *x1z = x1 + z * J->D1, *x2z = x2 + z * J->D2, *wz = w + z * J->w_rs;               \
-        T *oz = out + z * J->Dout;                                                                 \
         for (i64 r = 0; r < J->n_zero; ++r)                                                        \
             memset(oz + J->zero[2 * r], 0, sizeof(T) * (size_t)(J->zero[2 * r + 1] - J->zero[2 * r])); \
         for (i64 g = 0; g < J->n_groups; ++g) {                                                    \
@@ -143,7 +170,9 @@ static void *fwd_worker_##SUFFIX(void *arg) {                                   
                 if (assign) { WRITE_BLOCK(T, =) } else { WRITE_BLOCK(T, +=) }                      \
             }                                                                                      \
         }                                                                                          \
+        stream_##SUFFIX(out + z * J->Dout, oz, J->Dout);                                           \
     }                                                                                              \
+    stream_fence();                                                                                \
     free(x1T);                                                                                     \
     return NULL;                                                                                   \
 }                                                                                                  \
