@@ -130,7 +130,15 @@ def test_bad_inputs_raise():
         tp(x1, x2)
     with pytest.raises(ValueError, match="do not broadcast"):
         tp(x1, torch.randn(2, 3), w)
+    with pytest.raises(ValueError, match=r"one dtype, got x1 torch.float64, x2 torch.float32"):
+        tp(x1.double(), x2, w)
+    with pytest.raises(ValueError, match=r"weight torch.float64"):
+        tp(x1, x2, w.double())
+    with pytest.raises(ValueError, match=r"x2 must be a floating-point tensor, got dtype torch.int64"):
+        tp(x1, x2.long(), w)
     shared = T.TensorProduct("2x0e", "1x0e", "2x0e", [(0, 0, 0, "uvu", True)])
+    with pytest.raises(ValueError, match=r"internal weights are torch.float32 but the inputs are torch.float64"):
+        shared(torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 1, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"shared weight must have shape \(2,\)"):
         shared(torch.randn(3, 2), torch.randn(3, 1), torch.randn(3, 2))
     with pytest.raises(ValueError, match="unknown tensor-product backend 'nope'"):

@@ -186,7 +186,9 @@ class TensorProduct(torch.nn.Module):
             raise ValueError(f"backend {backend!r} rejected its options {sorted(backend_options)}: {e}") from None
         bad = [ins for ins in self.instructions if not self.backend.expressible(ins)]
         if bad:
-            names = "; ".join(describe_path(self.irreps_in1, self.irreps_in2, self.irreps_out, i) for i in bad)
+            why = getattr(self.backend, "why_not", lambda ins: None)
+            names = "; ".join(describe_path(self.irreps_in1, self.irreps_in2, self.irreps_out, i)
+                              + (f" ({why(i)})" if why(i) else "") for i in bad)
             raise ValueError(f"backend {backend!r} cannot express the path(s): {names}")
 
         numel = getattr(self.backend, "weight_numel", None)
@@ -224,6 +226,15 @@ class TensorProduct(torch.nn.Module):
                 f"x2 has shape {tuple(x2.shape)}; its last dimension must be irreps_in2.dim = {self.irreps_in2.dim} "
                 f"({self.irreps_in2})"
             )
+        for name, t in (("x1", x1), ("x2", x2)) + ((("weight", weight),) if weight is not None else ()):
+            if not t.is_floating_point():
+                raise ValueError(f"{self}: {name} must be a floating-point tensor, got dtype {t.dtype}")
+        if x2.dtype != x1.dtype or (weight is not None and weight.dtype != x1.dtype):
+            got = f"x1 {x1.dtype}, x2 {x2.dtype}" + ("" if weight is None else f", weight {weight.dtype}")
+            raise ValueError(f"{self}: inputs must share one dtype, got {got}")
+        if x2.device != x1.device or (weight is not None and weight.device != x1.device):
+            got = f"x1 {x1.device}, x2 {x2.device}" + ("" if weight is None else f", weight {weight.device}")
+            raise ValueError(f"{self}: inputs must be on one device, got {got}")
         if weight is None:
             if self.weight_numel > 0 and not self.internal_weights:
                 raise ValueError(
@@ -231,6 +242,9 @@ class TensorProduct(torch.nn.Module):
                     f"{'' if not self.shared_weights else ', shared'}) since internal_weights=False"
                 )
             weight = self.weight
+            if weight.numel() and weight.dtype != x1.dtype:
+                raise ValueError(f"{self}: internal weights are {weight.dtype} but the inputs are {x1.dtype}; "
+                                 f"convert the module with .to({x1.dtype})")
         elif self.shared_weights:
             if weight.shape != (self.weight_numel,):
                 raise ValueError(
@@ -274,7 +288,8 @@ class TensorProduct(torch.nn.Module):
         ------
         ValueError
             Last dimensions that do not match the irreps, a wrong weight
-            shape, missing weights, or batch shapes that do not broadcast.
+            shape, missing weights, batch shapes that do not broadcast,
+            non-float inputs, or inputs of different dtypes or devices.
         """
         weight, batch = self._check_inputs(x1, x2, weight)
         Z = math.prod(batch)
