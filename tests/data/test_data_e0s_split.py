@@ -57,3 +57,15 @@ def test_random_split_seeded_disjoint():
     assert len(data.random_split(items, 0.05, seed=1, max_train=100)[0]) == 100
     with pytest.raises(ValueError):
         data.random_split(items, 1.5)
+
+
+def test_e0s_mapping_errors_name_the_element_and_value():
+    check_e0s_spec = data.check_e0s_spec
+
+    assert check_e0s_spec({"H": -13.6, 8: "-2000.5"}) == {1: -13.6, 8: -2000.5}
+    with pytest.raises(ValueError, match=r"data\.e0s\.H: expected a number \(eV\), got 'abc'"):
+        check_e0s_spec({"H": "abc"}, "data.e0s")
+    with pytest.raises(ValueError, match=r"e0s: unknown element 'Hx'"):
+        data.resolve_e0s({"Hx": 1.0}, [], [], [1])
+    with pytest.raises(ValueError, match=r"e0s\.O: expected a number \(eV\), got None"):
+        data.resolve_e0s({"O": None}, [], [], [8])

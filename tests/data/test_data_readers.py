@@ -32,7 +32,7 @@ def test_extxyz_custom_keys_weights_and_types(tmp_path):
     path = str(tmp_path / "x.xyz")
     ase.io.write(path, frames, format="extxyz")
     cs = data.read_ase(path, keys=KEYS)
-    assert len(cs) == 3 and cs[0].source == f"{path}:0"
+    assert len(cs) == 3 and cs[0].source == f"{path}, frame 0"
     assert cs[1].energy == pytest.approx(-2.0)
     np.testing.assert_allclose(cs[0].forces, frames[0].arrays["REF_forces"])
     assert (cs[1].config_type, cs[1].weight, cs[1].forces_weight) == ("md", 2.5, 0.0)
@@ -60,7 +60,7 @@ def test_missing_label_names_key_and_frame(tmp_path, missing):
     del store[missing]
     path = str(tmp_path / "m.xyz")
     ase.io.write(path, frames, format="extxyz")
-    with pytest.raises(ValueError, match=rf"m\.xyz:2: missing .*'{missing}'"):
+    with pytest.raises(ValueError, match=rf"m\.xyz, frame 2: missing .*'{missing}'"):
         data.read_ase(path, keys=KEYS)
     # not required -> label is None and the graph masks it
     cs = data.read_ase(path, keys=KEYS, require_energy=False, require_forces=False)
@@ -78,7 +78,7 @@ def test_non_finite_values_rejected(tmp_path, where):
         frames[1].arrays["REF_forces"][0, 0] = np.inf
     path = str(tmp_path / "nan.xyz")
     ase.io.write(path, frames, format="extxyz")
-    with pytest.raises(ValueError, match=rf"nan\.xyz:1: non-finite .*{where}"):
+    with pytest.raises(ValueError, match=rf"nan\.xyz, frame 1: non-finite .*{where}"):
         data.read_ase(path, keys=KEYS)
 
 
@@ -96,7 +96,7 @@ def test_overlapping_atoms_rejected_also_through_pbc(tmp_path):
     a.positions[1] = a.positions[0] + [0.05, 0, 0]
     path = str(tmp_path / "o.xyz")
     ase.io.write(path, [_frame(seed=5), a], format="extxyz")
-    with pytest.raises(ValueError, match=r"o\.xyz:1: overlapping atoms 0 and 1"):
+    with pytest.raises(ValueError, match=r"o\.xyz, frame 1: overlapping atoms 0 and 1"):
         data.read_ase(path, keys=KEYS)
     # atom 0 at x=0.02 and atom 1 at x=9.97 in a 10 Å periodic box are 0.05 Å apart
     c = data.Configuration([1, 1], [[0.02, 0, 0], [9.97, 0, 0]], cell=np.eye(3) * 10, pbc=True, source="pbc")
@@ -121,8 +121,8 @@ def test_isolated_atoms_without_forces_and_far_atom(tmp_path):
 
 
 def test_check_elements_message():
-    c = data.Configuration([1, 8, 29], np.eye(3) * 2, source="f.xyz:4")
-    with pytest.raises(ValueError, match=r"f\.xyz:4: element\(s\) Cu \(Z=29\) not in the model's elements \[H, O\]"):
+    c = data.Configuration([1, 8, 29], np.eye(3) * 2, source="f.xyz, frame 4")
+    with pytest.raises(ValueError, match=r"f\.xyz, frame 4: element\(s\) Cu \(Z=29\) not in the model's elements \[H, O\]"):
         data.check_elements([c], [1, 8])
 
 
@@ -143,7 +143,7 @@ def test_rmd17_units_and_errors(tmp_path):
         data.read_rmd17(path)
     coords[2, 0, 0] = np.nan
     np.savez(path, nuclear_charges=z, coords=coords, energies=e, forces=f)
-    with pytest.raises(ValueError, match=r"r\.npz:2: non-finite"):
+    with pytest.raises(ValueError, match=r"r\.npz, frame 2: non-finite"):
         data.read_rmd17(path)
 
 
@@ -156,3 +156,16 @@ def test_real_rmd17_and_3bpa(shared_data):
     iso = data.read_dataset(os.path.join(shared_data, "botnet", "3bpa", "iso_atoms.xyz"))
     e0 = data.e0s_from_isolated_atoms(iso)
     assert sorted(e0) == [1, 6, 7, 8] and e0[1] == pytest.approx(-13.587222780835477)
+
+
+def test_every_reader_names_frames_the_same_way(tmp_path):
+    """'file.xyz, frame 3', never 'file.xyz:3' (which reads like a line number)."""
+    xyz = str(tmp_path / "x.xyz")
+    ase.io.write(xyz, [ase.Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7 + 0.1 * i]]) for i in range(3)])
+    assert [c.source for c in data.read_ase(xyz, require_energy=False, require_forces=False)] == [
+        f"{xyz}, frame {i}" for i in range(3)]
+    npz = str(tmp_path / "r.npz")
+    np.savez(npz, nuclear_charges=np.array([1, 1]), coords=np.array([[[0, 0, 0], [0, 0, 0.7]]] * 2),
+             energies=np.zeros(2), forces=np.zeros((2, 2, 3)))
+    assert [c.source for c in data.read_rmd17(npz)] == [f"{npz}, frame 0", f"{npz}, frame 1"]
+    assert data.frame_source("a.xyz", 3) == "a.xyz, frame 3"

@@ -12,6 +12,16 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
+def check_model_file(path: str) -> None:
+    """``FileNotFoundError`` naming ``--model`` when it is not a file (checked before anything is written)."""
+    import os
+
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory; --model takes a model file (e.g. runs/x/model.pt)")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+
+
 def setup_threads(args) -> None:
     import torch
 
@@ -19,26 +29,129 @@ def setup_threads(args) -> None:
         torch.set_num_threads(args.threads)
 
 
-def read_structure(path: str, index: str = "0"):
-    """One ``ase.Atoms`` from ``path`` (``embedded:NAME`` allowed), checked for finite, non-overlapping positions.
+def parse_index(text) -> int:
+    """``--index`` as an integer frame number (negative counts from the end)."""
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise ValueError(f"--index must be one frame number (0 is the first, -1 the last), got {text!r}") from None
 
-    Raises FileNotFoundError / ValueError naming the file and frame.
-    """
+
+def count_frames(path: str) -> int:
+    """Number of frames ASE reads from ``path``."""
     import ase.io
 
-    from ..data import Configuration, validate
+    return sum(1 for _ in ase.io.iread(path, index=":"))
+
+
+def read_structure(path: str, index="0"):
+    """One ``ase.Atoms`` from ``path`` (``embedded:NAME`` allowed), checked for finite, non-overlapping positions.
+
+    ``atoms.info["equivar_source"]`` names it in messages (``"file.xyz, frame 3"``).
+
+    Raises FileNotFoundError / ValueError naming the file and frame (an
+    ``--index`` out of range says how many frames the file has).
+    """
+    import os
+
+    import ase.io
+
+    from ..data import Configuration, frame_source, validate
     from ..train import resolve_path
 
+    i = parse_index(index)
     path = resolve_path(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    def out_of_range(n):
+        have = "" if n is None else f": the file has {n} frame{'s' if n != 1 else ''}"
+        have += f" (--index 0..{n - 1}, or -1 for the last)" if n else ""
+        return ValueError(f"{path}: --index {i} is out of range{have}")
+
+    if i < 0:  # ASE does not always reject a negative index past the start: count
+        try:
+            n = count_frames(path)
+        except Exception as e:
+            raise ValueError(f"{path}: could not read ({type(e).__name__}: {e})") from e
+        if -i > n:
+            raise out_of_range(n)
     try:
-        atoms = ase.io.read(path, index=index)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
+        atoms = ase.io.read(path, index=i)
+    except (IndexError, StopIteration):
+        atoms = None
     except Exception as e:
-        raise ValueError(f"{path}: could not read frame {index} ({type(e).__name__}: {e})") from e
-    validate(Configuration(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, source=f"{path}:{index}"))
+        raise ValueError(f"{path}: could not read frame {i} ({type(e).__name__}: {e})") from e
+    if atoms is None:
+        try:
+            n = count_frames(path)
+        except Exception:  # noqa: BLE001 - the count is only for the message
+            n = None
+        raise out_of_range(n)
+    source = frame_source(path, i)
+    validate(Configuration(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, source=source))
     atoms.calc = None
+    atoms.info["equivar_source"] = source
     return atoms
+
+
+def check_model_elements(atoms, calc) -> None:
+    """Raise ``ValueError`` naming the structure's file and frame if it holds elements the model was not trained on."""
+    from ..data import Configuration, check_elements
+
+    if getattr(calc, "atomic_numbers", None) is None:
+        return
+    source = atoms.info.get("equivar_source", "structure")
+    check_elements([Configuration(atoms.numbers, atoms.positions, source=source)], calc.atomic_numbers)
+
+
+def check_output_file(path, flag: str) -> None:
+    """Fail before any long work if ``path`` (given by ``flag``) cannot be written: missing or read-only directory."""
+    import os
+
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path}: is a directory, expected a file name")
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise ValueError(f"{flag} {path}: directory {d} does not exist")
+    if not os.access(d, os.W_OK):
+        raise ValueError(f"{flag} {path}: directory {d} is not writable")
+
+
+def prepare_output_dir(path: str, flag: str) -> None:
+    """Create directory ``path`` (given by ``flag``) now, so a bad location fails before any long work."""
+    import os
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{flag} {path}: exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{flag} {path}: cannot create the directory ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK):
+        raise ValueError(f"{flag} {path}: directory is not writable")
+
+
+def write_atoms_atomic(path: str, images) -> None:
+    """Write ``images`` as extxyz to ``path`` atomically (temporary file + ``os.replace``)."""
+    import os
+
+    import ase.io
+
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        ase.io.write(tmp, images, format="extxyz")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def require(condition: bool, flag: str, value, need: str) -> None:
+    """Early check of a command-line value: ``--fmax must be positive, got -1``."""
+    if not condition:
+        raise ValueError(f"{flag} must be {need}, got {value}")
 
 
 def parse_repeat(text: str | None):

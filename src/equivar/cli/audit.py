@@ -26,11 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", nargs="+", default=list(DEFAULT_GROUPS),
                    help="groups: SO3 O3 translations permutations SO2:z C4:z D4:z T Td O Oh I Ih Ci "
                         f"(default: {' '.join(DEFAULT_GROUPS)})")
-    p.add_argument("--max-structures", type=int, default=8, help="structures audited (first N of the file)")
-    p.add_argument("--n-elements", type=int, default=8, help="sampled elements per continuous group")
-    p.add_argument("--n-angles", type=int, default=72, help="angles per sweep axis (multiple of 4)")
+    p.add_argument("--max-structures", type=int, default=8, help="structures audited (first N of the file, >= 1)")
+    p.add_argument("--n-elements", type=int, default=8, help="sampled elements per continuous group (>= 1)")
+    p.add_argument("--n-angles", type=int, default=72,
+                   help="angles per sweep axis (default 72, 5 degree steps; a multiple of 4 puts 90 degrees on the "
+                        "grid; 0 skips the sweeps)")
     p.add_argument("--disc-angles", default="45,90,135,180", help="rotation angles (deg) of the SO(3) discs; '' skips")
-    p.add_argument("--disc-resolution", type=int, default=15, help="disc grid size")
+    p.add_argument("--disc-resolution", type=int, default=15, help="disc grid size (>= 1)")
     p.add_argument("--r-max", type=float, default=None, help="cutoff (A) when the model does not record one (default 5)")
     p.add_argument("--dtype", choices=["float32", "float64"], default=None,
                    help="run the model in this dtype (default: its own)")
@@ -89,7 +91,7 @@ def _is_torchscript(path: str) -> bool:
         return any(n.split("/", 1)[-1].startswith("code/") for n in z.namelist())
 
 
-def _read_batch(path: str, r_max: float, n: int, dtype, same_size: bool):
+def _read_batch(path: str, r_max: float, n: int, dtype, same_size: bool, elements=None):
     from .. import data as D
     from ..train import resolve_path
 
@@ -101,6 +103,8 @@ def _read_batch(path: str, r_max: float, n: int, dtype, same_size: bool):
         n_atoms = counts.most_common(1)[0][0]
         configs = [c for c in configs if len(c.atomic_numbers) == n_atoms]
     configs = configs[:n]
+    if elements is not None:  # names the file and frame; the model itself would only say "not known"
+        D.check_elements(configs, elements)
     graphs = [D.config_to_graph(c, r_max) for c in configs]
     return D.batch_to(D.collate(graphs), dtype=dtype), real
 
@@ -118,6 +122,27 @@ def _as_potential(model, batch):
     return PositionsPotential(model), "positions"
 
 
+def _check_arguments(args):
+    """Check the numeric flags and the output directory before any model is loaded; return the disc angles."""
+    from ._mlip import prepare_output_dir, require
+
+    require(args.max_structures >= 1, "--max-structures", args.max_structures, ">= 1")
+    require(args.n_elements >= 1, "--n-elements", args.n_elements, ">= 1")
+    require(args.n_angles >= 0, "--n-angles", args.n_angles, ">= 0 (0 skips the sweeps)")
+    require(args.disc_resolution >= 1, "--disc-resolution", args.disc_resolution, ">= 1")
+    require(args.mlp_steps >= 1, "--mlp-steps", args.mlp_steps, ">= 1")
+    require(args.r_max is None or args.r_max > 0, "--r-max", args.r_max, "a positive cutoff in Å")
+    try:
+        angles = [float(a) for a in args.disc_angles.split(",") if a.strip()] or None
+    except ValueError:
+        raise ValueError(f"--disc-angles must be comma-separated degrees such as 45,90,135,180 (or ''), "
+                         f"got {args.disc_angles!r}") from None
+    if args.model != "mlp-demo" and not os.path.isfile(args.model):
+        raise FileNotFoundError(f"{args.model}: no such model file")
+    prepare_output_dir(args.out, "--out")
+    return angles
+
+
 def run(args) -> int:
     import torch
 
@@ -126,6 +151,7 @@ def run(args) -> int:
     from ..symmetry.audit import potential_subject, run_audit
 
     groups = [get_group(g) for g in args.group]  # fail fast on a bad name
+    angles = _check_arguments(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype) if args.dtype else None
@@ -139,10 +165,11 @@ def run(args) -> int:
         model, r_max, desc = _load_model(args.model, dtype)
         r_max = r_max or args.r_max or 5.0
         mdt = dtype or next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float64)
-        batch, real = _read_batch(args.data, r_max, args.max_structures, mdt, same_size=False)
+        meta_ = getattr(model, "equivar_metadata", None) or {}
+        elements = meta_.get("atomic_numbers") or (getattr(model, "hparams", None) or {}).get("atomic_numbers")
+        batch, real = _read_batch(args.data, r_max, args.max_structures, mdt, same_size=False, elements=elements)
         model, interface = _as_potential(model, batch)
     subject = potential_subject(model, batch)
-    angles = [float(a) for a in args.disc_angles.split(",") if a.strip()] or None
     meta = {"model": desc, "interface": interface, "data": real, "r_max": r_max,
             "structures": subject.num_samples, "atoms": int(batch["positions"].shape[0])}
     print(f"auditing {desc} on {subject.num_samples} structures of {real} ...")

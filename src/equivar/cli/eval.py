@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from ._mlip import add_model_arguments, setup_threads
+from ._mlip import (add_model_arguments, check_model_file, check_output_file, prepare_output_dir, require,
+                    setup_threads)
 
 HELP = "Evaluate a trained model on a dataset (error table, predictions)"
 
@@ -16,9 +17,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--energy-key", default="energy")
     p.add_argument("--forces-key", default="forces")
     p.add_argument("--stress-key", default="stress")
-    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=10, help="structures per batch (>= 1)")
     p.add_argument("--output", "-o", default=None,
-                   help="predictions extxyz (default <data name>_predictions.xyz in the working directory)")
+                   help="predictions extxyz, with one --data file (default OUT_DIR/<data name>_predictions.xyz)")
+    p.add_argument("--out-dir", default=None,
+                   help="directory of the default predictions files (default: the model's directory, i.e. its "
+                        "training run)")
     p.add_argument("--table", default=None, help="also write the error table as CSV here")
 
 
@@ -28,6 +32,17 @@ def run(args) -> int:
     from .. import data as D
     from ..train import error_rows, format_table, load_model, predict, resolve_path, write_predictions, write_rows_csv
 
+    check_model_file(args.model)
+    require(args.batch_size >= 1, "--batch-size", args.batch_size, ">= 1")
+    if args.output and len(args.data) > 1:
+        raise ValueError(f"--output names one predictions file but {len(args.data)} --data files were given: "
+                         "use --out-dir (each file gets OUT_DIR/<data name>_predictions.xyz)")
+    out_dir = args.out_dir if args.out_dir is not None else (os.path.dirname(args.model) or ".")
+    if args.output:
+        check_output_file(args.output, "--output")
+    else:
+        prepare_output_dir(out_dir, "--out-dir")
+    check_output_file(args.table, "--table")
     setup_threads(args)
     import torch
 
@@ -45,7 +60,7 @@ def run(args) -> int:
         t0 = time.perf_counter()
         preds = predict(model, D.AtomicGraphDataset(configs, meta["r_max"]), args.batch_size, device=args.device)
         dt = time.perf_counter() - t0
-        out = args.output if (args.output and len(args.data) == 1) else f"{name}_predictions.xyz"
+        out = args.output or os.path.join(out_dir, f"{name}_predictions.xyz")
         write_predictions(out, configs, preds)
         print(f"{name}: {len(configs)} structures in {dt:.1f} s ({len(configs) / dt:.1f} structures/s); predictions -> {out}")
         sets[name] = (configs, preds)

@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 
-from ._mlip import add_model_arguments, parse_repeat, read_structure, setup_threads
+from ._mlip import (add_model_arguments, check_model_elements, check_model_file, check_output_file, parse_index,
+                    parse_repeat, read_structure, require, setup_threads)
 
 HELP = "Run molecular dynamics with a trained model (ASE)"
 
@@ -19,16 +20,28 @@ HELP = "Run molecular dynamics with a trained model (ASE)"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--structure", required=True, help="initial structure (any ASE-readable file, embedded:NAME)")
-    p.add_argument("--index", default="0", help="frame of --structure (default 0)")
+    p.add_argument("--index", default="0", help="frame of --structure (default 0; -1 the last)")
     p.add_argument("--repeat", default=None, help="supercell, e.g. 2,2,2")
     p.add_argument("--integrator", choices=["verlet", "langevin"], default="verlet")
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--dt", type=float, default=0.5, help="time step, fs (default 0.5)")
-    p.add_argument("--temperature", type=float, default=300.0, help="initial (and Langevin) temperature, K")
-    p.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
+    p.add_argument("--steps", type=int, default=200, help="MD steps (>= 1, default 200)")
+    p.add_argument("--dt", type=float, default=0.5, help="time step, fs (> 0, default 0.5)")
+    p.add_argument("--temperature", type=float, default=300.0, help="initial (and Langevin) temperature, K (>= 0)")
+    p.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs (>= 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trajectory", default=None, help="write frames to this extxyz file")
-    p.add_argument("--interval", type=int, default=10, help="steps between trajectory frames")
+    p.add_argument("--interval", type=int, default=10, help="steps between trajectory frames (>= 1)")
+
+
+def check_md_settings(steps: int, dt: float, temperature: float, friction: float = 0.0, interval: int = 1,
+                      flags: bool = True) -> None:
+    """Raise ``ValueError`` naming the setting (the command-line flag when ``flags``) that is out of range."""
+    name = (lambda f, a: f) if flags else (lambda f, a: a)  # noqa: E731
+    require(steps >= 1, name("--steps", "steps"), steps, ">= 1")
+    require(dt > 0 and np.isfinite(dt), name("--dt", "dt"), dt, "a positive time step in fs")
+    require(temperature >= 0 and np.isfinite(temperature), name("--temperature", "temperature"), temperature,
+            ">= 0 K")
+    require(friction >= 0 and np.isfinite(friction), name("--friction", "friction"), friction, ">= 0 (1/fs)")
+    require(interval >= 1, name("--interval", "interval"), interval, ">= 1")
 
 
 def run_md(atoms, calc, steps: int = 200, dt: float = 0.5, temperature: float = 300.0, integrator: str = "verlet",
@@ -52,8 +65,7 @@ def run_md(atoms, calc, steps: int = 200, dt: float = 0.5, temperature: float = 
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
     from ase.md.verlet import VelocityVerlet
 
-    if steps < 1 or dt <= 0:
-        raise ValueError(f"need steps >= 1 and dt > 0, got steps={steps}, dt={dt}")
+    check_md_settings(steps, dt, temperature, friction, interval, flags=False)
     rng = np.random.default_rng(seed)
     atoms.calc = calc
     import warnings
@@ -94,9 +106,9 @@ def run_md(atoms, calc, steps: int = 200, dt: float = 0.5, temperature: float = 
     t_ps = np.arange(len(e)) * dt * 1e-3
     slope = float(np.polyfit(t_ps, e, 1)[0]) if len(e) > 2 else float("nan")
     if trajectory is not None:
-        import ase.io
+        from ._mlip import write_atoms_atomic
 
-        ase.io.write(trajectory, frames, format="extxyz")
+        write_atoms_atomic(trajectory, frames)
     return {
         **({"frames": frames} if keep_frames else {}),
         "steps": steps, "steps_per_s": steps / wall, "temperature_mean": float(np.mean(temps)),
@@ -119,12 +131,17 @@ def run(args) -> int:
 
     from ..calculators import EquivarCalculator
 
+    check_model_file(args.model)
+    check_md_settings(args.steps, args.dt, args.temperature, args.friction, args.interval)
+    parse_index(args.index)
+    rep = parse_repeat(args.repeat)
+    check_output_file(args.trajectory, "--trajectory")
     setup_threads(args)
     atoms = read_structure(args.structure, args.index)
-    rep = parse_repeat(args.repeat)
     if rep:
         atoms = atoms.repeat(rep)
     calc = EquivarCalculator(args.model, device=args.device, default_dtype=getattr(torch, args.dtype) if args.dtype else None)
+    check_model_elements(atoms, calc)
     stats = run_md(atoms, calc, args.steps, args.dt, args.temperature, args.integrator, args.friction, args.seed,
                    args.trajectory, args.interval)
     print(format_md(stats, args.integrator, len(atoms)))

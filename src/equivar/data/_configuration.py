@@ -32,7 +32,7 @@ class Configuration:
     config_type : str
         Group label used for per-type error tables (``"IsolatedAtom"`` marks E0 references).
     source : str
-        ``"path:frame"``; used in error messages.
+        ``"path, frame N"``; used in error messages.
     """
 
     atomic_numbers: np.ndarray

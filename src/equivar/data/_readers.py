@@ -38,6 +38,11 @@ class DataKeys:
     stress_weight: str = "config_stress_weight"
 
 
+def frame_source(path: str, frame) -> str:
+    """How messages name one frame of a file: ``"data.xyz, frame 3"`` (0-based, as ASE indexes frames)."""
+    return f"{path}, frame {frame}"
+
+
 def _check_file(path: str) -> None:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
@@ -154,7 +159,7 @@ def read_ase(
     Returns
     -------
     list[Configuration]
-        ``source`` is ``"path:frame"`` with the 0-based frame number.
+        ``source`` is ``"path, frame N"`` with the 0-based frame number N.
 
     Raises
     ------
@@ -178,7 +183,7 @@ def read_ase(
     if not frames:
         raise ValueError(f"{path}: empty file (no configurations)")
     return [
-        atoms_to_configuration(a, f"{path}:{i}", keys, require_energy, require_forces, min_distance)
+        atoms_to_configuration(a, frame_source(path, i), keys, require_energy, require_forces, min_distance)
         for i, a in enumerate(frames)
     ]
 
@@ -220,7 +225,7 @@ def read_rmd17(path: str, indices=None, config_type: str = "Default", min_distan
     frames = range(coords.shape[0]) if indices is None else [int(i) for i in indices]
     return [
         validate(
-            Configuration(z, coords[i], energy=energies[i], forces=forces[i], config_type=config_type, source=f"{path}:{i}"),
+            Configuration(z, coords[i], energy=energies[i], forces=forces[i], config_type=config_type, source=frame_source(path, i)),
             min_distance,
         )
         for i in frames

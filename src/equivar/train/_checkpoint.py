@@ -14,6 +14,7 @@ It holds only tensors and plain Python containers, so it loads with
 from __future__ import annotations
 
 import os
+import pickle
 from typing import Mapping, Optional, Union
 
 import torch
@@ -42,6 +43,14 @@ def save_checkpoint(path: str, payload: Mapping) -> None:
             os.remove(tmp)
 
 
+def _unsafe_global(message: str) -> str:
+    """`` (torch.nn.modules.linear.Linear)`` from torch's weights_only error, or ``""``."""
+    import re
+
+    m = re.search(r"GLOBAL ([\w.]+)", message)
+    return f" such as {m.group(1)}" if m else ""
+
+
 def load_checkpoint(path: str) -> dict:
     """Load a checkpoint onto the CPU (``map_location="cpu"``, ``weights_only=True``).
 
@@ -56,8 +65,17 @@ def load_checkpoint(path: str) -> dict:
         raise FileNotFoundError(f"{path}: no such checkpoint")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+    except pickle.UnpicklingError as e:
+        # torch's message is a page of weights_only advice; what matters is that this is no equivar model file
+        what = _unsafe_global(str(e))
+        if not what:
+            raise ValueError(f"{path}: not a readable checkpoint (truncated, or not a file written by "
+                             "torch.save)") from None
+        raise ValueError(f"{path}: not an equivar checkpoint (it holds pickled Python objects{what}; equivar "
+                         "model files are written by `equivar train`)") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a truncated or foreign file
+        raise ValueError(f"{path}: not a readable checkpoint (truncated, or not a file written by torch.save: "
+                         f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an equivar checkpoint (missing format tag {FORMAT!r})")
     return payload
@@ -84,13 +102,26 @@ def load_model(source: Union[str, Mapping], device: Union[str, torch.device] = "
     ``dtype`` casts the model (default: the dtype it was saved in). The
     checkpoint's ``metadata`` is attached as ``model.equivar_metadata``.
     """
-    payload = load_checkpoint(source) if isinstance(source, (str, os.PathLike)) else source
-    model = build_model(payload["hparams"])
+    named = isinstance(source, (str, os.PathLike))
+    payload = load_checkpoint(source) if named else source
+    where = f"{source}: " if named else ""
+    if "hparams" not in payload or "state_dict" not in payload:
+        raise ValueError(f"{where}checkpoint lacks {'hparams' if 'hparams' not in payload else 'state_dict'}")
+    try:
+        model = build_model(payload["hparams"])
+    except ValueError as e:
+        raise ValueError(f"{where}cannot rebuild the model from its hyperparameters ({e})") from None
     sd = payload["state_dict"]
     saved_dtype = next((v.dtype for v in sd.values() if v.is_floating_point()), None)
     if saved_dtype is not None:
         model = model.to(saved_dtype)
-    model.load_state_dict(sd)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        first = str(e).splitlines()
+        detail = next((ln.strip() for ln in first[1:] if ln.strip()), first[0] if first else "")
+        raise ValueError(f"{where}weights do not fit the model its hyperparameters describe (written by another "
+                         f"equivar version?): {detail[:300]}") from None
     if dtype is not None:
         model = model.to(dtype)
     model = model.to(device).eval()

@@ -1,6 +1,7 @@
 """Predictions on datasets, error tables per ``config_type``, predictions as extxyz."""
 from __future__ import annotations
 
+import os
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -102,11 +103,17 @@ def write_rows_csv(path: str, rows: Sequence[Mapping]) -> None:
     import csv
 
     keys = ["set", "config_type", "n"] + [k for k, _ in _COLUMNS if any(k in r for r in rows)]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow(r)
+        os.replace(tmp, path)  # atomic: a crash leaves no half-written table
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def write_predictions(path: str, configs: Sequence[Configuration], preds: Sequence[Mapping]) -> None:
@@ -123,4 +130,10 @@ def write_predictions(path: str, configs: Sequence[Configuration], preds: Sequen
         if c.stress is not None:
             atoms.info["REF_stress"] = c.stress.reshape(-1).copy()
         frames.append(atoms)
-    ase.io.write(path, frames, format="extxyz")
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        ase.io.write(tmp, frames, format="extxyz")
+        os.replace(tmp, path)  # atomic: a crash leaves no half-written file
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
