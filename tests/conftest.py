@@ -6,6 +6,21 @@ import torch
 torch.set_num_threads(int(os.environ.get("EQUIVAR_TEST_THREADS", "2")))
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+TESTS = os.path.dirname(os.path.abspath(__file__))
+#: test folders whose tensors are tiny: one intra-op thread avoids OpenMP barrier stalls on shared cores
+ONE_THREAD_DIRS = ("nn", "models", "symmetry")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_for_tiny_tensors(request):
+    folder = os.path.relpath(str(request.node.path), TESTS).split(os.sep)[0]
+    if folder not in ONE_THREAD_DIRS:
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
