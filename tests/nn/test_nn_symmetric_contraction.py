@@ -92,3 +92,63 @@ def test_contraction_zero_input_gives_zero_and_errors():
         SymmetricContraction("2x0e+3x1o", "2x0e", 2, 1)
     with pytest.raises(ValueError, match="no symmetric product"):
         SymmetricContraction("2x0e+2x1o", "2x0o", 2, 1)
+
+
+def _small(num_elements=2, irreps_out="2x0e+2x1o", correlation=3):
+    torch.manual_seed(0)
+    return SymmetricContraction("2x0e+2x1o+2x2e", irreps_out, correlation, num_elements).double()
+
+
+@pytest.mark.parametrize("idx", [[0, 1, 1, 0, 1], [1, 1, 1, 1, 1]])  # both elements / element 0 absent
+@pytest.mark.parametrize("correlation", [1, 2, 3])
+def test_contraction_gradcheck_gradgradcheck(idx, correlation):
+    sc = _small(correlation=correlation)
+    idx = torch.tensor(idx)
+    x = Irreps("2x0e+2x1o+2x2e").randn(5, -1, dtype=torch.float64).requires_grad_(True)
+    inputs = (x, *[w.detach().clone().requires_grad_(True) for w in sc.weights])
+    f = lambda x, *w: _apply_with_weights(sc, x, idx, w)  # noqa: E731
+    assert torch.autograd.gradcheck(f, inputs)
+    assert torch.autograd.gradgradcheck(f, inputs)
+
+
+def _apply_with_weights(sc, x, idx, ws):
+    """``sc(x, idx)`` with its weight parameters replaced by the tensors ``ws`` (differentiable in them)."""
+    saved = dict(sc.weights._parameters)
+    try:
+        for k, w in zip(list(saved), ws):
+            sc.weights._parameters[k] = w
+        return sc(x, idx)
+    finally:
+        sc.weights._parameters.update(saved)
+
+
+def test_contraction_force_loss_gradients_match_brute_force():
+    """Forward -> create_graph backward -> backward (a force loss) gives the brute-force autograd gradients."""
+    sc = _small(num_elements=3)
+    idx = torch.tensor([0, 2, 2, 0, 1, 2])
+    x0 = Irreps("2x0e+2x1o+2x2e").randn(6, -1, dtype=torch.float64)
+    r = torch.randn(6, sc.irreps_out.dim, dtype=torch.float64)
+    f = torch.randn_like(x0)
+    grads = []
+    for fn in (lambda x: sc(x, torch.nn.functional.one_hot(idx, 3).double()), lambda x: _brute_force(sc, x, idx)):
+        sc.zero_grad()
+        x = x0.clone().requires_grad_(True)
+        e = (fn(x) * r).sum()
+        (g,) = torch.autograd.grad(e, x, create_graph=True)
+        ((g * f).sum() + e).backward()
+        grads.append([x.grad] + [w.grad.clone() for w in sc.weights])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_contraction_forces_pass_skips_weight_gradient_but_stays_exact():
+    """``autograd.grad`` w.r.t. inputs only, then w.r.t. weights through the graph, both match brute force."""
+    sc = _small()
+    idx = torch.tensor([0, 1, 1, 0])
+    x = Irreps("2x0e+2x1o+2x2e").randn(4, -1, dtype=torch.float64).requires_grad_(True)
+    out = []
+    for fn in (lambda: sc(x, idx), lambda: _brute_force(sc, x, idx)):
+        (g,) = torch.autograd.grad(fn().square().sum(), x, create_graph=True)
+        out.append(torch.autograd.grad(g.square().sum(), [x, *sc.weights]))
+    for a, b in zip(*out):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -9,6 +9,7 @@ import torch
 from ..o3 import Irrep, Irreps
 from ._constants import ExactConstants
 from ._symmetric_basis import multiplicities, sorted_monomials, symmetric_contraction_basis
+from ._symmetric_contraction_fn import ContractionFunction, init_derivatives
 
 
 def _channel_irreps(irreps: Irreps) -> tuple[int, Irreps]:
@@ -186,6 +187,39 @@ class SymmetricContraction(ExactConstants):
             self._paths.append((o, nu, K))
         self.register_constant("_U", np.concatenate(rows, 0))
         self.num_paths = {(o, nu): K for o, nu, K in self._paths}
+        init_derivatives(self, coef, d_off)
+
+    def _derivative_monomials(self, xt: torch.Tensor) -> torch.Tensor:
+        """``xt [C, D, N]`` -> ``b [C, P, N]``, the monomials of degree ``< nu_max`` that derivatives produce."""
+        C, _, N = xt.shape
+        if self.correlation == 1:
+            return xt.new_ones(C, 1, N)
+        xe = torch.cat([xt.new_ones(C, 1, N), xt], 1)
+        b = xe.index_select(1, self._bf0)
+        for f in range(1, self.correlation - 1):
+            b = b * xe.index_select(1, getattr(self, f"_bf{f}"))
+        return b
+
+    def _monomial_matrix(self, xt: torch.Tensor) -> torch.Tensor:
+        """``xt [C, D, N]`` -> all monomials ``[C, J, N]`` in U's column order (differentiable)."""
+        ms = self._monomials(xt)
+        return ms[0] if len(ms) == 1 else torch.cat(ms, 1)
+
+    @torch.no_grad()
+    def _monomial_buffer(self, xt: torch.Tensor) -> torch.Tensor:
+        """``_monomial_matrix`` without autograd, each order written in place (no concatenation)."""
+        C, D, N = xt.shape
+        out = xt.new_empty(C, self.J, N)
+        out.narrow(1, 0, D).copy_(xt)
+        m, c = xt, D
+        for k in self._pool_orders:
+            pre = getattr(self, f"_pre{k}")
+            seg = out.narrow(1, c, pre.numel())
+            torch.mul(m.index_select(1, pre), xt.index_select(1, getattr(self, f"_last{k}")), out=seg)
+            m, c = seg, c + pre.numel()
+        if self.correlation > 1:
+            torch.mul(m.index_select(1, self._a), xt.index_select(1, self._b), out=out.narrow(1, c, self._a.numel()))
+        return out
 
     def _monomials(self, xt: torch.Tensor) -> list:
         """``xt [C, D, N]`` -> per order ``nu = 1..nu_max`` the monomials ``[C, J_nu, N]`` (U's column segments)."""
@@ -198,49 +232,43 @@ class SymmetricContraction(ExactConstants):
             ms.append(m.index_select(1, self._a) * xt.index_select(1, self._b))
         return ms
 
-    def _contract(self, Mb: torch.Tensor, ms: list) -> torch.Tensor:
-        """``Mb [C, R, J]`` (U's column layout) with the monomials of every order -> ``[C, R, N]``."""
-        y = None
-        for (c0, n), m in zip(self._segments, ms):
-            if n == 0:
-                continue
-            Ms = Mb.narrow(2, c0, n)
-            y = torch.bmm(Ms, m) if y is None else torch.baddbmm(y, Ms, m)
-        return y
+    def coefficient_matrix(self) -> torch.Tensor:
+        """Stacked path weights ``[E*C, K_all]`` (row ``e*C + c``; columns in ``_paths`` order)."""
+        E, C = self.num_elements, self.channels
+        W = torch.cat([w.transpose(1, 2) for w in self.weights], -1) if len(self.weights) > 1 else self.weights[0].transpose(1, 2)
+        return W.reshape(E * C, -1)
 
     def coefficients(self) -> torch.Tensor:
         """Per-element contraction tensor ``[E, C, d_tot, J]`` (weights times basis)."""
-        E, C = self.num_elements, self.channels
-        W = torch.cat([w.transpose(1, 2) for w in self.weights], -1) if len(self.weights) > 1 else self.weights[0].transpose(1, 2)
-        return (W.reshape(E * C, -1) @ self._U).view(E, C, self.d_tot, self.J)
+        return (self.coefficient_matrix() @ self._U).view(self.num_elements, self.channels, self.d_tot, self.J)
 
     def forward(self, x: torch.Tensor, node_attrs: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[-1] != self.irreps_in.dim:
             raise ValueError(f"SymmetricContraction: x must be [N, {self.irreps_in.dim}] ({self.irreps_in}), got {tuple(x.shape)}")
         N, C, E = x.shape[0], self.channels, self.num_elements
-        # mul_ir -> [C, D, N] with one gather; monomials [C, J, N] feed a channel-batched matmul
-        xt = x.t().index_select(0, self._perm_in).view(C, self.D, N)
-        mono = self._monomials(xt)  # per order [C, J_nu, N]
-        M = self.coefficients()  # [E, C, d, J]
         if node_attrs.dtype in (torch.long, torch.int32, torch.int64):
-            idx = node_attrs.long()
-            onehot = None
+            elem = node_attrs.long()
         else:
             if node_attrs.shape != (N, E):
                 raise ValueError(f"node_attrs must be one-hot [N={N}, {E}] or [N] indices, got {tuple(node_attrs.shape)}")
-            onehot = node_attrs
-            idx = None
-        if onehot is not None and E <= 8:
-            Mb = M.permute(1, 0, 2, 3).reshape(C, E * self.d_tot, self.J)
-            y = self._contract(Mb, mono)  # [C, E*d, N]
-            y = (y.view(C, E, self.d_tot, N) * onehot.t().to(y.dtype)[None, :, None, :]).sum(1)  # [C, d, N]
-            y = y.permute(2, 0, 1)  # [N, C, d]
+            elem = node_attrs.argmax(-1)
+        # group nodes by element: mul_ir [N, C*D blocks] -> [C, D, N sorted] with one gather
+        if E == 1:
+            counts, order = [N], None
+            src = self._perm_in[:, None] + x.shape[1] * torch.arange(N, device=x.device)
         else:
-            if idx is None:
-                idx = onehot.argmax(-1)
-            y = torch.einsum("ncdj,cjn->ncd", M[idx], torch.cat(mono, 1))
-        # [N, C, d_tot] -> mul_ir blocks with one gather
-        return y.reshape(N, C * self.d_tot).index_select(1, self._perm_out)
+            counts = torch.bincount(elem, minlength=E).tolist()
+            if len(counts) != E or bool((elem < 0).any()):
+                raise ValueError(f"element indices must be in 0..{E - 1}")
+            order = torch.argsort(elem, stable=True)
+            src = self._perm_in[:, None] + x.shape[1] * order
+        xt = x.reshape(-1).index_select(0, src.reshape(-1)).view(C, self.D, N)
+        y = ContractionFunction.apply(xt, self.coefficient_matrix(), self, counts)  # [C, d, N sorted]
+        # [C, d, N sorted] -> mul_ir [N, C*d blocks] with one gather
+        pos = torch.arange(N, device=x.device) if order is None else torch.empty_like(order).scatter_(
+            0, order, torch.arange(N, device=x.device))
+        dst = self._perm_out[None, :] * N + pos[:, None]
+        return y.reshape(-1).index_select(0, dst.reshape(-1)).view(N, C * self.d_tot)
 
     def extra_repr(self) -> str:
         return (f"{self.irreps_in} -> {self.irreps_out}, correlation={self.correlation}, "
