@@ -31,3 +31,20 @@ def test_not_a_device(tmp_path, capsys):
     cfg.write_text(f"device: tpu\ndata:\n  train_file: {EMBEDDED}\n")
     assert main(["train", "-c", str(cfg), "--set", f"output_dir={tmp_path / 'run'}"]) == 2
     assert "'tpu' is not a torch device" in capsys.readouterr().err
+
+
+def test_bad_output_dir_fails_before_the_data_are_read(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  train_file: {tmp_path / 'not_read_yet.xyz'}\n")
+    assert main(["train", "-c", str(cfg), "--set", f"output_dir={blocker / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert f"output_dir {blocker / 'run'}: cannot create the directory" in err and "Traceback" not in err, err
+
+
+def test_section_override_with_a_scalar_is_one_line(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  train_file: {EMBEDDED}\n")
+    assert main(["train", "-c", str(cfg), "--set", "training=null", "--print-config"]) == 2
+    assert "training is a config section, not a value" in capsys.readouterr().err

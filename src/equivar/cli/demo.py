@@ -77,6 +77,7 @@ def run(args) -> int:
     from ..calculators import EquivarCalculator
     from ..data import embedded_path
     from ..train import apply_overrides, config_from_dict, run_training
+    from ._mlip import write_atoms_atomic
     from .md import format_md, run_md
     from .relax import relax
 
@@ -110,7 +111,7 @@ def run(args) -> int:
     print(f"model vs EMT on {len(md['frames'])} MD snapshots (16-atom cell, never seen in training): "
           f"F MAE {emt['f_mae']:.1f} meV/Å, E MAE {emt['e_mae']:.2f} meV/atom (after a constant offset of "
           f"{emt['e_offset']:.1f} meV/atom)")
-    ase.io.write(os.path.join(cfg.output_dir, "md.xyz"), md["frames"], format="extxyz")
+    write_atoms_atomic(os.path.join(cfg.output_dir, "md.xyz"), md["frames"])
 
     print(f"\n[3/4] relaxation (BFGS) of a rattled 8-atom cell, model vs EMT")
     start = ase.io.read(embedded_path("cuau_emt_test"), index=25)

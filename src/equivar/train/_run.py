@@ -142,6 +142,13 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
     if not resume and os.path.isfile(ckpt) and not cfg.overwrite:
         raise ValueError(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue it, "
                          f"or set overwrite=true / choose another output_dir")
+    if info.is_main:  # a bad output_dir fails now, not after the data are read and the model built
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"output_dir {out}: cannot create the directory ({e.strerror or e})") from None
+        if not os.access(out, os.W_OK):
+            raise ValueError(f"output_dir {out}: directory is not writable")
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = device_for(cfg.device, info)
