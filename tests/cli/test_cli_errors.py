@@ -48,3 +48,14 @@ def test_section_override_with_a_scalar_is_one_line(tmp_path, capsys):
     cfg.write_text(f"data:\n  train_file: {EMBEDDED}\n")
     assert main(["train", "-c", str(cfg), "--set", "training=null", "--print-config"]) == 2
     assert "training is a config section, not a value" in capsys.readouterr().err
+
+
+def test_set_takes_several_overrides_per_flag(tmp_path, capsys):
+    import yaml
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  train_file: {EMBEDDED}\n")
+    assert main(["train", "-c", str(cfg), "--set", "training.lr=0.005", "num_threads=1", "--set", "seed=3",
+                 "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["training"]["lr"] == 0.005 and printed["num_threads"] == 1 and printed["seed"] == 3

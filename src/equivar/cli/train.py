@@ -14,8 +14,8 @@ HELP = "Train an interatomic potential from a YAML config"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", help="YAML config (keys: seed, dtype, device, output_dir, data, model, training)")
-    p.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. training.lr=0.005 (repeatable; values parsed as YAML)")
+    p.add_argument("--set", "-s", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config keys, e.g. --set training.lr=0.005 num_threads=1 (several per flag, and the flag repeatable; values parsed as YAML)")
     p.add_argument("--output-dir", "-o", help="shortcut for --set output_dir=...")
     p.add_argument("--resume", action="store_true",
                    help="continue from output_dir/checkpoint.pt (the config defaults to output_dir/config.yaml)")
