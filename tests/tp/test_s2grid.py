@@ -112,3 +112,50 @@ def test_p_config_path_form_and_shared_weights():
         cg.weight.copy_(tp.weight)
     x1, x2, _ = _inputs(i1, i2, 0)
     assert rel(tp(x1, x2), cg(x1, x2)) < 1e-12
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_whole_product_kernels_match_generic_path(shared):
+    # configuration S takes the whole-product path (native CPU kernel and its PyTorch form); both equal the
+    # generic gathers + grid_bilinear_sym path, values and first derivatives, with 1 and 2 threads
+    from equivar.tp import _s2grid_native
+
+    i1, i2, io, ins = s_config(3, 5)  # 5 channels: padded channel lanes in the native kernel
+    tp = TensorProduct(i1, i2, io, ins, backend="s2grid", shared_weights=shared).double()
+    assert tp.backend._fused
+    x1, x2, w = _inputs(i1, i2, tp.weight_numel, Z=11)
+    args = [x1.requires_grad_(), x2.requires_grad_()] + ([] if shared else [w.requires_grad_()])
+    wrt = args + ([tp.weight] if shared else [])
+    G = torch.randn(11, io.dim, dtype=torch.float64)
+
+    def run(fused, native, threads=1):
+        tp.backend._fused, tp.backend.native = fused, native
+        old = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            y = tp(*args)
+            return (y,) + torch.autograd.grad(y, wrt, G)
+        finally:
+            torch.set_num_threads(old)
+            tp.backend._fused, tp.backend.native = True, True
+
+    ref = run(False, False)
+    variants = [run(True, False)]
+    if _s2grid_native.library() is not None:
+        variants += [run(True, True), run(True, True, threads=2)]
+    for got in variants:
+        for a, b in zip(got, ref):
+            assert rel(a, b) < 1e-13
+
+
+def test_whole_product_double_backward():
+    i1, i2, io, ins = s_config(2, 2)
+    tp = TensorProduct(i1, i2, io, ins, backend="s2grid", shared_weights=False).double()
+    assert tp.backend._fused
+    args = [t.requires_grad_() for t in _inputs(i1, i2, tp.weight_numel, Z=3)]
+    assert torch.autograd.gradcheck(tp, args, fast_mode=True)
+    assert torch.autograd.gradgradcheck(tp, args, fast_mode=True)
+    z = [t[:0].detach().requires_grad_() for t in args]
+    y = tp(*z)
+    assert y.shape == (0, io.dim)
+    assert all(g.shape == t.shape for g, t in zip(torch.autograd.grad(y.sum(), z, allow_unused=True), z) if g is not None)

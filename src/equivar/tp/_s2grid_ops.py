@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import torch
 
+from . import _s2grid_native as _native
+
 
 def _fit(P: torch.Tensor, U: int, K: int) -> torch.Tensor:
     """Sum or broadcast ``P [Z, U', K', n]`` to ``[Z, U, K, n]``."""
@@ -258,3 +260,191 @@ def grid_bilinear_sym(
     instead of recomputing them.
     """
     return _GridBilinearSym.apply(ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size, save_grid)
+
+
+# ----------------------------------------------------------------------------
+# Whole-product kernel: layout gathers and the factorized weights inside the chunk loop
+# ----------------------------------------------------------------------------
+# For one symmetric-grid product that takes every block of x1 and feeds every
+# output block (configuration S), everything outside the grid transforms
+# (the in1 / out weights, the permutation of e3nn's [mul, 2l+1] block layout
+# into reflection-even / -odd rows, the permutation back, the weight
+# gradients) is done chunk by chunk while the chunk is in cache, instead of
+# as whole-batch passes of separate autograd nodes.
+
+
+class FusedPlan:
+    """Index maps and constants of :func:`fused_sym_product` (built by the backend, one dtype/device).
+
+    ``g1e [U*De]``, ``g1o [U*Do]``: x1 columns of the (channel, even row) /
+    (channel, odd row) operand entries; ``g1inv [dim1]``: position of each x1
+    column in ``cat(Xe.flat, Xo.flat)``; ``wa [dim1]``: weight column of each
+    x1 column (or None); ``gye``, ``gyo``, ``gyinv``, ``wc``: the same for the
+    output; ``blocks1`` / ``blocksy``: ``(start, U, d, w_off)`` per block
+    (weight-gradient reductions); ``S1e ... Mo``: grid matrices as
+    :func:`grid_bilinear_sym`; ``U``; ``dim1``, ``dim_out``.
+    """
+
+    __slots__ = ("g1e", "g1o", "g1inv", "wa", "gye", "gyo", "gyinv", "wc", "blocks1", "blocksy",
+                 "S1e", "S1o", "S2e", "S2o", "Me", "Mo", "U", "dim1", "dim_out", "native")
+
+    def __init__(self, **kw):
+        self.native = None
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+
+def _wrows(W, s, e):
+    return W[s:e] if W.shape[0] != 1 else W
+
+
+def _synth_a(xc, Wr, P):
+    """Weighted x1 rows ``xc [n, dim1]`` -> grid values ``(Ae, Ao) [n, U, nh]``."""
+    n = xc.shape[0]
+    if P.wa is not None:
+        xc = xc * Wr.index_select(1, P.wa)
+    Xe = xc.index_select(1, P.g1e).view(n, P.U, P.S1e.shape[0])
+    Xo = xc.index_select(1, P.g1o).view(n, P.U, P.S1o.shape[0])
+    return Xe @ P.S1e, Xo @ P.S1o
+
+
+def _block_sums(prod, blocks, dW, s, e):
+    """``dW[rows, off:off+U] += prod[:, start:start+U*d].view(n, U, d).sum(-1)`` per block (summed over rows if shared)."""
+    n = prod.shape[0]
+    for start, U, d, off in blocks:
+        r = prod[:, start : start + U * d].view(n, U, d).sum(-1)
+        if dW.shape[0] == 1:  # shared weights (or a batch of one)
+            dW[0, off : off + U] += r.sum(0)
+        else:
+            dW[s:e, off : off + U] += r
+
+
+def _whole_forward(x1, be, bo, W, P, cs, keep_raw):
+    Z = x1.shape[0]
+    out = x1.new_empty(Z, P.dim_out)
+    raw = x1.new_empty(Z, P.dim_out) if keep_raw else None
+    for s in range(0, Z, cs):
+        e = min(Z, s + cs)
+        n = e - s
+        Wr = _wrows(W, s, e)
+        Ae, Ao = _synth_a(x1[s:e], Wr, P)
+        Pp, Pm = _twisted(Ae, Ao, _rows(be, s, e) @ P.S2e, _rows(bo, s, e) @ P.S2o)
+        y = torch.cat([(Pp @ P.Me).view(n, -1), (Pm @ P.Mo).view(n, -1)], 1)
+        if P.wc is None:
+            torch.index_select(y, 1, P.gyinv, out=out[s:e])
+            continue
+        r = raw[s:e] if keep_raw else x1.new_empty(n, P.dim_out)
+        torch.index_select(y, 1, P.gyinv, out=r)
+        torch.mul(r, Wr.index_select(1, P.wc), out=out[s:e])
+    return out, raw
+
+
+def _whole_backward(G, x1, be, bo, W, raw, P, cs, need_x1, need_b, need_w):
+    Z = G.shape[0]
+    G = G.contiguous()
+    U = P.U
+    dx1 = x1.new_empty(Z, P.dim1) if need_x1 else None
+    dbe = dbo = None
+    if need_b:
+        dbe = G.new_empty(Z, 1, P.S2e.shape[0])
+        dbo = G.new_empty(Z, 1, P.S2o.shape[0])
+    dW = W.new_zeros(W.shape) if need_w else None
+    Met, Mot, S1et, S1ot, S2et, S2ot = P.Me.t(), P.Mo.t(), P.S1e.t(), P.S1o.t(), P.S2e.t(), P.S2o.t()
+    for s in range(0, Z, cs):
+        e = min(Z, s + cs)
+        n = e - s
+        Wr = _wrows(W, s, e)
+        g = G[s:e]
+        if P.wc is not None:
+            if need_w:
+                _block_sums(g * raw[s:e], P.blocksy, dW, s, e)
+            g = g * Wr.index_select(1, P.wc)
+        Hp = g.index_select(1, P.gye).view(n, U, P.Me.shape[1]) @ Met
+        Hm = g.index_select(1, P.gyo).view(n, U, P.Mo.shape[1]) @ Mot
+        if need_x1 or (need_w and P.wa is not None):
+            Qe, Qo = _twisted(Hp, Hm, _rows(be, s, e) @ P.S2e, _rows(bo, s, e) @ P.S2o)
+            d = torch.cat([(Qe @ S1et).view(n, -1), (Qo @ S1ot).view(n, -1)], 1).index_select(1, P.g1inv)
+            if P.wa is None:
+                dx1[s:e] = d
+            else:
+                if need_w:
+                    _block_sums(d * x1[s:e], P.blocks1, dW, s, e)
+                if need_x1:
+                    torch.mul(d, Wr.index_select(1, P.wa), out=dx1[s:e])
+        if need_b:
+            Ae, Ao = _synth_a(x1[s:e], Wr, P)
+            Qe, Qo = _twisted(Hp, Hm, Ae, Ao)
+            torch.matmul(Qe.sum(1, keepdim=True), S2et, out=dbe[s:e])
+            torch.matmul(Qo.sum(1, keepdim=True), S2ot, out=dbo[s:e])
+    return dx1, dbe, dbo, dW
+
+
+def _composite(x1, be, bo, W, P, cs):
+    """The same product from differentiable pieces (used for higher derivatives)."""
+    Z = x1.shape[0]
+    xw = x1 * W.index_select(1, P.wa) if P.wa is not None else x1
+    Xe = xw.index_select(1, P.g1e).view(Z, P.U, P.S1e.shape[0])
+    Xo = xw.index_select(1, P.g1o).view(Z, P.U, P.S1o.shape[0])
+    oe, oo = grid_bilinear_sym(Xe, Xo, be, bo, P.S1e, P.S1o, P.S2e, P.S2o, P.Me, P.Mo, P.U, cs, False)
+    y = torch.cat([oe.reshape(Z, oe.shape[1] * oe.shape[2]), oo.reshape(Z, oo.shape[1] * oo.shape[2])], 1).index_select(1, P.gyinv)
+    return y * W.index_select(1, P.wc) if P.wc is not None else y
+
+
+class _FusedSym(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x1, be, bo, W, P, cs):
+        keep_raw = P.wc is not None and ctx.needs_input_grad[3]
+        if P.native is not None:
+            out, raw = _native.forward(x1, be, bo, W, P, P.native, keep_raw)
+        else:
+            out, raw = _whole_forward(x1, be, bo, W, P, cs, keep_raw)
+        ctx.save_for_backward(x1, be, bo, W, raw)
+        ctx.P, ctx.cs = P, cs
+        return out
+
+    @staticmethod
+    def backward(ctx, G):
+        x1, be, bo, W, raw = ctx.saved_tensors
+        P, cs = ctx.P, ctx.cs
+        need = ctx.needs_input_grad[:4]
+        if torch.is_grad_enabled():
+            # higher derivatives: differentiate the composable form of the same product
+            # (on aliases: partial derivatives, even where be / bo themselves depend on W)
+            with torch.enable_grad():
+                ins = tuple(t.view_as(t) if nd else t for t, nd in zip((x1, be, bo, W), need))
+                wrt = [t for t, nd in zip(ins, need) if nd]
+                y = _composite(*ins, P, cs)
+                gs = iter(torch.autograd.grad(y, wrt, G, create_graph=True, allow_unused=True))
+            res = [next(gs) if nd else None for nd in need]
+            res = [torch.zeros_like(t) if r is None and nd else r for r, t, nd in zip(res, ins, need)]
+            return (*res, None, None)
+        if P.native is not None:
+            dx1, dbe, dbo, dW = _native.backward(
+                G.contiguous(), x1, be, bo, W, raw, P, P.native, need[0], need[1] or need[2], need[3]
+            )
+            if dbe is not None:
+                dbe, dbo = dbe.view(be.shape), dbo.view(bo.shape)
+        else:
+            dx1, dbe, dbo, dW = _whole_backward(G, x1, be, bo, W, raw, P, cs, need[0], need[1] or need[2], need[3])
+        return dx1, _sum_to(dbe, be), _sum_to(dbo, bo), dW, None, None
+
+
+def fused_sym_product(x1, be, bo, W, P: FusedPlan, chunk_size: int | None = None) -> torch.Tensor:
+    """One symmetric-grid product over all of ``x1`` (e3nn layout) into the whole output layout.
+
+    ``x1 [Z, dim1]``; ``be [Z|1, 1, De2]``, ``bo [Z|1, 1, Do2]`` (the second
+    operand's reflection-even / -odd rows, channels already summed);
+    ``W [Z|1, weight_numel]`` (read at ``P.wa`` / ``P.wc``). Returns
+    ``[Z, dim_out]``. Equal to :func:`grid_bilinear_sym` between the
+    corresponding gathers and scatters (its composable form, used for
+    derivatives of derivatives).
+    """
+    Z = x1.shape[0]
+    cs = _chunk(Z, P.U * 2 * P.Me.shape[0], chunk_size)
+    if P.native is not None:
+        if not _native.usable(x1, be, bo, W):
+            P.native = None
+        else:  # the kernel reads plain row-major arrays
+            x1, W = x1.contiguous(), W.contiguous()
+            be, bo = be.expand(Z, 1, be.shape[2]).contiguous(), bo.expand(Z, 1, bo.shape[2]).contiguous()
+    return _FusedSym.apply(x1, be, bo, W, P, cs)
