@@ -65,9 +65,11 @@ def _brute_force(sc, x, idx):
     return torch.cat(outs, -1)
 
 
-@pytest.mark.parametrize("num_elements", [3, 10])  # 10 > 8 takes the gather path
-def test_contraction_matches_brute_force(num_elements, dtype, tol):
+@pytest.mark.parametrize("analytic", [True, False])  # custom autograd Function / plain autograd
+@pytest.mark.parametrize("num_elements", [3, 10])  # 10 > 8 takes the gather path without the Function
+def test_contraction_matches_brute_force(num_elements, analytic, dtype, tol):
     sc = SymmetricContraction("3x0e+3x1o+3x2e", "3x0e+3x1o", 3, num_elements).to(dtype)
+    sc.analytic_backward = analytic
     x = Irreps("3x0e+3x1o+3x2e").randn(5, -1, dtype=dtype)
     idx = torch.tensor([0, 1, 2, 1, 0])
     oh = torch.nn.functional.one_hot(idx, num_elements).to(dtype)
@@ -77,9 +79,11 @@ def test_contraction_matches_brute_force(num_elements, dtype, tol):
     torch.testing.assert_close(sc(x, idx), ref, rtol=t, atol=t)
 
 
-def test_contraction_equivariant(dtype):
+@pytest.mark.parametrize("analytic", [True, False])
+def test_contraction_equivariant(analytic, dtype):
     irreps_in, irreps_out = "4x0e+4x1o+4x2e+4x3o", "4x0e+4x1o+4x1e"
     sc = SymmetricContraction(irreps_in, irreps_out, 3, 2).to(dtype)
+    sc.analytic_backward = analytic
     x = Irreps(irreps_in).randn(6, -1, dtype=dtype)
     oh = torch.nn.functional.one_hot(torch.tensor([0, 1, 1, 0, 1, 0]), 2).to(dtype)
     assert_equivariant(lambda a, b: sc(a, b), [x, oh], [irreps_in, None], irreps_out)
@@ -96,7 +100,15 @@ def test_contraction_zero_input_gives_zero_and_errors():
 
 def _small(num_elements=2, irreps_out="2x0e+2x1o", correlation=3):
     torch.manual_seed(0)
-    return SymmetricContraction("2x0e+2x1o+2x2e", irreps_out, correlation, num_elements).double()
+    sc = SymmetricContraction("2x0e+2x1o+2x2e", irreps_out, correlation, num_elements).double()
+    sc.analytic_backward = True  # the custom autograd Function under test
+    return sc
+
+
+def test_contraction_backward_choice():
+    """The analytic backward is used where it is cheaper (vector outputs), plain autograd for scalar outputs."""
+    assert SymmetricContraction("4x0e+4x1o+4x2e+4x3o", "4x0e+4x1o", 3, 3).analytic_backward
+    assert not SymmetricContraction("4x0e+4x1o+4x2e+4x3o", "4x0e", 3, 3).analytic_backward
 
 
 @pytest.mark.parametrize("idx", [[0, 1, 1, 0, 1], [1, 1, 1, 1, 1]])  # both elements / element 0 absent

@@ -252,6 +252,8 @@ class SymmetricContraction(ExactConstants):
             if node_attrs.shape != (N, E):
                 raise ValueError(f"node_attrs must be one-hot [N={N}, {E}] or [N] indices, got {tuple(node_attrs.shape)}")
             elem = node_attrs.argmax(-1)
+        if not self.analytic_backward:
+            return self._forward_autograd(x, node_attrs, elem)
         # group nodes by element: mul_ir [N, C*D blocks] -> [C, D, N sorted] with one gather
         if E == 1:
             counts, order = [N], None
@@ -269,6 +271,23 @@ class SymmetricContraction(ExactConstants):
             0, order, torch.arange(N, device=x.device))
         dst = self._perm_out[None, :] * N + pos[:, None]
         return y.reshape(-1).index_select(0, dst.reshape(-1)).view(N, C * self.d_tot)
+
+    def _forward_autograd(self, x: torch.Tensor, node_attrs: torch.Tensor, elem: torch.Tensor) -> torch.Tensor:
+        """Forward in plain differentiable ops (autograd differentiates the monomial products)."""
+        N, C, E = x.shape[0], self.channels, self.num_elements
+        xt = x.t().index_select(0, self._perm_in).view(C, self.D, N)  # mul_ir -> [C, D, N] with one gather
+        mono = self._monomials(xt)  # per order [C, J_nu, N]
+        M = self.coefficients()  # [E, C, d, J]
+        if node_attrs.is_floating_point() and E <= 8:  # every element's output, then the node's one-hot row
+            Mb = M.permute(1, 0, 2, 3).reshape(C, E * self.d_tot, self.J)
+            y = None
+            for (c0, n), m in zip(self._segments, mono):
+                if n:
+                    y = torch.bmm(Mb.narrow(2, c0, n), m) if y is None else torch.baddbmm(y, Mb.narrow(2, c0, n), m)
+            y = (y.view(C, E, self.d_tot, N) * node_attrs.t().to(y.dtype)[None, :, None, :]).sum(1).permute(2, 0, 1)
+        else:
+            y = torch.einsum("ncdj,cjn->ncd", M[elem], torch.cat(mono, 1))
+        return y.reshape(N, C * self.d_tot).index_select(1, self._perm_out)  # [N, C, d] -> mul_ir
 
     def extra_repr(self) -> str:
         return (f"{self.irreps_in} -> {self.irreps_out}, correlation={self.correlation}, "

@@ -133,6 +133,10 @@ def init_derivatives(sc, coef: dict, d_off) -> None:
     sc.register_buffer("_jac_rows", torch.tensor(np.argsort(np.concatenate([rp, rm])), dtype=torch.long), persistent=False)
     sc._jac_blocks = ((len(rp), Pp), (len(rm), P - Pp))
     sc.P = P
+    # the analytic backward pays off when the Jacobian blocks are small next to the monomial work that
+    # autograd would trace (E * d_tot output rows over J monomials, e.g. 0e+1o outputs); for scalar
+    # outputs (d_tot = 1) the derivative monomials outnumber the contracted ones and autograd is cheaper
+    sc.analytic_backward = len(rp) * Pp + len(rm) * (P - Pp) <= 3 * d * sc.J
 
 
 class ContractionFunction(torch.autograd.Function):
