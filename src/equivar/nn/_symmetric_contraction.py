@@ -50,8 +50,18 @@ class SymmetricContraction(ExactConstants):
     ``[C, E*d_out, J_nu] @ [C, J_nu, N]`` accumulated with ``baddbmm``,
     followed by selecting each node's
     element with its one-hot row (``E <= 8``; for more elements, or long
-    indices, the per-node coefficients are gathered instead). No Python
-    loop runs over nodes or elements.
+    indices, the per-node coefficients are gathered instead).
+
+    Backward: when ``analytic_backward`` (chosen at construction: outputs
+    beyond scalars, e.g. ``0e+1o``), nodes are grouped by element and the
+    contraction runs through
+    :class:`~equivar.nn._symmetric_contraction_fn.ContractionFunction`,
+    whose backward is the analytic Jacobian ``J = (W U_G) b(x)``
+    (``U_G``: the basis differentiated, ``b``: monomials of degree
+    ``< nu_max``, in parity blocks) written in differentiable ops, so a
+    force loss's second backward is a few matmuls and the Jacobian is
+    computed once for both backward passes. Otherwise plain autograd
+    differentiates the monomial products (cheaper for scalar outputs).
 
     Parameters
     ----------
