@@ -1,14 +1,27 @@
 r"""Native CPU kernel of the whole-product ``s2grid`` path (:func:`equivar.tp._s2grid_ops.fused_sym_product`).
 
-Per sample and block of four channels it gathers the (weighted) input
-coefficients, synthesizes the reflection-even / -odd grid values on the
-northern half grid, forms the twisted products with the second operand and
-projects back, all in L1-sized buffers with register-blocked small matrix
-products (GCC vector extensions, 2 vectors x 4 rows of accumulators), and
-scatters the result into e3nn's layout with the output weights; the backward
-does the same for the gradients of x1, of the second operand and of the
-weights (per-thread accumulators for shared weights). The arithmetic is the
-same as the PyTorch path (same matrices; only the summation order differs).
+It uses both reflection symmetries of the default grid, ``y -> -y`` (pairs
+of Gauss-Legendre rings) and ``x -> -x`` (azimuths ``j -> n_alpha - j``):
+each harmonic is even or odd under each, so a function is four parts
+(class ``k = 2 [(l + m) odd] + [m < 0]``) given on a quarter of the grid
+(L = 6: 5 rings x 10 azimuths = 50 points instead of 190), and the
+pointwise product of two functions is the group product
+``H_k = sum_i F_i G_(i xor k)`` there. Synthesis and projection are four
+small matrix products each with the rows of one class (at L = 6 about
+``49 x 50`` multiply-adds per channel instead of ``49 x 95`` on the half
+grid, ``49 x 190`` on the full one), exact like the full grid (the
+quadrature weights of mirrored points are folded into the projection).
+
+Per sample it gathers the (weighted) input coefficients with the channels
+in the SIMD lanes (``[row][channel]``), synthesizes, multiplies with the
+second operand's quarter-grid values (one GEMM for the batch, outside the
+kernel), projects back and scatters into e3nn's layout with the output
+weights, all in L1/L2-sized buffers with register-blocked small matrix
+products (GCC vector extensions, 6 rows x 2 vectors of accumulators); the
+backward does the same for the gradients of x1, of the second operand and of
+the weights (per-thread accumulators for shared weights). The PyTorch path
+(:func:`~equivar.tp._s2grid_ops._whole_forward`, half grid) gives the same
+results to rounding.
 
 Compiled on first use with the system C compiler into ``$EQUIVAR_CACHE``
 (default ``~/.cache/equivar``) and loaded with ``ctypes``, as the ``cg``
@@ -82,20 +95,24 @@ typedef struct {
     int tid, status;
 } job_SFX;
 
-/* ip: U, Up, dim1, dout, nw, w_rs, nh, De, Do, Dte, Dto, need_x1, need_b, need_w, shared, has_wa, has_wc
-   pp: row descriptors (base, stride, weight offset or -1) [rows][3] of x1 even / odd rows and output even / odd
-       rows, -, -, x1, W, Bge [Z][nh], Bgo, S1eT [nh][De], S1oT, MeT [Dte][nh], MoT,
-       S1e [De][nh], S1o, Me [nh][Dte], Mo, out, raw, G, dx1, QBe [Z][nh], QBo, dW */
+/* ip: U, Up, dim1, dout, nw, w_rs, nq, R1[4], Ry[4], need_x1, need_b, need_w, shared, has_wa, has_wc
+   pp: d1[4] (x1 row descriptors (base, stride, weight offset or -1) per class), dy[4] (output rows),
+       x1, W, Bg [Z][4][nq] (second operand on the quarter grid), S1T[4] [nq][R1], S1[4] [R1][nq],
+       MT[4] [Ry][nq], M[4] [nq][Ry], out, raw, G, dx1, QB [Z][4][nq], dW */
 #define UNPACK_SFX \
     const int64_t *ip = jb->ip; void **pp = jb->pp; \
-    const int64_t U = ip[0], Up = ip[1], dim1 = ip[2], dout = ip[3], nw = ip[4], w_rs = ip[5]; \
-    const int64_t nh = ip[6], De = ip[7], Do = ip[8], Dte = ip[9], Dto = ip[10]; \
-    const int64_t *d1e = pp[0], *d1o = pp[1], *dye = pp[2], *dyo = pp[3]; \
-    const int wa = (int)ip[15], wc = (int)ip[16]; \
-    const REAL *x1 = pp[6], *W = pp[7], *Bge = pp[8], *Bgo = pp[9]; \
-    const REAL *S1eT = pp[10], *S1oT = pp[11], *MeT = pp[12], *MoT = pp[13]; \
-    const REAL *S1e = pp[14], *S1o = pp[15], *Me = pp[16], *Mo = pp[17]; \
-    (void)nw; (void)S1e; (void)S1o; (void)Me; (void)Mo; (void)MeT; (void)MoT;
+    const int64_t U = ip[0], Up = ip[1], dim1 = ip[2], dout = ip[3], nw = ip[4], w_rs = ip[5], nq = ip[6]; \
+    const int64_t *R1 = ip + 7, *Ry = ip + 11; \
+    const int need_x1 = (int)ip[15], need_b = (int)ip[16], need_w = (int)ip[17], shared = (int)ip[18]; \
+    const int wa = (int)ip[19], wc = (int)ip[20]; \
+    const int64_t *const *d1 = (const int64_t *const *)pp, *const *dy = (const int64_t *const *)(pp + 4); \
+    const REAL *x1 = pp[8], *W = pp[9], *Bg = pp[10]; \
+    const REAL *const *S1T = (const REAL *const *)(pp + 11), *const *S1 = (const REAL *const *)(pp + 15); \
+    const REAL *const *MT = (const REAL *const *)(pp + 19), *const *M = (const REAL *const *)(pp + 23); \
+    REAL *out = pp[27], *raw = pp[28]; const REAL *G = pp[29]; \
+    REAL *dx1 = pp[30], *QB = pp[31], *dW = pp[32]; \
+    (void)nw; (void)S1; (void)M; (void)MT; (void)S1T; (void)need_x1; (void)need_b; (void)need_w; (void)shared; \
+    (void)wa; (void)wc; (void)out; (void)raw; (void)G; (void)dx1; (void)QB; (void)dW; (void)dim1; (void)dout;
 
 /* X[r][u] = x[base_r + u * stride_r] (* w[woff_r + u]) for the rows r of descriptor D */
 static inline void gat_SFX(const int64_t *D, int64_t R, const REAL *x, const REAL *w, int64_t U, int64_t Up, REAL *X) {
@@ -147,35 +164,45 @@ static inline void wgrad_SFX(const int64_t *D, int64_t R, const REAL *a, const R
     }
 }
 
+/* H_k[q][u] = sum_i F_i[q][u] g_(i xor k)[q] (group product on the quarter grid; in place) */
+static inline void gprod_SFX(REAL *F, const REAL *g, int64_t nq, int64_t Up) {
+    const int64_t V = VL_SFX, cs = nq * Up;
+    for (int64_t q = 0; q < nq; ++q) {
+        const REAL g0 = g[q], g1 = g[nq + q], g2 = g[2 * nq + q], g3 = g[3 * nq + q];
+        REAL *f0 = F + q * Up, *f1 = f0 + cs, *f2 = f1 + cs, *f3 = f2 + cs;
+        for (int64_t u = 0; u < Up; u += V) {
+            VT_SFX a0 = *(VT_SFX *)(f0 + u), a1 = *(VT_SFX *)(f1 + u), a2 = *(VT_SFX *)(f2 + u), a3 = *(VT_SFX *)(f3 + u);
+            *(VT_SFX *)(f0 + u) = a0 * g0 + a1 * g1 + a2 * g2 + a3 * g3;
+            *(VT_SFX *)(f1 + u) = a0 * g1 + a1 * g0 + a2 * g3 + a3 * g2;
+            *(VT_SFX *)(f2 + u) = a0 * g2 + a1 * g3 + a2 * g0 + a3 * g1;
+            *(VT_SFX *)(f3 + u) = a0 * g3 + a1 * g2 + a2 * g1 + a3 * g0;
+        }
+    }
+}
+
 static void *fwd_SFX(void *arg) {
     job_SFX *jb = arg;
     UNPACK_SFX
-    REAL *out = pp[18], *raw = pp[19];
-    int64_t nb = Up * (De + Do + 2 * nh + Dte + Dto) + 64;
+    const int64_t R1t = R1[0] + R1[1] + R1[2] + R1[3], Ryt = Ry[0] + Ry[1] + Ry[2] + Ry[3];
+    int64_t nb = Up * (R1t + 4 * nq + Ryt) + 64;
     REAL *buf = aligned_alloc(64, ((nb * sizeof(REAL) + 63) / 64) * 64);
     if (!buf) { jb->status = 1; return NULL; }
     memset(buf, 0, nb * sizeof(REAL));
-    REAL *Xe = buf, *Xo = Xe + Up * De, *Ae = Xo + Up * Do, *Ao = Ae + Up * nh, *Oe = Ao + Up * nh, *Oo = Oe + Up * Dte;
+    REAL *X = buf, *F = X + Up * R1t, *O = F + 4 * Up * nq;
     for (int64_t z = jb->z0; z < jb->z1; ++z) {
-        const REAL *x = x1 + z * dim1, *w = W + z * w_rs, *Be = Bge + z * nh, *Bo = Bgo + z * nh;
+        const REAL *x = x1 + z * dim1, *w = W + z * w_rs;
         REAL *o = out + z * dout, *rw = raw ? raw + z * dout : NULL;
-        gat_SFX(d1e, De, x, w, U, Up, Xe);
-        gat_SFX(d1o, Do, x, w, U, Up, Xo);
-        mt_SFX(S1eT, De, nh, De, Xe, Ae, Up);
-        mt_SFX(S1oT, Do, nh, Do, Xo, Ao, Up);
-        for (int64_t p = 0; p < nh; ++p) {
-            REAL be = Be[p], bo = Bo[p];
-            REAL *ae = Ae + p * Up, *ao = Ao + p * Up;
-            for (int64_t u = 0; u < Up; ++u) {
-                REAL a = ae[u], b = ao[u];
-                ae[u] = a * be + b * bo;
-                ao[u] = a * bo + b * be;
-            }
+        REAL *Xk = X;
+        for (int k = 0; k < 4; Xk += Up * R1[k], ++k) {
+            gat_SFX(d1[k], R1[k], x, w, U, Up, Xk);
+            mt_SFX(S1T[k], R1[k], nq, R1[k], Xk, F + k * nq * Up, Up);
         }
-        mt_SFX(MeT, nh, Dte, nh, Ae, Oe, Up);
-        mt_SFX(MoT, nh, Dto, nh, Ao, Oo, Up);
-        sca_SFX(dye, Dte, Oe, w, U, Up, o, rw);
-        sca_SFX(dyo, Dto, Oo, w, U, Up, o, rw);
+        gprod_SFX(F, Bg + z * 4 * nq, nq, Up);
+        REAL *Ok = O;
+        for (int k = 0; k < 4; Ok += Up * Ry[k], ++k) {
+            mt_SFX(MT[k], nq, Ry[k], nq, F + k * nq * Up, Ok, Up);
+            sca_SFX(dy[k], Ry[k], Ok, w, U, Up, o, rw);
+        }
     }
     free(buf);
     return NULL;
@@ -184,68 +211,57 @@ static void *fwd_SFX(void *arg) {
 static void *bwd_SFX(void *arg) {
     job_SFX *jb = arg;
     UNPACK_SFX
-    const REAL *G = pp[20], *raw = pp[19];
-    REAL *dx1 = pp[21], *QBe_all = pp[22], *QBo_all = pp[23], *dW = pp[24];
-    const int need_x1 = (int)ip[11], need_b = (int)ip[12], need_w = (int)ip[13], shared = (int)ip[14];
-    int64_t nb = Up * (Dte + Dto + 2 * (De + Do) + 6 * nh) + 64;
+    const int64_t R1t = R1[0] + R1[1] + R1[2] + R1[3], Ryt = Ry[0] + Ry[1] + Ry[2] + Ry[3];
+    int64_t nb = Up * (R1t + 4 * nq * 3 + Ryt) + 64;
     REAL *buf = aligned_alloc(64, ((nb * sizeof(REAL) + 63) / 64) * 64);
     if (!buf) { jb->status = 1; return NULL; }
     memset(buf, 0, nb * sizeof(REAL));
-    REAL *ge = buf, *go = ge + Up * Dte, *Xe = go + Up * Dto, *Xo = Xe + Up * De, *dXe = Xo + Up * Do, *dXo = dXe + Up * De;
-    REAL *Hp = dXo + Up * Do, *Hm = Hp + Up * nh, *Qe = Hm + Up * nh, *Qo = Qe + Up * nh, *Ae = Qo + Up * nh, *Ao = Ae + Up * nh;
+    REAL *X = buf, *Hg = X + Up * R1t, *Q = Hg + 4 * Up * nq, *F = Q + 4 * Up * nq, *Gy = F + 4 * Up * nq;
+    const int64_t V = VL_SFX, cs = nq * Up;
     for (int64_t z = jb->z0; z < jb->z1; ++z) {
-        const REAL *x = x1 + z * dim1, *w = W + z * w_rs, *g = G + z * dout, *Be = Bge + z * nh, *Bo = Bgo + z * nh;
+        const REAL *x = x1 + z * dim1, *w = W + z * w_rs, *g = G + z * dout, *b = Bg + z * 4 * nq;
         REAL *dw = need_w ? (shared ? dW + (int64_t)jb->tid * nw : dW + z * nw) : NULL;
-        if (need_w && wc) {
-            const REAL *rw = raw + z * dout;
-            wgrad_SFX(dye, Dte, g, rw, 1, U, Up, dw);
-            wgrad_SFX(dyo, Dto, g, rw, 1, U, Up, dw);
+        REAL *Gk = Gy;
+        for (int k = 0; k < 4; Gk += Up * Ry[k], ++k) {
+            if (need_w && wc) wgrad_SFX(dy[k], Ry[k], g, raw + z * dout, 1, U, Up, dw);
+            gat_SFX(dy[k], Ry[k], g, w, U, Up, Gk);
+            mt_SFX(M[k], Ry[k], nq, Ry[k], Gk, Hg + k * cs, Up);
         }
-        gat_SFX(dye, Dte, g, w, U, Up, ge);
-        gat_SFX(dyo, Dto, g, w, U, Up, go);
-        mt_SFX(Me, Dte, nh, Dte, ge, Hp, Up);
-        mt_SFX(Mo, Dto, nh, Dto, go, Hm, Up);
         if (need_x1 || (need_w && wa)) {
-            for (int64_t p = 0; p < nh; ++p) {
-                REAL be = Be[p], bo = Bo[p];
-                const REAL *hp = Hp + p * Up, *hm = Hm + p * Up;
-                REAL *qe = Qe + p * Up, *qo = Qo + p * Up;
-                for (int64_t u = 0; u < Up; ++u) {
-                    qe[u] = hp[u] * be + hm[u] * bo;
-                    qo[u] = hp[u] * bo + hm[u] * be;
-                }
-            }
-            mt_SFX(S1e, nh, De, nh, Qe, dXe, Up);
-            mt_SFX(S1o, nh, Do, nh, Qo, dXo, Up);
-            if (need_w && wa) {
-                wgrad_SFX(d1e, De, x, dXe, 0, U, Up, dw);
-                wgrad_SFX(d1o, Do, x, dXo, 0, U, Up, dw);
-            }
-            if (need_x1) {
-                sca_SFX(d1e, De, dXe, w, U, Up, dx1 + z * dim1, NULL);
-                sca_SFX(d1o, Do, dXo, w, U, Up, dx1 + z * dim1, NULL);
+            memcpy(Q, Hg, 4 * cs * sizeof(REAL));
+            gprod_SFX(Q, b, nq, Up);
+            REAL *Xk = X;
+            for (int k = 0; k < 4; Xk += Up * R1[k], ++k) {
+                mt_SFX(S1[k], nq, R1[k], nq, Q + k * cs, Xk, Up);
+                if (need_w && wa) wgrad_SFX(d1[k], R1[k], x, Xk, 0, U, Up, dw);
+                if (need_x1) sca_SFX(d1[k], R1[k], Xk, w, U, Up, dx1 + z * dim1, NULL);
             }
         }
         if (need_b) {
-            gat_SFX(d1e, De, x, w, U, Up, Xe);
-            gat_SFX(d1o, Do, x, w, U, Up, Xo);
-            mt_SFX(S1eT, De, nh, De, Xe, Ae, Up);
-            mt_SFX(S1oT, Do, nh, Do, Xo, Ao, Up);
-            REAL *qbe = QBe_all + z * nh, *qbo = QBo_all + z * nh;
-            const int64_t V = VL_SFX;
-            for (int64_t p = 0; p < nh; ++p) {
-                const REAL *hp = Hp + p * Up, *hm = Hm + p * Up, *ae = Ae + p * Up, *ao = Ao + p * Up;
-                VT_SFX se = {0}, so = {0};
+            REAL *Xk = X;
+            for (int k = 0; k < 4; Xk += Up * R1[k], ++k) {
+                gat_SFX(d1[k], R1[k], x, w, U, Up, Xk);
+                mt_SFX(S1T[k], R1[k], nq, R1[k], Xk, F + k * cs, Up);
+            }
+            REAL *qb = QB + z * 4 * nq;
+            for (int64_t q = 0; q < nq; ++q) {
+                const REAL *h0 = Hg + q * Up, *h1 = h0 + cs, *h2 = h1 + cs, *h3 = h2 + cs;
+                const REAL *f0 = F + q * Up, *f1 = f0 + cs, *f2 = f1 + cs, *f3 = f2 + cs;
+                VT_SFX s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
                 for (int64_t u = 0; u < Up; u += V) {
-                    VT_SFX vhp = *(const VT_SFX *)(hp + u), vhm = *(const VT_SFX *)(hm + u);
-                    VT_SFX vae = *(const VT_SFX *)(ae + u), vao = *(const VT_SFX *)(ao + u);
-                    se += vhp * vae + vhm * vao;
-                    so += vhp * vao + vhm * vae;
+                    VT_SFX a0 = *(const VT_SFX *)(f0 + u), a1 = *(const VT_SFX *)(f1 + u);
+                    VT_SFX a2 = *(const VT_SFX *)(f2 + u), a3 = *(const VT_SFX *)(f3 + u);
+                    VT_SFX e0 = *(const VT_SFX *)(h0 + u), e1 = *(const VT_SFX *)(h1 + u);
+                    VT_SFX e2 = *(const VT_SFX *)(h2 + u), e3 = *(const VT_SFX *)(h3 + u);
+                    /* QB_j = sum_i F_i H_(i xor j) */
+                    s0 += a0 * e0 + a1 * e1 + a2 * e2 + a3 * e3;
+                    s1 += a0 * e1 + a1 * e0 + a2 * e3 + a3 * e2;
+                    s2 += a0 * e2 + a1 * e3 + a2 * e0 + a3 * e1;
+                    s3 += a0 * e3 + a1 * e2 + a2 * e1 + a3 * e0;
                 }
-                REAL te = 0, to = 0;
-                for (int64_t i = 0; i < V; ++i) { te += se[i]; to += so[i]; }
-                qbe[p] = te;
-                qbo[p] = to;
+                REAL t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+                for (int64_t i = 0; i < V; ++i) { t0 += s0[i]; t1 += s1[i]; t2 += s2[i]; t3 += s3[i]; }
+                qb[q] = t0; qb[nq + q] = t1; qb[2 * nq + q] = t2; qb[3 * nq + q] = t3;
             }
         }
     }
@@ -355,37 +371,31 @@ def usable(*tensors) -> bool:
 
 
 class NativeConsts:
-    """Contiguous copies of one :class:`~equivar.tp._s2grid_ops.FusedPlan`'s matrices (both orientations)."""
+    """The quarter-grid constants of an ``S2GridBackend`` (``_q_*`` buffers) in one dtype, as the kernel reads them."""
 
-    def __init__(self, P):
-        c = lambda t: t.contiguous()  # noqa: E731
-        self.nh, self.De, self.Do = P.Me.shape[0], P.S1e.shape[0], P.S1o.shape[0]
-        self.Dte, self.Dto = P.Me.shape[1], P.Mo.shape[1]
-        self.Up = (P.U + 15) // 16 * 16
-        self.mats = [c(P.S1e.t()), c(P.S1o.t()), c(P.Me.t()), c(P.Mo.t()), c(P.S1e), c(P.S1o), c(P.Me), c(P.Mo)]
-        self.S2e, self.S2o = P.S2e, P.S2o
-        U = P.U
-
-        def desc(g, w):  # per row: (base, stride, weight offset or -1), from the [U * rows] index maps
-            g = g.view(U, -1)
-            base = g[0]
-            stride = g[1] - g[0] if U > 1 else torch.zeros_like(base)
-            woff = w[base] if w is not None else torch.full_like(base, -1)
-            return torch.stack([base, stride, woff], 1).contiguous()
-
-        self.idx = [desc(P.g1e, P.wa), desc(P.g1o, P.wa), desc(P.gye, P.wc), desc(P.gyo, P.wc), None, None]
-        self.flags = (int(P.wa is not None), int(P.wc is not None))
+    def __init__(self, backend, dtype):
+        g = lambda name: getattr(backend, name).to(dtype).contiguous()  # noqa: E731
+        self.nq, U = backend._quarter
+        self.Up = (U + 15) // 16 * 16
+        self.d1 = [getattr(backend, f"_q_d1_{k}").contiguous() for k in range(4)]
+        self.dy = [getattr(backend, f"_q_dy_{k}").contiguous() for k in range(4)]
+        S1 = [g(f"_q_S1_{k}") for k in range(4)]  # [R1, nq]
+        MT = [g(f"_q_M_{k}") for k in range(4)]  # [Ry, nq]
+        self.mats = [s.t().contiguous() for s in S1] + S1 + MT + [m.t().contiguous() for m in MT]
+        self.S2e, self.S2o = g("_q_S2e"), g("_q_S2o")
+        self.R1 = tuple(int(d.shape[0]) for d in self.d1)
+        self.Ry = tuple(int(d.shape[0]) for d in self.dy)
 
     def ints(self, P, W, need=(0, 0, 0)):
         shared = W.shape[0] == 1
-        return (P.U, self.Up, P.dim1, P.dim_out, W.shape[1], 0 if shared else W.shape[1], self.nh, self.De, self.Do,
-                self.Dte, self.Dto) + tuple(int(b) for b in need) + (int(shared),) + self.flags
+        return ((P.U, self.Up, P.dim1, P.dim_out, W.shape[1], 0 if shared else W.shape[1], self.nq) + self.R1 + self.Ry
+                + tuple(int(b) for b in need) + (int(shared), int(P.wa is not None), int(P.wc is not None)))
 
 
 def _ptrs(items) -> ctypes.Array:
     arr = (ctypes.c_void_p * len(items))()
     for i, t in enumerate(items):
-        arr[i] = None if t is None else t.data_ptr()
+        arr[i] = None if t is None or t.numel() == 0 else t.data_ptr()
     return arr
 
 
@@ -397,6 +407,11 @@ def _call(backward: bool, dtype, Z: int, ints, ptrs) -> None:
         raise MemoryError("equivar native s2grid kernel: allocation failed")
 
 
+def _grid_b(be, bo, C):
+    Z = be.shape[0]
+    return torch.addmm(be.reshape(Z, -1) @ C.S2e, bo.reshape(Z, -1), C.S2o)  # [Z, 4 * nq]: one GEMM pair per batch
+
+
 def forward(x1, be, bo, W, P, C: NativeConsts, keep_raw: bool):
     """``(out, raw)`` as :func:`equivar.tp._s2grid_ops._whole_forward` (contiguous inputs, ``be [Z, 1, De2]``)."""
     Z = x1.shape[0]
@@ -404,9 +419,8 @@ def forward(x1, be, bo, W, P, C: NativeConsts, keep_raw: bool):
     raw = x1.new_empty(Z, P.dim_out) if keep_raw else None
     if Z == 0:
         return out, raw
-    Bge = be.reshape(Z, -1) @ C.S2e  # the second operand on the half grid: one GEMM for the batch
-    Bgo = bo.reshape(Z, -1) @ C.S2o
-    ptrs = _ptrs(C.idx + [x1, W, Bge, Bgo] + C.mats + [out, raw])
+    Bg = _grid_b(be, bo, C)  # (kept referenced while the kernel runs)
+    ptrs = _ptrs(C.d1 + C.dy + [x1, W, Bg] + C.mats + [out, raw, None, None, None, None])
     _call(False, x1.dtype, Z, C.ints(P, W), ptrs)
     return out, raw
 
@@ -417,17 +431,15 @@ def backward(G, x1, be, bo, W, raw, P, C: NativeConsts, need_x1: bool, need_b: b
     shared = W.shape[0] == 1
     nt = max(1, min(64, torch.get_num_threads(), Z))
     dx1 = x1.new_empty(Z, P.dim1) if need_x1 else None
-    QBe = x1.new_empty(Z, C.nh) if need_b else None
-    QBo = x1.new_empty(Z, C.nh) if need_b else None
+    QB = x1.new_empty(Z, 4 * C.nq) if need_b else None
     dW = (W.new_zeros(nt if shared else Z, W.shape[1])) if need_w else None
     if Z > 0:
-        Bge = be.reshape(Z, -1) @ C.S2e
-        Bgo = bo.reshape(Z, -1) @ C.S2o
-        ptrs = _ptrs(C.idx + [x1, W, Bge, Bgo] + C.mats + [None, raw, G, dx1, QBe, QBo, dW])
+        Bg = _grid_b(be, bo, C)
+        ptrs = _ptrs(C.d1 + C.dy + [x1, W, Bg] + C.mats + [None, raw, G, dx1, QB, dW])
         _call(True, x1.dtype, Z, C.ints(P, W, (need_x1, need_b, need_w)), ptrs)
     dbe = dbo = None
     if need_b:
-        dbe, dbo = QBe @ C.S2e.t(), QBo @ C.S2o.t()
+        dbe, dbo = QB @ C.S2e.t(), QB @ C.S2o.t()
     if need_w and shared:
         dW = dW.sum(0, keepdim=True)
     return dx1, dbe, dbo, dW
