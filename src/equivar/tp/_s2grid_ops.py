@@ -282,7 +282,9 @@ class FusedPlan:
     x1 column (or None); ``gye``, ``gyo``, ``gyinv``, ``wc``: the same for the
     output; ``blocks1`` / ``blocksy``: ``(start, U, d, w_off)`` per block
     (weight-gradient reductions); ``S1e ... Mo``: grid matrices as
-    :func:`grid_bilinear_sym`; ``U``; ``dim1``, ``dim_out``.
+    :func:`grid_bilinear_sym`; ``U``; ``dim1``, ``dim_out``; ``native``: the
+    constants of the compiled CPU kernel (:mod:`equivar.tp._s2grid_native`,
+    quarter grid) or None for the PyTorch path.
     """
 
     __slots__ = ("g1e", "g1o", "g1inv", "wa", "gye", "gyo", "gyinv", "wc", "blocks1", "blocksy",
