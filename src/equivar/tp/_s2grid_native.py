@@ -19,7 +19,8 @@ kernel), projects back and scatters into e3nn's layout with the output
 weights, all in L1/L2-sized buffers with register-blocked small matrix
 products (GCC vector extensions, 6 rows x 2 vectors of accumulators); the
 backward does the same for the gradients of x1, of the second operand and of
-the weights (per-thread accumulators for shared weights). The PyTorch path
+the weights (partial sums per block of 16 samples for shared weights, so results do
+not depend on the thread count or scheduling). The PyTorch path
 (:func:`~equivar.tp._s2grid_ops._whole_forward`, half grid) gives the same
 results to rounding.
 
@@ -27,7 +28,9 @@ Compiled on first use with the system C compiler into ``$EQUIVAR_CACHE``
 (default ``~/.cache/equivar``) and loaded with ``ctypes``, as the ``cg``
 kernels of :mod:`equivar.tp._cg_native`; ``EQUIVAR_NATIVE=0``, a missing
 compiler, non-CPU tensors or dtypes other than float32 / float64 select the
-PyTorch path. Threads: ``torch.get_num_threads()`` (samples split evenly).
+PyTorch path. Threads: ``torch.get_num_threads()``, taking blocks of 16
+samples from a shared counter (a thread that is descheduled on a busy machine
+does not hold up the others).
 """
 from __future__ import annotations
 
@@ -91,7 +94,7 @@ static void mt_SFX(const REAL *Mat, int64_t ldm, int64_t N, int64_t K, const REA
 typedef struct {
     const int64_t *ip;
     void **pp;
-    int64_t z0, z1;
+    int64_t *next, Z; /* samples are taken in blocks of 16 from a shared counter (balances a loaded machine) */
     int tid, status;
 } job_SFX;
 
@@ -189,7 +192,8 @@ static void *fwd_SFX(void *arg) {
     if (!buf) { jb->status = 1; return NULL; }
     memset(buf, 0, nb * sizeof(REAL));
     REAL *X = buf, *F = X + Up * R1t, *O = F + 4 * Up * nq;
-    for (int64_t z = jb->z0; z < jb->z1; ++z) {
+    for (int64_t c0; (c0 = __atomic_fetch_add(jb->next, 16, __ATOMIC_RELAXED)) < jb->Z;)
+    for (int64_t z = c0, c1 = c0 + 16 < jb->Z ? c0 + 16 : jb->Z; z < c1; ++z) {
         const REAL *x = x1 + z * dim1, *w = W + z * w_rs;
         REAL *o = out + z * dout, *rw = raw ? raw + z * dout : NULL;
         REAL *Xk = X;
@@ -218,9 +222,10 @@ static void *bwd_SFX(void *arg) {
     memset(buf, 0, nb * sizeof(REAL));
     REAL *X = buf, *Hg = X + Up * R1t, *Q = Hg + 4 * Up * nq, *F = Q + 4 * Up * nq, *Gy = F + 4 * Up * nq;
     const int64_t V = VL_SFX, cs = nq * Up;
-    for (int64_t z = jb->z0; z < jb->z1; ++z) {
+    for (int64_t c0; (c0 = __atomic_fetch_add(jb->next, 16, __ATOMIC_RELAXED)) < jb->Z;)
+    for (int64_t z = c0, c1 = c0 + 16 < jb->Z ? c0 + 16 : jb->Z; z < c1; ++z) {
         const REAL *x = x1 + z * dim1, *w = W + z * w_rs, *g = G + z * dout, *b = Bg + z * 4 * nq;
-        REAL *dw = need_w ? (shared ? dW + (int64_t)jb->tid * nw : dW + z * nw) : NULL;
+        REAL *dw = need_w ? (shared ? dW + (z / 16) * nw : dW + z * nw) : NULL; /* shared: one row per block */
         REAL *Gk = Gy;
         for (int k = 0; k < 4; Gk += Up * Ry[k], ++k) {
             if (need_w && wc) wgrad_SFX(dy[k], Ry[k], g, raw + z * dout, 1, U, Up, dw);
@@ -276,9 +281,10 @@ int s2_run_SFX(int backward, int nt, int64_t Z, const int64_t *ip, void **pp) {
     if (nt < 1) nt = 1;
     if (nt > 64) nt = 64;
     if (nt > Z) nt = Z < 1 ? 1 : (int)Z;
+    int64_t next = 0;
     for (int t = 0; t < nt; ++t) {
         jobs[t].ip = ip; jobs[t].pp = pp; jobs[t].tid = t; jobs[t].status = 0;
-        jobs[t].z0 = Z * t / nt; jobs[t].z1 = Z * (t + 1) / nt;
+        jobs[t].next = &next; jobs[t].Z = Z;
     }
     void *(*fn)(void *) = backward ? bwd_SFX : fwd_SFX;
     for (int t = 1; t < nt; ++t) started[t] = pthread_create(&th[t], NULL, fn, &jobs[t]) == 0;
@@ -429,10 +435,10 @@ def backward(G, x1, be, bo, W, raw, P, C: NativeConsts, need_x1: bool, need_b: b
     """``(dx1, dbe [Z, De2], dbo [Z, Do2], dW)`` as :func:`equivar.tp._s2grid_ops._whole_backward`."""
     Z = x1.shape[0]
     shared = W.shape[0] == 1
-    nt = max(1, min(64, torch.get_num_threads(), Z))
     dx1 = x1.new_empty(Z, P.dim1) if need_x1 else None
     QB = x1.new_empty(Z, 4 * C.nq) if need_b else None
-    dW = (W.new_zeros(nt if shared else Z, W.shape[1])) if need_w else None
+    # shared weights: one partial sum per block of 16 samples, added up here (deterministic for any thread count)
+    dW = (W.new_zeros((Z + 15) // 16 if shared else Z, W.shape[1])) if need_w else None
     if Z > 0:
         Bg = _grid_b(be, bo, C)
         ptrs = _ptrs(C.d1 + C.dy + [x1, W, Bg] + C.mats + [None, raw, G, dx1, QB, dW])
