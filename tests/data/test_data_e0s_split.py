@@ -32,12 +32,25 @@ def test_resolve_e0s_variants():
     assert data.resolve_e0s({"H": 1.0, 8: 2.0}, train, [], [1, 8]) == {1: 1.0, 8: 2.0}
     with pytest.raises(ValueError, match=r"no E0 for element\(s\) \['H'\]"):
         data.resolve_e0s("isolated", train, iso, [1, 8])
-    auto = data.resolve_e0s("auto", train, iso, [1, 8])  # H missing -> least squares
-    assert auto[8] == pytest.approx(-2041.9)
+    with pytest.warns(UserWarning, match=r"kept for \['O'\].*no isolated atom for \['H'\]"):
+        auto = data.resolve_e0s("auto", train, iso, [1, 8])  # O kept, H fitted with O held fixed
+    assert auto[8] == -2000.0
+    # the H fit absorbs what O's reference leaves: n_H * E_H = E - n_O * (-2000) in the least-squares sense
+    rows = [(sum(z == 1 for z in c.atomic_numbers), sum(z == 8 for z in c.atomic_numbers), c.energy) for c in train]
+    a = np.array([[r[0]] for r in rows], float)
+    b = np.array([r[2] + 2000.0 * r[1] for r in rows])
+    assert auto[1] == pytest.approx(float(np.linalg.lstsq(a, b, rcond=None)[0][0]), rel=1e-12)
     iso.append(data.Configuration([1], [[0, 0, 0]], energy=-13.0))
     assert data.resolve_e0s("auto", train, iso, [1, 8]) == {1: -13.0, 8: -2000.0}
     with pytest.raises(ValueError, match="unknown E0s spec"):
         data.resolve_e0s("mean", train, iso, [1, 8])
+
+
+def test_least_squares_with_fixed_e0s():
+    true = {1: -13.6, 6: -1029.5, 8: -2041.9}
+    fit = data.fit_e0s_least_squares(_configs(true), [1, 6, 8], fixed={6: -1029.5})
+    assert fit == pytest.approx(true, abs=1e-8) and fit[6] == -1029.5
+    assert data.fit_e0s_least_squares([], [6], fixed={6: 1.0}) == {6: 1.0}  # nothing left to fit
 
 
 def test_isolated_detection_keeps_periodic_single_atom_cells():

@@ -1,6 +1,7 @@
 """Isolated-atom reference energies (E0s): from reference configurations, a dict, or least squares."""
 from __future__ import annotations
 
+import warnings
 from typing import Mapping, Sequence, Union
 
 import numpy as np
@@ -35,7 +36,8 @@ def e0s_from_isolated_atoms(configs: Sequence[Configuration]) -> dict[int, float
     return out
 
 
-def fit_e0s_least_squares(configs: Sequence[Configuration], atomic_numbers: Sequence[int]) -> dict[int, float]:
+def fit_e0s_least_squares(configs: Sequence[Configuration], atomic_numbers: Sequence[int],
+                          fixed: Mapping[int, float] | None = None) -> dict[int, float]:
     """Least-squares E0s: minimise ``sum_c (E_c - sum_z n_cz E0_z)^2`` over configurations with energies.
 
     With a single composition (rMD17) the system is rank-deficient and the
@@ -45,6 +47,8 @@ def fit_e0s_least_squares(configs: Sequence[Configuration], atomic_numbers: Sequ
     ----------
     configs : configurations with ``energy`` (others are skipped)
     atomic_numbers : elements to fit, in order
+    fixed : optional ``{Z: eV}`` of known E0s (e.g. isolated-atom energies);
+        they are kept as given and only the other elements are fitted
 
     Returns
     -------
@@ -56,21 +60,31 @@ def fit_e0s_least_squares(configs: Sequence[Configuration], atomic_numbers: Sequ
     ValueError
         no configuration has an energy.
     """
+    fixed = {int(z): float(e) for z, e in (fixed or {}).items()}
     zs = [int(z) for z in atomic_numbers]
-    index = {z: k for k, z in enumerate(zs)}
+    free = [z for z in zs if z not in fixed]
+    index = {z: k for k, z in enumerate(free)}
     rows, rhs = [], []
     for c in configs:
         if c.energy is None:
             continue
-        counts = np.zeros(len(zs))
+        counts = np.zeros(len(free))
+        known = 0.0
         for z in c.atomic_numbers:
-            counts[index[int(z)]] += 1
+            z = int(z)
+            if z in fixed:
+                known += fixed[z]
+            else:
+                counts[index[z]] += 1
         rows.append(counts)
-        rhs.append(c.energy)
-    if not rows:
+        rhs.append(c.energy - known)
+    if free and not rows:
         raise ValueError("cannot fit E0s by least squares: no configuration has an energy")
-    sol, *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
-    return {z: float(e) for z, e in zip(zs, sol)}
+    out = dict(fixed)
+    if free:
+        sol, *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
+        out.update({z: float(e) for z, e in zip(free, sol)})
+    return {z: out[z] for z in zs}
 
 
 E0Spec = Union[str, Mapping]
@@ -135,8 +149,9 @@ def resolve_e0s(spec: E0Spec, train: Sequence[Configuration], isolated: Sequence
     Parameters
     ----------
     spec : ``"isolated"``, ``"least_squares"`` (alias ``"average"``),
-        ``"auto"`` (isolated when every element has a reference, else least
-        squares), ``"zero"``, or a mapping from Z or symbol to eV.
+        ``"auto"`` (isolated-atom energies where there are any; the
+        elements without one fitted by least squares with those held fixed,
+        with a warning), ``"zero"``, or a mapping from Z or symbol to eV.
     train : training configurations (for least squares)
     isolated : isolated-atom configurations (for ``"isolated"``)
     atomic_numbers : elements the model covers
@@ -157,7 +172,12 @@ def resolve_e0s(spec: E0Spec, train: Sequence[Configuration], isolated: Sequence
         e0s = e0s_from_isolated_atoms(isolated)
         if all(z in e0s for z in zs):
             return {z: e0s[z] for z in zs}
-        return fit_e0s_least_squares(train, zs)
+        known = {z: e0s[z] for z in zs if z in e0s}
+        if known:
+            missing = [chemical_symbols[z] for z in zs if z not in e0s]
+            warnings.warn(f"E0s 'auto': isolated-atom energies kept for {[chemical_symbols[z] for z in known]}; "
+                          f"no isolated atom for {missing}, fitted by least squares", stacklevel=2)
+        return fit_e0s_least_squares(train, zs, fixed=known)
     elif spec == "isolated":
         e0s = e0s_from_isolated_atoms(isolated)
         source = "the isolated-atom configurations"
