@@ -117,6 +117,18 @@ def check_output_file(path, flag: str) -> None:
         raise ValueError(f"{flag} {path}: directory {d} does not exist")
     if not os.access(d, os.W_OK):
         raise ValueError(f"{flag} {path}: directory {d} is not writable")
+    # os.access says yes to root even where nothing can be created (read-only mounts, /proc): try it
+    probe = os.path.join(d, f".equivar-write-test.{os.getpid()}")
+    try:
+        with open(probe, "w"):
+            pass
+    except OSError as e:
+        raise ValueError(f"{flag} {path}: cannot create a file in {d} ({e.strerror or e})") from None
+    finally:
+        try:
+            os.remove(probe)
+        except OSError:
+            pass
 
 
 def prepare_output_dir(path: str, flag: str) -> None:

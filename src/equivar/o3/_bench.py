@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -92,10 +93,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_sh(args) -> int:
+    from ..cli._mlip import check_output_file
+
+    for flag, v in (("--n", args.n), ("--repeats", args.repeats), ("--threads", args.threads)):
+        if v < 1:
+            raise ValueError(f"{flag} must be >= 1, got {v}")
+    bad = [l for l in args.L if l < 0]
+    if bad:
+        raise ValueError(f"--L must be >= 0, got {bad[0]}")
+    check_output_file(args.json, "--json")
     rows = run_benchmark(n=args.n, Ls=tuple(args.L), repeats=args.repeats, threads=args.threads)
     print(f"spherical harmonics, {args.n} vectors, float32, {args.threads} threads, median of {args.repeats}")
     print(format_table(rows))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+        tmp = f"{args.json}.tmp.{os.getpid()}"
+        try:
+            with open(tmp, "w") as f:
+                json.dump(rows, f, indent=2)
+            os.replace(tmp, args.json)  # atomic: a crash leaves no half-written file
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     return 0

@@ -409,15 +409,47 @@ def _parse_limits(items) -> dict:
     return out
 
 
+def check_args(args) -> None:
+    """One-line ``ValueError`` naming the flag for a bad value, before any measurement starts."""
+    from .._device import check_device
+    from ..cli._mlip import check_output_file
+
+    for flag, values, least in (("--L", args.L, 0), ("--channels", args.channels, 1), ("--batch", args.batch, 1)):
+        bad = [v for v in values if v < least]
+        if bad:
+            raise ValueError(f"{flag} must be >= {least}, got {bad[0]}")
+    for flag, v, least in (("--repeats", args.repeats, 1), ("--threads", args.threads, 1),
+                           ("--e3nn-max-L", args.e3nn_max_L, 0)):
+        if v < least:
+            raise ValueError(f"{flag} must be >= {least}, got {v}")
+    check_device(args.device, "--device")
+    check_output_file(args.json, "--json")
+    check_output_file(args.png, "--png")
+
+
+def write_json_atomic(path: str, obj) -> None:
+    """``json.dump`` to ``path`` through a temporary file and ``os.replace``: no half-written file on a crash."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1, default=str)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def run_tp(args) -> int:
     from ._registry import available_backends
 
+    check_args(args)  # the flags as given (--quick then only substitutes valid values)
     if args.quick:
         args.L, args.batch, args.repeats = [l for l in args.L if l <= 3] or [1, 2, 3], [512], 2
     known = set(available_backends())
     unknown = [b for b in args.backends if b not in known]
     if unknown:
         raise ValueError(f"unknown backend(s) {unknown}; available: {sorted(known)}")
+    limits = _parse_limits(args.backend_max_L)
     from .._allocator import allocator_state
 
     dtype = getattr(torch, args.dtype)
@@ -431,7 +463,7 @@ def run_tp(args) -> int:
         Ls=args.L, channels=args.channels, batches=args.batch, backends=args.backends, configs=args.configs,
         repeats=args.repeats, threads=args.threads, dtype=dtype, device=args.device, e3nn=not args.no_e3nn,
         e3nn_max_L=args.e3nn_max_L, memory=not args.no_memory, seed=args.seed, measures=tuple(args.measures),
-        backend_max_L=_parse_limits(args.backend_max_L),
+        backend_max_L=limits,
     )
     print()
     print(markdown_table(rows))
@@ -449,8 +481,7 @@ def run_tp(args) -> int:
     except ImportError:
         pass
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"meta": meta, "rows": rows}, f, indent=1, default=str)
+        write_json_atomic(args.json, {"meta": meta, "rows": rows})
         print(f"wrote {args.json}")
     if args.png:
         plot(rows, args.png)

@@ -49,16 +49,9 @@ def device_for(device: str, info: DistInfo) -> torch.device:
     """``cuda`` becomes ``cuda:<local_rank>`` in a distributed job."""
     if str(device) == "cuda" and info.distributed:
         return torch.device("cuda", info.local_rank)
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"device: {device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1')") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device: {device!r} requested but CUDA is not available in this torch build/machine")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device: {device!r} but only {torch.cuda.device_count()} CUDA device(s) are visible")
-    return dev
+    from .._device import check_device
+
+    return check_device(device, "device:")
 
 
 def broadcast_object(obj, info: DistInfo):
