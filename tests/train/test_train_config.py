@@ -107,3 +107,36 @@ def test_public_model_class():
         M.model_class("MACE")
     src = open(os.path.join(ROOT, "src", "equivar", "train", "_models.py")).read()
     assert "_MODELS" not in src and "_registry" not in src
+
+
+@pytest.mark.parametrize("value", [0, -2])
+def test_num_threads_must_be_positive(value):
+    with pytest.raises(ValueError, match=rf"^num_threads must be >= 1 or null, got {value}$"):
+        load_config(None, ["data.train_file=x.xyz", f"num_threads={value}"])
+    assert load_config(None, ["data.train_file=x.xyz", "num_threads=null"]).num_threads is None
+
+
+@pytest.mark.parametrize("value", [1.5, 0, 1, -0.1])
+def test_valid_fraction_error_names_the_data_section(value):
+    with pytest.raises(ValueError, match=rf"^data\.valid_fraction must be in \(0, 1\), got {value}"):
+        load_config(None, ["data.train_file=x.xyz", f"data.valid_fraction={value}"])
+
+
+def test_non_yaml_config_file_gives_a_short_error_naming_the_file(tmp_path):
+    import equivar.data
+
+    xyz = os.path.join(os.path.dirname(equivar.data.__file__), "embedded", "cuau_emt.xyz")
+    with pytest.raises(ValueError) as e:
+        load_config(xyz)
+    msg = str(e.value)
+    assert msg.startswith(f"{xyz}: expected a YAML mapping") and "\n" not in msg and len(msg) < 250 + len(xyz), msg
+    assert msg.endswith("...")
+
+
+def test_long_values_are_cut_in_config_errors():
+    with pytest.raises(ValueError) as e:
+        config_from_dict({"data": {"train_file": "x.xyz"}, "training": "x" * 5000})
+    assert len(str(e.value)) < 120 and str(e.value).endswith("...")
+    with pytest.raises(ValueError) as e:
+        load_config(None, ["data.train_file=x.xyz", "training.lr=" + "y" * 5000])
+    assert len(str(e.value)) < 120

@@ -124,10 +124,10 @@ class Config:
     def validate(self) -> "Config":
         """Check values beyond their types; raise ``ValueError`` naming the key."""
         if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {_short(self.dtype)}")
         t = self.training
         if t.optimizer not in ("adam", "amsgrad", "adamw"):
-            raise ValueError(f"training.optimizer must be adam, amsgrad or adamw, got {t.optimizer!r}")
+            raise ValueError(f"training.optimizer must be adam, amsgrad or adamw, got {_short(t.optimizer)}")
         for key in ("epochs", "batch_size", "valid_batch_size", "eval_every"):
             if getattr(t, key) < 1:
                 raise ValueError(f"training.{key} must be >= 1, got {getattr(t, key)}")
@@ -143,6 +143,10 @@ class Config:
             raise ValueError(f"training.stage_two_start must be in [0, 1) or null, got {t.stage_two_start}")
         if t.ema_decay is not None and not 0.0 < t.ema_decay < 1.0:
             raise ValueError(f"training.ema_decay must be in (0, 1) or null, got {t.ema_decay}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 or null, got {self.num_threads}")
+        if not 0.0 < self.data.valid_fraction < 1.0:
+            raise ValueError(f"data.valid_fraction must be in (0, 1), got {self.data.valid_fraction}")
         if not self.data.train_file:
             raise ValueError("data.train_file is required")
         if self.data.r_max <= 0:
@@ -155,6 +159,12 @@ class Config:
         check_e0s_spec(self.data.e0s, "data.e0s")
         self.model = check_model_config(self.model)
         return self
+
+
+def _short(value, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters with ``...`` (a whole file read as one string stays one line)."""
+    r = repr(value)
+    return r if len(r) <= limit else r[:limit - 3] + "..."
 
 
 def _type_name(tp) -> str:
@@ -176,7 +186,7 @@ def _coerce(value, tp, key: str):
                 return _coerce(value, a, key)
             except ValueError as e:
                 errors.append(str(e))
-        raise ValueError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+        raise ValueError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {_short(value)}")
     if tp is Any:
         return value
     if tp is float:
@@ -186,23 +196,23 @@ def _coerce(value, tp, key: str):
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{key}: expected a number, got {value!r}")
+            raise ValueError(f"{key}: expected a number, got {_short(value)}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{key}: expected an integer, got {value!r}")
+            raise ValueError(f"{key}: expected an integer, got {_short(value)}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"{key}: expected true or false, got {value!r}")
+            raise ValueError(f"{key}: expected true or false, got {_short(value)}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise ValueError(f"{key}: expected a string, got {value!r}")
+            raise ValueError(f"{key}: expected a string, got {_short(value)}")
         return value
     if tp is dict:
         if not isinstance(value, dict):
-            raise ValueError(f"{key}: expected a mapping, got {value!r}")
+            raise ValueError(f"{key}: expected a mapping, got {_short(value)}")
         return dict(value)
     return value
 
@@ -210,12 +220,12 @@ def _coerce(value, tp, key: str):
 def _unknown(key: str, known) -> ValueError:
     close = difflib.get_close_matches(key.split(".")[-1], list(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
-    return ValueError(f"unknown config key {key!r}{hint}")
+    return ValueError(f"unknown config key {_short(key)}{hint}")
 
 
 def _from_dict(cls, d: dict, prefix: str = ""):
     if not isinstance(d, dict):
-        raise ValueError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {d!r}")
+        raise ValueError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {_short(d)}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -256,7 +266,7 @@ def apply_overrides(cfg: Config, overrides) -> Config:
     d = cfg.to_dict()
     for item in overrides or []:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form key=value")
+            raise ValueError(f"override {_short(item)} is not of the form key=value")
         key, raw = item.split("=", 1)
         key = key.strip()
         value = yaml.safe_load(raw) if raw.strip() else None
@@ -272,7 +282,7 @@ def apply_overrides(cfg: Config, overrides) -> Config:
             # a whole section: a mapping is merged key by key; anything else would silently reset it
             if not isinstance(value, dict):
                 raise ValueError(f"{key} is a config section, not a value: set its keys (e.g. --set {key}.KEY=VALUE) "
-                                 f"or give a mapping (--set {key}={{KEY: VALUE}}), got {raw.strip()!r}")
+                                 f"or give a mapping (--set {key}={{KEY: VALUE}}), got {_short(raw.strip())}")
             node[key] = {**node[key], **value}
             continue
         node[parts[-1]] = value
@@ -290,6 +300,9 @@ def load_config(path: Optional[str] = None, overrides=None) -> Config:
     if path is not None:
         with open(path) as f:
             d = yaml.safe_load(f) or {}
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: expected a YAML mapping of config keys (data:, model:, training: ...), "
+                             f"got {type(d).__name__} {_short(d)}")
     cfg = apply_overrides(config_from_dict(d), overrides)
     return cfg.validate()
 
