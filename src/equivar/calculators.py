@@ -34,6 +34,18 @@ def _check_overlaps(graph, source: str) -> None:
                              f"(distance {float(d[k]):.3g} Å < {MIN_DISTANCE} Å)")
 
 
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _check_dtype(dtype) -> Optional[torch.dtype]:
+    """``None``, ``torch.float32``/``float64`` or their names; a one-line ``ValueError`` for anything else."""
+    if dtype is None or dtype in (torch.float32, torch.float64):
+        return dtype
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise ValueError(f"EquivarCalculator: default_dtype must be 'float32' or 'float64' (or None), got {dtype!r}")
+
+
 class EquivarCalculator(Calculator):
     """Energy (eV), forces (eV/Å), stress (eV/Å^3, periodic cells) and per-atom energies of an equivar model.
 
@@ -44,6 +56,8 @@ class EquivarCalculator(Calculator):
         path (``model.pt`` of a training run); checkpoints load on CPU first,
         whatever device saved them.
     device : str or torch.device
+        ``cpu``, ``cuda``, ``cuda:N``; checked up front (``ValueError`` when
+        it is not a device or is not available).
     default_dtype : torch.dtype or str, optional
         Dtype to run the model in (``"float64"`` for MD with tight energy
         conservation). Default: the model's own. A model object passed in is
@@ -59,9 +73,10 @@ class EquivarCalculator(Calculator):
     def __init__(self, model_or_checkpoint_path: Union[torch.nn.Module, str], device: Union[str, torch.device] = "cpu",
                  default_dtype: Optional[Union[torch.dtype, str]] = None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(default_dtype, str):
-            default_dtype = getattr(torch, default_dtype)
-        self.device = torch.device(device)
+        from ._device import check_device
+
+        self.device = check_device(device, "EquivarCalculator: device")
+        default_dtype = _check_dtype(default_dtype)
         if isinstance(model_or_checkpoint_path, (str, os.PathLike)):
             from .train import load_model
 

@@ -89,3 +89,26 @@ def test_atom_without_neighbours_gets_its_e0(model):
     a.calc = EquivarCalculator(model)
     assert a.get_potential_energy() == pytest.approx(3.51 + 3.8, abs=1e-12)
     assert np.all(a.get_forces() == 0)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"device": "gpu"}, r"^EquivarCalculator: device 'gpu' is not a torch device"),
+    ({"default_dtype": "float16"}, r"^EquivarCalculator: default_dtype must be 'float32' or 'float64' \(or None\), got 'float16'$"),
+    ({"default_dtype": torch.float16}, r"^EquivarCalculator: default_dtype must be .*got torch\.float16$"),
+    ({"default_dtype": "floot32"}, r"got 'floot32'$"),
+])
+def test_bad_device_and_dtype_are_one_line_errors(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EquivarCalculator(model, **kwargs)
+
+
+def test_cuda_without_cuda_is_a_value_error(model):
+    if torch.cuda.is_available():  # pragma: no cover - CPU CI
+        pytest.skip("CUDA present")
+    with pytest.raises(ValueError, match=r"^EquivarCalculator: device 'cuda' requested but CUDA is not available"):
+        EquivarCalculator(model, device="cuda")
+
+
+def test_dtype_names_and_objects_accepted(model):
+    assert EquivarCalculator(model, default_dtype="float32").dtype == torch.float32
+    assert EquivarCalculator(model, default_dtype=torch.float64).dtype == torch.float64

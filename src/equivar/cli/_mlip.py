@@ -23,10 +23,18 @@ def check_model_file(path: str) -> None:
 
 
 def setup_threads(args) -> None:
+    """Check ``--device`` and ``--threads`` (one-line errors naming the flag), then set the thread count."""
     import torch
 
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
+    from .._device import check_device
+
+    if getattr(args, "device", None) is not None:
+        check_device(args.device, "--device")
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def parse_index(text) -> int:
