@@ -75,10 +75,11 @@ def test_gaunt_is_integral_of_three_harmonics():
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 5), st.integers(0, 5), st.integers(0, 10), st.integers(0, 2**31 - 1))
 def test_wigner_3j_invariance_and_zeros(l1, l2, l3, seed):
-    C = o3.wigner_3j(l1, l2, l3, dtype=torch.float64)
     if not abs(l1 - l2) <= l3 <= l1 + l2:
-        assert (C == 0).all()
+        with pytest.raises(ValueError, match=rf"wigner_3j\({l1}, {l2}, {l3}\): .*triangle rule"):
+            o3.wigner_3j(l1, l2, l3, dtype=torch.float64)
         return
+    C = o3.wigner_3j(l1, l2, l3, dtype=torch.float64)
     assert abs(float(C.norm()) - 1) < 1e-12
     R = o3.rand_matrix(generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     D1, D2, D3 = (o3.wigner_D(l, R) for l in (l1, l2, l3))
@@ -137,3 +138,9 @@ def test_wigner_D_rejects_bad_matrices():
         o3.wigner_D(2, torch.ones(3, 3))
     with pytest.raises(ValueError, match="proper"):
         o3.wigner_D(2, -torch.eye(3))
+
+
+@pytest.mark.parametrize("triple", [(1, 1, 3), (0, 1, 0), (2, 0, 1), (4, 1, 2)])
+def test_wigner_3j_outside_the_triangle_raises(triple):
+    with pytest.raises(ValueError, match=r"^wigner_3j\(%d, %d, %d\): the degrees violate the triangle rule" % triple):
+        o3.wigner_3j(*triple)

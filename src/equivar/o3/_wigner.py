@@ -110,12 +110,16 @@ def wigner_3j(l1: int, l2: int, l3: int, dtype=None, device=None) -> torch.Tenso
     r"""Real Clebsch-Gordan coefficients ``C [2l1+1, 2l2+1, 2l3+1]`` (e3nn's ``wigner_3j``).
 
     Invariant: ``einsum('ijk,ia,jb,kc->abc', C, D1, D2, D3) == C`` for all
-    rotations; unit Frobenius norm; identically zero unless
-    ``|l1-l2| <= l3 <= l1+l2``. Cached.
+    rotations; unit Frobenius norm. Cached.
 
-    Raises ``ValueError`` if a degree is negative or above ``MAX_L``.
+    Raises ``ValueError`` if a degree is negative or above ``MAX_L``, or if
+    the triple violates the triangle rule ``|l1-l2| <= l3 <= l1+l2`` (no
+    coupling exists; e3nn raises too).
     """
     _check_l(l1, l2, l3)
+    if not _triangle(l1, l2, l3):
+        raise ValueError(f"wigner_3j({l1}, {l2}, {l3}): the degrees violate the triangle rule "
+                         f"|l1-l2| <= l3 <= l1+l2 (no coupling exists)")
     return torch.tensor(_wigner_3j_np(l1, l2, l3), dtype=dtype or torch.get_default_dtype(), device=device)
 
 
