@@ -59,3 +59,25 @@ def test_set_takes_several_overrides_per_flag(tmp_path, capsys):
                  "--print-config"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["training"]["lr"] == 0.005 and printed["num_threads"] == 1 and printed["seed"] == 3
+
+
+def test_corrupt_checkpoint_on_resume_fails_before_the_data_are_read(tmp_path, capsys):
+    import torch
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"format": "x", "w": torch.zeros(4096)}, run / "checkpoint.pt")
+    blob = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(blob[: len(blob) // 2])  # truncated, as by a full disk or a killed copy
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  train_file: {tmp_path / 'not_read_yet.xyz'}\n")
+    assert main(["train", "-c", str(cfg), "--resume", "--set", f"output_dir={run}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{run / 'checkpoint.pt'}: not a readable checkpoint" in err, err
+    assert "not_read_yet" not in err and "miniz" not in err and "\n" not in err and len(err) < 300, err
+
+
+def test_non_yaml_config_file_is_one_short_line(capsys):
+    assert main(["train", "-c", EMBEDDED]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{EMBEDDED}: expected a YAML mapping" in err and "\n" not in err and len(err) < 200 + len(EMBEDDED), err

@@ -51,6 +51,14 @@ def _unsafe_global(message: str) -> str:
     return f" such as {m.group(1)}" if m else ""
 
 
+def _first_sentence(message: str) -> str:
+    """The first sentence of the first line: torch appends paragraphs of advice (``... internal miniz error. If
+    you are seeing this error ...``) that would turn a one-line error into a page."""
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    head, sep, _ = line.partition(". ")
+    return head if sep else line.rstrip(".")
+
+
 def load_checkpoint(path: str) -> dict:
     """Load a checkpoint onto the CPU (``map_location="cpu"``, ``weights_only=True``).
 
@@ -75,7 +83,7 @@ def load_checkpoint(path: str) -> dict:
                          "model files are written by `equivar train`)") from None
     except Exception as e:  # noqa: BLE001 - torch raises many types for a truncated or foreign file
         raise ValueError(f"{path}: not a readable checkpoint (truncated, or not a file written by torch.save: "
-                         f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+                         f"{type(e).__name__}: {_first_sentence(str(e))})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an equivar checkpoint (missing format tag {FORMAT!r})")
     return payload

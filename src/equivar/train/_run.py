@@ -149,6 +149,13 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
             raise ValueError(f"output_dir {out}: cannot create the directory ({e.strerror or e})") from None
         if not os.access(out, os.W_OK):
             raise ValueError(f"output_dir {out}: directory is not writable")
+    resume_payload = None
+    if resume:  # a truncated or foreign checkpoint fails now, not after the data are read and the model built
+        from ._checkpoint import load_checkpoint
+
+        resume_payload = load_checkpoint(ckpt)
+        if "train_state" not in resume_payload:
+            raise ValueError(f"{ckpt}: holds a model only, no training state to resume")
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = device_for(cfg.device, info)
@@ -196,7 +203,7 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
     trainer = Trainer(model, train_loader, valid_loader, tc, out, device, metadata, info,
                       progress=cfg.progress, callbacks=callbacks, log=log)
     if resume:
-        trainer.resume(ckpt)
+        trainer.resume(ckpt, resume_payload)
     history = trainer.fit()
     live_state = {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
     if trainer.ema is not None:

@@ -127,9 +127,13 @@ class Trainer:
         payload["train_state"] = self.state_dict()
         save_checkpoint(self.checkpoint_path(), payload)
 
-    def resume(self, path: Optional[str] = None) -> None:
-        """Restore weights and training state from ``path`` (default ``output_dir/checkpoint.pt``)."""
-        payload = load_checkpoint(path or self.checkpoint_path())
+    def resume(self, path: Optional[str] = None, payload: Optional[dict] = None) -> None:
+        """Restore weights and training state from ``path`` (default ``output_dir/checkpoint.pt``).
+
+        ``payload``: the checkpoint already read from ``path`` by :func:`load_checkpoint` (not read again).
+        """
+        if payload is None:
+            payload = load_checkpoint(path or self.checkpoint_path())
         if "train_state" not in payload:
             raise ValueError(f"{path or self.checkpoint_path()}: holds a model only, no training state to resume")
         mine = dict(getattr(unwrap(self.model), "hparams", {}))
