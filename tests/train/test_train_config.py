@@ -120,6 +120,8 @@ def test_num_threads_must_be_positive(value):
 def test_valid_fraction_error_names_the_data_section(value):
     with pytest.raises(ValueError, match=rf"^data\.valid_fraction must be in \(0, 1\), got {value}"):
         load_config(None, ["data.train_file=x.xyz", f"data.valid_fraction={value}"])
+    # with a validation file the fraction is not used
+    assert load_config(None, ["data.train_file=x.xyz", "data.valid_file=v.xyz", f"data.valid_fraction={value}"])
 
 
 def test_non_yaml_config_file_gives_a_short_error_naming_the_file(tmp_path):

@@ -145,7 +145,7 @@ class Config:
             raise ValueError(f"training.ema_decay must be in (0, 1) or null, got {t.ema_decay}")
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"num_threads must be >= 1 or null, got {self.num_threads}")
-        if not 0.0 < self.data.valid_fraction < 1.0:
+        if not self.data.valid_file and not 0.0 < self.data.valid_fraction < 1.0:  # unused with a valid_file
             raise ValueError(f"data.valid_fraction must be in (0, 1), got {self.data.valid_fraction}")
         if not self.data.train_file:
             raise ValueError("data.train_file is required")
