@@ -26,8 +26,7 @@ class ExponentialMovingAverage:
         if self.num_updates is not None:
             self.num_updates += 1
             d = min(d, (1 + self.num_updates) / (10 + self.num_updates))
-        for s, p in zip(self.shadow, self.params):
-            s.lerp_(p.detach(), 1.0 - d)
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - d)
 
     @contextlib.contextmanager
     def average_parameters(self):

@@ -29,10 +29,14 @@ Callback = Callable[[str, "Trainer"], None]
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    """Adam / AMSGrad / AdamW over the trainable parameters, with the multi-tensor (``foreach``) update
+    also on the CPU, where PyTorch defaults to a per-parameter loop (0.8 against 1.6 ms per step for the
+    28 parameter tensors of the rMD17 MACE config, 1 thread)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.optimizer == "amsgrad")
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.optimizer == "amsgrad",
+                            foreach=True)
 
 
 class Trainer:
