@@ -44,3 +44,41 @@ def test_cli_writes_json_and_png(tmp_path):
 def test_cli_rejects_unknown_backend(capsys):
     assert main(["bench", "tp", "--backends", "nope", "--no-e3nn"]) == 2
     assert "unknown backend" in capsys.readouterr().err
+
+
+def test_out_of_memory_is_reported_in_the_row_and_the_run_goes_on(monkeypatch):
+    real = _bench.MEASURES["double"]
+
+    def double(m, inputs):
+        if getattr(m, "backend_name", None) == "cg":
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+        return real(m, inputs)
+
+    monkeypatch.setitem(_bench.MEASURES, "double", double)
+    rows = _bench.run_benchmark(Ls=[1, 2], batches=[8], backends=["cg"], configs=["P"], repeats=1, threads=1,
+                                memory=False, e3nn=False, log=lambda *_: None)
+    assert [r["L"] for r in rows] == [1, 2]  # both L measured despite the failure at L=1
+    for r in rows:
+        assert r["fwd_ms"] > 0 and r["fwd_bwd_ms"] > 0 and "double_ms" not in r
+        assert r["notes"] == ["double: out of memory"]
+        assert "[double: out of memory]" in _bench.format_row(r)
+
+
+def test_other_errors_still_raise(monkeypatch):
+    def boom(m, inputs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setitem(_bench.MEASURES, "fwd", boom)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        _bench.run_benchmark(Ls=[1], batches=[8], backends=["cg"], configs=["P"], repeats=1, threads=1,
+                             memory=False, e3nn=False, log=lambda *_: None)
+
+
+def test_limit_address_space_in_a_child_process():
+    import subprocess
+    import sys
+
+    code = ("from equivar.tp import _bench; import resource; cap = _bench.limit_address_space(); "
+            "print(cap is None or resource.getrlimit(resource.RLIMIT_AS)[0] == cap)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "True", out.stderr

@@ -261,12 +261,15 @@ def run_benchmark(
                     flops = useful_flops(*cfg, batch)
                     inputs = {b: _Inputs(m, batch, dtype, device, seed) for b, m in mods.items()}
                     times = {b: {k: [] for k in measures} for b in mods}
+                    oom: dict = {}  # (backend, measure) -> message: reported in the row, the run goes on
                     for k in measures:
                         for b, m in mods.items():  # warm-up (also compiles native kernels, fills caches)
-                            MEASURES[k](m, inputs[b])
+                            _guarded(oom, (b, k), MEASURES[k], m, inputs[b])
                         for _ in range(repeats):
                             for b, m in mods.items():
-                                times[b][k].append(_timed(MEASURES[k], m, inputs[b], device))
+                                if (b, k) not in oom:
+                                    _guarded(oom, (b, k), lambda *a: times[b][k].append(_timed(*a)),
+                                             MEASURES[k], m, inputs[b], device)
                     for b in peers:
                         row = {"config": cname, "L": L, "channels": ch, "batch": batch, "backend": b,
                                "dtype": str(dtype).replace("torch.", ""), "device": device, "threads": threads,
@@ -278,13 +281,16 @@ def run_benchmark(
                             continue
                         m = mods[b]
                         for k in measures:
+                            if (b, k) in oom:
+                                row.setdefault("notes", []).append(f"{k}: {oom[(b, k)]}")
+                                continue
                             row[f"{k}_ms"] = 1e3 * statistics.median(times[b][k])
                         if "fwd_ms" in row:
                             row["gflops"] = flops / (row["fwd_ms"] / 1e3) / 1e9
                         row["weight_numel"] = int(m.weight_numel)
-                        if memory:
-                            row["peak_mem_mb"] = (lambda v: None if v is None else v / 2**20)(
-                                peak_memory(m, inputs[b], device))
+                        if memory and not any(key[0] == b for key in oom):
+                            peak = _guarded(oom, (b, "memory"), peak_memory, m, inputs[b], device)
+                            row["peak_mem_mb"] = None if peak is None else peak / 2**20
                         try:
                             row["equivariance_error"] = equivariance(m, torch.float32, device, seed)
                         except Exception as e:  # noqa: BLE001 - report, do not abort the run
@@ -305,6 +311,51 @@ def run_benchmark(
     return rows
 
 
+def _is_oom(e: BaseException) -> bool:
+    msg = str(e).lower()
+    return isinstance(e, MemoryError) or "out of memory" in msg or "can't allocate memory" in msg
+
+
+def _guarded(failed: dict, key, fn, *args):
+    """``fn(*args)``; an out-of-memory error is recorded in ``failed[key]`` (and None returned) instead of raised."""
+    try:
+        return fn(*args)
+    except (MemoryError, RuntimeError) as e:
+        if not _is_oom(e):
+            raise
+        failed[key] = "out of memory"
+        import gc
+
+        gc.collect()
+        return None
+
+
+def limit_address_space(fraction: float = 0.9) -> int | None:
+    """Cap this process's address space at its current size plus ``fraction`` of the available memory (Linux).
+
+    A measurement that would need more then fails with a ``RuntimeError``
+    ("can't allocate memory") that the benchmark reports as "out of memory"
+    in its row, instead of the kernel's out-of-memory killer ending the whole
+    run (the P configuration at L >= 6 can exceed 20 GB with e3nn or in the
+    double backward). Returns the limit in bytes, or None where unsupported.
+    """
+    try:
+        import resource
+
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+        with open("/proc/self/status") as f:
+            vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        limit = vm + int(fraction * info["MemAvailable"])
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        return limit
+    except (OSError, ValueError, KeyError, StopIteration, ImportError):
+        return None
+
+
 # --- output ---------------------------------------------------------------------------
 def _f(v, fmt):
     return "-" if v is None else format(v, fmt)
@@ -319,7 +370,7 @@ def format_row(r: dict) -> str:
         f" fwd+bwd {_f(r.get('fwd_bwd_ms'), '9.2f')} ms ({_f(r.get('fwd_bwd_vs_e3nn'), '6.1f')}x)"
         f" 2nd {_f(r.get('double_ms'), '9.2f')} ms ({_f(r.get('double_vs_e3nn'), '6.1f')}x)"
         f" mem {_f(r.get('peak_mem_mb'), '7.1f')} MB  eq.err {_f(r.get('equivariance_error'), '.1e')}"
-        f"  {_f(r.get('gflops'), '6.2f')} GFLOP/s"
+        f"  {_f(r.get('gflops'), '6.2f')} GFLOP/s" + ("  [" + "; ".join(r["notes"]) + "]" if r.get("notes") else "")
     )
 
 
@@ -455,10 +506,12 @@ def run_tp(args) -> int:
     dtype = getattr(torch, args.dtype)
     t0 = time.time()
     mm = matmul_gflops(args.threads, args.device)
+    cap = limit_address_space() if str(args.device).startswith("cpu") else None
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# equivar bench tp: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"{args.threads} threads, {args.device}, {args.dtype}; float32 matmul {mm:.1f} GFLOP/s; "
-          f"load average {load:.1f}; {allocator_state()}")
+          f"load average {load:.1f}; {allocator_state()}" + (
+              f"; address space capped at {cap / 2**30:.0f} GiB (out-of-memory rows are reported)" if cap else ""))
     rows = run_benchmark(
         Ls=args.L, channels=args.channels, batches=args.batch, backends=args.backends, configs=args.configs,
         repeats=args.repeats, threads=args.threads, dtype=dtype, device=args.device, e3nn=not args.no_e3nn,
