@@ -63,3 +63,13 @@ def test_module_eval_mode_restored():
 def test_bad_types():
     with pytest.raises(ValueError, match="unknown type"):
         equivariance_error(lambda v: v, [torch.randn(3)], ["vectorz"], "1o")
+
+
+def test_blockwise_D_matches_the_dense_matrix():
+    from equivar.o3 import Irreps, rand_matrix
+    from equivar.testing._equivariance import _apply_D
+
+    irreps = Irreps("3x0e+2x1o+0x2e+1x2o+2x3e")
+    R = -rand_matrix(generator=torch.Generator().manual_seed(0)).double()  # improper: parity acts too
+    x = torch.randn(4, 5, irreps.dim, dtype=torch.float64)
+    torch.testing.assert_close(_apply_D(irreps, R, x), x @ irreps.D_from_matrix(R).T, rtol=1e-12, atol=1e-12)

@@ -96,8 +96,24 @@ def _act(x, typ, g: _Element):
         return R @ x @ R.T
     if x.shape[-1] != typ.dim:
         raise ValueError(f"tensor of shape {tuple(x.shape)} does not match irreps {typ} (dim {typ.dim})")
-    D = typ.D_from_matrix(R)
-    return x @ D.T
+    return _apply_D(typ, R, x)
+
+
+def _apply_D(irreps: Irreps, R: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``x @ D(R)^T`` block by block: one ``[2l+1, 2l+1]`` matrix per distinct irrep, never the dense
+    ``[dim, dim]`` block-diagonal one (61 GB for the 123,552-dimensional outputs of a tensor product at L=8)."""
+    if irreps.dim == 0:
+        return x
+    mats: dict = {}
+    lead = x.shape[:-1]
+    out = []
+    for (mul, ir), s in zip(irreps, irreps.slices()):
+        if mul == 0:
+            continue
+        if ir not in mats:
+            mats[ir] = Irreps([(1, ir)]).D_from_matrix(R)
+        out.append((x[..., s].reshape(*lead, mul, ir.dim) @ mats[ir].T).reshape(*lead, mul * ir.dim))
+    return torch.cat(out, dim=-1)
 
 
 def _map(obj, types, fn):
