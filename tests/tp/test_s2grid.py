@@ -8,7 +8,7 @@ from equivar.tp._s2grid_ops import grid_bilinear, grid_bilinear_sym
 
 
 def rel(a, b):
-    return float((a - b).norm() / b.norm())
+    return float(((a - b).norm() / b.norm()).detach())
 
 
 def _inputs(i1, i2, nw, dtype=torch.float64, Z=5, seed=0):
