@@ -136,6 +136,12 @@ def test_bad_inputs_raise():
         tp(x1, x2, w.double())
     with pytest.raises(ValueError, match=r"x2 must be a floating-point tensor, got dtype torch.int64"):
         tp(x1, x2.long(), w)
+    with pytest.raises(ValueError, match=r"weight must be a torch.Tensor, got list"):
+        tp(x1, x2, w.tolist())
+    g = T.TensorProduct("2x0e+2x1o", "1x1o", "2x1o+2x1e", [(0, 0, 0, "uvu", True), (1, 0, 1, "uvu", True)],
+                        shared_weights=False, backend="gaunt")
+    with pytest.raises(ValueError, match=r"backend 'gaunt' supports dtypes .*float32.*got torch.float16"):
+        g(x1.half(), x2.half(), torch.randn(3, g.weight_numel).half())
     shared = T.TensorProduct("2x0e", "1x0e", "2x0e", [(0, 0, 0, "uvu", True)])
     with pytest.raises(ValueError, match=r"internal weights are torch.float32 but the inputs are torch.float64"):
         shared(torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 1, dtype=torch.float64))

@@ -47,8 +47,12 @@ class GauntBackend(GauntFamilyBackend):
     Shapes: ``forward(x1 [Z, dim1], x2 [Z, dim2], weight) -> [Z, dim_out]``,
     float32 or float64, any device; differentiable twice.
 
-    Raises ``ValueError`` for unknown option values.
+    Raises ``ValueError`` for unknown option values, and (through
+    ``TensorProduct``) for inputs other than float32/float64: the FFTs have no
+    half-precision CPU kernels.
     """
+
+    supported_dtypes = (torch.float32, torch.float64)
 
     def _build(self) -> None:
         self._meta = []

@@ -227,8 +227,14 @@ class TensorProduct(torch.nn.Module):
                 f"({self.irreps_in2})"
             )
         for name, t in (("x1", x1), ("x2", x2)) + ((("weight", weight),) if weight is not None else ()):
+            if not isinstance(t, torch.Tensor):
+                raise ValueError(f"{self}: {name} must be a torch.Tensor, got {type(t).__name__}")
             if not t.is_floating_point():
                 raise ValueError(f"{self}: {name} must be a floating-point tensor, got dtype {t.dtype}")
+        supported = getattr(self.backend, "supported_dtypes", None)
+        if supported is not None and x1.dtype not in supported:
+            raise ValueError(f"{self}: backend {self.backend_name!r} supports dtypes "
+                             f"{sorted(str(d) for d in supported)}, got {x1.dtype}")
         if x2.dtype != x1.dtype or (weight is not None and weight.dtype != x1.dtype):
             got = f"x1 {x1.dtype}, x2 {x2.dtype}" + ("" if weight is None else f", weight {weight.dtype}")
             raise ValueError(f"{self}: inputs must share one dtype, got {got}")
