@@ -18,18 +18,16 @@ float32/float64 on the CPU, the pure-PyTorch kernels of
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import platform
 import subprocess
 import sys
-import tempfile
 import threading
 
 import numpy as np
 import torch
 
 from ._cg_native_src import C_SOURCE
+from ._native_build import compile_shared_library
 
 _FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fPIC", "-shared", "-std=gnu99", "-pthread"]
 _lock = threading.Lock()
@@ -38,39 +36,8 @@ _tried = False
 _error: str | None = None
 
 
-def _cache_dir() -> str:
-    return os.environ.get("EQUIVAR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "equivar")
-
-
-def _cpu_id() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("model name", "flags")):
-                    return line
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def _compile() -> str:
-    cc = os.environ.get("CC", "cc")
-    key = hashlib.sha256((C_SOURCE + " ".join(_FLAGS) + cc + platform.machine() + _cpu_id()).encode()).hexdigest()[:16]
-    d = _cache_dir()
-    os.makedirs(d, exist_ok=True)
-    so = os.path.join(d, f"equivar_cg_{key}.so")
-    if os.path.exists(so):
-        return so
-    with tempfile.TemporaryDirectory(dir=d) as tmp:
-        src = os.path.join(tmp, "k.c")
-        with open(src, "w") as f:
-            f.write(C_SOURCE)
-        out = os.path.join(tmp, "k.so")
-        r = subprocess.run([cc, *_FLAGS, src, "-o", out], capture_output=True, text=True, timeout=300)
-        if r.returncode != 0:
-            raise RuntimeError(f"{cc} failed: {r.stderr.strip()[:2000]}")
-        os.replace(out, so)  # atomic: concurrent processes never see a partial file
-    return so
+    return compile_shared_library(C_SOURCE, _FLAGS, "equivar_cg")
 
 
 def library():

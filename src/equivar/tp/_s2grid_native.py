@@ -35,12 +35,9 @@ does not hold up the others).
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import platform
 import subprocess
 import sys
-import tempfile
 import threading
 
 import numpy as np
@@ -313,25 +310,9 @@ _error: str | None = None
 
 
 def _compile() -> str:
-    from ._cg_native import _cache_dir, _cpu_id
+    from ._native_build import compile_shared_library
 
-    cc = os.environ.get("CC", "cc")
-    key = hashlib.sha256((C_SOURCE + " ".join(_FLAGS) + cc + platform.machine() + _cpu_id()).encode()).hexdigest()[:16]
-    d = _cache_dir()
-    os.makedirs(d, exist_ok=True)
-    so = os.path.join(d, f"equivar_s2grid_{key}.so")
-    if os.path.exists(so):
-        return so
-    with tempfile.TemporaryDirectory(dir=d) as tmp:
-        src = os.path.join(tmp, "k.c")
-        with open(src, "w") as f:
-            f.write(C_SOURCE)
-        out = os.path.join(tmp, "k.so")
-        r = subprocess.run([cc, *_FLAGS, src, "-o", out], capture_output=True, text=True, timeout=300)
-        if r.returncode != 0:
-            raise RuntimeError(f"{cc} failed: {r.stderr.strip()[:2000]}")
-        os.replace(out, so)  # atomic: concurrent processes never see a partial file
-    return so
+    return compile_shared_library(C_SOURCE, _FLAGS, "equivar_s2grid")
 
 
 def library():
