@@ -19,61 +19,38 @@ from __future__ import annotations
 
 import ctypes
 import os
-import subprocess
 import sys
-import threading
 
 import numpy as np
 import torch
 
 from ._cg_native_src import C_SOURCE
-from ._native_build import compile_shared_library
+from ._native_build import NativeLibrary
 
 _FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fPIC", "-shared", "-std=gnu99", "-pthread"]
-_lock = threading.Lock()
-_lib = None
-_tried = False
-_error: str | None = None
 
 
-def _compile() -> str:
-    return compile_shared_library(C_SOURCE, _FLAGS, "equivar_cg")
+def _declare(lib) -> None:
+    i64, vp, i = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+    lib.equivar_uvu_forward.argtypes = [i, i, i64, vp, vp, vp, i64, vp, i64, i64, i64, i64, vp, i64, vp, vp, vp,
+                                        vp, i64, i64, i64, i64, i64, ctypes.c_double]
+    lib.equivar_uvu_forward.restype = i
+    lib.equivar_uvu_backward.argtypes = [i, i, i64, vp, vp, vp, vp, i64, vp, vp, vp, i, i, i, i64, i64, i64, i64,
+                                         vp, i64, vp, vp, vp, i64, i64, i64, i64, ctypes.c_double]
+    lib.equivar_uvu_backward.restype = i
+
+
+_LIB = NativeLibrary(C_SOURCE, _FLAGS, "equivar_cg", _declare)
 
 
 def library():
     """The loaded kernel library, or ``None`` (``native_error()`` says why)."""
-    global _lib, _tried, _error
-    if _tried:
-        return _lib
-    with _lock:
-        if _tried:
-            return _lib
-        _tried = True
-        if os.environ.get("EQUIVAR_NATIVE", "1") == "0":
-            _error = "disabled by EQUIVAR_NATIVE=0"
-            return None
-        if sys.platform == "win32":
-            _error = "native kernels are built for POSIX systems only"
-            return None
-        try:
-            lib = ctypes.CDLL(_compile())
-            i64, vp, i = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-            lib.equivar_uvu_forward.argtypes = [i, i, i64, vp, vp, vp, i64, vp, i64, i64, i64, i64, vp, i64, vp, vp, vp,
-                                                vp, i64, i64, i64, i64, i64, ctypes.c_double]
-            lib.equivar_uvu_forward.restype = i
-            lib.equivar_uvu_backward.argtypes = [i, i, i64, vp, vp, vp, vp, i64, vp, vp, vp, i, i, i, i64, i64, i64, i64,
-                                                 vp, i64, vp, vp, vp, i64, i64, i64, i64, ctypes.c_double]
-            lib.equivar_uvu_backward.restype = i
-            _lib = lib
-        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
-            _error = str(e)
-            _lib = None
-        return _lib
+    return _LIB.get()
 
 
 def native_error() -> str | None:
     """Why the native kernels are unavailable (``None`` if they are available or not tried yet)."""
-    return _error
+    return _LIB.error
 
 
 def usable(x1: torch.Tensor, x2: torch.Tensor, w: torch.Tensor) -> bool:

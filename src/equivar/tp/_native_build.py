@@ -7,11 +7,14 @@ changed kernel or a different machine gets its own build.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import platform
 import subprocess
+import sys
 import tempfile
+import threading
 
 
 def cache_dir() -> str:
@@ -56,3 +59,40 @@ def compile_shared_library(source: str, flags: list[str], prefix: str) -> str:
             raise RuntimeError(f"{cc} failed: {r.stderr.strip()[:2000]}")
         os.replace(out, so)
     return so
+
+
+class NativeLibrary:
+    """A native kernel library loaded once, on first use, thread-safely; ``None`` when unavailable.
+
+    ``declare(lib)`` sets the ctypes signatures. The library is unavailable
+    (and :attr:`error` says why) when ``EQUIVAR_NATIVE=0``, on Windows, or
+    when compiling or loading fails; callers then use their PyTorch path.
+    """
+
+    def __init__(self, source: str, flags: list[str], prefix: str, declare):
+        self.source, self.flags, self.prefix, self.declare = source, flags, prefix, declare
+        self._lock = threading.Lock()
+        self._lib = None
+        self._tried = False
+        self.error: str | None = None
+
+    def get(self):
+        """The loaded ``ctypes.CDLL``, or ``None`` (:attr:`error` says why)."""
+        if self._tried:
+            return self._lib
+        with self._lock:
+            if self._tried:
+                return self._lib
+            self._tried = True
+            if os.environ.get("EQUIVAR_NATIVE", "1") == "0":
+                self.error = "disabled by EQUIVAR_NATIVE=0"
+            elif sys.platform == "win32":
+                self.error = "native kernels are built for POSIX systems only"
+            else:
+                try:
+                    lib = ctypes.CDLL(compile_shared_library(self.source, self.flags, self.prefix))
+                    self.declare(lib)
+                    self._lib = lib
+                except (OSError, RuntimeError, AttributeError, subprocess.SubprocessError) as e:
+                    self.error = str(e)
+            return self._lib

@@ -35,13 +35,11 @@ does not hold up the others).
 from __future__ import annotations
 
 import ctypes
-import os
-import subprocess
-import sys
-import threading
 
 import numpy as np
 import torch
+
+from ._native_build import NativeLibrary
 
 _TEMPLATE = r"""
 typedef REAL VT_SFX __attribute__((vector_size(32), aligned(sizeof(REAL)), may_alias));
@@ -303,49 +301,26 @@ C_SOURCE = (
 )
 
 _FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-std=gnu11", "-pthread"]
-_lock = threading.Lock()
-_lib = None
-_tried = False
-_error: str | None = None
 
 
-def _compile() -> str:
-    from ._native_build import compile_shared_library
+def _declare(lib) -> None:
+    for name in ("s2_run_f32", "s2_run_f64"):
+        f = getattr(lib, name)
+        f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
+        f.restype = ctypes.c_int
 
-    return compile_shared_library(C_SOURCE, _FLAGS, "equivar_s2grid")
+
+_LIB = NativeLibrary(C_SOURCE, _FLAGS, "equivar_s2grid", _declare)
 
 
 def library():
     """The loaded kernel library, or ``None`` (``native_error()`` says why)."""
-    global _lib, _tried, _error
-    if _tried:
-        return _lib
-    with _lock:
-        if _tried:
-            return _lib
-        _tried = True
-        if os.environ.get("EQUIVAR_NATIVE", "1") == "0":
-            _error = "disabled by EQUIVAR_NATIVE=0"
-            return None
-        if sys.platform == "win32":
-            _error = "native kernels are built for POSIX systems only"
-            return None
-        try:
-            lib = ctypes.CDLL(_compile())
-            for name in ("s2_run_f32", "s2_run_f64"):
-                f = getattr(lib, name)
-                f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
-                f.restype = ctypes.c_int
-            _lib = lib
-        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
-            _error = str(e)
-            _lib = None
-        return _lib
+    return _LIB.get()
 
 
 def native_error() -> str | None:
     """Why the native kernel is unavailable (``None`` if available or not tried yet)."""
-    return _error
+    return _LIB.error
 
 
 def usable(*tensors) -> bool:
