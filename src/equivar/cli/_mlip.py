@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .._paths import prepare_output_dir  # noqa: F401  (re-exported for the subcommands)
+
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="checkpoint of a trained model (e.g. runs/x/model.pt)")
@@ -137,20 +139,6 @@ def check_output_file(path, flag: str) -> None:
             os.remove(probe)
         except OSError:
             pass
-
-
-def prepare_output_dir(path: str, flag: str) -> None:
-    """Create directory ``path`` (given by ``flag``) now, so a bad location fails before any long work."""
-    import os
-
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"{flag} {path}: exists and is not a directory")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"{flag} {path}: cannot create the directory ({e.strerror or e})") from None
-    if not os.access(path, os.W_OK):
-        raise ValueError(f"{flag} {path}: directory is not writable")
 
 
 def write_atoms_atomic(path: str, images) -> None:

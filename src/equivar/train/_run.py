@@ -143,12 +143,9 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
         raise ValueError(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue it, "
                          f"or set overwrite=true / choose another output_dir")
     if info.is_main:  # a bad output_dir fails now, not after the data are read and the model built
-        try:
-            os.makedirs(out, exist_ok=True)
-        except OSError as e:
-            raise ValueError(f"output_dir {out}: cannot create the directory ({e.strerror or e})") from None
-        if not os.access(out, os.W_OK):
-            raise ValueError(f"output_dir {out}: directory is not writable")
+        from .._paths import prepare_output_dir
+
+        prepare_output_dir(out, "output_dir")
     resume_payload = None
     if resume:  # a truncated or foreign checkpoint fails now, not after the data are read and the model built
         from ._checkpoint import load_checkpoint
