@@ -86,6 +86,22 @@ class CGBackend(ConstantsModule):
             for k, v in consts.items():
                 self.register_constant("_f" + k, v)
 
+    def _fused_consts(self, dtype: torch.dtype) -> dict:
+        """The fused plan's constants in ``dtype`` (cached; the cache is dropped when the module moves)."""
+        cache = self.__dict__.setdefault("_consts_cache", {})
+        consts = cache.get(dtype)
+        if consts is None:
+            consts = {}
+            for k in self._const_names:
+                t = getattr(self, "_f" + k)
+                consts[k] = t.to(dtype) if t.is_floating_point() else t
+            cache[dtype] = consts
+        return consts
+
+    def _apply(self, fn, recurse=True):
+        self.__dict__.pop("_consts_cache", None)
+        return super()._apply(fn, recurse)
+
     def expressible(self, instruction) -> bool:
         """Every path allowed by the selection rules is exact here."""
         return True
@@ -96,11 +112,13 @@ class CGBackend(ConstantsModule):
         outs: list[list[torch.Tensor]] = [[] for _ in self.irreps_out]
         fused_out = None
         if self._plan is not None:
-            tensors = [getattr(self, "_f" + k) for k in self._const_names]
-            tensors = [t.to(x1.dtype) if t.is_floating_point() else t for t in tensors]
-            fused_out = FusedTP.apply(
-                self._plan, self._const_names, x1.contiguous(), x2.contiguous(), weight.contiguous(), 1.0, *tensors
-            )
+            args = (x1.contiguous(), x2.contiguous(), weight.contiguous(), 1.0)
+            if torch.compiler.is_compiling():  # dynamo traces tensor arguments only
+                tensors = [getattr(self, "_f" + k) for k in self._const_names]
+                tensors = [t.to(x1.dtype) if t.is_floating_point() else t for t in tensors]
+                fused_out = FusedTP.apply(self._plan, None, self._const_names, *args, *tensors)
+            else:
+                fused_out = FusedTP.apply(self._plan, self._fused_consts(x1.dtype), None, *args)
             if not self._paths:
                 return fused_out
         for n, name in self._paths:

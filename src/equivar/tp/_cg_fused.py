@@ -191,10 +191,9 @@ def fused_forward(plan: FusedPlan, consts: dict, x1, x2, w, uw: float = 1.0):
     ``uw`` weighs the unweighted sub-paths: 1, or 0 for the part that is linear in ``w``.
     """
     if plan.native is not None and _cg_native.usable(x1, x2, w):
-        return torch.ops.equivar.cg_uvu_forward(
-            x1, x2, w, consts["n_groups"], consts["n_subs"], consts["n_nnz"], consts["n_coef"], consts["n_zero"],
-            list(plan.native), float(uw),
-        )
+        fn = torch.ops.equivar.cg_uvu_forward if torch.compiler.is_compiling() else _cg_native.uvu_forward
+        return fn(x1, x2, w, consts["n_groups"], consts["n_subs"], consts["n_nnz"], consts["n_coef"], consts["n_zero"],
+                  list(plan.native), float(uw))
     Z = x1.shape[0]
     cbig = consts["cbig"]
     gather = consts["out_gather"]
@@ -227,7 +226,8 @@ def fused_backward(
 ):
     """Gradients of ``<G, fused_forward(x1, x2, w)>`` with respect to x1, x2, w (``None`` where not needed)."""
     if plan.native is not None and _cg_native.usable(x1, x2, w) and G.dtype == x1.dtype:
-        gx1, gx2, gw = torch.ops.equivar.cg_uvu_backward(
+        fn = torch.ops.equivar.cg_uvu_backward if torch.compiler.is_compiling() else _cg_native.uvu_backward
+        gx1, gx2, gw = fn(
             G, x1, x2, w, consts["n_groups"], consts["n_subs"], consts["n_nnz_i"], consts["n_coef_i"],
             list(plan.native), [bool(need_x1), bool(need_x2), bool(need_w)], float(uw),
         )
@@ -279,8 +279,9 @@ def fused_backward(
     return gx1, gx2, gw
 
 
-def _consts(names, tensors):
-    return dict(zip(names, tensors))
+def _consts(consts, names, tensors):
+    """The plan's constants: ``consts`` itself (eager), or ``names`` zipped with ``tensors``."""
+    return consts if consts is not None else dict(zip(names, tensors))
 
 
 class FusedTP(torch.autograd.Function):
@@ -289,56 +290,73 @@ class FusedTP(torch.autograd.Function):
     ``uw`` is the weight of the unweighted paths: 1 for the product itself,
     0 for its part that is linear in ``w`` (what derivatives in a weight
     direction need: unweighted paths do not depend on ``w``).
+
+    The plan's constants come either as ``consts`` (a dict, eager mode: no
+    per-tensor cost in ``apply``) or as trailing ``tensors`` named by
+    ``names`` with ``consts=None`` (under ``torch.compile``, which traces
+    tensor arguments only).
     """
 
     @staticmethod
-    def forward(ctx, plan, names, x1, x2, w, uw, *tensors):
+    def forward(ctx, plan, consts, names, x1, x2, w, uw, *tensors):
         ctx.set_materialize_grads(False)
-        ctx.plan, ctx.names, ctx.uw = plan, names, uw
+        ctx.plan, ctx.consts, ctx.names, ctx.uw = plan, consts, names, uw
         ctx.save_for_backward(x1, x2, w, *tensors)
-        return fused_forward(plan, _consts(names, tensors), x1, x2, w, uw)
+        return fused_forward(plan, _consts(consts, names, tensors), x1, x2, w, uw)
 
     @staticmethod
     def backward(ctx, G):
         if G is None:
-            return (None,) * (6 + len(ctx.saved_tensors) - 3)
+            return (None,) * (7 + len(ctx.saved_tensors) - 3)
         x1, x2, w, *tensors = ctx.saved_tensors
-        nx1, nx2, nw = ctx.needs_input_grad[2:5]
+        nx1, nx2, nw = ctx.needs_input_grad[3:6]
         nw = nw and w.numel() > 0
         gx1, gx2, gw = FusedTPBackward.apply(
-            ctx.plan, ctx.names, G.contiguous(), x1, x2, w, ctx.uw, nx1, nx2, nw, *tensors
+            ctx.plan, ctx.consts, ctx.names, G.contiguous(), x1, x2, w, ctx.uw, nx1, nx2, nw, *tensors
         )
-        return (None, None, gx1, gx2, gw, None) + (None,) * len(tensors)
+        return (None, None, None, gx1, gx2, gw, None) + (None,) * len(tensors)
 
 
 class FusedTPBackward(torch.autograd.Function):
     """(dx1, dx2, dw): gradients of <G, TP(x1, x2, w)>; each linear in G and in the remaining inputs."""
 
     @staticmethod
-    def forward(ctx, plan, names, G, x1, x2, w, uw, nx1, nx2, nw, *tensors):
+    def forward(ctx, plan, consts, names, G, x1, x2, w, uw, nx1, nx2, nw, *tensors):
         ctx.set_materialize_grads(False)  # outputs nobody differentiates come back as None: skipped below
-        ctx.plan, ctx.names, ctx.uw, ctx.flags = plan, names, uw, (nx1, nx2, nw)
+        ctx.plan, ctx.consts, ctx.names, ctx.uw, ctx.flags = plan, consts, names, uw, (nx1, nx2, nw)
         ctx.save_for_backward(G, x1, x2, w, *tensors)
-        return fused_backward(plan, _consts(names, tensors), G, x1, x2, w, nx1, nx2, nw, uw)
+        return fused_backward(plan, _consts(consts, names, tensors), G, x1, x2, w, nx1, nx2, nw, uw)
 
     @staticmethod
     def backward(ctx, ggx1, ggx2, ggw):
         # d/d(G, x1, x2, w) of <ggx1, dx1(G,x2,w)> + <ggx2, dx2(G,x1,w)> + <ggw, dw(G,x1,x2)>;
         # a substituted weight direction (ggw) only reaches the weighted paths (uw = 0)
         G, x1, x2, w, *tensors = ctx.saved_tensors
-        plan, names, uw = ctx.plan, ctx.names, ctx.uw
+        plan, consts, names, uw = ctx.plan, ctx.consts, ctx.names, ctx.uw
         nx1, nx2, nw = ctx.flags
-        nG, n1, n2, nW = ctx.needs_input_grad[2:6]
+        nG, n1, n2, nW = ctx.needs_input_grad[3:7]
         ggx1 = ggx1.contiguous() if (nx1 and ggx1 is not None) else None
         ggx2 = ggx2.contiguous() if (nx2 and ggx2 is not None) else None
         ggw = ggw.contiguous() if (nw and ggw is not None) else None
 
+        nW_ = nW and w.numel() > 0
+        if (plan.native is not None and consts is not None and not torch.is_grad_enabled()
+                and _cg_native.usable(x1, x2, w) and G.dtype == x1.dtype
+                and not torch.compiler.is_compiling()):  # a first-order result: one native sweep
+            oG, o1, o2, oW = _cg_native.uvu_double_backward(
+                G, x1, x2, w, ggx1, ggx2, ggw, consts["n_groups"], consts["n_subs"], consts["n_nnz_i"],
+                consts["n_coef_i"], consts["n_zero"], list(plan.native),
+                [bool(nG and (ggx1 is not None or ggx2 is not None or ggw is not None)),
+                 bool(n1 and (ggx2 is not None or ggw is not None)),
+                 bool(n2 and (ggw is not None or ggx1 is not None)),
+                 bool(nW_ and (ggx2 is not None or ggx1 is not None))], float(uw))
+            return (None, None, None, oG, o1, o2, oW, None, None, None, None) + (None,) * len(tensors)
+
         def tp(a, b, c, u):
-            return FusedTP.apply(plan, names, a, b, c, u, *tensors)
+            return FusedTP.apply(plan, consts, names, a, b, c, u, *tensors)
 
         def bwd(a, b, c, u, flags):
-            return FusedTPBackward.apply(plan, names, G, a, b, c, u, *flags, *tensors)
-
+            return FusedTPBackward.apply(plan, consts, names, G, a, b, c, u, *flags, *tensors)
         gG = None
         if nG:
             gG = _sum(
@@ -362,7 +380,7 @@ class FusedTPBackward(torch.autograd.Function):
             g2.append(a[1])
             gW.append(a[2])
         g1, g2, gW = _sum(g1) if n1 else None, _sum(g2) if n2 else None, _sum(gW) if nW else None
-        return (None, None, gG, g1, g2, gW, None, None, None, None) + (None,) * len(tensors)
+        return (None, None, None, gG, g1, g2, gW, None, None, None, None) + (None,) * len(tensors)
 
 
 def _sum(terms):

@@ -38,6 +38,10 @@ def _declare(lib) -> None:
     lib.equivar_uvu_backward.argtypes = [i, i, i64, vp, vp, vp, vp, i64, vp, vp, vp, i, i, i, i64, i64, i64, i64,
                                          vp, i64, vp, vp, vp, i64, i64, i64, i64, ctypes.c_double]
     lib.equivar_uvu_backward.restype = i
+    lib.equivar_uvu_double_backward.argtypes = [i, i, i64, vp, vp, vp, vp, i64, vp, vp, vp, vp, vp, vp, vp, i64, i64,
+                                                i64, i64, vp, i64, vp, vp, vp, vp, i64, i64, i64, i64, i64,
+                                                ctypes.c_double]
+    lib.equivar_uvu_double_backward.restype = i
 
 
 _LIB = NativeLibrary(C_SOURCE, _FLAGS, "equivar_cg", _declare)
@@ -161,14 +165,13 @@ def _empty(shape, like: torch.Tensor) -> torch.Tensor:
     return t
 
 
-@torch.library.custom_op("equivar::cg_uvu_forward", mutates_args=())
-def cg_uvu_forward(
-    x1: torch.Tensor, x2: torch.Tensor, w: torch.Tensor, groups: torch.Tensor, subs: torch.Tensor,
-    nnz: torch.Tensor, coef: torch.Tensor, zero: torch.Tensor, sizes: list[int], uw: float,
-) -> torch.Tensor:
+def uvu_forward(x1, x2, w, groups, subs, nnz, coef, zero, sizes, uw: float) -> torch.Tensor:
     """``out [Z, Dout]`` of the channelwise paths (native CPU kernel); ``w`` per sample [Z, W] or shared [W].
 
-    ``uw``: weight of the unweighted paths (1; 0 to compute the weighted paths alone).
+    ``uw``: weight of the unweighted paths (1; 0 to compute the weighted paths alone). Called
+    directly in eager mode; :func:`cg_uvu_forward` is the same as a ``torch.library`` custom op,
+    what ``torch.compile`` sees (its dispatch costs ~40 µs per call, which is as much as the
+    kernel itself for a few hundred edges).
     """
     D1, D2, Dout, max_mulp, max_d1, max_d3, max_nn = sizes
     Z = x1.shape[0]
@@ -190,17 +193,25 @@ def cg_uvu_forward(
     return out
 
 
+@torch.library.custom_op("equivar::cg_uvu_forward", mutates_args=())
+def cg_uvu_forward(
+    x1: torch.Tensor, x2: torch.Tensor, w: torch.Tensor, groups: torch.Tensor, subs: torch.Tensor,
+    nnz: torch.Tensor, coef: torch.Tensor, zero: torch.Tensor, sizes: list[int], uw: float,
+) -> torch.Tensor:
+    """:func:`uvu_forward` as a custom op (opaque to ``torch.compile``)."""
+    return uvu_forward(x1, x2, w, groups, subs, nnz, coef, zero, sizes, uw)
+
+
 @cg_uvu_forward.register_fake
 def _(x1, x2, w, groups, subs, nnz, coef, zero, sizes, uw):
     return x1.new_empty(x1.shape[0], sizes[2])
 
 
-@torch.library.custom_op("equivar::cg_uvu_backward", mutates_args=())
-def cg_uvu_backward(
-    G: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, w: torch.Tensor, groups: torch.Tensor, subs: torch.Tensor,
-    nnz: torch.Tensor, coef: torch.Tensor, sizes: list[int], need: list[bool], uw: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients (dx1, dx2, dw) of ``<G, out>``; tensors not in ``need`` are returned empty."""
+def uvu_backward(G, x1, x2, w, groups, subs, nnz, coef, sizes, need, uw: float):
+    """Gradients (dx1, dx2, dw) of ``<G, out>``; tensors not in ``need`` are returned empty.
+
+    Eager entry point; :func:`cg_uvu_backward` is the custom op for ``torch.compile``.
+    """
     D1, D2, Dout, max_mulp, max_d1, max_d3, max_nn = sizes
     nx1, nx2, nw = need
     Z = x1.shape[0]
@@ -224,6 +235,15 @@ def cg_uvu_backward(
     return gx1, gx2, gw
 
 
+@torch.library.custom_op("equivar::cg_uvu_backward", mutates_args=())
+def cg_uvu_backward(
+    G: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, w: torch.Tensor, groups: torch.Tensor, subs: torch.Tensor,
+    nnz: torch.Tensor, coef: torch.Tensor, sizes: list[int], need: list[bool], uw: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`uvu_backward` as a custom op (opaque to ``torch.compile``)."""
+    return uvu_backward(G, x1, x2, w, groups, subs, nnz, coef, sizes, need, uw)
+
+
 @cg_uvu_backward.register_fake
 def _(G, x1, x2, w, groups, subs, nnz, coef, sizes, need, uw):
     nx1, nx2, nw = need
@@ -232,3 +252,40 @@ def _(G, x1, x2, w, groups, subs, nnz, coef, sizes, need, uw):
         x2.new_empty(x2.shape) if nx2 else x2.new_empty(0),
         w.new_empty(w.shape) if nw else w.new_empty(0),
     )
+
+
+def uvu_double_backward(G, x1, x2, w, gg1, gg2, ggw, groups, subs, nnz, coef, zero, sizes, need, uw: float):
+    """Derivatives of ``<gg1, dx1> + <gg2, dx2> + <ggw, dw>`` (the backward's outputs against directions
+    ``gg*``, ``None`` = zero) with respect to ``(G, x1, x2, w)``, in one sweep over the coefficients.
+
+    This is the second backward of a force loss. Equivalent to the three forward and three backward
+    calls of :class:`equivar.tp._cg_fused.FusedTPBackward`'s ``backward`` (which stays the
+    differentiable path); ``need``: which of the four to return (others ``None``). Not differentiable:
+    called with gradient recording off. ``zero``: output ranges no sub-path writes (the forward's).
+    """
+    D1, D2, Dout, max_mulp, max_d1, max_d3, max_nn = sizes
+    nG, n1, n2, nW = need
+    Z = x1.shape[0]
+    G, x1, x2, w, coef = G.contiguous(), x1.contiguous(), x2.contiguous(), w.contiguous(), coef.contiguous()
+    gg1, gg2, ggw = (None if t is None else t.contiguous() for t in (gg1, gg2, ggw))
+    W = w.shape[-1]
+    shared = w.dim() == 1
+    oG = x1.new_empty(G.shape) if nG else None
+    o1 = x1.new_empty(x1.shape) if n1 else None
+    o2 = x2.new_empty(x2.shape) if n2 else None
+    oW = (torch.zeros_like(w) if shared else w.new_empty(w.shape)) if nW else None
+    if Z == 0:
+        return tuple(None if t is None else t.zero_() for t in (oG, o1, o2, oW))
+    wp = w if W > 0 else x1.new_zeros(1)
+    if W == 0:
+        ggw = None
+    p = lambda t: None if t is None else t.data_ptr()  # noqa: E731
+    st = library().equivar_uvu_double_backward(
+        int(x1.dtype == torch.float64), max(1, torch.get_num_threads()), Z, p(G), p(x1), p(x2), p(wp),
+        0 if shared else W, p(gg1), p(gg2), p(ggw), p(oG), p(o1), p(o2), p(oW), D1, D2, Dout, W,
+        p(groups), groups.shape[0], p(subs), p(nnz), p(coef), p(zero), zero.shape[0],
+        max_mulp, max_d1, max_d3, max_nn, float(uw),
+    )
+    if st != 0:
+        raise MemoryError("equivar native cg kernel: allocation failed")
+    return oG, o1, o2, oW

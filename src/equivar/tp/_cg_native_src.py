@@ -49,6 +49,8 @@ typedef struct {
     int need_x1, need_x2, need_w;
     double uw; /* weight of unweighted sub-paths: 1, or 0 for the weighted part alone */
     void *gw_local; /* shared weights: this thread's partial sum [W] */
+    const void *gg1, *gg2, *ggw; /* double backward: directions for x1, x2, w (NULL: zero) */
+    void *oG, *o1, *o2, *oW;     /* double backward: outputs (NULL: not needed) */
     int status;
 } job_t;
 
@@ -299,6 +301,131 @@ static void *bwd_worker_##SUFFIX(void *arg) {                                   
 DEFINE_KERNELS(float, vf32, vf32u, f32)
 DEFINE_KERNELS(double, vf64, vf64u, f64)
 
+/* Double backward of <G, TP(x1, x2, w)> in one sweep (see equivar_uvu_double_backward). Per sample and
+   sub-path, with T(a, b) the unweighted sub-path product and (wv, gwv) = (w, ggw) of the sub-path
+   (unweighted sub-paths: (uw, 0)):
+     oG[k,u] = wv[u] A1[k,u] + gwv[u] A2[k,u],  A1 = T(gg1, x2) + T(x1, gg2),  A2 = T(x1, x2)
+     o1[i,u] += c (gg2[j] (G w)[k,u] + x2[j] (G ggw)[k,u])
+     o2[j]   += c sum_u (x1[i,u] (G ggw)[k,u] + gg1[i,u] (G w)[k,u])
+     oW[u]   += c G[k,u] (x1[i,u] gg2[j] + gg1[i,u] x2[j])                                          */
+#define DEFINE_DOUBLE(T, V, VU, SUFFIX)                                                              \
+static void *dbl_worker_##SUFFIX(void *arg) {                                                      \
+    job_t *J = (job_t *)arg;                                                                       \
+    const T *x1 = (const T *)J->x1, *x2 = (const T *)J->x2, *w = (const T *)J->w;                  \
+    const T *Gm = (const T *)J->g, *coef = (const T *)J->coef_i;                                   \
+    const T *gg1 = (const T *)J->gg1, *gg2 = (const T *)J->gg2, *ggw = (const T *)J->ggw;          \
+    T *oG = (T *)J->oG, *o1 = (T *)J->o1, *o2 = (T *)J->o2, *oW = (T *)J->oW;                      \
+    i64 M = J->max_mulp, D1m = J->max_d1, D3m = J->max_d3;                                         \
+    T *x1T = (T *)calloc((size_t)(3 * D1m * M + 5 * D3m * M + 3 * M + 2 * J->max_nn + J->D2 * VL + 16), sizeof(T)); \
+    if (!x1T) { J->status = 1; return NULL; }                                                      \
+    T *g1T = x1T + D1m * M, *d1T = g1T + D1m * M, *GT = d1T + D1m * M, *GWT = GT + D3m * M;        \
+    T *GGT = GWT + D3m * M, *A1 = GGT + D3m * M, *A2 = A1 + D3m * M, *wv = A2 + D3m * M;           \
+    T *gwv = wv + M, *dwacc = gwv + M, *cx = dwacc + M, *cg = cx + J->max_nn, *o2p = cg + J->max_nn; \
+    int h1 = gg1 != NULL, h2 = gg2 != NULL, hw = ggw != NULL;                                       \
+    int nG = oG != NULL, n1 = o1 != NULL, n2 = o2 != NULL, nW = oW != NULL;                        \
+    int shared_w = (J->w_rs == 0);                                                                 \
+    T *gwl = (T *)J->gw_local;                                                                     \
+    for (i64 z = J->z0; z < J->z1; ++z) {                                                          \
+        const T *x1z = x1 + z * J->D1, *x2z = x2 + z * J->D2, *wz = w + z * J->w_rs;               \
+        const T *g1z = h1 ? gg1 + z * J->D1 : NULL, *g2z = h2 ? gg2 + z * J->D2 : NULL;            \
+        const T *gwz = hw ? ggw + z * J->w_rs : NULL;                                              \
+        const T *Gz = Gm + z * J->Dout;                                                            \
+        T *oGz = nG ? oG + z * J->Dout : NULL, *o1z = n1 ? o1 + z * J->D1 : NULL;                  \
+        T *o2z = n2 ? o2 + z * J->D2 : NULL, *oWz = nW ? (shared_w ? gwl : oW + z * J->W) : NULL;  \
+        if (oGz) for (i64 r = 0; r < J->n_zero; ++r)                                               \
+            memset(oGz + J->zero[2 * r], 0, sizeof(T) * (size_t)(J->zero[2 * r + 1] - J->zero[2 * r])); \
+        if (o1z) memset(o1z, 0, sizeof(T) * (size_t)J->D1);                                        \
+        if (o2z) memset(o2p, 0, sizeof(T) * (size_t)(J->D2 * VL));                                 \
+        if (oWz && !shared_w) memset(oWz, 0, sizeof(T) * (size_t)J->W);                            \
+        for (i64 g = 0; g < J->n_groups; ++g) {                                                    \
+            const i64 *Gr = J->groups + 5 * g;                                                     \
+            i64 xs = Gr[0], mul = Gr[1], d1 = Gr[2], s0 = Gr[3], ns = Gr[4], mp = PAD(mul);         \
+            for (i64 i = 0; i < d1; ++i)                                                           \
+                for (i64 u = 0; u < mp; ++u) {                                                     \
+                    x1T[i * mp + u] = u < mul ? x1z[xs + u * d1 + i] : 0;                          \
+                    g1T[i * mp + u] = (h1 && u < mul) ? g1z[xs + u * d1 + i] : 0;                  \
+                }                                                                                  \
+            if (n1) memset(d1T, 0, sizeof(T) * (size_t)(d1 * mp));                                 \
+            for (i64 s = s0; s < s0 + ns; ++s) {                                                   \
+                const i64 *S = J->subs + 7 * s;                                                    \
+                i64 d3 = S[0], os = S[1], wb = S[2], wst = S[3], n0 = S[4], nn = S[5], assign = S[6]; \
+                int weighted = wb >= 0;                                                            \
+                int dow = nW && weighted && (h1 || h2);                                            \
+                const i64 *N = J->nnz_i + 3 * n0; /* sorted by i */                                \
+                const T *cf = coef + n0;                                                           \
+                const T *gb = Gz + os;                                                             \
+                LOAD_BLOCK(T)                                                                      \
+                for (i64 k = 0; k < d3; ++k)                                                       \
+                    for (i64 u = mul; u < mp; ++u) GT[k * mp + u] = 0;                             \
+                for (i64 u = 0; u < mp; ++u) {                                                     \
+                    wv[u] = u < mul ? (weighted ? wz[wb + u * wst] : (T)J->uw) : 0;                \
+                    gwv[u] = (u < mul && weighted && hw) ? gwz[wb + u * wst] : 0;                  \
+                }                                                                                  \
+                for (i64 k = 0; k < d3; ++k)                                                       \
+                    for (i64 u = 0; u < mp; ++u) {                                                 \
+                        GWT[k * mp + u] = GT[k * mp + u] * wv[u];                                  \
+                        GGT[k * mp + u] = GT[k * mp + u] * gwv[u];                                 \
+                    }                                                                              \
+                if (nG) memset(A1, 0, sizeof(T) * (size_t)(2 * D3m * M));                          \
+                for (i64 n = 0; n < nn; ++n) {                                                     \
+                    cx[n] = cf[n] * x2z[N[3 * n + 1]];                                             \
+                    cg[n] = h2 ? cf[n] * g2z[N[3 * n + 1]] : 0;                                    \
+                }                                                                                  \
+                if (dow) memset(dwacc, 0, sizeof(T) * (size_t)mp);                                 \
+                for (i64 n = 0, nx; n < nn; n = nx) { /* one run of equal i */                     \
+                    i64 i = N[3 * n];                                                              \
+                    for (nx = n + 1; nx < nn && N[3 * nx] == i; ++nx) {}                            \
+                    for (i64 ub = 0; ub < mp; ub += VL) {                                          \
+                        V xv = LD(VU, x1T + i + ub), gv = LD(VU, g1T + i + ub);                    \
+                        V dx = (V){0}, t = (V){0};                                                 \
+                        for (i64 q = n; q < nx; ++q) {                                             \
+                            i64 k = N[3 * q + 2];                                                  \
+                            T c = cf[q], cxq = cx[q], cgq = cg[q];                                 \
+                            if (nG) {                                                              \
+                                T *a1 = A1 + k + ub, *a2 = A2 + k + ub;                            \
+                                ST(VU, a1, LD(VU, a1) + cxq * gv + cgq * xv);                      \
+                                ST(VU, a2, LD(VU, a2) + cxq * xv);                                 \
+                            }                                                                      \
+                            V gwk = LD(VU, GWT + k + ub), ggk = LD(VU, GGT + k + ub);              \
+                            if (n1) dx += cgq * gwk + cxq * ggk;                                   \
+                            if (n2) {                                                              \
+                                T *p = o2p + N[3 * q + 1] * VL;                                    \
+                                ST(VU, p, LD(VU, p) + c * (xv * ggk + gv * gwk));                  \
+                            }                                                                      \
+                            if (dow) t += LD(VU, GT + k + ub) * (cgq * xv + cxq * gv);             \
+                        }                                                                          \
+                        if (n1) ST(VU, d1T + i + ub, LD(VU, d1T + i + ub) + dx);                   \
+                        if (dow) ST(VU, dwacc + ub, LD(VU, dwacc + ub) + t);                       \
+                    }                                                                              \
+                }                                                                                  \
+                if (dow) for (i64 u = 0; u < mul; ++u) oWz[wb + u * wst] += dwacc[u];              \
+                if (nG) {                                                                          \
+                    T *ob = oGz + os;                                                              \
+                    for (i64 u = 0; u < mul; ++u)                                                  \
+                        for (i64 k = 0; k < d3; ++k) {                                             \
+                            T v = wv[u] * A1[k * mp + u] + gwv[u] * A2[k * mp + u];                \
+                            if (assign) ob[u * d3 + k] = v; else ob[u * d3 + k] += v;              \
+                        }                                                                          \
+                }                                                                                  \
+            }                                                                                      \
+            if (n1)                                                                                \
+                for (i64 u = 0; u < mul; ++u)                                                      \
+                    for (i64 i = 0; i < d1; ++i) o1z[xs + u * d1 + i] = d1T[i * mp + u];           \
+        }                                                                                          \
+        if (n2)                                                                                    \
+            for (i64 j = 0; j < J->D2; ++j) {                                                      \
+                T acc2 = 0;                                                                        \
+                for (int q = 0; q < VL; ++q) acc2 += o2p[j * VL + q];                              \
+                o2z[j] = acc2;                                                                     \
+            }                                                                                      \
+    }                                                                                              \
+    free(x1T);                                                                                     \
+    return NULL;                                                                                   \
+}
+
+DEFINE_DOUBLE(float, vf32, vf32u, f32)
+DEFINE_DOUBLE(double, vf64, vf64u, f64)
+
 static int run_jobs(job_t *jobs, int nt, void *(*fn)(void *)) {
     pthread_t th[64];
     int started[64];
@@ -370,6 +497,47 @@ int equivar_uvu_backward(int is_double, int nt, i64 Z, const void *g, const void
                 for (i64 q = 0; q < W; ++q) dst[q] += src[q];
             } else {
                 float *dst = (float *)gw, *src = (float *)jobs[t].gw_local;
+                for (i64 q = 0; q < W; ++q) dst[q] += src[q];
+            }
+            free(jobs[t].gw_local);
+        }
+    }
+    return status;
+}
+
+int equivar_uvu_double_backward(int is_double, int nt, i64 Z, const void *g, const void *x1, const void *x2,
+                                const void *w, i64 w_rs, const void *gg1, const void *gg2, const void *ggw,
+                                void *oG, void *o1, void *o2, void *oW, i64 D1, i64 D2, i64 Dout, i64 W,
+                                const i64 *groups, i64 n_groups, const i64 *subs, const i64 *nnz_i,
+                                const void *coef_i, const i64 *zero, i64 n_zero, i64 max_mulp, i64 max_d1,
+                                i64 max_d3, i64 max_nn, double uw) {
+    job_t base;
+    memset(&base, 0, sizeof(base));
+    base.g = g; base.x1 = x1; base.x2 = x2; base.w = w; base.w_rs = w_rs;
+    base.gg1 = gg1; base.gg2 = gg2; base.ggw = ggw; base.oG = oG; base.o1 = o1; base.o2 = o2; base.oW = oW;
+    base.D1 = D1; base.D2 = D2; base.Dout = Dout; base.W = W;
+    base.groups = groups; base.n_groups = n_groups; base.subs = subs; base.nnz_i = nnz_i; base.coef_i = coef_i;
+    base.zero = zero; base.n_zero = n_zero;
+    base.max_mulp = max_mulp; base.max_d1 = max_d1; base.max_d3 = max_d3; base.max_nn = max_nn; base.uw = uw;
+    nt = n_threads(nt, Z);
+    job_t jobs[64];
+    for (int t = 0; t < nt; ++t) { jobs[t] = base; jobs[t].z0 = Z * t / nt; jobs[t].z1 = Z * (t + 1) / nt; }
+    size_t es = is_double ? sizeof(double) : sizeof(float);
+    int shared = (w_rs == 0) && oW != NULL;
+    if (shared) {
+        for (int t = 0; t < nt; ++t) {
+            jobs[t].gw_local = calloc((size_t)(W > 0 ? W : 1), es);
+            if (!jobs[t].gw_local) return 1;
+        }
+    }
+    int status = run_jobs(jobs, nt, is_double ? dbl_worker_f64 : dbl_worker_f32);
+    if (shared) {
+        for (int t = 0; t < nt; ++t) {
+            if (is_double) {
+                double *dst = (double *)oW, *src = (double *)jobs[t].gw_local;
+                for (i64 q = 0; q < W; ++q) dst[q] += src[q];
+            } else {
+                float *dst = (float *)oW, *src = (float *)jobs[t].gw_local;
                 for (i64 q = 0; q < W; ++q) dst[q] += src[q];
             }
             free(jobs[t].gw_local);

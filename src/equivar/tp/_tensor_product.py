@@ -215,6 +215,24 @@ class TensorProduct(torch.nn.Module):
             f"-> {self.irreps_out.simplify()} | {npath} paths | {self.weight_numel} weights | backend={self.backend_name!r})"
         )
 
+    def _plain_2d(self, x1, x2, weight) -> bool:
+        """Whether the inputs are ``[Z, dim]`` float tensors with per-sample weights ``[Z, weight_numel]``,
+        one dtype the backend supports, one device: then they need no checks, broadcasting or reshapes."""
+        dims = self.__dict__.get("_dims")
+        if dims is None:
+            dims = self.__dict__["_dims"] = (self.irreps_in1.dim, self.irreps_in2.dim,
+                                             getattr(self.backend, "supported_dtypes", None))
+        if self.shared_weights or not (isinstance(x1, torch.Tensor) and isinstance(x2, torch.Tensor)
+                                       and isinstance(weight, torch.Tensor)):
+            return False
+        s1, s2, sw = x1.shape, x2.shape, weight.shape
+        dtype, supported = x1.dtype, dims[2]
+        return (len(s1) == 2 and len(s2) == 2 and len(sw) == 2 and s1[0] == s2[0] == sw[0]
+                and s1[1] == dims[0] and s2[1] == dims[1] and sw[1] == self.weight_numel
+                and x1.is_floating_point() and x2.dtype == dtype and weight.dtype == dtype
+                and (supported is None or dtype in supported)
+                and x2.device == x1.device and weight.device == x1.device)
+
     def _check_inputs(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None):
         if x1.shape[-1:] != (self.irreps_in1.dim,):
             raise ValueError(
@@ -297,6 +315,8 @@ class TensorProduct(torch.nn.Module):
             shape, missing weights, batch shapes that do not broadcast,
             non-float inputs, or inputs of different dtypes or devices.
         """
+        if self._plain_2d(x1, x2, weight):  # the common case, checked in a few attribute reads
+            return self.backend(x1, x2, weight)
         weight, batch = self._check_inputs(x1, x2, weight)
         Z = math.prod(batch)
         x1 = x1.expand(batch + (self.irreps_in1.dim,)).reshape(Z, self.irreps_in1.dim)
