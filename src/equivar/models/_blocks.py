@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..nn import ElementLinear, Linear, S2GridMLP, SymmetricContraction, scatter_sum
+from ..nn import ElementLinear, Linear, S2GridMLP, SymmetricContraction, gather, scatter_sum
 from ..o3 import Irreps
 from ..tp import channelwise_tp
 
@@ -69,7 +69,7 @@ class InteractionBlock(torch.nn.Module):
         sc = self.skip(node_feats, node_attrs) if self.skip is not None else None
         h = self.linear_up(node_feats)
         sender, receiver = edge_index[0], edge_index[1]
-        mji = self.tp(h.index_select(0, sender), edge_attrs, tp_weights)
+        mji = self.tp(gather(h, sender), edge_attrs, tp_weights)
         msg = scatter_sum(mji, receiver, node_feats.shape[0])
         return self.linear(msg) * self.inv_avg, sc
 

@@ -20,6 +20,7 @@ attributes and an equivariance test (float32 and float64, with parity) in
 ``S2GridMLP``                  pointwise MLP on a sphere grid (Facet)
 ``AtomicEnergies``, ``ScaleShift``  E0s and energy scale/shift
 ``scatter_sum``                edge -> node aggregation
+``gather``                     node -> edge rows (its adjoint)
 =============================  ==============================================
 """
 from ._activation_utils import NormalizedActivation, get_activation, normalize2mom_constant
@@ -30,7 +31,7 @@ from ._mlp import MLP
 from ._radial import BesselBasis, PolynomialCutoff, RadialEmbedding, RadialMLP
 from ._s2grid_mlp import S2GridMLP
 from ._scale_shift import AtomicEnergies, ScaleShift
-from ._scatter import scatter_sum
+from ._scatter import gather, scatter_sum
 from ._spline import SplineRadial
 from ._symmetric_basis import symmetric_contraction_basis
 from ._symmetric_contraction import SymmetricContraction
@@ -38,6 +39,6 @@ from ._symmetric_contraction import SymmetricContraction
 __all__ = [
     "Activation", "AtomicEnergies", "BesselBasis", "ElementLinear", "Gate", "Linear", "MLP", "NormActivation",
     "NormalizedActivation", "PolynomialCutoff", "RadialEmbedding", "RadialMLP", "S2GridMLP", "ScaleShift",
-    "SplineRadial", "SymmetricContraction", "get_activation", "normalize2mom_constant", "scatter_sum",
+    "SplineRadial", "SymmetricContraction", "get_activation", "normalize2mom_constant", "scatter_sum", "gather",
     "symmetric_contraction_basis",
 ]
