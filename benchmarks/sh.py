@@ -1,12 +1,13 @@
 """Spherical harmonics: equivar vs e3nn (and sphericart) on 100,000 vectors.
 
     .venv/bin/python benchmarks/sh.py [--L 3 8] [--json out.json]
-"""
-import argparse
 
-from equivar.o3._bench import add_arguments, run_sh
+Same as ``equivar bench sh`` (it runs that command, so bad flags and values
+get the command's one-line errors).
+"""
+import sys
+
+from equivar.cli.main import main
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    add_arguments(p)
-    raise SystemExit(run_sh(p.parse_args()))
+    raise SystemExit(main(["bench", "sh", *sys.argv[1:]]))

@@ -2,13 +2,12 @@
 
     .venv/bin/python benchmarks/tp.py [--L 1 2 3 4 6] [--batch 4096] [--json tp.json] [--png tp.png] [--quick]
 
-Same as ``equivar bench tp``; see ``equivar.tp._bench`` for what is measured.
+Same as ``equivar bench tp`` (it runs that command, so bad flags and values
+get the command's one-line errors); see ``equivar.tp._bench`` for what is measured.
 """
-import argparse
+import sys
 
-from equivar.tp._bench import add_arguments, run_tp
+from equivar.cli.main import main
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    raise SystemExit(run_tp(p.parse_args()))
+    raise SystemExit(main(["bench", "tp", *sys.argv[1:]]))

@@ -81,3 +81,11 @@ def test_non_yaml_config_file_is_one_short_line(capsys):
     assert main(["train", "-c", EMBEDDED]) == 2
     err = capsys.readouterr().err.strip()
     assert f"{EMBEDDED}: expected a YAML mapping" in err and "\n" not in err and len(err) < 200 + len(EMBEDDED), err
+
+
+def test_print_config_runs_the_model_range_checks(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  train_file: {EMBEDDED}\n")
+    assert main(["train", "-c", str(cfg), "--set", "model.max_L=-1", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert "model.max_L" in err and "Traceback" not in err, err

@@ -161,3 +161,10 @@ def test_whole_product_double_backward():
     y = tp(*z)
     assert y.shape == (0, io.dim)
     assert all(g.shape == t.shape for g, t in zip(torch.autograd.grad(y.sum(), z, allow_unused=True), z) if g is not None)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "8", True])
+def test_bad_chunk_size_is_rejected(bad):
+    i1, i2, io, ins = s_config(1, 2)
+    with pytest.raises(ValueError, match="chunk_size"):
+        TensorProduct(i1, i2, io, ins, backend="s2grid", shared_weights=False, chunk_size=bad)

@@ -179,3 +179,18 @@ def test_cuda_matches_cpu():
     ref = tp(x1, x2, w)
     out = tp.cuda()(x1.cuda(), x2.cuda(), w.cuda())
     torch.testing.assert_close(out.cpu(), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["cg", "gaunt", "s2grid", "cp"])
+def test_torch_compile_with_gradients_matches_eager(backend):
+    """fullgraph torch.compile of every backend, with an input that requires grad: values and gradients."""
+    tp = T.TensorProduct("4x0e+4x1o", "0e+1o", "4x0e+4x1o+4x1e",
+                         [(0, 0, 0, "uvu", True), (1, 1, 0, "uvu", True), (1, 0, 1, "uvu", True), (0, 1, 1, "uvu", True)],
+                         shared_weights=False, backend=backend)
+    g = torch.Generator().manual_seed(0)
+    x1 = torch.randn(6, 16, generator=g, requires_grad=True)
+    x2, w = torch.randn(6, 4, generator=g), torch.randn(6, tp.weight_numel, generator=g)
+    ref = tp(x1, x2, w)
+    out = torch.compile(tp, backend="eager", fullgraph=True)(x1, x2, w)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(torch.autograd.grad(out.sum(), x1)[0], torch.autograd.grad(ref.sum(), x1)[0])

@@ -38,7 +38,20 @@ def run(args) -> int:
             raise ValueError("--config is required (or --resume with --output-dir of an earlier run)")
     cfg = load_config(path, overrides)
     if args.print_config:
+        _check_model_builds(cfg)  # value ranges are the builder's: a bad model.max_L fails here, not after training starts
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
     run_training(cfg, resume=args.resume)
     return 0
+
+
+def _check_model_builds(cfg) -> None:
+    """Build the configured model once with placeholder data-derived values (one element, unit statistics).
+
+    Raises the builder's ``ValueError`` (``model.max_L must be ...``) for a bad model section.
+    """
+    from ..train._models import build_model, complete_hparams
+
+    placeholders = {"atomic_numbers": [1], "atomic_energies": [0.0], "r_max": cfg.data.r_max, "avg_num_neighbors": 1.0,
+                    "scale": 1.0, "shift": 0.0, "dtype": cfg.dtype, "seed": cfg.seed}
+    build_model(complete_hparams(cfg.model, placeholders))

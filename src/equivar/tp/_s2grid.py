@@ -98,7 +98,8 @@ class S2GridBackend(GauntFamilyBackend):
     Raises
     ------
     ValueError
-        Unknown option value, or a grid too coarse to be exact.
+        Unknown option value (e.g. ``chunk_size`` not a positive integer),
+        or a grid too coarse to be exact.
 
     Examples
     --------
@@ -121,6 +122,8 @@ class S2GridBackend(GauntFamilyBackend):
         native: bool = True,
         **kwargs,
     ):
+        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"s2grid: chunk_size must be a positive integer or None, got {chunk_size!r}")
         self._grid_opts = (n_beta, n_alpha)
         self.native = bool(native)
         self._native_consts = {}
