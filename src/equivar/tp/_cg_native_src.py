@@ -448,6 +448,39 @@ static int n_threads(int nt, i64 Z) {
     return nt;
 }
 
+/* Split samples [0, Z) over nt threads and run fn. With shared weights (shared != 0) every thread
+   accumulates its weight gradient in its own zeroed [W] buffer; the buffers are summed into gw_out. */
+static int run_split(const job_t *base, i64 Z, int nt, void *(*fn)(void *), void *gw_out, int shared, int is_double) {
+    nt = n_threads(nt, Z);
+    job_t jobs[64];
+    for (int t = 0; t < nt; ++t) { jobs[t] = *base; jobs[t].z0 = Z * t / nt; jobs[t].z1 = Z * (t + 1) / nt; }
+    size_t es = is_double ? sizeof(double) : sizeof(float);
+    i64 W = base->W;
+    if (shared) {
+        for (int t = 0; t < nt; ++t) {
+            jobs[t].gw_local = calloc((size_t)(W > 0 ? W : 1), es);
+            if (!jobs[t].gw_local) {
+                for (int q = 0; q < t; ++q) free(jobs[q].gw_local);
+                return 1;
+            }
+        }
+    }
+    int status = run_jobs(jobs, nt, fn);
+    if (shared) {
+        for (int t = 0; t < nt; ++t) {
+            if (is_double) {
+                double *dst = (double *)gw_out, *src = (double *)jobs[t].gw_local;
+                for (i64 q = 0; q < W; ++q) dst[q] += src[q];
+            } else {
+                float *dst = (float *)gw_out, *src = (float *)jobs[t].gw_local;
+                for (i64 q = 0; q < W; ++q) dst[q] += src[q];
+            }
+            free(jobs[t].gw_local);
+        }
+    }
+    return status;
+}
+
 int equivar_uvu_forward(int is_double, int nt, i64 Z, const void *x1, const void *x2, const void *w, i64 w_rs,
                         void *out, i64 D1, i64 D2, i64 Dout, i64 W, const i64 *groups, i64 n_groups,
                         const i64 *subs, const i64 *nnz, const void *coef, const i64 *zero, i64 n_zero,
@@ -459,10 +492,7 @@ int equivar_uvu_forward(int is_double, int nt, i64 Z, const void *x1, const void
     base.groups = groups; base.n_groups = n_groups; base.subs = subs; base.nnz = nnz; base.coef = coef;
     base.zero = zero; base.n_zero = n_zero; base.max_mulp = max_mulp; base.max_d1 = max_d1; base.max_d3 = max_d3;
     base.max_nn = max_nn; base.uw = uw;
-    nt = n_threads(nt, Z);
-    job_t jobs[64];
-    for (int t = 0; t < nt; ++t) { jobs[t] = base; jobs[t].z0 = Z * t / nt; jobs[t].z1 = Z * (t + 1) / nt; }
-    return run_jobs(jobs, nt, is_double ? fwd_worker_f64 : fwd_worker_f32);
+    return run_split(&base, Z, nt, is_double ? fwd_worker_f64 : fwd_worker_f32, NULL, 0, is_double);
 }
 
 int equivar_uvu_backward(int is_double, int nt, i64 Z, const void *g, const void *x1, const void *x2, const void *w,
@@ -478,31 +508,7 @@ int equivar_uvu_backward(int is_double, int nt, i64 Z, const void *g, const void
     base.D1 = D1; base.D2 = D2; base.Dout = Dout; base.W = W;
     base.groups = groups; base.n_groups = n_groups; base.subs = subs; base.nnz_i = nnz_i; base.coef_i = coef_i;
     base.max_mulp = max_mulp; base.max_d1 = max_d1; base.max_d3 = max_d3; base.max_nn = max_nn; base.uw = uw;
-    nt = n_threads(nt, Z);
-    job_t jobs[64];
-    for (int t = 0; t < nt; ++t) { jobs[t] = base; jobs[t].z0 = Z * t / nt; jobs[t].z1 = Z * (t + 1) / nt; }
-    size_t es = is_double ? sizeof(double) : sizeof(float);
-    int shared = (w_rs == 0) && need_w;
-    if (shared) {
-        for (int t = 0; t < nt; ++t) {
-            jobs[t].gw_local = calloc((size_t)(W > 0 ? W : 1), es);
-            if (!jobs[t].gw_local) return 1;
-        }
-    }
-    int status = run_jobs(jobs, nt, is_double ? bwd_worker_f64 : bwd_worker_f32);
-    if (shared) {
-        for (int t = 0; t < nt; ++t) {
-            if (is_double) {
-                double *dst = (double *)gw, *src = (double *)jobs[t].gw_local;
-                for (i64 q = 0; q < W; ++q) dst[q] += src[q];
-            } else {
-                float *dst = (float *)gw, *src = (float *)jobs[t].gw_local;
-                for (i64 q = 0; q < W; ++q) dst[q] += src[q];
-            }
-            free(jobs[t].gw_local);
-        }
-    }
-    return status;
+    return run_split(&base, Z, nt, is_double ? bwd_worker_f64 : bwd_worker_f32, gw, (w_rs == 0) && need_w, is_double);
 }
 
 int equivar_uvu_double_backward(int is_double, int nt, i64 Z, const void *g, const void *x1, const void *x2,
@@ -519,30 +525,6 @@ int equivar_uvu_double_backward(int is_double, int nt, i64 Z, const void *g, con
     base.groups = groups; base.n_groups = n_groups; base.subs = subs; base.nnz_i = nnz_i; base.coef_i = coef_i;
     base.zero = zero; base.n_zero = n_zero;
     base.max_mulp = max_mulp; base.max_d1 = max_d1; base.max_d3 = max_d3; base.max_nn = max_nn; base.uw = uw;
-    nt = n_threads(nt, Z);
-    job_t jobs[64];
-    for (int t = 0; t < nt; ++t) { jobs[t] = base; jobs[t].z0 = Z * t / nt; jobs[t].z1 = Z * (t + 1) / nt; }
-    size_t es = is_double ? sizeof(double) : sizeof(float);
-    int shared = (w_rs == 0) && oW != NULL;
-    if (shared) {
-        for (int t = 0; t < nt; ++t) {
-            jobs[t].gw_local = calloc((size_t)(W > 0 ? W : 1), es);
-            if (!jobs[t].gw_local) return 1;
-        }
-    }
-    int status = run_jobs(jobs, nt, is_double ? dbl_worker_f64 : dbl_worker_f32);
-    if (shared) {
-        for (int t = 0; t < nt; ++t) {
-            if (is_double) {
-                double *dst = (double *)oW, *src = (double *)jobs[t].gw_local;
-                for (i64 q = 0; q < W; ++q) dst[q] += src[q];
-            } else {
-                float *dst = (float *)oW, *src = (float *)jobs[t].gw_local;
-                for (i64 q = 0; q < W; ++q) dst[q] += src[q];
-            }
-            free(jobs[t].gw_local);
-        }
-    }
-    return status;
+    return run_split(&base, Z, nt, is_double ? dbl_worker_f64 : dbl_worker_f32, oW, (w_rs == 0) && oW != NULL, is_double);
 }
 """
