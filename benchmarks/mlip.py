@@ -10,6 +10,8 @@
   on aspirin (21 atoms, rMD17 test frame 0) through each package's ASE
   calculator, float32 and float64.
 
+The equivar side applies ``equivar.tune_allocator()`` first, as the
+``equivar`` command does (``--no-tune-malloc`` to skip it).
 mace-torch runs in its own interpreter (it pins e3nn 0.4.4), given with
 ``--mace-python``; the same measurement is made there by
 ``benchmarks/_mace_torch.py``.
@@ -124,11 +126,16 @@ def main() -> None:
     p.add_argument("--md-steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--mace-python", default=None, help="interpreter with mace-torch 0.3.16 installed")
+    p.add_argument("--no-tune-malloc", action="store_true",
+                   help="equivar side without equivar.tune_allocator() (the equivar command applies it)")
     args = p.parse_args()
     import torch
 
+    import equivar
+
+    tuned = False if args.no_tune_malloc else equivar.tune_allocator()  # as the equivar command does
     torch.set_num_threads(args.threads)
-    results = {"threads": args.threads, "torch": torch.__version__}
+    results = {"threads": args.threads, "torch": torch.__version__, "equivar_malloc_tuned": bool(tuned)}
     if args.what in ("epoch", "all"):
         r = bench_epoch(args.steps)
         results["equivar_epoch"] = r

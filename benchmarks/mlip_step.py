@@ -8,12 +8,16 @@ hyperparameters: 32 channels, max_L 1 (32x0e+32x1o), max_ell 3, correlation 3,
 2 interactions, r_max 5 Å, 8 Bessel functions, p = 5, radial MLP [64, 64, 64],
 float32, 1 torch thread.
 
+The equivar worker applies ``equivar.tune_allocator()`` first, as the
+``equivar`` command does (``--no-tune-malloc``: glibc defaults, what a
+library user gets without calling it); mace-torch runs as it comes.
+
 Each side runs in its own persistent worker process (mace-torch in its own
 interpreter, default /tmp/macevenv/bin/python); the parent asks them in turn
 for a round of steps (interleaved rounds, so load from other users hits both
 alike) and reports the median per-step CPU time (``time.process_time``).
 
-    .venv/bin/python benchmarks/mlip_step.py [--rounds 7] [--batches 10] [--threads 1]
+    .venv/bin/python benchmarks/mlip_step.py [--rounds 7] [--batches 10] [--threads 1] [--no-tune-malloc]
 """
 from __future__ import annotations
 
@@ -91,10 +95,14 @@ def _mace_worker(n_batches):
     return batches, step
 
 
-def worker(side, n_batches, threads):
+def worker(side, n_batches, threads, tune_malloc=True):
     import torch
 
     torch.set_num_threads(threads)
+    if side == "equivar" and tune_malloc:
+        import equivar
+
+        equivar.tune_allocator()
     batches, step = (_equivar_worker if side == "equivar" else _mace_worker)(n_batches)
     for b in batches[:3]:  # warm-up
         step(b)
@@ -116,16 +124,19 @@ def main():
     p.add_argument("--batches", type=int, default=10, help="steps per round (distinct batches of 5)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--mace-python", default="/tmp/macevenv/bin/python")
+    p.add_argument("--no-tune-malloc", action="store_true",
+                   help="equivar side without equivar.tune_allocator() (the equivar command applies it)")
     p.add_argument("--worker", choices=["equivar", "mace"], help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
-        return worker(a.worker, a.batches, a.threads)
+        return worker(a.worker, a.batches, a.threads, not a.no_tune_malloc)
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "OMP_NUM_THREADS": str(a.threads)}
     sides = {"equivar": sys.executable, "mace": a.mace_python}
     procs = {}
     for side, py in sides.items():
         procs[side] = subprocess.Popen([py, "-W", "ignore", os.path.abspath(__file__), "--worker", side, "--batches", str(a.batches),
-                                        "--threads", str(a.threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        "--threads", str(a.threads)] + (["--no-tune-malloc"] if a.no_tune_malloc else []),
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        text=True, env=env)
     for side, pr in procs.items():
         while (line := pr.stdout.readline()) and line.strip() != "ready":
@@ -145,7 +156,8 @@ def main():
         pr.stdin.close()
         pr.wait()
     med = {s: 1e3 * statistics.median(v) for s, v in per_step.items()}
-    print(f"threads={a.threads}  steps measured per side={len(per_step['equivar'])}  (CPU ms per training step, median)")
+    print(f"threads={a.threads}  steps measured per side={len(per_step['equivar'])}  (CPU ms per training step, median; "
+          f"equivar allocator {'glibc defaults' if a.no_tune_malloc else 'tuned'})")
     print(f"equivar    {med['equivar']:8.1f} ms")
     print(f"mace-torch {med['mace']:8.1f} ms")
     print(f"ratio (mace / equivar) = {med['mace'] / med['equivar']:.2f}x")
