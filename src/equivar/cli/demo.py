@@ -48,7 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=60, help="maximum epochs (default 60)")
     p.add_argument("--md-steps", type=int, default=200)
     p.add_argument("--relax-steps", type=int, default=200)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: at this model size one thread is 2-3x faster than two on a "
+                        "2-core machine, see README 'CPU settings'; 0 keeps torch's default)")
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override a key of the demo's training config (as in equivar train)")
     p.add_argument("--seed", type=int, default=0)
@@ -82,6 +84,8 @@ def run(args) -> int:
     from .relax import relax
 
     t_start = time.perf_counter()
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = config_from_dict(DEMO_CONFIG)

@@ -180,7 +180,11 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model {hparams['name']}: {n_params} parameters, {cfg.dtype}, {device}"
         + (f", {info.world_size} processes (DDP)" if info.distributed else "")
-        + f"; graphs built in {time.perf_counter() - t0:.1f} s, {stats['avg_num_neighbors']:.1f} neighbours/atom")
+        + f"; graphs built in {time.perf_counter() - t0:.1f} s, {stats['avg_num_neighbors']:.1f} neighbours/atom"
+        + (f"; {torch.get_num_threads()} torch threads" if device.type == "cpu" else ""))
+    if device.type == "cpu" and cfg.num_threads is None and torch.get_num_threads() > 1:
+        log(f"note: num_threads is unset, so torch uses {torch.get_num_threads()} threads; for molecules of tens of "
+            "atoms one thread is often 2-3x faster (--set num_threads=1; README, 'CPU settings')")
     if info.distributed:
         ids = [device.index] if device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids,
