@@ -115,6 +115,19 @@ static void stream_fence(void) {
     default: for (i64 u = 0; u < mul; ++u) { const T *s = gb + d3*u; for (i64 k = 0; k < d3; ++k) GT[k*mp+u] = s[k]; } break; \
     }
 
+/* dst[xs + u * d1 + i] = src[i * mp + u]: a transposed [d1][mp] x1 block back into the sample's row */
+#define STORE_X1_BLOCK(dst, src)                                                                   \
+    for (i64 u = 0; u < mul; ++u)                                                                  \
+        for (i64 i = 0; i < d1; ++i) (dst)[xs + u * d1 + i] = (src)[i * mp + u];
+
+/* dst[j] = sum of the VL lanes of src[j * VL ...] for j < D2 (the x2 gradient's per-lane partial sums) */
+#define REDUCE_LANES(T, dst, src)                                                                  \
+    for (i64 j = 0; j < J->D2; ++j) {                                                              \
+        T acc2 = 0;                                                                                \
+        for (int q = 0; q < VL; ++q) acc2 += (src)[j * VL + q];                                    \
+        (dst)[j] = acc2;                                                                           \
+    }
+
 #define DEFINE_KERNELS(T, V, VU, SUFFIX)                                                                \
 static void *fwd_worker_##SUFFIX(void *arg) {                                                      \
     job_t *J = (job_t *)arg;                                                                       \
@@ -283,16 +296,9 @@ static void *bwd_worker_##SUFFIX(void *arg) {                                   
                 }                                                                                  \
                 if (dow) for (i64 u = 0; u < mul; ++u) gwz[wb + u * wst] += dwacc[u];              \
             }                                                                                      \
-            if (nx1)                                                                               \
-                for (i64 u = 0; u < mul; ++u)                                                      \
-                    for (i64 i = 0; i < d1; ++i) gx1z[xs + u * d1 + i] = dx1T[i * mp + u];          \
+            if (nx1) { STORE_X1_BLOCK(gx1z, dx1T) }                                                \
         }                                                                                          \
-        if (nx2)                                                                                   \
-            for (i64 j = 0; j < J->D2; ++j) {                                                      \
-                T acc2 = 0;                                                                        \
-                for (int q = 0; q < VL; ++q) acc2 += gx2p[j * VL + q];                             \
-                gx2z[j] = acc2;                                                                    \
-            }                                                                                      \
+        if (nx2) { REDUCE_LANES(T, gx2z, gx2p) }                                                   \
     }                                                                                              \
     free(x1T);                                                                                     \
     return NULL;                                                                                   \
@@ -408,16 +414,9 @@ static void *dbl_worker_##SUFFIX(void *arg) {                                   
                         }                                                                          \
                 }                                                                                  \
             }                                                                                      \
-            if (n1)                                                                                \
-                for (i64 u = 0; u < mul; ++u)                                                      \
-                    for (i64 i = 0; i < d1; ++i) o1z[xs + u * d1 + i] = d1T[i * mp + u];           \
+            if (n1) { STORE_X1_BLOCK(o1z, d1T) }                                                   \
         }                                                                                          \
-        if (n2)                                                                                    \
-            for (i64 j = 0; j < J->D2; ++j) {                                                      \
-                T acc2 = 0;                                                                        \
-                for (int q = 0; q < VL; ++q) acc2 += o2p[j * VL + q];                              \
-                o2z[j] = acc2;                                                                     \
-            }                                                                                      \
+        if (n2) { REDUCE_LANES(T, o2z, o2p) }                                                      \
     }                                                                                              \
     free(x1T);                                                                                     \
     return NULL;                                                                                   \
