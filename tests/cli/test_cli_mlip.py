@@ -189,3 +189,13 @@ def test_bad_model_file_is_one_line(trained, capsys, tmp_path):
             err = capsys.readouterr().err
             assert f"{path}: {message}" in err, err
             assert "weights_only" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_md_on_a_single_atom_cell_has_no_nan(trained, capsys, monkeypatch):
+    """One atom: removing the centre-of-mass motion leaves no kinetic energy to rescale (was a division by zero)."""
+    monkeypatch.chdir(trained)
+    one = ase.io.read("test.xyz", 0)[:1]
+    ase.io.write("one.xyz", one)
+    assert main(["md", "--model", "run/model.pt", "--structure", "one.xyz", "--steps", "5", "--temperature", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower() and "steps/s" in out, out

@@ -48,3 +48,17 @@ def test_bad_index_raises():
         scatter_sum(src, torch.full((20,), 9), 6)
     with pytest.raises((IndexError, RuntimeError)):
         gather(x, torch.tensor([0, 6]))
+
+
+def test_compiled_second_derivatives_match_eager():
+    index, _, x = _data(torch.float64)
+    x = x.clone().requires_grad_()
+
+    def h(v):
+        return scatter_sum(gather(v, index).sin(), index, 6).cos()
+
+    res = []
+    for m in (h, torch.compile(h, backend="eager", fullgraph=True)):
+        g, = torch.autograd.grad(m(x).sum(), x, create_graph=True)
+        res.append(torch.autograd.grad((g ** 2).sum(), x)[0])
+    torch.testing.assert_close(res[1], res[0], rtol=1e-10, atol=1e-10)

@@ -164,3 +164,20 @@ def test_contraction_forces_pass_skips_weight_gradient_but_stays_exact():
         out.append(torch.autograd.grad(g.square().sum(), [x, *sc.weights]))
     for a, b in zip(*out):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_second_derivatives_match_eager():
+    """Under torch.compile the contraction takes its plain-autograd path (no custom Function)."""
+    from equivar.nn import SymmetricContraction
+
+    sc = SymmetricContraction("4x0e+4x1o+4x2e", "4x0e+4x1o", 3, 2).double()
+    assert sc.analytic_backward
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, sc.irreps_in.dim, generator=g, dtype=torch.float64, requires_grad=True)
+    attrs = torch.nn.functional.one_hot(torch.tensor([0, 1, 1, 0, 1, 0]), 2).double()
+    res = []
+    for m in (sc, torch.compile(sc, backend="eager", fullgraph=True)):
+        gx, = torch.autograd.grad((m(x, attrs) ** 2).sum(), x, create_graph=True)
+        res.append(torch.autograd.grad((gx ** 2).sum(), [x, *sc.weights]))
+    for a, b in zip(*res):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)

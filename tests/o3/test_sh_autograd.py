@@ -54,3 +54,19 @@ def test_input_never_modified_and_double_backward_small(n):
     (g,) = torch.autograd.grad(e, v, create_graph=True)
     g.sum().backward()
     assert v.grad.shape == (n, 3)
+
+
+def test_compiled_fullgraph_second_derivatives_match_eager():
+    """Under torch.compile the harmonics are plain autograd ops (traceable with fullgraph, any order)."""
+    from equivar.o3 import spherical_harmonics
+
+    v = torch.randn(7, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64, requires_grad=True)
+
+    def f(x):
+        return spherical_harmonics(3, x, normalize=True, normalization="component")
+
+    res = []
+    for m in (f, torch.compile(f, backend="eager", fullgraph=True)):
+        g, = torch.autograd.grad((m(v) ** 3).sum(), v, create_graph=True)
+        res.append(torch.autograd.grad((g ** 2).sum(), v)[0])
+    torch.testing.assert_close(res[1], res[0], rtol=1e-10, atol=1e-10)

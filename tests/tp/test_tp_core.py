@@ -194,3 +194,20 @@ def test_torch_compile_with_gradients_matches_eager(backend):
     out = torch.compile(tp, backend="eager", fullgraph=True)(x1, x2, w)
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(torch.autograd.grad(out.sum(), x1)[0], torch.autograd.grad(ref.sum(), x1)[0])
+
+
+@pytest.mark.parametrize("backend", ["cg", "gaunt", "s2grid", "cp"])
+def test_torch_compile_second_derivatives_match_eager(backend):
+    """Force-training derivatives through a compiled product: under torch.compile every backend runs plain
+    PyTorch operations (a custom autograd.Function traced by dynamo loses its double backward)."""
+    conv, _ = T.channelwise_tp("4x0e+4x1o", "0e+1o+2e", backend=backend)
+    conv = conv.double()
+    g = torch.Generator().manual_seed(1)
+    h, Y, w = (torch.randn(5, d, generator=g, dtype=torch.float64, requires_grad=True)
+               for d in (16, 9, conv.weight_numel))
+    res = []
+    for m in (conv, torch.compile(conv, backend="eager", fullgraph=True)):
+        gY, = torch.autograd.grad((m(h, Y, w) ** 2).sum(), Y, create_graph=True)
+        res.append(torch.autograd.grad((gY ** 2).sum(), (w, h, Y)))
+    for a, b in zip(*res):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)

@@ -86,9 +86,10 @@ def run(args) -> int:
     t_start = time.perf_counter()
     if args.threads < 0:
         raise ValueError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cfg = config_from_dict(DEMO_CONFIG)
+    if args.threads:
+        cfg.num_threads = args.threads  # applied by run_training and stored in the run's config.yaml
+        torch.set_num_threads(args.threads)
     cfg.output_dir = args.output_dir
     cfg.seed = args.seed
     cfg.training.max_time_s = args.time_budget

@@ -77,7 +77,9 @@ def run(args) -> int:
 def _report_missing_labels(path: str, configs, keys) -> None:
     """Say which frames lack labels: errors are then computed over the labelled ones only."""
     if all(c.energy is None and c.forces is None for c in configs):
-        return  # unlabelled data: predictions only (said below)
+        print(f"{path}: no frame has the energy key {keys.energy!r} or the forces key {keys.forces!r}: energy and "
+              "force errors skipped, predictions only (--energy-key / --forces-key name other keys)")
+        return
     for label, key in (("energy", keys.energy), ("forces", keys.forces)):
         missing = [i for i, c in enumerate(configs) if getattr(c, label) is None]
         if not missing:

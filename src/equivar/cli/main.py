@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, FileNotFoundError, KeyError) as e:
             print(f"equivar {name}: error: {e}", file=sys.stderr)
             return 2
+        except (IsADirectoryError, NotADirectoryError, PermissionError) as e:  # a directory given as a file, ...
+            print(f"equivar {name}: error: {e.strerror}: {e.filename}", file=sys.stderr)
+            return 2
         except Exception as e:  # noqa: BLE001 - YAML syntax errors and the like: one line, not a traceback
             if type(e).__module__.startswith("yaml"):
                 print(f"equivar {name}: error: invalid YAML: {e}".replace("\n", " "), file=sys.stderr)

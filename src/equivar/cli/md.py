@@ -73,9 +73,11 @@ def run_md(atoms, calc, steps: int = 200, dt: float = 0.5, temperature: float = 
     with warnings.catch_warnings():  # ASE >= 3.28 prefers thermalize_momenta (absent from older ASE)
         warnings.simplefilter("ignore", DeprecationWarning)
         MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-    Stationary(atoms)
+    # removing the centre-of-mass motion (and rotation) leaves no kinetic energy to rescale for 1 (or 2) atoms:
+    # keep what is left instead of dividing by zero
+    Stationary(atoms, preserve_temperature=len(atoms) > 1)
     if not atoms.pbc.any():
-        ZeroRotation(atoms)
+        ZeroRotation(atoms, preserve_temperature=len(atoms) > 2)
     if integrator == "verlet":
         dyn = VelocityVerlet(atoms, dt * units.fs)
     elif integrator == "langevin":

@@ -262,7 +262,7 @@ class SymmetricContraction(ExactConstants):
             if node_attrs.shape != (N, E):
                 raise ValueError(f"node_attrs must be one-hot [N={N}, {E}] or [N] indices, got {tuple(node_attrs.shape)}")
             elem = node_attrs.argmax(-1)
-        if not self.analytic_backward:
+        if not self.analytic_backward or torch.compiler.is_compiling():  # (a traced Function loses its double backward)
             return self._forward_autograd(x, node_attrs, elem)
         # group nodes by element: mul_ir [N, C*D blocks] -> [C, D, N sorted] with one gather
         if E == 1:

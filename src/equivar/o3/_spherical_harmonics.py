@@ -396,7 +396,10 @@ def spherical_harmonics(
     lmax = max(lst)
     batch = vectors.shape[:-1]
     v = vectors.reshape(-1, 3)
-    Y = _SphericalHarmonics.apply(v, lmax, normalize)
+    if torch.compiler.is_compiling():  # plain autograd ops: traceable (no data-dependent branch), any order
+        Y = _sh_reference(lmax, v, normalize)
+    else:
+        Y = _SphericalHarmonics.apply(v, lmax, normalize)
     if lst != list(range(lmax + 1)):
         idx = torch.cat([torch.arange(l * l, (l + 1) ** 2) for l in lst]).to(Y.device)
         Y = Y.index_select(-1, idx)

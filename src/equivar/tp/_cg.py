@@ -25,7 +25,7 @@ import torch
 
 from ..o3 import Irreps
 from ..o3._wigner import _wigner_3j_np
-from ._cg_fused import FusedTP, build_plan
+from ._cg_fused import FusedTP, build_plan, fused_forward_torch
 from ._constants import ConstantsModule
 from ._instructions import Instruction, weight_offsets
 
@@ -113,10 +113,11 @@ class CGBackend(ConstantsModule):
         fused_out = None
         if self._plan is not None:
             args = (x1.contiguous(), x2.contiguous(), weight.contiguous(), 1.0)
-            if torch.compiler.is_compiling():  # dynamo traces tensor arguments only
-                tensors = [getattr(self, "_f" + k) for k in self._const_names]
-                tensors = [t.to(x1.dtype) if t.is_floating_point() else t for t in tensors]
-                fused_out = FusedTP.apply(self._plan, None, self._const_names, *args, *tensors)
+            if torch.compiler.is_compiling():
+                # plain PyTorch operations: a custom Function traced by dynamo loses its double backward
+                consts = {k: getattr(self, "_f" + k) for k in self._const_names}
+                consts = {k: t.to(x1.dtype) if t.is_floating_point() else t for k, t in consts.items()}
+                fused_out = fused_forward_torch(self._plan, consts, *args)
             else:
                 fused_out = FusedTP.apply(self._plan, self._fused_consts(x1.dtype), None, *args)
             if not self._paths:

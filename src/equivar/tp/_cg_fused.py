@@ -194,6 +194,12 @@ def fused_forward(plan: FusedPlan, consts: dict, x1, x2, w, uw: float = 1.0):
         fn = torch.ops.equivar.cg_uvu_forward if torch.compiler.is_compiling() else _cg_native.uvu_forward
         return fn(x1, x2, w, consts["n_groups"], consts["n_subs"], consts["n_nnz"], consts["n_coef"], consts["n_zero"],
                   list(plan.native), float(uw))
+    return fused_forward_torch(plan, consts, x1, x2, w, uw)
+
+
+def fused_forward_torch(plan: FusedPlan, consts: dict, x1, x2, w, uw: float = 1.0):
+    """:func:`fused_forward` in PyTorch operations only; differentiable by autograd when called with
+    gradient recording on (what ``torch.compile`` traces: derivatives of any order, no custom Function)."""
     Z = x1.shape[0]
     cbig = consts["cbig"]
     gather = consts["out_gather"]

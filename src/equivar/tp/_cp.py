@@ -375,6 +375,10 @@ class CPBackend(ConstantsModule):
         """Whether ``instruction`` is realized (approximately, at the chosen rank)."""
         return tuple(instruction) not in self.unexpressible and self._check(instruction) is None
 
+    def why_not(self, instruction) -> str | None:
+        """``None`` if ``instruction`` is expressible, else the reason (a sentence), shown in the ``ValueError``."""
+        return self.unexpressible.get(tuple(instruction)) or self._check(instruction)
+
     def resolution(self) -> dict:
         """Rank and approximation error of the decomposition."""
         return {"rank": self.rank, "requested_rank": self.requested_rank, "approx_error": self.approx_error, "exact": self.exact}

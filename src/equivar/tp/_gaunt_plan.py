@@ -614,7 +614,7 @@ class GauntFamilyBackend(ConstantsModule):
         xw2 = None
         for idx, pr in enumerate(self.products):
             spec1, spec2, specy, p2, dims1, dims2, dimsy = self._specs[idx]
-            X1 = list(_SegGather.apply(spec1, dims1, *[blk(1, i) for i in pr.A]))
+            X1 = _seg_gather_op(spec1, dims1, [blk(1, i) for i in pr.A])
             if pr.mode == "uvu":
                 if xw2 is None:
                     if self._has_wb:
@@ -624,9 +624,9 @@ class GauntFamilyBackend(ConstantsModule):
                         xw2 = x2
                 X2 = [(xw2 @ getattr(self, f"_sum2_{idx}_{q}").to(x2.dtype)).view(Z, 1, d) for q, d in enumerate(p2)]
             else:
-                X2 = list(_SegGather.apply(spec2, dims2, *[blk(2, i) for i in pr.B]))
+                X2 = _seg_gather_op(spec2, dims2, [blk(2, i) for i in pr.B])
             Y = self._run(idx, X1, X2)
-            ys = _SegScatter.apply(specy, dimsy, *Y)
+            ys = _seg_scatter_op(specy, dimsy, Y)
             for tgt, y in zip(pr.targets, ys):
                 if tgt.w_off is not None:
                     y = y * wp[tgt.w_off]
@@ -721,6 +721,20 @@ class _SegScatter(torch.autograd.Function):
         return (None, None) + tuple(_SegGather.apply(ctx.spec, ctx.dims, *blocks))
 
 
+def _seg_gather_op(spec, dims, blocks) -> list:
+    """:class:`_SegGather`; plain ops under ``torch.compile`` (a traced Function loses its double backward)."""
+    if torch.compiler.is_compiling():
+        return _seg_gather(spec, blocks)
+    return list(_SegGather.apply(spec, dims, *blocks))
+
+
+def _seg_scatter_op(spec, dims, parts) -> list:
+    """:class:`_SegScatter`; plain ops under ``torch.compile``."""
+    if torch.compiler.is_compiling():
+        return _seg_scatter(spec, dims, parts)
+    return list(_SegScatter.apply(spec, dims, *parts))
+
+
 def _seg_gather(spec, blocks):
     out = []
     for segs in spec:
@@ -753,7 +767,7 @@ def _fill(g, spec, dims):
 
 def _take(x: torch.Tensor, idx: torch.Tensor, inv: torch.Tensor | None) -> torch.Tensor:
     """Columns ``idx`` of ``x [Z, N]``; a cheaper backward when ``idx`` is a permutation (``inv`` given)."""
-    if inv is None:
+    if inv is None or torch.compiler.is_compiling():
         return x.index_select(1, idx)
     return _Permute.apply(x, idx, inv)
 

@@ -114,6 +114,11 @@ def _fused_backward(G, A, B, SA, SB, M, n, Kc, need_a, need_b, chunk_size):
 
 def grid_bilinear(A, B, SA, SB, M, n: int, Kc: int, Uo: int, chunk_size: int | None = None) -> torch.Tensor:
     """See the module docstring. ``A [Z or 1, Ua, Da]``, ``B [Z or 1, Ub, Db]`` -> ``[Z, Uo, Do]``."""
+    if torch.compiler.is_compiling():  # plain ops: a Function traced by dynamo loses its double backward
+        Z = max(A.shape[0], B.shape[0])
+        FA = (A @ SA).view(A.shape[0], A.shape[1], SA.shape[1] // n, n)
+        FB = (B @ SB).view(B.shape[0], B.shape[1], SB.shape[1] // n, n)
+        return _fit(FA * FB, Uo, Kc).reshape(Z, Uo, Kc * n) @ M
     return _GridBilinear.apply(A, B, SA, SB, M, n, Kc, Uo, chunk_size)
 
 
@@ -259,6 +264,9 @@ def grid_bilinear_sym(
     ``save_grid``: keep A's grid values for the backward (memory ``Z * Ua * n_grid``)
     instead of recomputing them.
     """
+    if torch.compiler.is_compiling():  # plain ops (see grid_bilinear)
+        Pp, Pm = _twisted(ae @ SAe, ao @ SAo, be @ SBe, bo @ SBo)
+        return _fitU(Pp, Uo) @ Me, _fitU(Pm, Uo) @ Mo
     return _GridBilinearSym.apply(ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size, save_grid)
 
 
@@ -443,6 +451,8 @@ def fused_sym_product(x1, be, bo, W, P: FusedPlan, chunk_size: int | None = None
     """
     Z = x1.shape[0]
     cs = _chunk(Z, P.U * 2 * P.Me.shape[0], chunk_size)
+    if torch.compiler.is_compiling():  # the composable form: plain ops, derivatives of any order
+        return _composite(x1, be, bo, W, P, cs)
     if P.native is not None:
         if not _native.usable(x1, be, bo, W):
             P.native = None
