@@ -22,6 +22,8 @@ def _tp(args, capsys):
     (["--threads", "0"], "--threads must be >= 1, got 0"),
     (["--repeats", "0"], "--repeats must be >= 1, got 0"),
     (["--device", "gpu"], "--device 'gpu' is not a torch device"),
+    (["--L", "100"], "--L must be at most 32"),
+    (["--backend-max-L", "foo=3"], "--backend-max-L: unknown backend 'foo'"),
 ])
 def test_bench_tp_bad_flag_is_one_line(flags, message, capsys):
     rc, out, err = _tp(TINY + flags, capsys)
@@ -85,7 +87,8 @@ def test_bench_json_write_is_atomic(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("flags,message", [
-    (["--L", "-1"], "--L must be >= 0, got -1"),
+    (["--L", "-1"], "--L must be in 0..64, got -1"),
+    (["--L", "100"], "--L must be in 0..64, got 100"),
     (["--n", "0"], "--n must be >= 1, got 0"),
     (["--threads", "0"], "--threads must be >= 1, got 0"),
     (["--repeats", "0"], "--repeats must be >= 1, got 0"),

@@ -100,6 +100,12 @@ class SymmetricContraction(ExactConstants):
         self.irreps_out = Irreps(irreps_out)
         if not isinstance(correlation, int) or correlation < 1:
             raise ValueError(f"correlation must be an int >= 1, got {correlation!r}")
+        if correlation >= 5:
+            import warnings
+
+            warnings.warn(f"SymmetricContraction: correlation={correlation}: the symmetric basis grows "
+                          "combinatorially with the order and takes a while to build (for 0e+1o+2e+3o inputs about "
+                          "7 s at 5 and minutes at 6, once per process); MACE uses 3", stacklevel=2)
         C, per_in = _channel_irreps(self.irreps_in)
         C_out, _ = _channel_irreps(self.irreps_out)
         if C_out != C:

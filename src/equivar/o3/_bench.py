@@ -98,9 +98,9 @@ def run_sh(args) -> int:
     for flag, v in (("--n", args.n), ("--repeats", args.repeats), ("--threads", args.threads)):
         if v < 1:
             raise ValueError(f"{flag} must be >= 1, got {v}")
-    bad = [l for l in args.L if l < 0]
+    bad = [l for l in args.L if l < 0 or l > 64]
     if bad:
-        raise ValueError(f"--L must be >= 0, got {bad[0]}")
+        raise ValueError(f"--L must be in 0..64, got {bad[0]}")
     check_output_file(args.json, "--json")
     rows = run_benchmark(n=args.n, Ls=tuple(args.L), repeats=args.repeats, threads=args.threads)
     print(f"spherical harmonics, {args.n} vectors, float32, {args.threads} threads, median of {args.repeats}")

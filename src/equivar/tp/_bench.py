@@ -451,11 +451,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_limits(items) -> dict:
+    from ._registry import available_backends
+
+    known = set(available_backends())
     out = {}
     for it in items:
         b, sep, v = it.partition("=")
         if not sep or not v.strip().isdigit():
             raise ValueError(f"--backend-max-L expects BACKEND=L, got {it!r}")
+        if b.strip() not in known:
+            raise ValueError(f"--backend-max-L: unknown backend {b.strip()!r}; available: {sorted(known)}")
         out[b.strip()] = int(v)
     return out
 
@@ -469,6 +474,9 @@ def check_args(args) -> None:
         bad = [v for v in values if v < least]
         if bad:
             raise ValueError(f"{flag} must be >= {least}, got {bad[0]}")
+    if any(v > 32 for v in args.L):  # the products reach l = 2L, and irreps stop at l = 64
+        raise ValueError(f"--L must be at most 32 (outputs reach l = 2L <= 64), got {max(args.L)}")
+    _parse_limits(args.backend_max_L)
     for flag, v, least in (("--repeats", args.repeats, 1), ("--threads", args.threads, 1),
                            ("--e3nn-max-L", args.e3nn_max_L, 0)):
         if v < least:
