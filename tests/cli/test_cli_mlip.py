@@ -199,3 +199,22 @@ def test_md_on_a_single_atom_cell_has_no_nan(trained, capsys, monkeypatch):
     assert main(["md", "--model", "run/model.pt", "--structure", "one.xyz", "--steps", "5", "--temperature", "300"]) == 0
     out = capsys.readouterr().out
     assert "nan" not in out.lower() and "steps/s" in out, out
+
+
+def test_md_messages_for_short_runs_and_cellless_repeat(trained, capsys, monkeypatch):
+    monkeypatch.chdir(trained)
+    assert main(["md", "--model", "run/model.pt", "--structure", "test.xyz", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "NVE energy drift: n/a" in out and "nan" not in out.lower(), out
+    mol = ase.io.read("test.xyz", 0)
+    mol.pbc, mol.cell = False, None
+    ase.io.write("mol.xyz", mol)
+    assert main(["md", "--model", "run/model.pt", "--structure", "mol.xyz", "--repeat", "2,1,1"]) == 2
+    err = capsys.readouterr().err
+    assert "--repeat 2,1,1" in err and "no cell vector along axis 0" in err and "Traceback" not in err, err
+
+
+def test_resume_without_an_earlier_run_is_one_line(tmp_path, capsys):
+    assert main(["train", "--resume", "-o", str(tmp_path / "nodir")]) == 2
+    err = capsys.readouterr().err
+    assert "no earlier run there" in err and "Traceback" not in err, err

@@ -62,3 +62,8 @@ def test_compiled_second_derivatives_match_eager():
         g, = torch.autograd.grad(m(x).sum(), x, create_graph=True)
         res.append(torch.autograd.grad((g ** 2).sum(), x)[0])
     torch.testing.assert_close(res[1], res[0], rtol=1e-10, atol=1e-10)
+
+
+def test_gather_of_a_scalar_is_a_clear_error():
+    with pytest.raises(ValueError, match="0-d"):
+        gather(torch.tensor(1.0), torch.tensor([0]))

@@ -123,8 +123,10 @@ def format_md(stats: dict, integrator: str, n_atoms: int) -> str:
     s = (f"MD ({integrator}, {n_atoms} atoms): {stats['steps']} steps, {stats['time_ps']:.3f} ps, "
          f"{stats['steps_per_s']:.1f} steps/s, mean T {stats['temperature_mean']:.0f} K")
     if integrator == "verlet":
-        s += (f"\nNVE energy drift: {stats['drift_rate']:+.3f} meV/atom/ps (linear fit), "
-              f"max |E(t) - E(0)| {stats['max_deviation']:.3f} meV/atom")
+        drift = stats["drift_rate"]
+        drift = (f"{drift:+.3f} meV/atom/ps (linear fit)" if np.isfinite(drift)
+                 else "n/a (a linear fit needs at least 3 energies: more --steps)")
+        s += f"\nNVE energy drift: {drift}, max |E(t) - E(0)| {stats['max_deviation']:.3f} meV/atom"
     return s
 
 
@@ -141,6 +143,10 @@ def run(args) -> int:
     setup_threads(args)
     atoms = read_structure(args.structure, args.index)
     if rep:
+        undefined = [i for i, r in enumerate(rep) if r > 1 and not atoms.cell[i].any()]
+        if undefined:
+            raise ValueError(f"--repeat {args.repeat}: {args.structure} (frame {args.index}) has no cell vector "
+                             f"along axis {undefined[0]} to repeat")
         atoms = atoms.repeat(rep)
     calc = EquivarCalculator(args.model, device=args.device, default_dtype=getattr(torch, args.dtype) if args.dtype else None)
     check_model_elements(atoms, calc)

@@ -34,6 +34,9 @@ def run(args) -> int:
     if path is None:
         if args.resume and args.output_dir:
             path = os.path.join(args.output_dir, "config.yaml")
+            if not os.path.isfile(path):
+                raise ValueError(f"--resume -o {args.output_dir}: no earlier run there ({path} does not exist); "
+                                 "pass --config for a new run")
         else:
             raise ValueError("--config is required (or --resume with --output-dir of an earlier run)")
     cfg = load_config(path, overrides)

@@ -60,7 +60,10 @@ def gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Rows ``x[index]``: ``x [N, ...]``, ``index [E]`` (long) -> ``[E, ...]`` (``index_select``).
 
     Differentiable in ``x`` to any order (the backward is :func:`scatter_sum`).
+    Raises ``ValueError`` for a 0-d ``x``.
     """
+    if x.dim() == 0:
+        raise ValueError("gather: x must have at least one dimension (rows), got a 0-d tensor")
     if torch.compiler.is_compiling():
         return x.index_select(0, index)
     return _Gather.apply(x, index)

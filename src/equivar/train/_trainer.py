@@ -180,7 +180,8 @@ class Trainer:
         c0 = time.process_time()
         self._update_stage(0.0, 0.0)
         bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", leave=False,
-                   disable=not (self.progress and self.dist.is_main), dynamic_ncols=True)
+                   disable=(None if self.progress and self.dist.is_main else True),  # None: off when not a terminal
+                   dynamic_ncols=True)
         for batch in bar:
             b, pred = self._forward(model, batch, training=True)
             loss, _ = self.loss_fn(pred, b)
