@@ -89,3 +89,11 @@ def test_print_config_runs_the_model_range_checks(tmp_path, capsys):
     assert main(["train", "-c", str(cfg), "--set", "model.max_L=-1", "--print-config"]) == 2
     err = capsys.readouterr().err
     assert "model.max_L" in err and "Traceback" not in err, err
+
+
+def test_too_large_max_L_names_the_keys(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  train_file: {EMBEDDED}\n")
+    assert main(["train", "-c", str(cfg), "--set", "model.max_L=100", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert "max_L + max_ell must be at most 64" in err and "max_L=100" in err and "Traceback" not in err, err

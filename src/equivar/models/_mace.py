@@ -213,6 +213,9 @@ class MACE(torch.nn.Module):
                 raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
         if isinstance(radial_mlp, (str, bytes)) or not all(_is_int(v, 1) for v in radial_mlp):
             raise ValueError(f"radial_mlp must be a list of positive integers (hidden widths), got {radial_mlp!r}")
+        if max_L + max_ell > 64:  # the edge product reaches l = max_L + max_ell; irreps stop at l = 64
+            raise ValueError(f"max_L + max_ell must be at most 64 (the edge product reaches l = max_L + max_ell), "
+                             f"got max_L={max_L}, max_ell={max_ell}")
         if not r_max > 0:
             raise ValueError(f"r_max must be positive, got {r_max!r}")
         if not avg_num_neighbors > 0:
