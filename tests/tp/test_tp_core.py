@@ -211,3 +211,13 @@ def test_torch_compile_second_derivatives_match_eager(backend):
         res.append(torch.autograd.grad((gY ** 2).sum(), (w, h, Y)))
     for a, b in zip(*res):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
+
+
+def test_torch_compile_empty_batch_stays_connected():
+    """cg under compile with zero samples: the (empty) output still requires grad, as in eager mode."""
+    conv, _ = T.channelwise_tp("4x0e+4x1o", "0e+1o+2e", backend="cg")
+    h, Y, w = (torch.zeros(0, d, requires_grad=True) for d in (16, 9, conv.weight_numel))
+    out = torch.compile(conv, backend="eager", fullgraph=True)(h, Y, w)
+    assert out.shape == (0, conv.irreps_out.dim) and out.requires_grad
+    gh, = torch.autograd.grad(out.sum(), h)
+    assert gh.shape == h.shape

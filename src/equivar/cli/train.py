@@ -39,6 +39,10 @@ def run(args) -> int:
                                  "pass --config for a new run")
         else:
             raise ValueError("--config is required (or --resume with --output-dir of an earlier run)")
+    if os.path.isdir(path):
+        raise ValueError(f"--config {path}: is a directory, expected a YAML file")
+    if not os.path.exists(path):
+        raise ValueError(f"--config {path}: no such file")
     cfg = load_config(path, overrides)
     if args.print_config:
         _check_model_builds(cfg)  # value ranges are the builder's: a bad model.max_L fails here, not after training starts

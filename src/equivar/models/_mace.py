@@ -300,7 +300,7 @@ class MACE(torch.nn.Module):
         bad = (Z < 0) | (Z > 118)
         idx = self.z_table[Z.clamp(0, 118)]
         bad = bad | (idx < 0)
-        if bool(bad.any()):
+        if not torch.compiler.is_compiling() and bool(bad.any()):  # (a data-dependent branch: eager only)
             unknown = sorted({int(z) for z in Z[bad].tolist()})
             raise ValueError(f"atomic number(s) {unknown} not known to this model (trained on {self.atomic_numbers})")
         return idx

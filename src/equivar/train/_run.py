@@ -184,7 +184,7 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
         + (f"; {torch.get_num_threads()} torch threads" if device.type == "cpu" else ""))
     if device.type == "cpu" and cfg.num_threads is None and torch.get_num_threads() > 1:
         log(f"note: num_threads is unset, so torch uses {torch.get_num_threads()} threads; for molecules of tens of "
-            "atoms one thread is often 2-3x faster (--set num_threads=1; README, 'CPU settings')")
+            "atoms one thread is often 2-3x faster (num_threads: 1 in the config; README, 'CPU settings')")
     if info.distributed:
         ids = [device.index] if device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids,
