@@ -119,7 +119,7 @@ class CGBackend(ConstantsModule):
                 consts = {k: t.to(x1.dtype) if t.is_floating_point() else t for k, t in consts.items()}
                 fused_out = fused_forward_torch(self._plan, consts, *args)
             else:
-                fused_out = FusedTP.apply(self._plan, self._fused_consts(x1.dtype), None, *args)
+                fused_out = FusedTP.apply(self._plan, self._fused_consts(x1.dtype), *args)
             if not self._paths:
                 return fused_out
         for n, name in self._paths:

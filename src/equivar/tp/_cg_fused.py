@@ -285,70 +285,60 @@ def fused_backward(
     return gx1, gx2, gw
 
 
-def _consts(consts, names, tensors):
-    """The plan's constants: ``consts`` itself (eager), or ``names`` zipped with ``tensors``."""
-    return consts if consts is not None else dict(zip(names, tensors))
-
-
 class FusedTP(torch.autograd.Function):
-    """out = TP(x1, x2, w) through the plan; differentiable to any order.
+    """out = TP(x1, x2, w) through the plan; differentiable to any order (eager mode; under
+    ``torch.compile`` the backend calls :func:`fused_forward_torch` instead, because dynamo loses the
+    double backward of a traced Function).
 
     ``uw`` is the weight of the unweighted paths: 1 for the product itself,
     0 for its part that is linear in ``w`` (what derivatives in a weight
-    direction need: unweighted paths do not depend on ``w``).
-
-    The plan's constants come either as ``consts`` (a dict, eager mode: no
-    per-tensor cost in ``apply``) or as trailing ``tensors`` named by
-    ``names`` with ``consts=None`` (under ``torch.compile``, which traces
-    tensor arguments only).
+    direction need: unweighted paths do not depend on ``w``). ``consts``:
+    the plan's constants (a dict of tensors in the inputs' dtype).
     """
 
     @staticmethod
-    def forward(ctx, plan, consts, names, x1, x2, w, uw, *tensors):
+    def forward(ctx, plan, consts, x1, x2, w, uw):
         ctx.set_materialize_grads(False)
-        ctx.plan, ctx.consts, ctx.names, ctx.uw = plan, consts, names, uw
-        ctx.save_for_backward(x1, x2, w, *tensors)
-        return fused_forward(plan, _consts(consts, names, tensors), x1, x2, w, uw)
+        ctx.plan, ctx.consts, ctx.uw = plan, consts, uw
+        ctx.save_for_backward(x1, x2, w)
+        return fused_forward(plan, consts, x1, x2, w, uw)
 
     @staticmethod
     def backward(ctx, G):
         if G is None:
-            return (None,) * (7 + len(ctx.saved_tensors) - 3)
-        x1, x2, w, *tensors = ctx.saved_tensors
-        nx1, nx2, nw = ctx.needs_input_grad[3:6]
+            return (None,) * 6
+        x1, x2, w = ctx.saved_tensors
+        nx1, nx2, nw = ctx.needs_input_grad[2:5]
         nw = nw and w.numel() > 0
-        gx1, gx2, gw = FusedTPBackward.apply(
-            ctx.plan, ctx.consts, ctx.names, G.contiguous(), x1, x2, w, ctx.uw, nx1, nx2, nw, *tensors
-        )
-        return (None, None, None, gx1, gx2, gw, None) + (None,) * len(tensors)
+        gx1, gx2, gw = FusedTPBackward.apply(ctx.plan, ctx.consts, G.contiguous(), x1, x2, w, ctx.uw, nx1, nx2, nw)
+        return None, None, gx1, gx2, gw, None
 
 
 class FusedTPBackward(torch.autograd.Function):
     """(dx1, dx2, dw): gradients of <G, TP(x1, x2, w)>; each linear in G and in the remaining inputs."""
 
     @staticmethod
-    def forward(ctx, plan, consts, names, G, x1, x2, w, uw, nx1, nx2, nw, *tensors):
+    def forward(ctx, plan, consts, G, x1, x2, w, uw, nx1, nx2, nw):
         ctx.set_materialize_grads(False)  # outputs nobody differentiates come back as None: skipped below
-        ctx.plan, ctx.consts, ctx.names, ctx.uw, ctx.flags = plan, consts, names, uw, (nx1, nx2, nw)
-        ctx.save_for_backward(G, x1, x2, w, *tensors)
-        return fused_backward(plan, _consts(consts, names, tensors), G, x1, x2, w, nx1, nx2, nw, uw)
+        ctx.plan, ctx.consts, ctx.uw, ctx.flags = plan, consts, uw, (nx1, nx2, nw)
+        ctx.save_for_backward(G, x1, x2, w)
+        return fused_backward(plan, consts, G, x1, x2, w, nx1, nx2, nw, uw)
 
     @staticmethod
     def backward(ctx, ggx1, ggx2, ggw):
         # d/d(G, x1, x2, w) of <ggx1, dx1(G,x2,w)> + <ggx2, dx2(G,x1,w)> + <ggw, dw(G,x1,x2)>;
         # a substituted weight direction (ggw) only reaches the weighted paths (uw = 0)
-        G, x1, x2, w, *tensors = ctx.saved_tensors
-        plan, consts, names, uw = ctx.plan, ctx.consts, ctx.names, ctx.uw
+        G, x1, x2, w = ctx.saved_tensors
+        plan, consts, uw = ctx.plan, ctx.consts, ctx.uw
         nx1, nx2, nw = ctx.flags
-        nG, n1, n2, nW = ctx.needs_input_grad[3:7]
+        nG, n1, n2, nW = ctx.needs_input_grad[2:6]
         ggx1 = ggx1.contiguous() if (nx1 and ggx1 is not None) else None
         ggx2 = ggx2.contiguous() if (nx2 and ggx2 is not None) else None
         ggw = ggw.contiguous() if (nw and ggw is not None) else None
 
         nW_ = nW and w.numel() > 0
-        if (plan.native is not None and consts is not None and not torch.is_grad_enabled()
-                and _cg_native.usable(x1, x2, w) and G.dtype == x1.dtype
-                and not torch.compiler.is_compiling()):  # a first-order result: one native sweep
+        if (plan.native is not None and not torch.is_grad_enabled() and _cg_native.usable(x1, x2, w)
+                and G.dtype == x1.dtype):  # a first-order result: one native sweep
             oG, o1, o2, oW = _cg_native.uvu_double_backward(
                 G, x1, x2, w, ggx1, ggx2, ggw, consts["n_groups"], consts["n_subs"], consts["n_nnz_i"],
                 consts["n_coef_i"], consts["n_zero"], list(plan.native),
@@ -356,13 +346,13 @@ class FusedTPBackward(torch.autograd.Function):
                  bool(n1 and (ggx2 is not None or ggw is not None)),
                  bool(n2 and (ggw is not None or ggx1 is not None)),
                  bool(nW_ and (ggx2 is not None or ggx1 is not None))], float(uw))
-            return (None, None, None, oG, o1, o2, oW, None, None, None, None) + (None,) * len(tensors)
+            return None, None, oG, o1, o2, oW, None, None, None, None
 
         def tp(a, b, c, u):
-            return FusedTP.apply(plan, consts, names, a, b, c, u, *tensors)
+            return FusedTP.apply(plan, consts, a, b, c, u)
 
         def bwd(a, b, c, u, flags):
-            return FusedTPBackward.apply(plan, consts, names, G, a, b, c, u, *flags, *tensors)
+            return FusedTPBackward.apply(plan, consts, G, a, b, c, u, *flags)
         gG = None
         if nG:
             gG = _sum(
@@ -386,7 +376,7 @@ class FusedTPBackward(torch.autograd.Function):
             g2.append(a[1])
             gW.append(a[2])
         g1, g2, gW = _sum(g1) if n1 else None, _sum(g2) if n2 else None, _sum(gW) if nW else None
-        return (None, None, None, gG, g1, g2, gW, None, None, None, None) + (None,) * len(tensors)
+        return None, None, gG, g1, g2, gW, None, None, None, None
 
 
 def _sum(terms):
