@@ -698,10 +698,7 @@ class _SegGather(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *g):
-        g = _fill(g, ctx.spec, ctx.dims)
-        if torch.compiler.is_compiling():  # dynamo mis-binds a nested Function with *args called here
-            return (None, None) + tuple(_seg_scatter(ctx.spec, ctx.dims, g))  # plain differentiable ops
-        return (None, None) + tuple(_SegScatter.apply(ctx.spec, ctx.dims, *g))
+        return (None, None) + tuple(_SegScatter.apply(ctx.spec, ctx.dims, *_fill(g, ctx.spec, ctx.dims)))
 
 
 class _SegScatter(torch.autograd.Function):
@@ -716,8 +713,6 @@ class _SegScatter(torch.autograd.Function):
     def backward(ctx, *g):
         ref = next(t for t in g if t is not None)
         blocks = [t if t is not None else ref.new_zeros(ref.shape[0], ref.shape[1], ctx.dims[b]) for b, t in enumerate(g)]
-        if torch.compiler.is_compiling():  # as in _SegGather.backward
-            return (None, None) + tuple(_seg_gather(ctx.spec, blocks))
         return (None, None) + tuple(_SegGather.apply(ctx.spec, ctx.dims, *blocks))
 
 
