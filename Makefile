@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # small models an order of magnitude slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: test demo install bench clean
+.PHONY: test lint format demo install bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,15 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks scripts examples
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts examples
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix src tests benchmarks scripts examples
+	$(VENV)/bin/ruff format src tests benchmarks scripts examples
+
+test: $(STAMP) lint
 	$(PY) -m pytest -q -x --durations=20 --timeout=1200 tests
 
 demo: $(STAMP)
