@@ -5,6 +5,7 @@ configurations, batch 5, 32x0e+32x1o, max_ell 3, correlation 3, 2 layers,
 r_max 5, float32, AMSGrad lr 0.01, E:F 1:1000, EMA 0.99, gradient clipping
 10), and MD steps/s on aspirin through MACECalculator. Prints one JSON line.
 """
+
 import argparse
 import json
 import os
@@ -24,10 +25,17 @@ def load(path):
 
     npz = np.load(path)
     z = npz["nuclear_charges"].astype(int)
-    return [data.Configuration(atomic_numbers=z, positions=npz["coords"][i],
-                               properties={"energy": float(npz["energies"][i] * KCAL), "forces": npz["forces"][i] * KCAL},
-                               property_weights={"energy": 1.0, "forces": 1.0}, cell=np.zeros((3, 3)), pbc=(False,) * 3)
-            for i in range(len(npz["coords"]))]
+    return [
+        data.Configuration(
+            atomic_numbers=z,
+            positions=npz["coords"][i],
+            properties={"energy": float(npz["energies"][i] * KCAL), "forces": npz["forces"][i] * KCAL},
+            property_weights={"energy": 1.0, "forces": 1.0},
+            cell=np.zeros((3, 3)),
+            pbc=(False,) * 3,
+        )
+        for i in range(len(npz["coords"]))
+    ]
 
 
 def build(e0s, avg_num, scale=1.0, shift=0.0):
@@ -36,10 +44,25 @@ def build(e0s, avg_num, scale=1.0, shift=0.0):
 
     inter = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
     return modules.ScaleShiftMACE(
-        r_max=5.0, num_bessel=8, num_polynomial_cutoff=5, max_ell=3, interaction_cls=inter, interaction_cls_first=inter,
-        num_interactions=2, num_elements=3, hidden_irreps=o3.Irreps("32x0e+32x1o"), MLP_irreps=o3.Irreps("16x0e"),
-        atomic_energies=np.array(e0s), avg_num_neighbors=avg_num, atomic_numbers=[1, 6, 8], correlation=3,
-        gate=torch.nn.functional.silu, radial_MLP=[64, 64, 64], atomic_inter_scale=scale, atomic_inter_shift=shift)
+        r_max=5.0,
+        num_bessel=8,
+        num_polynomial_cutoff=5,
+        max_ell=3,
+        interaction_cls=inter,
+        interaction_cls_first=inter,
+        num_interactions=2,
+        num_elements=3,
+        hidden_irreps=o3.Irreps("32x0e+32x1o"),
+        MLP_irreps=o3.Irreps("16x0e"),
+        atomic_energies=np.array(e0s),
+        avg_num_neighbors=avg_num,
+        atomic_numbers=[1, 6, 8],
+        correlation=3,
+        gate=torch.nn.functional.silu,
+        radial_MLP=[64, 64, 64],
+        atomic_inter_scale=scale,
+        atomic_inter_shift=shift,
+    )
 
 
 def epoch(steps):
@@ -79,9 +102,12 @@ def epoch(steps):
         n += 1
     dt = time.perf_counter() - t0
     per_step = dt / (n - warm)
-    return {"epoch_s": per_step * len(loader), "steps": len(loader),
-            "measured": f"{n - warm} steps extrapolated" if steps else "full epoch minus 3 warm-up steps, extrapolated",
-            "step_ms": 1e3 * per_step}
+    return {
+        "epoch_s": per_step * len(loader),
+        "steps": len(loader),
+        "measured": f"{n - warm} steps extrapolated" if steps else "full epoch minus 3 warm-up steps, extrapolated",
+        "step_ms": 1e3 * per_step,
+    }
 
 
 def md(n_steps):

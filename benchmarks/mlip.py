@@ -19,6 +19,7 @@ mace-torch runs in its own interpreter (it pins e3nn 0.4.4), given with
     python benchmarks/mlip.py all --threads 2 [--mace-python /tmp/macevenv/bin/python]
     python benchmarks/mlip.py epoch --steps 40       # time 40 steps and extrapolate
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,18 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "..", "shared", "data", "rmd17")
-HPARAMS = dict(name="mace", num_channels=32, max_L=1, max_ell=3, correlation=3, num_interactions=2, r_max=5.0,
-               num_bessel=8, num_polynomial_cutoff=5, radial_mlp=[64, 64, 64])
+HPARAMS = dict(
+    name="mace",
+    num_channels=32,
+    max_L=1,
+    max_ell=3,
+    correlation=3,
+    num_interactions=2,
+    r_max=5.0,
+    num_bessel=8,
+    num_polynomial_cutoff=5,
+    radial_mlp=[64, 64, 64],
+)
 
 
 class _Stop(Exception):
@@ -50,9 +61,18 @@ def bench_epoch(steps: int | None, dtype: str = "float32") -> dict:
     ds = D.AtomicGraphDataset(train, 5.0)
     e0s = D.fit_e0s_least_squares(train, [1, 6, 8])
     stats = D.graph_statistics(ds.graphs, e0s)
-    hp = complete_hparams(HPARAMS, {"atomic_numbers": [1, 6, 8], "atomic_energies": [e0s[z] for z in (1, 6, 8)],
-                                    "avg_num_neighbors": stats["avg_num_neighbors"], "scale": stats["rms_forces"],
-                                    "shift": stats["mean_interaction_energy"], "dtype": dtype, "seed": 0})
+    hp = complete_hparams(
+        HPARAMS,
+        {
+            "atomic_numbers": [1, 6, 8],
+            "atomic_energies": [e0s[z] for z in (1, 6, 8)],
+            "avg_num_neighbors": stats["avg_num_neighbors"],
+            "scale": stats["rms_forces"],
+            "shift": stats["mean_interaction_energy"],
+            "dtype": dtype,
+            "seed": 0,
+        },
+    )
     torch.manual_seed(0)
     model = build_model(hp).to(getattr(torch, dtype))
     cfg = TrainingConfig(batch_size=5, lr=0.01, optimizer="amsgrad", energy_weight=1.0, forces_weight=1000.0)
@@ -72,7 +92,9 @@ def bench_epoch(steps: int | None, dtype: str = "float32") -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        tr = Trainer(model, loader, None, cfg, tmp, torch.device("cpu"), progress=False, callbacks=[cb], log=lambda s: None)
+        tr = Trainer(
+            model, loader, None, cfg, tmp, torch.device("cpu"), progress=False, callbacks=[cb], log=lambda s: None
+        )
         try:
             tr.train_epoch()  # the first epoch includes `warm` warm-up steps
             if steps is None:
@@ -83,14 +105,17 @@ def bench_epoch(steps: int | None, dtype: str = "float32") -> dict:
         except _Stop:
             pass
     per_step = (marks["t1"] - marks["t0"]) / steps
-    return {"epoch_s": per_step * n_batches, "steps": n_batches, "measured": f"{steps} steps extrapolated",
-            "step_ms": 1e3 * per_step}
+    return {
+        "epoch_s": per_step * n_batches,
+        "steps": n_batches,
+        "measured": f"{steps} steps extrapolated",
+        "step_ms": 1e3 * per_step,
+    }
 
 
 def bench_md(dtype: str, n_steps: int) -> dict:
     """MD steps/s on aspirin with an untrained model of the benchmark size (speed does not depend on the weights)."""
     import numpy as np
-    import torch
     from ase import Atoms, units
     from ase.md.verlet import VelocityVerlet
 
@@ -109,8 +134,15 @@ def bench_md(dtype: str, n_steps: int) -> dict:
 
 
 def run_mace(python: str, what: str, args) -> dict | None:
-    cmd = [python, os.path.join(ROOT, "benchmarks", "_mace_torch.py"), what, "--threads", str(args.threads),
-           "--md-steps", str(args.md_steps)] + (["--steps", str(args.steps)] if args.steps else [])
+    cmd = [
+        python,
+        os.path.join(ROOT, "benchmarks", "_mace_torch.py"),
+        what,
+        "--threads",
+        str(args.threads),
+        "--md-steps",
+        str(args.md_steps),
+    ] + (["--steps", str(args.steps)] if args.steps else [])
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -122,12 +154,17 @@ def run_mace(python: str, what: str, args) -> dict | None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("what", choices=["epoch", "md", "all"])
-    p.add_argument("--steps", type=int, default=None, help="time this many training steps and extrapolate (default: a full epoch)")
+    p.add_argument(
+        "--steps", type=int, default=None, help="time this many training steps and extrapolate (default: a full epoch)"
+    )
     p.add_argument("--md-steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--mace-python", default=None, help="interpreter with mace-torch 0.3.16 installed")
-    p.add_argument("--no-tune-malloc", action="store_true",
-                   help="equivar side without equivar.tune_allocator() (the equivar command applies it)")
+    p.add_argument(
+        "--no-tune-malloc",
+        action="store_true",
+        help="equivar side without equivar.tune_allocator() (the equivar command applies it)",
+    )
     args = p.parse_args()
     import torch
 
@@ -144,8 +181,11 @@ def main() -> None:
             m = run_mace(args.mace_python, "epoch", args)
             if m:
                 results["mace_epoch"] = m
-                print(f"mace-torch ethanol epoch ({m['measured']}): {m['epoch_s']:.1f} s -> equivar is "
-                      f"{m['epoch_s'] / r['epoch_s']:.2f}x faster", flush=True)
+                print(
+                    f"mace-torch ethanol epoch ({m['measured']}): {m['epoch_s']:.1f} s -> equivar is "
+                    f"{m['epoch_s'] / r['epoch_s']:.2f}x faster",
+                    flush=True,
+                )
     if args.what in ("md", "all"):
         for dtype in ("float32", "float64"):
             r = bench_md(dtype, args.md_steps)

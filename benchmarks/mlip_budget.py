@@ -46,6 +46,7 @@ differ, and the output says so).
     .venv/bin/python benchmarks/mlip_budget.py --budget-s 1800 --json budget.json
     .venv/bin/python benchmarks/mlip_budget.py --budget-s 60        # quick end-to-end check (~4 min)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,21 +77,84 @@ BATCH = 5
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 MACE_ARGS = [
-    "--name", "mace", "--seed", str(SEED), "--device", "cpu", "--default_dtype", "float32",
-    "--energy_key", "REF_energy", "--forces_key", "REF_forces", "--E0s", "average",
-    "--model", "MACE", "--num_channels", "32", "--max_L", "1", "--max_ell", "3", "--correlation", "3",
-    "--num_interactions", "2", "--r_max", "5.0", "--num_radial_basis", "8", "--num_cutoff_basis", "5",
-    "--radial_MLP", "[64, 64, 64]", "--batch_size", str(BATCH), "--valid_batch_size", "10",
-    "--optimizer", "adam", "--amsgrad", "--lr", "0.01", "--weight_decay", "0.0",
-    "--energy_weight", "1.0", "--forces_weight", "1000.0", "--loss", "weighted",
-    "--ema", "--ema_decay", "0.99", "--scheduler", "ReduceLROnPlateau", "--lr_factor", "0.8",
-    "--scheduler_patience", "50", "--clip_grad", "10.0", "--error_table", "PerAtomMAE",
-    "--eval_interval", "1", "--max_num_epochs", "100000", "--patience", "100000", "--plot", "False", "--save_cpu",
+    "--name",
+    "mace",
+    "--seed",
+    str(SEED),
+    "--device",
+    "cpu",
+    "--default_dtype",
+    "float32",
+    "--energy_key",
+    "REF_energy",
+    "--forces_key",
+    "REF_forces",
+    "--E0s",
+    "average",
+    "--model",
+    "MACE",
+    "--num_channels",
+    "32",
+    "--max_L",
+    "1",
+    "--max_ell",
+    "3",
+    "--correlation",
+    "3",
+    "--num_interactions",
+    "2",
+    "--r_max",
+    "5.0",
+    "--num_radial_basis",
+    "8",
+    "--num_cutoff_basis",
+    "5",
+    "--radial_MLP",
+    "[64, 64, 64]",
+    "--batch_size",
+    str(BATCH),
+    "--valid_batch_size",
+    "10",
+    "--optimizer",
+    "adam",
+    "--amsgrad",
+    "--lr",
+    "0.01",
+    "--weight_decay",
+    "0.0",
+    "--energy_weight",
+    "1.0",
+    "--forces_weight",
+    "1000.0",
+    "--loss",
+    "weighted",
+    "--ema",
+    "--ema_decay",
+    "0.99",
+    "--scheduler",
+    "ReduceLROnPlateau",
+    "--lr_factor",
+    "0.8",
+    "--scheduler_patience",
+    "50",
+    "--clip_grad",
+    "10.0",
+    "--error_table",
+    "PerAtomMAE",
+    "--eval_interval",
+    "1",
+    "--max_num_epochs",
+    "100000",
+    "--patience",
+    "100000",
+    "--plot",
+    "False",
+    "--save_cpu",
 ]
 
 # Runs in mace's interpreter: mace_run_train's main() with CPU accounting around the training loops and a
 # clean stop on SIGINT (before the next training step). Nothing else about mace's training is changed.
-MACE_WRAPPER = r'''
+MACE_WRAPPER = r"""
 import json, logging, os, signal, sys, time
 import torch
 torch.set_num_threads(1)
@@ -158,14 +222,18 @@ write()
 sys.argv = ["mace_run_train"] + sys.argv[1:]
 from mace.cli.run_train import main
 main()
-'''
+"""
 
 
 # ---- data ------------------------------------------------------------------------------------
 def load_npz(path):
     npz = np.load(path)
-    return (np.asarray(npz["nuclear_charges"], dtype=int), np.asarray(npz["coords"], dtype=np.float64),
-            np.asarray(npz["energies"], dtype=np.float64) * KCAL, np.asarray(npz["forces"], dtype=np.float64) * KCAL)
+    return (
+        np.asarray(npz["nuclear_charges"], dtype=int),
+        np.asarray(npz["coords"], dtype=np.float64),
+        np.asarray(npz["energies"], dtype=np.float64) * KCAL,
+        np.asarray(npz["forces"], dtype=np.float64) * KCAL,
+    )
 
 
 def write_xyz(path, z, coords, energies, forces, idx):
@@ -205,8 +273,9 @@ class Child:
         self.name, self.t0 = name, time.time()
         self.log = open(log, "w")
         pre = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
-        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                  preexec_fn=pre, start_new_session=True)
+        self.p = subprocess.Popen(
+            cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd, preexec_fn=pre, start_new_session=True
+        )
         self.pid = self.p.pid
         self.rc = None
         self.cpu_total = None  # from wait4's rusage: the whole process, start-up and final evaluation included
@@ -259,9 +328,14 @@ def errors(e_pred, f_pred, npz):
     n = len(z)
     de = np.asarray(e_pred, dtype=np.float64) - e_ref
     df = np.asarray(f_pred, dtype=np.float64) - f_ref
-    return {"n": int(len(de)), "e_mae_mev_per_atom": 1e3 * float(np.mean(np.abs(de))) / n,
-            "e_mae_mev": 1e3 * float(np.mean(np.abs(de))), "e_rmse_mev_per_atom": 1e3 * float(np.sqrt(np.mean(de ** 2))) / n,
-            "f_mae_mev_per_a": 1e3 * float(np.mean(np.abs(df))), "f_rmse_mev_per_a": 1e3 * float(np.sqrt(np.mean(df ** 2)))}
+    return {
+        "n": int(len(de)),
+        "e_mae_mev_per_atom": 1e3 * float(np.mean(np.abs(de))) / n,
+        "e_mae_mev": 1e3 * float(np.mean(np.abs(de))),
+        "e_rmse_mev_per_atom": 1e3 * float(np.sqrt(np.mean(de**2))) / n,
+        "f_mae_mev_per_a": 1e3 * float(np.mean(np.abs(df))),
+        "f_rmse_mev_per_a": 1e3 * float(np.sqrt(np.mean(df**2))),
+    }
 
 
 def read_predictions(path, n_expected, energy_key=None, forces_key=None):
@@ -288,12 +362,17 @@ def main() -> None:
     p.add_argument("--workdir", default=None, help="keep runs and logs here (default: a temporary directory, removed)")
     p.add_argument("--no-pin", action="store_true", help="do not pin the two trainings to different cores")
     p.add_argument("--poll-s", type=float, default=0.25, help="how often the CPU times are read")
-    p.add_argument("--equivar-stage-two", action="store_true",
-                   help="keep the config's stage two on the equivar side (default: off on both sides, the same recipe)")
+    p.add_argument(
+        "--equivar-stage-two",
+        action="store_true",
+        help="keep the config's stage two on the equivar side (default: off on both sides, the same recipe)",
+    )
     a = p.parse_args()
     if not os.path.isfile(a.mace_python):
-        raise SystemExit(f"{a.mace_python} not found; build it with:\n  python3.11 -m venv /tmp/macevenv && "
-                         "/tmp/macevenv/bin/pip install torch==2.13.0 mace-torch==0.3.16")
+        raise SystemExit(
+            f"{a.mace_python} not found; build it with:\n  python3.11 -m venv /tmp/macevenv && "
+            "/tmp/macevenv/bin/pip install torch==2.13.0 mace-torch==0.3.16"
+        )
     from equivar.train import TrainingConfig
 
     fields = {f.name for f in dataclasses.fields(TrainingConfig)}
@@ -324,23 +403,47 @@ def run(a, budget, tmp, fields, notes) -> dict:
     write_xyz(paths["valid"], *train_npz, va_idx)
     write_xyz(paths["test"], *test_npz, range(len(test_npz[1])))
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
-           "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
+    }
     cpus = sorted(os.sched_getaffinity(0))
     pin = (cpus[0], cpus[1]) if len(cpus) >= 2 and not a.no_pin else (None, None)
 
     eq_dir = os.path.join(tmp, "equivar")
     budget_key = "max_cpu_s" if "max_cpu_s" in fields else "max_time_s"
     if budget_key != "max_cpu_s":
-        notes.append("equivar has no training.max_cpu_s: its budget was max_time_s (wall-clock seconds of "
-                     "training steps), not CPU seconds")
-    eq_cmd = [sys.executable, "-m", "equivar", "train", "-c", CONFIG, "--set", f"output_dir={eq_dir}",
-              "--set", "num_threads=1", "--set", "progress=false", "--set", "training.epochs=100000",
-              "--set", f"training.{budget_key}={budget}"]
+        notes.append(
+            "equivar has no training.max_cpu_s: its budget was max_time_s (wall-clock seconds of "
+            "training steps), not CPU seconds"
+        )
+    eq_cmd = [
+        sys.executable,
+        "-m",
+        "equivar",
+        "train",
+        "-c",
+        CONFIG,
+        "--set",
+        f"output_dir={eq_dir}",
+        "--set",
+        "num_threads=1",
+        "--set",
+        "progress=false",
+        "--set",
+        "training.epochs=100000",
+        "--set",
+        f"training.{budget_key}={budget}",
+    ]
     if "stage_two_start" in fields:
         if a.equivar_stage_two:
-            notes.append("equivar ran the config's stage two (last part of the budget at E:F 1000:100, lr 1e-3); "
-                         "mace-torch did not (no --swa): not the same recipe")
+            notes.append(
+                "equivar ran the config's stage two (last part of the budget at E:F 1000:100, lr 1e-3); "
+                "mace-torch did not (no --swa): not the same recipe"
+            )
         else:
             eq_cmd += ["--set", "training.stage_two_start=null"]
     mace_dir = os.path.join(tmp, "mace")
@@ -349,11 +452,24 @@ def run(a, budget, tmp, fields, notes) -> dict:
     with open(wrapper, "w") as f:
         f.write(MACE_WRAPPER)
     status_path = os.path.join(mace_dir, "budget_status.json")
-    mace_cmd = [a.mace_python, "-W", "ignore", wrapper, "--work_dir", mace_dir, "--train_file", paths["train"],
-                "--valid_file", paths["valid"]] + MACE_ARGS
-    print(f"rMD17 ethanol split 01: {len(tr_idx)} train / {len(va_idx)} valid / {len(test_npz[1])} test; "
-          f"budget {budget:.0f} CPU-s of training per side, 1 thread each, concurrent"
-          + (f" (equivar on CPU {pin[0]}, mace-torch on CPU {pin[1]})" if pin[0] is not None else ""), flush=True)
+    mace_cmd = [
+        a.mace_python,
+        "-W",
+        "ignore",
+        wrapper,
+        "--work_dir",
+        mace_dir,
+        "--train_file",
+        paths["train"],
+        "--valid_file",
+        paths["valid"],
+    ] + MACE_ARGS
+    print(
+        f"rMD17 ethanol split 01: {len(tr_idx)} train / {len(va_idx)} valid / {len(test_npz[1])} test; "
+        f"budget {budget:.0f} CPU-s of training per side, 1 thread each, concurrent"
+        + (f" (equivar on CPU {pin[0]}, mace-torch on CPU {pin[1]})" if pin[0] is not None else ""),
+        flush=True,
+    )
     print(f"work directory: {tmp}", flush=True)
 
     t_start = time.time()
@@ -376,33 +492,52 @@ def run(a, budget, tmp, fields, notes) -> dict:
                     if mace_signalled is None and mc_train_cpu >= budget:
                         mc.kill(signal.SIGINT)
                         mace_signalled, mace_train_cpu_at_signal = time.time(), mc_train_cpu
-                        print(f"  mace-torch: {mc_train_cpu:.1f} training CPU-s used -> SIGINT "
-                              f"({time.time() - t_start:.0f} s wall)", flush=True)
+                        print(
+                            f"  mace-torch: {mc_train_cpu:.1f} training CPU-s used -> SIGINT "
+                            f"({time.time() - t_start:.0f} s wall)",
+                            flush=True,
+                        )
             if eq.rc is None and not eq_killed and eq.last_cpu > eq_safety:
                 eq.kill()
                 eq_killed = True
                 notes.append(f"equivar was killed at {eq.last_cpu:.0f} process CPU-s: it did not stop at its budget")
             if time.time() - last_print > 60:
                 last_print = time.time()
-                msg = f"  [{time.time() - t_start:5.0f} s] equivar CPU {eq.last_cpu:.0f} s" + (" (done)" if eq.rc is not None else "")
+                msg = f"  [{time.time() - t_start:5.0f} s] equivar CPU {eq.last_cpu:.0f} s" + (
+                    " (done)" if eq.rc is not None else ""
+                )
                 msg += f"; mace-torch CPU {mc.last_cpu:.0f} s" + (
-                    f", training {mc_train_cpu:.0f} s, {st['epochs_done']} epochs done" if mc_train_cpu is not None else "")
+                    f", training {mc_train_cpu:.0f} s, {st['epochs_done']} epochs done"
+                    if mc_train_cpu is not None
+                    else ""
+                )
                 print(msg + (" (done)" if mc.rc is not None else ""), flush=True)
             time.sleep(a.poll_s)
     except BaseException:
         eq.kill(signal.SIGKILL)
         mc.kill(signal.SIGKILL)
         raise
-    print(f"both trainings finished after {time.time() - t_start:.0f} s wall (equivar {eq.wall:.0f} s, rc {eq.rc}; "
-          f"mace-torch {mc.wall:.0f} s, rc {mc.rc})", flush=True)
+    print(
+        f"both trainings finished after {time.time() - t_start:.0f} s wall (equivar {eq.wall:.0f} s, rc {eq.rc}; "
+        f"mace-torch {mc.wall:.0f} s, rc {mc.rc})",
+        flush=True,
+    )
 
-    out = {"budget_cpu_s": budget, "budget_rule": "process CPU seconds inside the training loops (start-up, validation "
-           "and checkpoints excluded)", "equivar_budget_option": f"training.{budget_key}", "threads": 1,
-           "pinned_cpus": list(pin) if pin[0] is not None else None,
-           "equivar_stage_two": bool(a.equivar_stage_two and "stage_two_start" in fields), "mace_stage_two": False,
-           "n_train": len(tr_idx), "n_valid": len(va_idx),
-           "n_test": len(test_npz[1]), "steps_per_epoch": steps_per_epoch, "torch_equivar_side": torch.__version__,
-           "notes": notes}
+    out = {
+        "budget_cpu_s": budget,
+        "budget_rule": "process CPU seconds inside the training loops (start-up, validation and checkpoints excluded)",
+        "equivar_budget_option": f"training.{budget_key}",
+        "threads": 1,
+        "pinned_cpus": list(pin) if pin[0] is not None else None,
+        "equivar_stage_two": bool(a.equivar_stage_two and "stage_two_start" in fields),
+        "mace_stage_two": False,
+        "n_train": len(tr_idx),
+        "n_valid": len(va_idx),
+        "n_test": len(test_npz[1]),
+        "steps_per_epoch": steps_per_epoch,
+        "torch_equivar_side": torch.__version__,
+        "notes": notes,
+    }
 
     # ---- equivar: the trainer's own accounting (metrics.csv), predictions written by its final report
     e = {"rc": eq.rc, "process_cpu_s": eq.cpu_total, "process_wall_s": eq.wall}
@@ -414,8 +549,12 @@ def run(a, budget, tmp, fields, notes) -> dict:
         pass
     if rows:
         last = rows[-1]
-        e.update(train_cpu_s=float(last["cpu_s"]), train_wall_s=float(last["time_s"]), steps=int(last["step"]),
-                 epochs_started=int(last["epoch"]))
+        e.update(
+            train_cpu_s=float(last["cpu_s"]),
+            train_wall_s=float(last["time_s"]),
+            steps=int(last["step"]),
+            epochs_started=int(last["epoch"]),
+        )
         e["epochs"] = e["steps"] / steps_per_epoch
     log = tail(os.path.join(tmp, "equivar.log"), 200)
     m = re.findall(r"^(.*budget of .* reached)\s*$", log, re.M)
@@ -436,23 +575,49 @@ def run(a, budget, tmp, fields, notes) -> dict:
 
     # ---- mace-torch: wrapper accounting, latest checkpoint -> mace.model -> mace_eval_configs
     st = read_json(status_path) or {}
-    mres = {"rc": mc.rc, "process_cpu_s": mc.cpu_total, "process_wall_s": mc.wall,
-            "train_cpu_s": st.get("done_cpu"), "train_wall_s": st.get("train_wall"), "steps": st.get("steps"),
-            "epochs_completed": st.get("epochs_done"), "stopped_by_budget": st.get("stopped"),
-            "train_cpu_s_at_sigint": mace_train_cpu_at_signal}
+    mres = {
+        "rc": mc.rc,
+        "process_cpu_s": mc.cpu_total,
+        "process_wall_s": mc.wall,
+        "train_cpu_s": st.get("done_cpu"),
+        "train_wall_s": st.get("train_wall"),
+        "steps": st.get("steps"),
+        "epochs_completed": st.get("epochs_done"),
+        "stopped_by_budget": st.get("stopped"),
+        "train_cpu_s_at_sigint": mace_train_cpu_at_signal,
+    }
     if st.get("steps") is not None:
         mres["epochs"] = st["steps"] / steps_per_epoch
-    ckpts = sorted(glob.glob(os.path.join(mace_dir, "checkpoints", "mace_run-*_epoch-*.pt")),
-                   key=lambda s: int(re.search(r"epoch-(\d+)", s).group(1)))
+    ckpts = sorted(
+        glob.glob(os.path.join(mace_dir, "checkpoints", "mace_run-*_epoch-*.pt")),
+        key=lambda s: int(re.search(r"epoch-(\d+)", s).group(1)),
+    )
     mres["selected_epoch"] = int(re.search(r"epoch-(\d+)", ckpts[-1]).group(1)) + 1 if ckpts else None
     model_file = os.path.join(mace_dir, "mace.model")
     if mc.rc == 0 and os.path.isfile(model_file):
         pred = os.path.join(mace_dir, "test_predictions.xyz")
         t0 = time.time()
-        ev = subprocess.run([os.path.join(os.path.dirname(a.mace_python), "mace_eval_configs"), "--configs", paths["test"],
-                             "--model", model_file, "--output", pred, "--device", "cpu", "--default_dtype", "float32",
-                             "--batch_size", "10"], env=env, capture_output=True, text=True,
-                            preexec_fn=(lambda: os.sched_setaffinity(0, {pin[1]})) if pin[1] is not None else None)
+        ev = subprocess.run(
+            [
+                os.path.join(os.path.dirname(a.mace_python), "mace_eval_configs"),
+                "--configs",
+                paths["test"],
+                "--model",
+                model_file,
+                "--output",
+                pred,
+                "--device",
+                "cpu",
+                "--default_dtype",
+                "float32",
+                "--batch_size",
+                "10",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, {pin[1]})) if pin[1] is not None else None,
+        )
         if ev.returncode == 0:
             mres["test"] = errors(*read_predictions(pred, len(test_npz[1]), "MACE_energy", "MACE_forces"), test_npz)
             mres["eval_wall_s"] = time.time() - t0
@@ -462,8 +627,12 @@ def run(a, budget, tmp, fields, notes) -> dict:
         mres["error"] = f"mace-torch run failed (rc {mc.rc}):\n" + tail(os.path.join(tmp, "mace.log"))
     if "error" in mres:
         print(mres["error"], file=sys.stderr)
-    ver = subprocess.run([a.mace_python, "-c", "import mace, torch; print(mace.__version__, torch.__version__)"],
-                         capture_output=True, text=True, env=env)
+    ver = subprocess.run(
+        [a.mace_python, "-c", "import mace, torch; print(mace.__version__, torch.__version__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     mres["versions"] = ver.stdout.strip()
     out["mace"] = mres
     out["total_wall_s"] = time.time() - t_start

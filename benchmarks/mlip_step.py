@@ -19,6 +19,7 @@ alike) and reports the median per-step CPU time (``time.process_time``).
 
     .venv/bin/python benchmarks/mlip_step.py [--rounds 7] [--batches 10] [--threads 1] [--no-tune-malloc]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,18 +43,33 @@ def _equivar_worker(n_batches):
 
     configs = D.read_rmd17(DATA, indices=list(range(5 * n_batches)))
     graphs = [D.config_to_graph(c, 5.0) for c in configs]
-    batches = [D.batch_to(D.collate(graphs[5 * i: 5 * i + 5]), dtype=torch.float32) for i in range(n_batches)]
+    batches = [D.batch_to(D.collate(graphs[5 * i : 5 * i + 5]), dtype=torch.float32) for i in range(n_batches)]
     e0s = D.fit_e0s_least_squares(configs, [1, 6, 8])
-    model = MACE(r_max=5.0, num_bessel=8, num_polynomial_cutoff=5, max_ell=3, num_channels=32, max_L=1, correlation=3,
-                 num_interactions=2, atomic_numbers=[1, 6, 8], atomic_energies=[e0s[z] for z in (1, 6, 8)],
-                 avg_num_neighbors=8.0, radial_mlp=[64, 64, 64], dtype="float32", seed=0)
+    model = MACE(
+        r_max=5.0,
+        num_bessel=8,
+        num_polynomial_cutoff=5,
+        max_ell=3,
+        num_channels=32,
+        max_L=1,
+        correlation=3,
+        num_interactions=2,
+        atomic_numbers=[1, 6, 8],
+        atomic_energies=[e0s[z] for z in (1, 6, 8)],
+        avg_num_neighbors=8.0,
+        radial_mlp=[64, 64, 64],
+        dtype="float32",
+        seed=0,
+    )
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
 
     def step(b):
         out = model(b, compute_forces=True)
         n = (b["ptr"][1:] - b["ptr"][:-1]).to(out["energy"].dtype)
-        loss = ((out["energy"] - b["energy"]) / n).square().mean() + 1000.0 * (out["forces"] - b["forces"]).square().mean()
+        loss = ((out["energy"] - b["energy"]) / n).square().mean() + 1000.0 * (
+            out["forces"] - b["forces"]
+        ).square().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -86,7 +102,9 @@ def _mace_worker(n_batches):
     def step(b):
         out = model(b, training=True, compute_force=True, compute_virials=False, compute_stress=False)
         n = (b["ptr"][1:] - b["ptr"][:-1]).to(out["energy"].dtype)
-        loss = ((out["energy"] - b["energy"]) / n).square().mean() + 1000.0 * (out["forces"] - b["forces"]).square().mean()
+        loss = ((out["energy"] - b["energy"]) / n).square().mean() + 1000.0 * (
+            out["forces"] - b["forces"]
+        ).square().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -124,8 +142,11 @@ def main():
     p.add_argument("--batches", type=int, default=10, help="steps per round (distinct batches of 5)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--mace-python", default="/tmp/macevenv/bin/python")
-    p.add_argument("--no-tune-malloc", action="store_true",
-                   help="equivar side without equivar.tune_allocator() (the equivar command applies it)")
+    p.add_argument(
+        "--no-tune-malloc",
+        action="store_true",
+        help="equivar side without equivar.tune_allocator() (the equivar command applies it)",
+    )
     p.add_argument("--worker", choices=["equivar", "mace"], help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
@@ -134,10 +155,25 @@ def main():
     sides = {"equivar": sys.executable, "mace": a.mace_python}
     procs = {}
     for side, py in sides.items():
-        procs[side] = subprocess.Popen([py, "-W", "ignore", os.path.abspath(__file__), "--worker", side, "--batches", str(a.batches),
-                                        "--threads", str(a.threads)] + (["--no-tune-malloc"] if a.no_tune_malloc else []),
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       text=True, env=env)
+        procs[side] = subprocess.Popen(
+            [
+                py,
+                "-W",
+                "ignore",
+                os.path.abspath(__file__),
+                "--worker",
+                side,
+                "--batches",
+                str(a.batches),
+                "--threads",
+                str(a.threads),
+            ]
+            + (["--no-tune-malloc"] if a.no_tune_malloc else []),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
     for side, pr in procs.items():
         while (line := pr.stdout.readline()) and line.strip() != "ready":
             pass
@@ -145,7 +181,7 @@ def main():
             raise SystemExit(f"{side} worker failed to start")
     per_step = {s: [] for s in procs}
     for r in range(a.rounds):
-        for side, pr in (procs.items() if r % 2 == 0 else reversed(procs.items())):
+        for side, pr in procs.items() if r % 2 == 0 else reversed(procs.items()):
             pr.stdin.write("round\n")
             pr.stdin.flush()
             while not (line := pr.stdout.readline()).startswith("["):
@@ -156,8 +192,10 @@ def main():
         pr.stdin.close()
         pr.wait()
     med = {s: 1e3 * statistics.median(v) for s, v in per_step.items()}
-    print(f"threads={a.threads}  steps measured per side={len(per_step['equivar'])}  (CPU ms per training step, median; "
-          f"equivar allocator {'glibc defaults' if a.no_tune_malloc else 'tuned'})")
+    print(
+        f"threads={a.threads}  steps measured per side={len(per_step['equivar'])}  (CPU ms per training step, median; "
+        f"equivar allocator {'glibc defaults' if a.no_tune_malloc else 'tuned'})"
+    )
     print(f"equivar    {med['equivar']:8.1f} ms")
     print(f"mace-torch {med['mace']:8.1f} ms")
     print(f"ratio (mace / equivar) = {med['mace'] / med['equivar']:.2f}x")

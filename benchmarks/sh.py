@@ -5,6 +5,7 @@
 Same as ``equivar bench sh`` (it runs that command, so bad flags and values
 get the command's one-line errors).
 """
+
 import sys
 
 from equivar.cli.main import main

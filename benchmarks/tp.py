@@ -5,6 +5,7 @@
 Same as ``equivar bench tp`` (it runs that command, so bad flags and values
 get the command's one-line errors); see ``equivar.tp._bench`` for what is measured.
 """
+
 import sys
 
 from equivar.cli.main import main

@@ -20,6 +20,7 @@ model (its relative equivariance error), the final strengths and test errors.
 
 Run: ``python examples/soft_equivariance.py [--steps 1000] [--seed 0]`` (2-4 minutes on 2 shared CPU cores).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,14 @@ def target(x: torch.Tensor, eps: float = 0.5, beta: float = 1.0) -> torch.Tensor
 
 def make_model(seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 64), torch.nn.SiLU(),
-                               torch.nn.Linear(64, 64), torch.nn.SiLU(), torch.nn.Linear(64, 1)).double()
+    return torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(12, 64),
+        torch.nn.SiLU(),
+        torch.nn.Linear(64, 64),
+        torch.nn.SiLU(),
+        torch.nn.Linear(64, 1),
+    ).double()
 
 
 def train(mode: str, data: dict, steps: int, seed: int, log_every: int = 0):
@@ -90,10 +97,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # small tensors: one thread avoids OpenMP stalls on shared cores
     g = torch.Generator().manual_seed(args.seed)
-    xs = {k: torch.randn(n, 4, 3, generator=g, dtype=torch.float64)
-          for k, n in (("train", args.n_train), ("val", 256), ("test", 2000))}
-    data = {k: (v, target(v) + 0.01 * torch.randn(v.shape[0], 1, generator=g, dtype=torch.float64))
-            for k, v in xs.items()}
+    xs = {
+        k: torch.randn(n, 4, 3, generator=g, dtype=torch.float64)
+        for k, n in (("train", args.n_train), ("val", 256), ("test", 2000))
+    }
+    data = {
+        k: (v, target(v) + 0.01 * torch.randn(v.shape[0], 1, generator=g, dtype=torch.float64)) for k, v in xs.items()
+    }
     data["var"] = float(data["train"][1].var())
     probe = AdaptiveSymmetry(GROUPS, IN_TYPES, OUT_TYPES)
     truth = probe.levels(target, [xs["test"][:512]], n=32)

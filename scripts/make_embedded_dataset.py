@@ -9,6 +9,7 @@ Cu/Au occupation, plus isolated-atom references) and ``cuau_emt_test.xyz``
 
     python scripts/make_embedded_dataset.py [--seed 0] [--trajectories 20] [--frames-per-traj 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,7 @@ def trajectory(rng, temperature: float, n_frames: int, every: int, config_type: 
     x_au = rng.uniform(0.15, 0.6)
     atoms = bulk("Cu", "fcc", a=3.61 * (1 - x_au) + 4.08 * x_au).repeat((2, 2, 2))  # Vegard's law
     atoms.numbers = np.where(rng.random(len(atoms)) < x_au, 79, 29)
-    strain = np.eye(3) + rng.uniform(-0.02, 0.02, (3, 3)) * np.array([[1, .3, .3], [.3, 1, .3], [.3, .3, 1]])
+    strain = np.eye(3) + rng.uniform(-0.02, 0.02, (3, 3)) * np.array([[1, 0.3, 0.3], [0.3, 1, 0.3], [0.3, 0.3, 1]])
     atoms.set_cell(atoms.cell.array @ strain, scale_atoms=True)
     atoms.calc = EMT()
     with warnings.catch_warnings():  # ASE >= 3.28 prefers thermalize_momenta (absent from older ASE)

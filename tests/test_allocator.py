@@ -1,4 +1,5 @@
 """equivar.tune_allocator: glibc mallopt settings, opt-out through the environment, bad values."""
+
 import platform
 
 import pytest

@@ -1,4 +1,5 @@
 """Package metadata builds without setuptools deprecation warnings."""
+
 import os
 import tomllib
 

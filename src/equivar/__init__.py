@@ -5,6 +5,7 @@ Subpackages (each imports only the ones listed before it):
 (tensor products), ``nn`` (layers), ``models``, ``symmetry`` (audits, frame
 averaging, regularizers), ``data``, ``train``, ``cli``.
 """
+
 import os as _os
 
 # OpenMP threads spin-wait by default; on shared or small CPUs that makes
@@ -14,6 +15,5 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
-from ._allocator import tune_allocator  # noqa: E402,F401  (opt-in; the equivar command applies it)
-
 from . import o3  # noqa: F401
+from ._allocator import tune_allocator  # noqa: E402,F401  (opt-in; the equivar command applies it)

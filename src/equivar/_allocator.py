@@ -17,6 +17,7 @@ themselves. Importing ``equivar`` changes nothing.
 Cost: up to ``trim_threshold`` bytes of freed memory stay mapped in the
 process instead of going back to the OS.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -67,8 +68,9 @@ def tune_allocator(mmap_threshold: int = 1 << 30, trim_threshold: int = 1 << 30,
     mallopt.restype = ctypes.c_int
     ok = all(mallopt(k, int(v)) == 1 for k, v in values.items())
     if ok:
-        _state.update(applied=True, mmap_threshold=int(mmap_threshold), trim_threshold=int(trim_threshold),
-                      top_pad=int(top_pad))
+        _state.update(
+            applied=True, mmap_threshold=int(mmap_threshold), trim_threshold=int(trim_threshold), top_pad=int(top_pad)
+        )
     return ok
 
 
@@ -76,8 +78,10 @@ def allocator_state() -> str:
     """One line describing the allocator setting, for benchmark headers."""
     if not _state["applied"]:
         return "malloc: libc defaults"
-    return (f"malloc: mmap/trim thresholds {_state['mmap_threshold'] >> 20}/{_state['trim_threshold'] >> 20} MiB "
-            "(equivar.tune_allocator)")
+    return (
+        f"malloc: mmap/trim thresholds {_state['mmap_threshold'] >> 20}/{_state['trim_threshold'] >> 20} MiB "
+        "(equivar.tune_allocator)"
+    )
 
 
 def tune_allocator_from_env() -> bool:

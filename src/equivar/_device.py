@@ -1,4 +1,5 @@
 """Device names checked up front: one-line ``ValueError`` naming the offending value, never torch's assertion."""
+
 from __future__ import annotations
 
 import torch

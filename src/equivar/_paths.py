@@ -1,4 +1,5 @@
 """Output locations checked up front, so a bad path fails before any long work (shared by train and the CLI)."""
+
 from __future__ import annotations
 
 import os

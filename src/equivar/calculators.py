@@ -4,17 +4,25 @@
 >>> atoms.calc = EquivarCalculator("runs/demo/model.pt")   # doctest: +SKIP
 >>> atoms.get_potential_energy(), atoms.get_forces()       # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import copy
 import os
-from typing import Optional, Union
 
-import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from .data import MIN_DISTANCE, Configuration, batch_to, check_elements, check_finite, check_shapes, collate, config_to_graph
+from .data import (
+    MIN_DISTANCE,
+    Configuration,
+    batch_to,
+    check_elements,
+    check_finite,
+    check_shapes,
+    collate,
+    config_to_graph,
+)
 
 
 def _lookup(model, key):
@@ -30,14 +38,16 @@ def _check_overlaps(graph, source: str) -> None:
         d = (graph["positions"][r] - graph["positions"][s] + graph["shifts"]).norm(dim=1)
         k = int(d.argmin())
         if float(d[k]) < MIN_DISTANCE:
-            raise ValueError(f"{source}: overlapping atoms {int(s[k])} and {int(r[k])} "
-                             f"(distance {float(d[k]):.3g} Å < {MIN_DISTANCE} Å)")
+            raise ValueError(
+                f"{source}: overlapping atoms {int(s[k])} and {int(r[k])} "
+                f"(distance {float(d[k]):.3g} Å < {MIN_DISTANCE} Å)"
+            )
 
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def _check_dtype(dtype) -> Optional[torch.dtype]:
+def _check_dtype(dtype) -> torch.dtype | None:
     """``None``, ``torch.float32``/``float64`` or their names; a one-line ``ValueError`` for anything else."""
     if dtype is None or dtype in (torch.float32, torch.float64):
         return dtype
@@ -70,8 +80,13 @@ class EquivarCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
-    def __init__(self, model_or_checkpoint_path: Union[torch.nn.Module, str], device: Union[str, torch.device] = "cpu",
-                 default_dtype: Optional[Union[torch.dtype, str]] = None, **kwargs):
+    def __init__(
+        self,
+        model_or_checkpoint_path: torch.nn.Module | str,
+        device: str | torch.device = "cpu",
+        default_dtype: torch.dtype | str | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         from ._device import check_device
 
@@ -86,7 +101,8 @@ class EquivarCalculator(Calculator):
             from .train import model_dtype
 
             if (default_dtype is not None and default_dtype != model_dtype(model)) or any(
-                    p.device != self.device for p in model.parameters()):
+                p.device != self.device for p in model.parameters()
+            ):
                 model = copy.deepcopy(model).to(device=self.device, dtype=default_dtype or model_dtype(model))
         self.model = model.eval()
         from .train import model_dtype

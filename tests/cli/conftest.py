@@ -5,8 +5,6 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
 
-from helpers import tiny_config_dict, write_tiny_dataset  # noqa: E402
-
 
 @pytest.fixture(autouse=True)
 def _one_thread():

@@ -1,12 +1,29 @@
 """``equivar bench``: bad flags and unwritable outputs fail in one line before any measurement."""
+
 import json
 
 import pytest
 
 from equivar.cli.main import main
 
-TINY = ["--L", "1", "--channels", "2", "--batch", "8", "--backends", "cg", "--no-e3nn", "--no-memory",
-        "--repeats", "1", "--measures", "fwd", "--threads", "1"]
+TINY = [
+    "--L",
+    "1",
+    "--channels",
+    "2",
+    "--batch",
+    "8",
+    "--backends",
+    "cg",
+    "--no-e3nn",
+    "--no-memory",
+    "--repeats",
+    "1",
+    "--measures",
+    "fwd",
+    "--threads",
+    "1",
+]
 
 
 def _tp(args, capsys):
@@ -15,16 +32,19 @@ def _tp(args, capsys):
     return rc, out.out, out.err
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--L", "-1"], "--L must be >= 0, got -1"),
-    (["--channels", "0"], "--channels must be >= 1, got 0"),
-    (["--batch", "0"], "--batch must be >= 1, got 0"),
-    (["--threads", "0"], "--threads must be >= 1, got 0"),
-    (["--repeats", "0"], "--repeats must be >= 1, got 0"),
-    (["--device", "gpu"], "--device 'gpu' is not a torch device"),
-    (["--L", "100"], "--L must be at most 32"),
-    (["--backend-max-L", "foo=3"], "--backend-max-L: unknown backend 'foo'"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--L", "-1"], "--L must be >= 0, got -1"),
+        (["--channels", "0"], "--channels must be >= 1, got 0"),
+        (["--batch", "0"], "--batch must be >= 1, got 0"),
+        (["--threads", "0"], "--threads must be >= 1, got 0"),
+        (["--repeats", "0"], "--repeats must be >= 1, got 0"),
+        (["--device", "gpu"], "--device 'gpu' is not a torch device"),
+        (["--L", "100"], "--L must be at most 32"),
+        (["--backend-max-L", "foo=3"], "--backend-max-L: unknown backend 'foo'"),
+    ],
+)
 def test_bench_tp_bad_flag_is_one_line(flags, message, capsys):
     rc, out, err = _tp(TINY + flags, capsys)
     assert rc == 2 and message in err and "Traceback" not in err, err
@@ -86,13 +106,16 @@ def test_bench_json_write_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["tp.json"]
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--L", "-1"], "--L must be in 0..64, got -1"),
-    (["--L", "100"], "--L must be in 0..64, got 100"),
-    (["--n", "0"], "--n must be >= 1, got 0"),
-    (["--threads", "0"], "--threads must be >= 1, got 0"),
-    (["--repeats", "0"], "--repeats must be >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--L", "-1"], "--L must be in 0..64, got -1"),
+        (["--L", "100"], "--L must be in 0..64, got 100"),
+        (["--n", "0"], "--n must be >= 1, got 0"),
+        (["--threads", "0"], "--threads must be >= 1, got 0"),
+        (["--repeats", "0"], "--repeats must be >= 1, got 0"),
+    ],
+)
 def test_bench_sh_bad_flag_is_one_line(flags, message, capsys):
     assert main(["bench", "sh", "--n", "10", "--L", "1", "--repeats", "1"] + flags) == 2
     out = capsys.readouterr()

@@ -1,4 +1,5 @@
 """Bad command-line input ends in one line naming the problem, not a traceback."""
+
 import os
 
 import equivar.data
@@ -55,8 +56,22 @@ def test_set_takes_several_overrides_per_flag(tmp_path, capsys):
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"data:\n  train_file: {EMBEDDED}\n")
-    assert main(["train", "-c", str(cfg), "--set", "training.lr=0.005", "num_threads=1", "--set", "seed=3",
-                 "--print-config"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "-c",
+                str(cfg),
+                "--set",
+                "training.lr=0.005",
+                "num_threads=1",
+                "--set",
+                "seed=3",
+                "--print-config",
+            ]
+        )
+        == 0
+    )
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["training"]["lr"] == 0.005 and printed["num_threads"] == 1 and printed["seed"] == 3
 

@@ -1,13 +1,14 @@
 """CLI smoke tests on tiny data: equivar train | eval | md | relax, and clear errors for bad input."""
+
 import os
 
 import ase.io
 import numpy as np
 import pytest
 import yaml
+from helpers import tiny_config_dict, write_tiny_dataset
 
 from equivar.cli.main import main
-from helpers import tiny_config_dict, write_tiny_dataset
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +48,65 @@ def test_eval_writes_predictions(trained, capsys, monkeypatch):
 
 def test_md_and_relax(trained, capsys, monkeypatch):
     monkeypatch.chdir(trained)
-    assert main(["md", "--model", "run/model.pt", "--structure", "test.xyz", "--steps", "20", "--dt", "1.0",
-                 "--trajectory", "md.xyz", "--interval", "5"]) == 0
+    assert (
+        main(
+            [
+                "md",
+                "--model",
+                "run/model.pt",
+                "--structure",
+                "test.xyz",
+                "--steps",
+                "20",
+                "--dt",
+                "1.0",
+                "--trajectory",
+                "md.xyz",
+                "--interval",
+                "5",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "steps/s" in out and "NVE energy drift" in out
     assert len(ase.io.read("md.xyz", ":")) == 5  # steps 0, 5, ..., 20
-    assert main(["md", "--model", "run/model.pt", "--structure", "test.xyz", "--steps", "5",
-                 "--integrator", "langevin", "--dtype", "float32"]) == 0
-    code = main(["relax", "--model", "run/model.pt", "--structure", "test.xyz", "--optimizer", "fire",
-                 "--fmax", "0.05", "--steps", "3", "--cell", "-o", "r.xyz"])
+    assert (
+        main(
+            [
+                "md",
+                "--model",
+                "run/model.pt",
+                "--structure",
+                "test.xyz",
+                "--steps",
+                "5",
+                "--integrator",
+                "langevin",
+                "--dtype",
+                "float32",
+            ]
+        )
+        == 0
+    )
+    code = main(
+        [
+            "relax",
+            "--model",
+            "run/model.pt",
+            "--structure",
+            "test.xyz",
+            "--optimizer",
+            "fire",
+            "--fmax",
+            "0.05",
+            "--steps",
+            "3",
+            "--cell",
+            "-o",
+            "r.xyz",
+        ]
+    )
     out = capsys.readouterr().out
     assert "relax (fire, cell, 8 atoms)" in out and "in 3 steps, NOT converged" in out and code == 1
     assert len(ase.io.read("r.xyz", ":")) == 1
@@ -99,40 +150,65 @@ def test_unknown_element_errors_name_file_and_frame(trained, capsys, tmp_path):
     assert msg in capsys.readouterr().err
     assert main(["relax", "--model", model, "--structure", bad, "--index", "1", "-o", str(tmp_path / "r.xyz")]) == 2
     assert msg in capsys.readouterr().err
-    assert main(["audit", "--model", model, "--data", bad, "--out", str(tmp_path / "a"), "--n-angles", "4",
-                 "--disc-angles", "", "--group", "SO3"]) == 2
+    assert (
+        main(
+            [
+                "audit",
+                "--model",
+                model,
+                "--data",
+                bad,
+                "--out",
+                str(tmp_path / "a"),
+                "--n-angles",
+                "4",
+                "--disc-angles",
+                "",
+                "--group",
+                "SO3",
+            ]
+        )
+        == 2
+    )
     assert msg in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["md", "--index", "7"], "test.xyz: --index 7 is out of range: the file has 6 frames (--index 0..5"),
-    (["md", "--index", "-7"], "test.xyz: --index -7 is out of range: the file has 6 frames"),
-    (["md", "--index", "0:2"], "--index must be one frame number"),
-    (["md", "--temperature", "-5"], "--temperature must be >= 0 K, got -5.0"),
-    (["md", "--steps", "0"], "--steps must be >= 1, got 0"),
-    (["md", "--dt", "-1"], "--dt must be a positive time step in fs, got -1.0"),
-    (["md", "--interval", "0"], "--interval must be >= 1, got 0"),
-    (["md", "--trajectory", "no/such/dir/t.xyz"], "--trajectory no/such/dir/t.xyz: directory"),
-    (["relax", "--fmax", "-1"], "--fmax must be a positive force threshold in eV/Å, got -1.0"),
-    (["relax", "--steps", "0"], "--steps must be >= 1, got 0"),
-    (["relax", "--index", "9"], "--index 9 is out of range: the file has 6 frames"),
-    (["relax", "-o", "no/such/dir/r.xyz"], "--output no/such/dir/r.xyz: directory"),
-    (["eval", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
-    (["eval", "--device", "gpu"], "--device 'gpu' is not a torch device"),
-    (["md", "--device", "cuda:99"], "--device 'cuda:99'"),
-    (["relax", "--device", "gpu"], "--device 'gpu' is not a torch device"),
-    (["relax", "--threads", "0"], "--threads must be >= 1, got 0"),
-    (["md", "--threads", "-1"], "--threads must be >= 1, got -1"),
-    (["audit", "--max-structures", "0"], "--max-structures must be >= 1, got 0"),
-    (["audit", "--n-angles", "-4"], "--n-angles must be >= 0 (0 skips the sweeps), got -4"),
-    (["audit", "--disc-angles", "45,ninety"], "--disc-angles must be comma-separated degrees"),
-    (["audit", "--out", "test.xyz"], "--out test.xyz: exists and is not a directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["md", "--index", "7"], "test.xyz: --index 7 is out of range: the file has 6 frames (--index 0..5"),
+        (["md", "--index", "-7"], "test.xyz: --index -7 is out of range: the file has 6 frames"),
+        (["md", "--index", "0:2"], "--index must be one frame number"),
+        (["md", "--temperature", "-5"], "--temperature must be >= 0 K, got -5.0"),
+        (["md", "--steps", "0"], "--steps must be >= 1, got 0"),
+        (["md", "--dt", "-1"], "--dt must be a positive time step in fs, got -1.0"),
+        (["md", "--interval", "0"], "--interval must be >= 1, got 0"),
+        (["md", "--trajectory", "no/such/dir/t.xyz"], "--trajectory no/such/dir/t.xyz: directory"),
+        (["relax", "--fmax", "-1"], "--fmax must be a positive force threshold in eV/Å, got -1.0"),
+        (["relax", "--steps", "0"], "--steps must be >= 1, got 0"),
+        (["relax", "--index", "9"], "--index 9 is out of range: the file has 6 frames"),
+        (["relax", "-o", "no/such/dir/r.xyz"], "--output no/such/dir/r.xyz: directory"),
+        (["eval", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["eval", "--device", "gpu"], "--device 'gpu' is not a torch device"),
+        (["md", "--device", "cuda:99"], "--device 'cuda:99'"),
+        (["relax", "--device", "gpu"], "--device 'gpu' is not a torch device"),
+        (["relax", "--threads", "0"], "--threads must be >= 1, got 0"),
+        (["md", "--threads", "-1"], "--threads must be >= 1, got -1"),
+        (["audit", "--max-structures", "0"], "--max-structures must be >= 1, got 0"),
+        (["audit", "--n-angles", "-4"], "--n-angles must be >= 0 (0 skips the sweeps), got -4"),
+        (["audit", "--disc-angles", "45,ninety"], "--disc-angles must be comma-separated degrees"),
+        (["audit", "--out", "test.xyz"], "--out test.xyz: exists and is not a directory"),
+    ],
+)
 def test_bad_flags_fail_early_naming_the_flag(trained, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(trained)
     cmd = argv[0]
-    base = {"md": ["--structure", "test.xyz"], "relax": ["--structure", "test.xyz"], "eval": ["--data", "test.xyz"],
-            "audit": ["--data", "test.xyz"]}[cmd]
+    base = {
+        "md": ["--structure", "test.xyz"],
+        "relax": ["--structure", "test.xyz"],
+        "eval": ["--data", "test.xyz"],
+        "audit": ["--data", "test.xyz"],
+    }[cmd]
     import time
 
     t0 = time.perf_counter()
@@ -148,14 +224,18 @@ def test_eval_and_relax_write_next_to_the_model_by_default(trained, capsys, monk
     data = str(trained / "test.xyz")
     assert main(["eval", "--model", str(run / "model.pt"), "--data", data]) == 0
     assert (run / "test_predictions.xyz").exists()
-    assert main(["relax", "--model", str(run / "model.pt"), "--structure", data, "--index", "2", "--steps", "2"]) in (0, 1)
+    assert main(["relax", "--model", str(run / "model.pt"), "--structure", data, "--index", "2", "--steps", "2"]) in (
+        0,
+        1,
+    )
     assert (run / "test_frame2_relaxed.xyz").exists()
     assert f"relaxed structure -> {run / 'test_frame2_relaxed.xyz'}" in capsys.readouterr().out
     assert os.listdir(tmp_path) == []
     out = tmp_path / "out"
     assert main(["eval", "--model", str(run / "model.pt"), "--data", data, "--out-dir", str(out)]) == 0
-    assert main(["relax", "--model", str(run / "model.pt"), "--structure", data, "--steps", "2",
-                 "--out-dir", str(out)]) in (0, 1)
+    assert main(
+        ["relax", "--model", str(run / "model.pt"), "--structure", data, "--steps", "2", "--out-dir", str(out)]
+    ) in (0, 1)
     assert sorted(os.listdir(out)) == ["test_frame0_relaxed.xyz", "test_predictions.xyz"]
     assert main(["eval", "--model", str(run / "model.pt"), "--data", data, data, "-o", "p.xyz"]) == 2
     assert "--output names one predictions file but 2 --data files" in capsys.readouterr().err
@@ -181,9 +261,10 @@ def test_bad_model_file_is_one_line(trained, capsys, tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_text("not a model")
     test = str(trained / "test.xyz")
-    for path, message in ((pickled, "not an equivar checkpoint (it holds pickled Python objects such as "
-                                    "torch.nn.modules.linear.Linear"),
-                          (junk, "not a readable checkpoint")):
+    for path, message in (
+        (pickled, "not an equivar checkpoint (it holds pickled Python objects such as torch.nn.modules.linear.Linear"),
+        (junk, "not a readable checkpoint"),
+    ):
         for argv in (["md", "--structure", test], ["eval", "--data", test, "--out-dir", str(tmp_path)]):
             assert main([argv[0], "--model", str(path), *argv[1:]]) == 2
             err = capsys.readouterr().err
@@ -196,7 +277,9 @@ def test_md_on_a_single_atom_cell_has_no_nan(trained, capsys, monkeypatch):
     monkeypatch.chdir(trained)
     one = ase.io.read("test.xyz", 0)[:1]
     ase.io.write("one.xyz", one)
-    assert main(["md", "--model", "run/model.pt", "--structure", "one.xyz", "--steps", "5", "--temperature", "300"]) == 0
+    assert (
+        main(["md", "--model", "run/model.pt", "--structure", "one.xyz", "--steps", "5", "--temperature", "300"]) == 0
+    )
     out = capsys.readouterr().out
     assert "nan" not in out.lower() and "steps/s" in out, out
 

@@ -1,4 +1,5 @@
 """E0s (isolated atoms, dict, least squares) and seeded splits."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """Neighbour lists against brute force (with PBC), graph/batch layout, loader sharding."""
+
 import itertools
 
 import numpy as np
@@ -49,9 +50,14 @@ def _cfg(n, seed, energy=True, pbc=False):
     rng = np.random.default_rng(seed)
     pos = rng.uniform(0, 3, size=(n, 3)) + np.arange(n)[:, None] * 0.5
     return data.Configuration(
-        np.full(n, 6), pos, cell=np.eye(3) * 6 if pbc else np.zeros((3, 3)), pbc=pbc,
-        energy=-float(n) if energy else None, forces=rng.normal(size=(n, 3)),
-        stress=np.eye(3) if pbc else None)
+        np.full(n, 6),
+        pos,
+        cell=np.eye(3) * 6 if pbc else np.zeros((3, 3)),
+        pbc=pbc,
+        energy=-float(n) if energy else None,
+        forces=rng.normal(size=(n, 3)),
+        stress=np.eye(3) if pbc else None,
+    )
 
 
 def test_collate_offsets_and_label_masking():
@@ -63,7 +69,7 @@ def test_collate_offsets_and_label_masking():
     assert b["cell"].shape == (3, 3, 3) and b["pbc"].tolist() == [[False] * 3, [True] * 3, [False] * 3]
     e0 = gs[0]["edge_index"].shape[1]
     e1 = gs[1]["edge_index"].shape[1]
-    assert torch.equal(b["edge_index"][:, e0:e0 + e1], gs[1]["edge_index"] + 3)
+    assert torch.equal(b["edge_index"][:, e0 : e0 + e1], gs[1]["edge_index"] + 3)
     assert (b["batch"][b["edge_index"][0]] == b["batch"][b["edge_index"][1]]).all()  # edges stay in their graph
     assert b["energy"].tolist() == [-3.0, 0.0, -2.0] and b["energy_weight"].tolist() == [1.0, 0.0, 1.0]
     assert b["stress"].shape == (3, 3, 3) and b["stress_weight"].tolist() == [0.0, 1.0, 0.0]

@@ -1,4 +1,5 @@
 """Readers: extxyz keys, weights, config types, rMD17 units, and clear errors for bad input."""
+
 import os
 
 import ase
@@ -122,7 +123,9 @@ def test_isolated_atoms_without_forces_and_far_atom(tmp_path):
 
 def test_check_elements_message():
     c = data.Configuration([1, 8, 29], np.eye(3) * 2, source="f.xyz, frame 4")
-    with pytest.raises(ValueError, match=r"f\.xyz, frame 4: element\(s\) Cu \(Z=29\) not in the model's elements \[H, O\]"):
+    with pytest.raises(
+        ValueError, match=r"f\.xyz, frame 4: element\(s\) Cu \(Z=29\) not in the model's elements \[H, O\]"
+    ):
         data.check_elements([c], [1, 8])
 
 
@@ -163,9 +166,15 @@ def test_every_reader_names_frames_the_same_way(tmp_path):
     xyz = str(tmp_path / "x.xyz")
     ase.io.write(xyz, [ase.Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7 + 0.1 * i]]) for i in range(3)])
     assert [c.source for c in data.read_ase(xyz, require_energy=False, require_forces=False)] == [
-        f"{xyz}, frame {i}" for i in range(3)]
+        f"{xyz}, frame {i}" for i in range(3)
+    ]
     npz = str(tmp_path / "r.npz")
-    np.savez(npz, nuclear_charges=np.array([1, 1]), coords=np.array([[[0, 0, 0], [0, 0, 0.7]]] * 2),
-             energies=np.zeros(2), forces=np.zeros((2, 2, 3)))
+    np.savez(
+        npz,
+        nuclear_charges=np.array([1, 1]),
+        coords=np.array([[[0, 0, 0], [0, 0, 0.7]]] * 2),
+        energies=np.zeros(2),
+        forces=np.zeros((2, 2, 3)),
+    )
     assert [c.source for c in data.read_rmd17(npz)] == [f"{npz}, frame 0", f"{npz}, frame 1"]
     assert data.frame_source("a.xyz", 3) == "a.xyz, frame 3"

@@ -1,4 +1,5 @@
 """Tiny brute-force graphs for the model tests (no dependency on equivar.data)."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,7 +10,6 @@ import torch
 def neighbour_list(positions, r_max, cell=None, pbc=(False, False, False), max_shift=2):
     """All (sender j, receiver i, unit shift S) with 0 < |x_i - x_j + S @ cell| < r_max."""
     positions = positions.double()
-    N = positions.shape[0]
     ranges = [range(-max_shift, max_shift + 1) if p else range(0, 1) for p in pbc]
     cell = torch.zeros(3, 3, dtype=torch.float64) if cell is None else cell.double()
     senders, receivers, units = [], [], []
@@ -45,9 +45,15 @@ def make_batch(frames, r_max, dtype=torch.float64):
         pbcs.append(torch.tensor(pbc))
         ptr.append(off + len(p))
     return dict(
-        positions=torch.cat(pos).to(dtype), atomic_numbers=torch.cat(Z), batch=torch.cat(bat),
-        ptr=torch.tensor(ptr), edge_index=torch.cat(ei, 1), unit_shifts=torch.cat(us).to(dtype),
-        shifts=torch.cat(sh).to(dtype), cell=torch.stack(cells).to(dtype), pbc=torch.stack(pbcs),
+        positions=torch.cat(pos).to(dtype),
+        atomic_numbers=torch.cat(Z),
+        batch=torch.cat(bat),
+        ptr=torch.tensor(ptr),
+        edge_index=torch.cat(ei, 1),
+        unit_shifts=torch.cat(us).to(dtype),
+        shifts=torch.cat(sh).to(dtype),
+        cell=torch.stack(cells).to(dtype),
+        pbc=torch.stack(pbcs),
     )
 
 

@@ -1,20 +1,31 @@
 """MACE potential: symmetry, derivatives, stress, training, isolated atoms, hparams."""
+
 import json
 import time
 
 import pytest
 import torch
-
-from equivar.models import MACE, build_model
-from equivar.testing import Typed, assert_equivariant, equivariance_error
-from equivar.tp import available_backends
-
 from mace_graphs import make_batch, random_molecule
 
+from equivar.models import MACE, build_model
+from equivar.testing import Typed, assert_equivariant
+from equivar.tp import available_backends
+
 R_MAX = 3.0
-SMALL = dict(r_max=R_MAX, num_bessel=4, max_ell=2, num_channels=4, max_L=1, correlation=3, num_interactions=2,
-             atomic_numbers=[1, 6, 8], atomic_energies=[-0.5, -37.8, -75.0], avg_num_neighbors=4.0,
-             radial_mlp=[16, 16], readout_mlp=8)
+SMALL = dict(
+    r_max=R_MAX,
+    num_bessel=4,
+    max_ell=2,
+    num_channels=4,
+    max_L=1,
+    correlation=3,
+    num_interactions=2,
+    atomic_numbers=[1, 6, 8],
+    atomic_energies=[-0.5, -37.8, -75.0],
+    avg_num_neighbors=4.0,
+    radial_mlp=[16, 16],
+    readout_mlp=8,
+)
 
 
 def _model(dtype, **kw):
@@ -30,11 +41,20 @@ def _molecule(seed=0, n=6):
 
 def _symmetry_fn(model):
     def fn(pos, z, edge_index, shifts):
-        b = dict(positions=pos, atomic_numbers=z.squeeze(-1).round().long(), edge_index=edge_index, shifts=shifts,
-                 batch=torch.zeros(len(pos), dtype=torch.long), ptr=torch.tensor([0, len(pos)]))
+        b = dict(
+            positions=pos,
+            atomic_numbers=z.squeeze(-1).round().long(),
+            edge_index=edge_index,
+            shifts=shifts,
+            batch=torch.zeros(len(pos), dtype=torch.long),
+            ptr=torch.tensor([0, len(pos)]),
+        )
         out = model(b)
-        return {"energy": out["energy"].detach().unsqueeze(-1), "forces": out["forces"].detach(),
-                "node_energy": out["node_energy"].detach().unsqueeze(-1)}
+        return {
+            "energy": out["energy"].detach().unsqueeze(-1),
+            "forces": out["forces"].detach(),
+            "node_energy": out["node_energy"].detach().unsqueeze(-1),
+        }
 
     in_types = [Typed("positions", nodes=True), Typed("0e", nodes=True), "index", "1o"]
     out_types = {"energy": "0e", "forces": Typed("1o", nodes=True), "node_energy": Typed("0e", nodes=True)}
@@ -64,11 +84,19 @@ def test_mace_symmetries_every_backend(backend, dtype):
     model = _backend_model(backend, dtype)
     fn, it, ot = _symmetry_fn(model)
     tol = (1e-5 if dtype == torch.float32 else 1e-10) if _is_exact(model) else 1e-3
-    assert_equivariant(fn, _symmetry_args(dtype), it, ot, permutations=True, translations=True, tolerance=tol, n_trials=2)
+    assert_equivariant(
+        fn, _symmetry_args(dtype), it, ot, permutations=True, translations=True, tolerance=tol, n_trials=2
+    )
 
 
-@pytest.mark.parametrize("variant", [dict(radial="spline"), dict(self_interaction="s2grid"),
-                                     dict(radial="spline", self_interaction="s2grid", residual_first=True)])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        dict(radial="spline"),
+        dict(self_interaction="s2grid"),
+        dict(radial="spline", self_interaction="s2grid", residual_first=True),
+    ],
+)
 def test_mace_symmetries_facet_options(variant, dtype):
     model = _model(dtype, **variant)
     fn, it, ot = _symmetry_fn(model)

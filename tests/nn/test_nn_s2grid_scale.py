@@ -63,4 +63,6 @@ def test_atomic_energies_and_scale_shift(dtype):
     sd = per.state_dict()
     fresh = ScaleShift([0.0, 0.0], [0.0, 0.0]).to(dtype)
     fresh.load_state_dict(sd)
-    torch.testing.assert_close(fresh.double()(torch.ones(3, dtype=torch.float64), idx), torch.tensor([1.0, 2.0, 2.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        fresh.double()(torch.ones(3, dtype=torch.float64), idx), torch.tensor([1.0, 2.0, 2.0], dtype=torch.float64)
+    )

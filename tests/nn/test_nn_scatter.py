@@ -1,4 +1,5 @@
 """scatter_sum / gather: values equal index_add / index_select; adjoint pair differentiable to any order."""
+
 import pytest
 import torch
 
@@ -59,8 +60,8 @@ def test_compiled_second_derivatives_match_eager():
 
     res = []
     for m in (h, torch.compile(h, backend="eager", fullgraph=True)):
-        g, = torch.autograd.grad(m(x).sum(), x, create_graph=True)
-        res.append(torch.autograd.grad((g ** 2).sum(), x)[0])
+        (g,) = torch.autograd.grad(m(x).sum(), x, create_graph=True)
+        res.append(torch.autograd.grad((g**2).sum(), x)[0])
     torch.testing.assert_close(res[1], res[0], rtol=1e-10, atol=1e-10)
 
 

@@ -1,6 +1,5 @@
 import itertools
 
-import numpy as np
 import pytest
 import torch
 
@@ -9,8 +8,18 @@ from equivar.o3 import Irrep, Irreps, rand_matrix
 from equivar.testing import assert_equivariant
 
 # dimensions of the symmetric equivariant spaces, checked against e3nn's ReducedTensorProducts
-COUNTS = {("0e", 1): 1, ("0e", 2): 4, ("0e", 3): 8, ("1o", 2): 3, ("1o", 3): 12, ("2e", 3): 14, ("3o", 3): 15,
-          ("1e", 2): 0, ("1e", 3): 4, ("0o", 3): 0}
+COUNTS = {
+    ("0e", 1): 1,
+    ("0e", 2): 4,
+    ("0e", 3): 8,
+    ("1o", 2): 3,
+    ("1o", 3): 12,
+    ("2e", 3): 14,
+    ("3o", 3): 15,
+    ("1e", 2): 0,
+    ("1e", 3): 4,
+    ("0o", 3): 0,
+}
 
 
 @pytest.mark.parametrize("ir_out,nu", sorted(COUNTS))
@@ -177,7 +186,7 @@ def test_compiled_second_derivatives_match_eager():
     attrs = torch.nn.functional.one_hot(torch.tensor([0, 1, 1, 0, 1, 0]), 2).double()
     res = []
     for m in (sc, torch.compile(sc, backend="eager", fullgraph=True)):
-        gx, = torch.autograd.grad((m(x, attrs) ** 2).sum(), x, create_graph=True)
-        res.append(torch.autograd.grad((gx ** 2).sum(), [x, *sc.weights]))
+        (gx,) = torch.autograd.grad((m(x, attrs) ** 2).sum(), x, create_graph=True)
+        res.append(torch.autograd.grad((gx**2).sum(), [x, *sc.weights]))
     for a, b in zip(*res):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)

@@ -1,4 +1,5 @@
 """equivar.o3 against e3nn (the oracle): harmonics, Wigner-D, 3j for l <= 8."""
+
 import pytest
 import torch
 

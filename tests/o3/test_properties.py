@@ -1,4 +1,5 @@
 """Properties of the O(3) core that hold for all inputs (hypothesis where it fits)."""
+
 import math
 
 import pytest
@@ -123,14 +124,19 @@ def test_rotation_conversions(dtype):
     a, b, c = o3.matrix_to_angles(R)
     assert torch.allclose(o3.angles_to_matrix(a, b, c), R, atol=1e-12)
     # rotation by pi about an axis
-    Rpi = o3.axis_angle_to_matrix(torch.tensor([0.0, 0.6, 0.8], dtype=torch.float64), torch.tensor(math.pi, dtype=torch.float64))
+    Rpi = o3.axis_angle_to_matrix(
+        torch.tensor([0.0, 0.6, 0.8], dtype=torch.float64), torch.tensor(math.pi, dtype=torch.float64)
+    )
     ax, an = o3.matrix_to_axis_angle(Rpi)
     assert torch.allclose(o3.axis_angle_to_matrix(ax, an), Rpi, atol=1e-10)
     # Haar: mean of R is ~0
     Rm = o3.rand_matrix(4000, generator=torch.Generator().manual_seed(0), dtype=torch.float64).mean(0)
     assert Rm.abs().max() < 0.06
     # seeded
-    assert torch.equal(o3.rand_matrix(3, generator=torch.Generator().manual_seed(5)), o3.rand_matrix(3, generator=torch.Generator().manual_seed(5)))
+    assert torch.equal(
+        o3.rand_matrix(3, generator=torch.Generator().manual_seed(5)),
+        o3.rand_matrix(3, generator=torch.Generator().manual_seed(5)),
+    )
 
 
 def test_wigner_D_rejects_bad_matrices():
@@ -142,5 +148,7 @@ def test_wigner_D_rejects_bad_matrices():
 
 @pytest.mark.parametrize("triple", [(1, 1, 3), (0, 1, 0), (2, 0, 1), (4, 1, 2)])
 def test_wigner_3j_outside_the_triangle_raises(triple):
-    with pytest.raises(ValueError, match=r"^wigner_3j\(%d, %d, %d\): the degrees violate the triangle rule" % triple):
+    with pytest.raises(
+        ValueError, match=r"^wigner_3j\({}, {}, {}\): the degrees violate the triangle rule".format(*triple)
+    ):
         o3.wigner_3j(*triple)

@@ -1,4 +1,5 @@
 """The analytic backward of the spherical harmonics: first and second derivatives."""
+
 import pytest
 import torch
 
@@ -67,6 +68,6 @@ def test_compiled_fullgraph_second_derivatives_match_eager():
 
     res = []
     for m in (f, torch.compile(f, backend="eager", fullgraph=True)):
-        g, = torch.autograd.grad((m(v) ** 3).sum(), v, create_graph=True)
-        res.append(torch.autograd.grad((g ** 2).sum(), v)[0])
+        (g,) = torch.autograd.grad((m(v) ** 3).sum(), v, create_graph=True)
+        res.append(torch.autograd.grad((g**2).sum(), v)[0])
     torch.testing.assert_close(res[1], res[0], rtol=1e-10, atol=1e-10)

@@ -1,4 +1,5 @@
 """Audit: errors per group/sample/output, NERO sweeps, consensus, task metrics, potentials."""
+
 import math
 
 import pytest
@@ -139,8 +140,13 @@ def _batch(n_graphs=3, n=5, seed=0, dtype=torch.float64):
     graphs = []
     for i in range(n_graphs):
         pos = torch.randn(n, 3, generator=gen, dtype=torch.float64) * 1.5
-        c = D.Configuration(torch.tensor([1, 6, 8, 1, 6])[:n].numpy(), pos.numpy(), torch.zeros(3, 3).numpy(),
-                            torch.zeros(3, dtype=torch.bool).numpy(), source=f"t{i}")
+        c = D.Configuration(
+            torch.tensor([1, 6, 8, 1, 6])[:n].numpy(),
+            pos.numpy(),
+            torch.zeros(3, 3).numpy(),
+            torch.zeros(3, dtype=torch.bool).numpy(),
+            source=f"t{i}",
+        )
         graphs.append(D.config_to_graph(c, 4.0))
     return D.batch_to(D.collate(graphs), dtype=dtype)
 
@@ -175,9 +181,21 @@ def test_equivar_model_is_equivariant_float32():
     # an exactly equivariant equivar model (MACE, tiny) audited in float32: error < 1e-5 relative
     from equivar.models import build_model
 
-    m = build_model(name="mace", r_max=4.0, num_bessel=4, max_ell=2, num_channels=4, max_L=1, correlation=2,
-                    num_interactions=2, atomic_numbers=[1, 6, 8], radial_mlp=[8, 8], readout_mlp=8, dtype="float32",
-                    seed=0)
+    m = build_model(
+        name="mace",
+        r_max=4.0,
+        num_bessel=4,
+        max_ell=2,
+        num_channels=4,
+        max_L=1,
+        correlation=2,
+        num_interactions=2,
+        atomic_numbers=[1, 6, 8],
+        radial_mlp=[8, 8],
+        readout_mlp=8,
+        dtype="float32",
+        seed=0,
+    )
     b = _batch(n_graphs=2, dtype=torch.float32)
     s = potential_subject(m, b)
     e = equivariance_errors(s, ["SO3", "O3", "translations", "permutations", "D4(z)"], n_elements=3)

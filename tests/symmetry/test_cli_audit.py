@@ -1,4 +1,5 @@
 """`equivar audit` end to end on tiny data: PNGs and JSON for a non-equivariant MLP and an equivariant potential."""
+
 import json
 import os
 
@@ -8,8 +9,18 @@ import torch
 
 from equivar.cli.main import main
 
-FAST = ["--max-structures", "3", "--n-angles", "8", "--disc-resolution", "5", "--disc-angles", "90",
-        "--n-elements", "2"]
+FAST = [
+    "--max-structures",
+    "3",
+    "--n-angles",
+    "8",
+    "--disc-resolution",
+    "5",
+    "--disc-angles",
+    "90",
+    "--n-elements",
+    "2",
+]
 
 
 def _json(path):
@@ -26,7 +37,9 @@ def tiny_xyz(tmp_path):
     rng = np.random.default_rng(0)
     frames = []
     for i in range(4):
-        a = ase.Atoms("CH2O", positions=rng.normal(size=(4, 3)) * 0.3 + np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1.2]]))
+        a = ase.Atoms(
+            "CH2O", positions=rng.normal(size=(4, 3)) * 0.3 + np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1.2]])
+        )
         a.calc = SinglePointCalculator(a, energy=float(-i * 0.1), forces=rng.normal(size=(4, 3)) * 0.1)
         frames.append(a)
     path = str(tmp_path / "tiny.xyz")
@@ -48,12 +61,28 @@ class PairPotential(torch.nn.Module):
 
 def test_mlp_demo_writes_plots_and_json(tiny_xyz, tmp_path, capsys):
     out = str(tmp_path / "audit")
-    rc = main(["audit", "--model", "mlp-demo", "--data", tiny_xyz, "--out", out, "--mlp-steps", "10",
-               "--group", "SO3", "C4:z", "translations", "permutations", *FAST])
+    rc = main(
+        [
+            "audit",
+            "--model",
+            "mlp-demo",
+            "--data",
+            tiny_xyz,
+            "--out",
+            out,
+            "--mlp-steps",
+            "10",
+            "--group",
+            "SO3",
+            "C4:z",
+            "translations",
+            "permutations",
+            *FAST,
+        ]
+    )
     assert rc == 0
     files = set(os.listdir(out))
-    for f in ("groups.png", "sweep_energy.png", "sweep_forces.png", "disc_energy.png", "disc_forces.png",
-              "audit.json"):
+    for f in ("groups.png", "sweep_energy.png", "sweep_forces.png", "disc_energy.png", "disc_forces.png", "audit.json"):
         assert f in files, f
     rep = _json(os.path.join(out, "audit.json"))
     assert set(rep["groups"]) == {"SO3", "C4(z)", "translations", "permutations"}
@@ -68,8 +97,29 @@ def test_pickled_equivariant_potential(tiny_xyz, tmp_path):
     path = str(tmp_path / "pair.pt")
     torch.save(PairPotential(), path)
     out = str(tmp_path / "audit2")
-    rc = main(["audit", "--model", path, "--data", tiny_xyz, "--out", out, "--r-max", "3.0", "--dtype", "float64",
-               "--group", "O3", "translations", "permutations", "Oh", *FAST, "--disc-angles", ""])
+    rc = main(
+        [
+            "audit",
+            "--model",
+            path,
+            "--data",
+            tiny_xyz,
+            "--out",
+            out,
+            "--r-max",
+            "3.0",
+            "--dtype",
+            "float64",
+            "--group",
+            "O3",
+            "translations",
+            "permutations",
+            "Oh",
+            *FAST,
+            "--disc-angles",
+            "",
+        ]
+    )
     assert rc == 0
     rep = _json(os.path.join(out, "audit.json"))
     for name, g in rep["groups"].items():
@@ -81,8 +131,25 @@ def test_pickled_equivariant_potential(tiny_xyz, tmp_path):
 def test_errors_are_reported(tiny_xyz, tmp_path, capsys):
     assert main(["audit", "--model", str(tmp_path / "missing.pt"), "--data", tiny_xyz]) == 2
     assert "no such model file" in capsys.readouterr().err
-    assert main(["audit", "--model", "mlp-demo", "--data", tiny_xyz, "--group", "SU2", "--mlp-steps", "1", "--out",
-                 str(tmp_path / "x"), *FAST]) == 2
+    assert (
+        main(
+            [
+                "audit",
+                "--model",
+                "mlp-demo",
+                "--data",
+                tiny_xyz,
+                "--group",
+                "SU2",
+                "--mlp-steps",
+                "1",
+                "--out",
+                str(tmp_path / "x"),
+                *FAST,
+            ]
+        )
+        == 2
+    )
 
 
 class FlatEnergy(torch.nn.Module):
@@ -101,8 +168,9 @@ def test_torchscript_positions_module(tiny_xyz, tmp_path):
     path = str(tmp_path / "flat.pt")
     torch.jit.save(torch.jit.script(FlatEnergy()), path)
     out = str(tmp_path / "audit3")
-    rc = main(["audit", "--model", path, "--data", tiny_xyz, "--out", out, "--group", "SO3", "Ci", *FAST,
-               "--disc-angles", ""])
+    rc = main(
+        ["audit", "--model", path, "--data", tiny_xyz, "--out", out, "--group", "SO3", "Ci", *FAST, "--disc-angles", ""]
+    )
     assert rc == 0
     rep = _json(os.path.join(out, "audit.json"))
     assert rep["meta"]["interface"] == "positions"

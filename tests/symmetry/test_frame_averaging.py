@@ -1,10 +1,10 @@
 """Frame averaging: exact equivariance of any backbone, degenerate point clouds, stochastic mode."""
+
 import math
 
 import pytest
 import torch
 
-from equivar import o3
 from equivar.symmetry import FrameAveraging, Typed, frame_set
 from equivar.symmetry.audit import Subject, equivariance_errors
 
@@ -20,8 +20,9 @@ class Backbone(torch.nn.Module):
     def __init__(self, dtype):
         super().__init__()
         torch.manual_seed(0)
-        self.net = torch.nn.Sequential(torch.nn.Linear(N * 8, 64), torch.nn.SiLU(),
-                                       torch.nn.Linear(64, 1 + 3 + 8 + 3 * N)).to(dtype)
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(N * 8, 64), torch.nn.SiLU(), torch.nn.Linear(64, 1 + 3 + 8 + 3 * N)
+        ).to(dtype)
 
     def forward(self, x, s, v):
         y = self.net(torch.cat([x, s, v], -1).flatten(1))
@@ -80,7 +81,9 @@ def _cube():
 
 def _polygon(n=5):
     a = torch.arange(n, dtype=torch.float64) * 2 * math.pi / n
-    return torch.stack([a.cos(), a.sin(), torch.zeros_like(a)], -1) + torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
+    return torch.stack([a.cos(), a.sin(), torch.zeros_like(a)], -1) + torch.tensor(
+        [0.3, -1.0, 2.0], dtype=torch.float64
+    )
 
 
 def _line(n=5):
@@ -106,8 +109,9 @@ def test_degenerate_clouds_finite_and_equivariant(name, dtype):
     assert fs.case == case and fs.frames.shape[0] == n_frames and not fs.truncated
     n = X.shape[0]
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * n, 32), torch.nn.Tanh(),
-                              torch.nn.Linear(32, 1 + 3 + 5 + 3 * n)).to(dtype)
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(3 * n, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1 + 3 + 5 + 3 * n)
+    ).to(dtype)
 
     def backbone(x):
         y = net(x)
@@ -150,17 +154,29 @@ def test_near_degenerate_and_float32_data():
     fs = frame_set(Xp, proper=False, use_centroid=False, eig_tol=1e-4, tie_tol=1e-6)
     assert fs.case == "points" and fs.frames.shape[0] == 24
     # a slightly flattened tetrahedron: gap 1e-6 relative is below eig_tol, not trusted as PCA
-    fs = frame_set(_tetrahedron() * torch.tensor([1.0, 1.0, 1.0 + 1e-6], dtype=torch.float64), proper=True,
-                   use_centroid=False, eig_tol=1e-4, tie_tol=1e-6)
+    fs = frame_set(
+        _tetrahedron() * torch.tensor([1.0, 1.0, 1.0 + 1e-6], dtype=torch.float64),
+        proper=True,
+        use_centroid=False,
+        eig_tol=1e-4,
+        tie_tol=1e-6,
+    )
     assert fs.case != "pca"
 
 
 def test_gradients_finite_in_every_case():
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)).double()
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(12, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)
+    ).double()
     fa = FrameAveraging(net, "E3", ["positions"], "0e")
-    shapes = [_tetrahedron(), _line(4), _polygon(4), torch.zeros(4, 3, dtype=torch.float64),
-              torch.randn(4, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)]
+    shapes = [
+        _tetrahedron(),
+        _line(4),
+        _polygon(4),
+        torch.zeros(4, 3, dtype=torch.float64),
+        torch.randn(4, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64),
+    ]
     for X in shapes:
         x = X[None].clone().requires_grad_(True)
         (g,) = torch.autograd.grad(fa(x).sum(), x)

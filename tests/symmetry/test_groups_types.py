@@ -1,18 +1,30 @@
 """Groups (element generators, quadrature) and typed group actions."""
+
 import math
 
 import pytest
 import torch
 
-from equivar import o3
+from equivar import o3, testing
 from equivar.symmetry import GroupElement, Typed, act, get_group
-from equivar import testing
 
 
-@pytest.mark.parametrize("name,order,improper", [
-    ("C4", 4, False), ("C6(x)", 6, False), ("D3", 6, False), ("D4:z", 8, False), ("T", 12, False),
-    ("Td", 24, True), ("O", 24, False), ("Oh", 48, True), ("I", 60, False), ("Ih", 120, True), ("Ci", 2, True),
-])
+@pytest.mark.parametrize(
+    "name,order,improper",
+    [
+        ("C4", 4, False),
+        ("C6(x)", 6, False),
+        ("D3", 6, False),
+        ("D4:z", 8, False),
+        ("T", 12, False),
+        ("Td", 24, True),
+        ("O", 24, False),
+        ("Oh", 48, True),
+        ("I", 60, False),
+        ("Ih", 120, True),
+        ("Ci", 2, True),
+    ],
+)
 def test_finite_groups_are_closed(name, order, improper):
     G = get_group(name)
     assert G.order == order and G.improper == improper
@@ -61,8 +73,9 @@ def test_samplers_seeded_and_in_group():
     so2 = get_group("SO2(y)").sample(4, torch.Generator().manual_seed(0))
     for g in so2:  # fixes the y axis
         assert torch.allclose(g.R[:, 1], torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-12)
-    perms = get_group("permutations").sample(3, torch.Generator().manual_seed(0), num_nodes=6,
-                                             segments=torch.tensor([0, 0, 0, 1, 1, 1]))
+    perms = get_group("permutations").sample(
+        3, torch.Generator().manual_seed(0), num_nodes=6, segments=torch.tensor([0, 0, 0, 1, 1, 1])
+    )
     for g in perms:  # permutations stay within each sample
         assert set(g.perm[:3].tolist()) == {0, 1, 2} and set(g.perm[3:].tolist()) == {3, 4, 5}
 
@@ -103,8 +116,10 @@ def test_permutation_and_inverse():
     pe = act(ei, "index", g)
     # node i of the new order is old node perm[i]: old node 0 -> new 1
     assert torch.equal(pe, torch.tensor([[1, 2], [2, 0]]))
-    gb = GroupElement(R=o3.rand_matrix(generator=torch.Generator().manual_seed(1), dtype=torch.float64),
-                      t=torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    gb = GroupElement(
+        R=o3.rand_matrix(generator=torch.Generator().manual_seed(1), dtype=torch.float64),
+        t=torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64),
+    )
     y = torch.randn(4, 3, dtype=torch.float64)
     assert torch.allclose(act(act(y, "positions", gb), "positions", gb.inverse()), y, atol=1e-12)
     with pytest.raises(ValueError, match="does not match irreps"):

@@ -1,4 +1,5 @@
 """Soft equivariance: exact projections, penalties, training lowers the equivariance error, adaptive strengths."""
+
 import pytest
 import torch
 
@@ -6,8 +7,14 @@ from equivar import o3
 from equivar.symmetry import Typed
 from equivar.symmetry._types import irreps_matrix
 from equivar.symmetry.audit import Subject, equivariance_errors
-from equivar.symmetry.regularizers import (AdaptiveSymmetry, EquivariantProjector, equivariant_projection,
-                                           linear_penalty, orbit_consistency, sample_elements)
+from equivar.symmetry.regularizers import (
+    AdaptiveSymmetry,
+    EquivariantProjector,
+    equivariant_projection,
+    linear_penalty,
+    orbit_consistency,
+    sample_elements,
+)
 
 POS = Typed("positions", nodes=True, node_axis=1)
 
@@ -35,7 +42,9 @@ def test_so3_projection_matches_schur():
     # SO(3), irreps -> irreps: P(W) = A (x) I per pair of equal degrees, A = block traces / (2l+1)
     W = torch.randn(6, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     PW = equivariant_projection(W, "2x1o", "2x1o", "SO3")
-    A = torch.stack([torch.stack([W[3 * i:3 * i + 3, 3 * j:3 * j + 3].trace() / 3 for j in range(2)]) for i in range(2)])
+    A = torch.stack(
+        [torch.stack([W[3 * i : 3 * i + 3, 3 * j : 3 * j + 3].trace() / 3 for j in range(2)]) for i in range(2)]
+    )
     assert torch.allclose(PW, torch.kron(A, torch.eye(3, dtype=torch.float64)), atol=1e-13)
     # O(3) forbids 1o -> 1e maps, SO(3) allows them
     W2 = torch.randn(3, 3, dtype=torch.float64)
@@ -70,7 +79,9 @@ def test_orbit_consistency():
         ctx = {"num_nodes": 4} if group == "permutations" else {}
         els = sample_elements(group, 3, torch.Generator().manual_seed(1), **ctx)
         assert float(orbit_consistency(inv, [x], [POS], "0e", group, elements=els)) < 1e-25
-    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+    mlp = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)
+    ).double()
     r = orbit_consistency(mlp, [x], [POS], "0e", "SO3", n=3, generator=torch.Generator().manual_seed(0))
     assert float(r.detach()) > 1e-3 and r.requires_grad
     # batched (one call on all copies) and unbatched evaluations agree
@@ -89,7 +100,9 @@ def _invariant_task(n, seed):
 
 def _train(strength, steps=150, seed=0):
     torch.manual_seed(seed)
-    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 32), torch.nn.SiLU(), torch.nn.Linear(32, 1)).double()
+    mlp = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(12, 32), torch.nn.SiLU(), torch.nn.Linear(32, 1)
+    ).double()
     opt = torch.optim.Adam(mlp.parameters(), lr=3e-3)
     x, y = _invariant_task(64, 0)
     gen = torch.Generator().manual_seed(seed)
@@ -127,7 +140,9 @@ def test_adaptive_strengths_find_exact_and_broken_symmetries():
 
     y, yv = target(x), target(xv)
     torch.manual_seed(0)
-    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(9, 32), torch.nn.SiLU(), torch.nn.Linear(32, 1)).double()
+    mlp = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(9, 32), torch.nn.SiLU(), torch.nn.Linear(32, 1)
+    ).double()
     reg = AdaptiveSymmetry(["SO2(z)", "Ci", "SO3"], [POS], "0e", warmup=2, factor=4.0, seed=0)
     opt = torch.optim.Adam(mlp.parameters(), lr=1e-2)
     for step in range(1, 201):

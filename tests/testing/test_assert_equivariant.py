@@ -28,11 +28,13 @@ def test_passes_sh_tuples_dicts_translations(dtype):
     def f(p):
         rel = p[:, None] - p[None]
         d = rel.norm(dim=-1)
-        return {"energy": d.sum()[None], "sh": o3.spherical_harmonics("0e+1o+2e", rel.reshape(-1, 3)), "centroid": p.mean(0)}
+        return {
+            "energy": d.sum()[None],
+            "sh": o3.spherical_harmonics("0e+1o+2e", rel.reshape(-1, 3)),
+            "centroid": p.mean(0),
+        }
 
-    rep = assert_equivariant(
-        f, [pos], ["positions"], {"energy": "0e", "sh": "0e+1o+2e", "centroid": "positions"}
-    )
+    rep = assert_equivariant(f, [pos], ["positions"], {"energy": "0e", "sh": "0e+1o+2e", "centroid": "positions"})
     assert any(k[0] == "translation" for k in rep.errors)
 
 

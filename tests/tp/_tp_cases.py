@@ -1,4 +1,5 @@
 """Shared small configurations for the tensor-product tests."""
+
 from equivar.o3 import Irreps
 
 MODES = ["uvw", "uvu", "uvv", "uuw", "uuu", "uvuv"]

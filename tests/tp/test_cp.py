@@ -1,4 +1,5 @@
 """``cp`` backend: CP-decomposed tensor products (Tensor Decomposition Networks)."""
+
 import glob
 import os
 
@@ -44,7 +45,9 @@ def test_exact_rank_matches_cg(dtype):
 
 def test_path_weight_sharing_exact_matches_cg_with_tied_weights():
     i1, i2, io, ins = s_config(2, 3)
-    tp = TensorProduct(i1, i2, io, ins, backend="cp", rank="exact", path_weight_sharing=True, shared_weights=False).double()
+    tp = TensorProduct(
+        i1, i2, io, ins, backend="cp", rank="exact", path_weight_sharing=True, shared_weights=False
+    ).double()
     cg = TensorProduct(i1, i2, io, ins, backend="cg", shared_weights=False).double()
     assert tp.weight_numel == 3  # one weight per channel for all paths
     x1, x2, w = _inputs(i1, i2, 3)

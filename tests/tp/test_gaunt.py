@@ -5,6 +5,7 @@ weights mapped to per-path weights, for equivariance with parity, first and
 second derivatives, the parity-complete (vector) product for odd
 ``l1 + l2 + l3`` paths, and the error messages for what they cannot express.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -127,7 +128,8 @@ def test_factorized_form_with_mixed_parities_matches_cg(backend, mode, parts):
         i1, i2, io, ins, backend=backend, shared_weights=False, weight_form="factorized", weight_parts=parts
     ).double()
     assert tp.weight_numel == sum(
-        {"in1": i1.num_irreps, "in2": i2.num_irreps if mode == "uuu" else len(i2), "out": io.num_irreps}[p] for p in parts
+        {"in1": i1.num_irreps, "in2": i2.num_irreps if mode == "uuu" else len(i2), "out": io.num_irreps}[p]
+        for p in parts
     )
     cg = TensorProduct(i1, i2, io, ins, backend="cg", shared_weights=False).double()
     assert len(tp.backend.products) > 2
@@ -149,7 +151,10 @@ def test_unweighted_s_product_is_normalized():
     tp = TensorProduct(i1, i2, io, ins, backend="s2grid").double()
     assert tp.weight_numel == 0
     g = torch.Generator().manual_seed(0)
-    y = tp(torch.randn(20000, i1.dim, generator=g, dtype=torch.float64), torch.randn(20000, i2.dim, generator=g, dtype=torch.float64))
+    y = tp(
+        torch.randn(20000, i1.dim, generator=g, dtype=torch.float64),
+        torch.randn(20000, i2.dim, generator=g, dtype=torch.float64),
+    )
     var = y.pow(2).mean(0)
     for (mul, ir), s in zip(io, io.slices()):
         assert abs(float(var[s].mean()) - 1.0) < 0.05, (ir, float(var[s].mean()))
@@ -211,7 +216,9 @@ def test_why_not_and_uvw():
     odd = Instruction(1, 1, 1, "uvu", True, 1.0, (2, 1))  # 1o x 1o -> 1o: l-sum 3 is odd
     assert "odd" in tp.backend.why_not(odd) and not tp.backend.expressible(odd)
     with pytest.raises(ValueError, match="cannot express"):
-        TensorProduct("2x0e+2x1o", "2x0e", "2x0e+2x1o", [(0, 0, 0, "uvw", True), (1, 0, 1, "uvw", True)], backend="gaunt")
+        TensorProduct(
+            "2x0e+2x1o", "2x0e", "2x0e+2x1o", [(0, 0, 0, "uvw", True), (1, 0, 1, "uvw", True)], backend="gaunt"
+        )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,4 +1,5 @@
 """``s2grid`` specifics: grid exactness and resolution, the fused chunked kernel and its backward."""
+
 import pytest
 import torch
 
@@ -68,7 +69,11 @@ def test_kernel_double_backward_matches_autograd_reference():
     Z, U, D1, D2, n, Do = 3, 2, 4, 3, 6, 5
     A = torch.randn(Z, U, D1, dtype=torch.float64, requires_grad=True)
     B = torch.randn(Z, 1, D2, dtype=torch.float64, requires_grad=True)
-    SA, SB, M = torch.randn(D1, n, dtype=torch.float64), torch.randn(D2, n, dtype=torch.float64), torch.randn(n, Do, dtype=torch.float64)
+    SA, SB, M = (
+        torch.randn(D1, n, dtype=torch.float64),
+        torch.randn(D2, n, dtype=torch.float64),
+        torch.randn(n, Do, dtype=torch.float64),
+    )
 
     def ref(A, B):
         return ((A @ SA) * (B @ SB)) @ M
@@ -91,6 +96,7 @@ def test_kernel_double_backward_matches_autograd_reference():
 
     assert rel(f(A, B), ref_sym(A, B)) < 1e-14
     assert torch.autograd.gradgradcheck(f, [A, B])
+
     # saving A's grid values for the backward gives the same gradients
     def f2(a, b):
         oe, oo = grid_bilinear_sym(
@@ -160,7 +166,9 @@ def test_whole_product_double_backward():
     z = [t[:0].detach().requires_grad_() for t in args]
     y = tp(*z)
     assert y.shape == (0, io.dim)
-    assert all(g.shape == t.shape for g, t in zip(torch.autograd.grad(y.sum(), z, allow_unused=True), z) if g is not None)
+    assert all(
+        g.shape == t.shape for g, t in zip(torch.autograd.grad(y.sum(), z, allow_unused=True), z) if g is not None
+    )
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, "8", True])

@@ -1,4 +1,5 @@
 """Smoke tests of the tensor-product benchmark and the ``equivar bench tp`` command."""
+
 import json
 
 import pytest
@@ -18,8 +19,9 @@ def test_configs_and_useful_work():
 
 
 def test_run_rows_have_ratios_and_errors():
-    rows = _bench.run_benchmark(Ls=[1], batches=[16], backends=["cg"], configs=["P"], repeats=1, threads=1,
-                                memory=True, log=lambda *_: None)
+    rows = _bench.run_benchmark(
+        Ls=[1], batches=[16], backends=["cg"], configs=["P"], repeats=1, threads=1, memory=True, log=lambda *_: None
+    )
     by = {r["backend"]: r for r in rows}
     assert set(by) >= {"cg"}
     cg = by["cg"]
@@ -31,9 +33,34 @@ def test_run_rows_have_ratios_and_errors():
 
 def test_cli_writes_json_and_png(tmp_path):
     js, png = tmp_path / "tp.json", tmp_path / "tp.png"
-    rc = main(["bench", "tp", "--L", "1", "2", "--batch", "8", "--repeats", "1", "--backends", "cg", "--configs", "S",
-               "--threads", "1", "--no-memory", "--no-e3nn", "--measures", "fwd", "fwd_bwd", "--json", str(js),
-               "--png", str(png)])
+    rc = main(
+        [
+            "bench",
+            "tp",
+            "--L",
+            "1",
+            "2",
+            "--batch",
+            "8",
+            "--repeats",
+            "1",
+            "--backends",
+            "cg",
+            "--configs",
+            "S",
+            "--threads",
+            "1",
+            "--no-memory",
+            "--no-e3nn",
+            "--measures",
+            "fwd",
+            "fwd_bwd",
+            "--json",
+            str(js),
+            "--png",
+            str(png),
+        ]
+    )
     assert rc == 0
     data = json.loads(js.read_text())
     assert [r["L"] for r in data["rows"]] == [1, 2] and data["meta"]["matmul_gflops"] > 0
@@ -55,8 +82,17 @@ def test_out_of_memory_is_reported_in_the_row_and_the_run_goes_on(monkeypatch):
         return real(m, inputs)
 
     monkeypatch.setitem(_bench.MEASURES, "double", double)
-    rows = _bench.run_benchmark(Ls=[1, 2], batches=[8], backends=["cg"], configs=["P"], repeats=1, threads=1,
-                                memory=False, e3nn=False, log=lambda *_: None)
+    rows = _bench.run_benchmark(
+        Ls=[1, 2],
+        batches=[8],
+        backends=["cg"],
+        configs=["P"],
+        repeats=1,
+        threads=1,
+        memory=False,
+        e3nn=False,
+        log=lambda *_: None,
+    )
     assert [r["L"] for r in rows] == [1, 2]  # both L measured despite the failure at L=1
     for r in rows:
         assert r["fwd_ms"] > 0 and r["fwd_bwd_ms"] > 0 and "double_ms" not in r
@@ -70,15 +106,26 @@ def test_other_errors_still_raise(monkeypatch):
 
     monkeypatch.setitem(_bench.MEASURES, "fwd", boom)
     with pytest.raises(RuntimeError, match="shape mismatch"):
-        _bench.run_benchmark(Ls=[1], batches=[8], backends=["cg"], configs=["P"], repeats=1, threads=1,
-                             memory=False, e3nn=False, log=lambda *_: None)
+        _bench.run_benchmark(
+            Ls=[1],
+            batches=[8],
+            backends=["cg"],
+            configs=["P"],
+            repeats=1,
+            threads=1,
+            memory=False,
+            e3nn=False,
+            log=lambda *_: None,
+        )
 
 
 def test_limit_address_space_in_a_child_process():
     import subprocess
     import sys
 
-    code = ("from equivar.tp import _bench; import resource; cap = _bench.limit_address_space(); "
-            "print(cap is None or resource.getrlimit(resource.RLIMIT_AS)[0] == cap)")
+    code = (
+        "from equivar.tp import _bench; import resource; cap = _bench.limit_address_space(); "
+        "print(cap is None or resource.getrlimit(resource.RLIMIT_AS)[0] == cap)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "True", out.stderr

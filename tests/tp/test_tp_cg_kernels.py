@@ -1,4 +1,5 @@
 """The cg backend's channelwise kernels: native C kernel == pure-PyTorch kernel == reference per-path code."""
+
 import dataclasses
 
 import pytest
@@ -15,16 +16,28 @@ CASES = {
         "2x0e+1x1o+1x2e",
         "5x0e+5x1o+5x1e+3x2e+3x3o+4x0o",
         [
-            (0, 0, 0, "uvu", True), (1, 1, 0, "uvu", True), (1, 0, 1, "uvu", False), (0, 1, 1, "uvu", True),
-            (1, 1, 2, "uvu", True), (2, 2, 3, "uvu", True), (2, 1, 4, "uvu", True), (2, 0, 3, "uvu", False),
+            (0, 0, 0, "uvu", True),
+            (1, 1, 0, "uvu", True),
+            (1, 0, 1, "uvu", False),
+            (0, 1, 1, "uvu", True),
+            (1, 1, 2, "uvu", True),
+            (2, 2, 3, "uvu", True),
+            (2, 1, 4, "uvu", True),
+            (2, 0, 3, "uvu", False),
         ],
     ),
 }
 
 
 def _consts(backend, dtype):
-    return {k: (getattr(backend, "_f" + k).to(dtype) if getattr(backend, "_f" + k).is_floating_point()
-                else getattr(backend, "_f" + k)) for k in backend._const_names}
+    return {
+        k: (
+            getattr(backend, "_f" + k).to(dtype)
+            if getattr(backend, "_f" + k).is_floating_point()
+            else getattr(backend, "_f" + k)
+        )
+        for k in backend._const_names
+    }
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-sample"])
@@ -81,8 +94,8 @@ def test_fused_double_backward_matches_reference():
     for m in (fused, ref):
         a1, a2, aw = (t.clone().requires_grad_() for t in (x1, x2, w))
         e = (m(a1, a2, aw) ** 2).sum()
-        d2, = torch.autograd.grad(e, a2, create_graph=True)
-        res.append(torch.autograd.grad((d2 ** 2).sum(), (a1, a2, aw)))
+        (d2,) = torch.autograd.grad(e, a2, create_graph=True)
+        res.append(torch.autograd.grad((d2**2).sum(), (a1, a2, aw)))
     for a, b in zip(*res):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
@@ -120,4 +133,4 @@ def test_native_double_backward_sweep_matches_composed_calls(shared, directions,
     for n, c, r in zip(native, composed, reference):
         close(n, c.detach())
         if dtype == torch.float64:  # in float32 the per-path reference's own rounding (sums over 150
-            close(n, r)             # samples for shared weights) reaches 2e-4 of the largest entry
+            close(n, r)  # samples for shared weights) reaches 2e-4 of the largest entry

@@ -1,8 +1,9 @@
 """TensorProduct: equivariance with parity, gradients, batching, bad input, torch.compile."""
+
 import pytest
 import torch
-
 from _tp_cases import MODES, mode_case
+
 from equivar import tp as T
 from equivar.testing import assert_equivariant
 
@@ -27,7 +28,7 @@ def test_cross_product_path():
     c = torch.linalg.cross(a, b)
     ratio = out / c
     assert torch.allclose(ratio, ratio[0, 0].expand_as(ratio), rtol=1e-10)
-    assert abs(abs(float(ratio[0, 0])) - 6 ** -0.5) < 1e-12
+    assert abs(abs(float(ratio[0, 0])) - 6**-0.5) < 1e-12
 
 
 @pytest.mark.parametrize("mode", ["uvw", "uvu", "uuu", "uvv"])
@@ -59,8 +60,11 @@ def test_empty_batch(dtype):
     assert out.shape == (0, io.dim) and out.dtype == dtype
     out.sum().backward()
     assert x1.grad.shape == x1.shape
-    assert tp(torch.randn(3, 0, i1.dim, dtype=dtype), torch.randn(i2.dim, dtype=dtype),
-              torch.randn(1, tp.weight_numel, dtype=dtype)).shape == (3, 0, io.dim)
+    assert tp(
+        torch.randn(3, 0, i1.dim, dtype=dtype),
+        torch.randn(i2.dim, dtype=dtype),
+        torch.randn(1, tp.weight_numel, dtype=dtype),
+    ).shape == (3, 0, io.dim)
 
 
 def test_broadcasting_matches_explicit_expansion():
@@ -71,8 +75,9 @@ def test_broadcasting_matches_explicit_expansion():
     w = torch.randn(3, tp.weight_numel, dtype=torch.float64)
     out = tp(x1, x2, w)
     assert out.shape == (4, 3, io.dim)
-    ref = tp(x1.expand(4, 3, -1).reshape(12, -1), x2.expand(4, 3, -1).reshape(12, -1),
-             w.expand(4, 3, -1).reshape(12, -1)).reshape(4, 3, -1)
+    ref = tp(
+        x1.expand(4, 3, -1).reshape(12, -1), x2.expand(4, 3, -1).reshape(12, -1), w.expand(4, 3, -1).reshape(12, -1)
+    ).reshape(4, 3, -1)
     torch.testing.assert_close(out, ref, rtol=1e-13, atol=1e-13)
     # shared weights broadcast over any batch shape
     tps = T.TensorProduct(i1, i2, io, ins).double()
@@ -117,8 +122,9 @@ def test_bad_instructions_raise(irreps, ins, match):
 
 
 def test_bad_inputs_raise():
-    tp = T.TensorProduct("2x0e+2x1o", "1x1o", "2x1o+2x1e", [(0, 0, 0, "uvu", True), (1, 0, 1, "uvu", True)],
-                         shared_weights=False)
+    tp = T.TensorProduct(
+        "2x0e+2x1o", "1x1o", "2x1o+2x1e", [(0, 0, 0, "uvu", True), (1, 0, 1, "uvu", True)], shared_weights=False
+    )
     x1, x2, w = torch.randn(3, 8), torch.randn(3, 3), torch.randn(3, tp.weight_numel)
     with pytest.raises(ValueError, match=r"x1 has shape \(3, 7\).*irreps_in1.dim = 8 \(2x0e\+2x1o\)"):
         tp(x1[:, :7], x2, w)
@@ -138,8 +144,14 @@ def test_bad_inputs_raise():
         tp(x1, x2.long(), w)
     with pytest.raises(ValueError, match=r"weight must be a torch.Tensor, got list"):
         tp(x1, x2, w.tolist())
-    g = T.TensorProduct("2x0e+2x1o", "1x1o", "2x1o+2x1e", [(0, 0, 0, "uvu", True), (1, 0, 1, "uvu", True)],
-                        shared_weights=False, backend="gaunt")
+    g = T.TensorProduct(
+        "2x0e+2x1o",
+        "1x1o",
+        "2x1o+2x1e",
+        [(0, 0, 0, "uvu", True), (1, 0, 1, "uvu", True)],
+        shared_weights=False,
+        backend="gaunt",
+    )
     with pytest.raises(ValueError, match=r"backend 'gaunt' supports dtypes .*float32.*got torch.float16"):
         g(x1.half(), x2.half(), torch.randn(3, g.weight_numel).half())
     shared = T.TensorProduct("2x0e", "1x0e", "2x0e", [(0, 0, 0, "uvu", True)])
@@ -155,9 +167,7 @@ def test_bad_inputs_raise():
 
 def test_default_instructions_from_mode():
     tp = T.TensorProduct("2x0e+2x1o", "0e+1o", "2x0e+2x1o+2x1e", mode="uvu")
-    assert sorted(i[:3] for i in tp.instructions) == sorted(
-        [(0, 0, 0), (1, 1, 0), (0, 1, 1), (1, 0, 1), (1, 1, 2)]
-    )
+    assert sorted(i[:3] for i in tp.instructions) == sorted([(0, 0, 0), (1, 1, 0), (0, 1, 1), (1, 0, 1), (1, 1, 2)])
 
 
 def test_torch_compile_matches_eager():
@@ -184,9 +194,14 @@ def test_cuda_matches_cpu():
 @pytest.mark.parametrize("backend", ["cg", "gaunt", "s2grid", "cp"])
 def test_torch_compile_with_gradients_matches_eager(backend):
     """fullgraph torch.compile of every backend, with an input that requires grad: values and gradients."""
-    tp = T.TensorProduct("4x0e+4x1o", "0e+1o", "4x0e+4x1o+4x1e",
-                         [(0, 0, 0, "uvu", True), (1, 1, 0, "uvu", True), (1, 0, 1, "uvu", True), (0, 1, 1, "uvu", True)],
-                         shared_weights=False, backend=backend)
+    tp = T.TensorProduct(
+        "4x0e+4x1o",
+        "0e+1o",
+        "4x0e+4x1o+4x1e",
+        [(0, 0, 0, "uvu", True), (1, 1, 0, "uvu", True), (1, 0, 1, "uvu", True), (0, 1, 1, "uvu", True)],
+        shared_weights=False,
+        backend=backend,
+    )
     g = torch.Generator().manual_seed(0)
     x1 = torch.randn(6, 16, generator=g, requires_grad=True)
     x2, w = torch.randn(6, 4, generator=g), torch.randn(6, tp.weight_numel, generator=g)
@@ -203,12 +218,13 @@ def test_torch_compile_second_derivatives_match_eager(backend):
     conv, _ = T.channelwise_tp("4x0e+4x1o", "0e+1o+2e", backend=backend)
     conv = conv.double()
     g = torch.Generator().manual_seed(1)
-    h, Y, w = (torch.randn(5, d, generator=g, dtype=torch.float64, requires_grad=True)
-               for d in (16, 9, conv.weight_numel))
+    h, Y, w = (
+        torch.randn(5, d, generator=g, dtype=torch.float64, requires_grad=True) for d in (16, 9, conv.weight_numel)
+    )
     res = []
     for m in (conv, torch.compile(conv, backend="eager", fullgraph=True)):
-        gY, = torch.autograd.grad((m(h, Y, w) ** 2).sum(), Y, create_graph=True)
-        res.append(torch.autograd.grad((gY ** 2).sum(), (w, h, Y)))
+        (gY,) = torch.autograd.grad((m(h, Y, w) ** 2).sum(), Y, create_graph=True)
+        res.append(torch.autograd.grad((gY**2).sum(), (w, h, Y)))
     for a, b in zip(*res):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
 
@@ -219,5 +235,5 @@ def test_torch_compile_empty_batch_stays_connected():
     h, Y, w = (torch.zeros(0, d, requires_grad=True) for d in (16, 9, conv.weight_numel))
     out = torch.compile(conv, backend="eager", fullgraph=True)(h, Y, w)
     assert out.shape == (0, conv.irreps_out.dim) and out.requires_grad
-    gh, = torch.autograd.grad(out.sum(), h)
+    (gh,) = torch.autograd.grad(out.sum(), h)
     assert gh.shape == h.shape

@@ -1,8 +1,9 @@
 """The cg backend reproduces e3nn.o3.TensorProduct (same instructions, same weights)."""
+
 import pytest
 import torch
-
 from _tp_cases import MODES, mode_case
+
 from equivar import tp as T
 
 eo = pytest.importorskip("e3nn.o3")
@@ -45,7 +46,8 @@ def test_matches_e3nn(mode, shared, dtype):
 
 
 @pytest.mark.parametrize(
-    "irrep_normalization,path_normalization", [("norm", "path"), ("component", "path"), ("norm", "element"), ("none", "none")]
+    "irrep_normalization,path_normalization",
+    [("norm", "path"), ("component", "path"), ("norm", "element"), ("none", "none")],
 )
 def test_normalizations_match_e3nn(irrep_normalization, path_normalization):
     dtype = torch.float64

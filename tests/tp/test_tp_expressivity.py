@@ -1,8 +1,8 @@
 """Expressivity accounting against full Clebsch-Gordan (Price of Freedom's path count)."""
+
 import pytest
 
 from equivar import tp as T
-from equivar.o3 import Irreps
 
 
 def _n_paths(L):
@@ -47,8 +47,7 @@ def test_gaunt_family_reports_odd_paths():
     """Gaunt coefficients vanish for odd l1+l2+l3: a plain Gaunt product cannot make the cross product."""
     if "s2grid" not in T.available_backends():
         pytest.skip("s2grid backend not installed")
-    r = T.expressivity(irreps_in1="1o", irreps_in2="1o", irreps_out="0e+1e+2e", backend="s2grid",
-                       parity_complete=False)
+    r = T.expressivity(irreps_in1="1o", irreps_in2="1o", irreps_out="0e+1e+2e", backend="s2grid", parity_complete=False)
     assert [str(i) for i in r.unexpressible] == ["1o x 1o -> 1e"]
     assert (r.dim, r.dim_full) == (2, 3)
     r = T.expressivity(irreps_in1="1o", irreps_in2="1o", irreps_out="0e+1e+2e", backend="s2grid")
@@ -58,8 +57,11 @@ def test_gaunt_family_reports_odd_paths():
 def test_table_rows():
     rows = T.expressivity_table([1, 2], ["cg"])
     assert [(r["L"], r["config"], r["dim"], r["dim_full"]) for r in rows] == [
-        (1, "full", _n_paths(1), _n_paths(1)), (1, "edge", 5, 5), (2, "full", _n_paths(2), _n_paths(2)),
-        (2, "edge", 15, 15)]
+        (1, "full", _n_paths(1), _n_paths(1)),
+        (1, "edge", 5, 5),
+        (2, "full", _n_paths(2), _n_paths(2)),
+        (2, "edge", 15, 15),
+    ]
 
 
 def test_expressivity_needs_irreps():

@@ -1,4 +1,5 @@
 """Tiny datasets and configs shared by tests/train and tests/cli."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,15 @@ def write_tiny_dataset(path: str, n_frames: int = 24, with_isolated: bool = True
 
 
 def tiny_config_dict(data_path: str, output_dir: str, **training) -> dict:
-    t = {"epochs": 2, "batch_size": 4, "valid_batch_size": 8, "lr": 0.01, "forces_weight": 10.0,
-         "stress_weight": 1.0, "scheduler_patience": 5}
+    t = {
+        "epochs": 2,
+        "batch_size": 4,
+        "valid_batch_size": 8,
+        "lr": 0.01,
+        "forces_weight": 10.0,
+        "stress_weight": 1.0,
+        "scheduler_patience": 5,
+    }
     t.update(training)
     return {
         "seed": 0,

@@ -5,6 +5,7 @@ MACE implementation: E = sum_i E0[z_i] + 1/2 sum_{i != j} phi(z_i, z_j, r_ij),
 phi an MLP of a Bessel basis times a cosine cutoff; forces = -dE/dr and
 stress / virials through a symmetric strain (as MACE).
 """
+
 from __future__ import annotations
 
 import math
@@ -17,9 +18,14 @@ class PairPotential(torch.nn.Module):
 
     def __init__(self, atomic_numbers, atomic_energies=None, r_max=5.0, num_basis=8, hidden=32, **unused):
         super().__init__()
-        self.hparams = {"name": self.NAME, "atomic_numbers": list(atomic_numbers),
-                        "atomic_energies": None if atomic_energies is None else list(atomic_energies),
-                        "r_max": float(r_max), "num_basis": num_basis, "hidden": hidden}
+        self.hparams = {
+            "name": self.NAME,
+            "atomic_numbers": list(atomic_numbers),
+            "atomic_energies": None if atomic_energies is None else list(atomic_energies),
+            "r_max": float(r_max),
+            "num_basis": num_basis,
+            "hidden": hidden,
+        }
         self.r_max = float(r_max)
         z = torch.tensor(list(atomic_numbers), dtype=torch.long)
         table = torch.full((int(z.max()) + 1,), -1, dtype=torch.long)
@@ -29,7 +35,9 @@ class PairPotential(torch.nn.Module):
         self.register_buffer("e0", e0)
         self.register_buffer("freqs", torch.arange(1, num_basis + 1) * math.pi / self.r_max)
         n = len(z)
-        self.mlp = torch.nn.Sequential(torch.nn.Linear(num_basis + 2 * n, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, 1))
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(num_basis + 2 * n, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, 1)
+        )
 
     def forward(self, batch, compute_forces=True, compute_stress=False):
         pos = batch["positions"]

@@ -1,11 +1,12 @@
 """EquivarCalculator: no global torch state changes, forces and stress are derivatives, element checks."""
+
 import numpy as np
 import pytest
 import torch
 from ase.build import bulk
+from standin import PairPotential
 
 from equivar.calculators import EquivarCalculator
-from standin import PairPotential
 
 
 @pytest.fixture
@@ -91,12 +92,18 @@ def test_atom_without_neighbours_gets_its_e0(model):
     assert np.all(a.get_forces() == 0)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"device": "gpu"}, r"^EquivarCalculator: device 'gpu' is not a torch device"),
-    ({"default_dtype": "float16"}, r"^EquivarCalculator: default_dtype must be 'float32' or 'float64' \(or None\), got 'float16'$"),
-    ({"default_dtype": torch.float16}, r"^EquivarCalculator: default_dtype must be .*got torch\.float16$"),
-    ({"default_dtype": "floot32"}, r"got 'floot32'$"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"device": "gpu"}, r"^EquivarCalculator: device 'gpu' is not a torch device"),
+        (
+            {"default_dtype": "float16"},
+            r"^EquivarCalculator: default_dtype must be 'float32' or 'float64' \(or None\), got 'float16'$",
+        ),
+        ({"default_dtype": torch.float16}, r"^EquivarCalculator: default_dtype must be .*got torch\.float16$"),
+        ({"default_dtype": "floot32"}, r"got 'floot32'$"),
+    ],
+)
 def test_bad_device_and_dtype_are_one_line_errors(model, kwargs, message):
     with pytest.raises(ValueError, match=message):
         EquivarCalculator(model, **kwargs)

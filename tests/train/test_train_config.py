@@ -1,37 +1,52 @@
 """Typed config: YAML + overrides, clear errors for unknown keys and wrong types."""
+
 import glob
 import os
 
 import pytest
 import yaml
 
-from equivar.train import Config, apply_overrides, config_from_dict, load_config, save_config
+from equivar.train import Config, config_from_dict, load_config, save_config
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
 def test_yaml_overrides_roundtrip(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text(yaml.safe_dump({"data": {"train_file": "x.xyz"}, "model": {"name": "mace", "num_channels": 8},
-                                 "training": {"lr": "1e-3"}}))
-    cfg = load_config(str(p), ["training.epochs=7", "model.num_channels=16", "training.ema_decay=null",
-                               "data.e0s={H: -13.6}", "dtype=float32"])
+    p.write_text(
+        yaml.safe_dump(
+            {"data": {"train_file": "x.xyz"}, "model": {"name": "mace", "num_channels": 8}, "training": {"lr": "1e-3"}}
+        )
+    )
+    cfg = load_config(
+        str(p),
+        [
+            "training.epochs=7",
+            "model.num_channels=16",
+            "training.ema_decay=null",
+            "data.e0s={H: -13.6}",
+            "dtype=float32",
+        ],
+    )
     assert cfg.training.epochs == 7 and cfg.training.lr == 0.001 and cfg.training.ema_decay is None
     assert cfg.model == {"name": "mace", "num_channels": 16} and cfg.data.e0s == {"H": -13.6}
     save_config(cfg, str(tmp_path / "out.yaml"))
     assert load_config(str(tmp_path / "out.yaml")) == cfg
 
 
-@pytest.mark.parametrize("override, message", [
-    ("training.lrr=0.1", r"unknown config key 'training\.lrr'; did you mean 'lr'\?"),
-    ("trainig.lr=0.1", r"unknown config key 'trainig\.lr'"),
-    ("training.epochs=2.5", r"training\.epochs: expected an integer"),
-    ("training.lr=fast", r"training\.lr: expected a number"),
-    ("progress=maybe", r"progress: expected true or false"),
-    ("training.optimizer=sgd", r"training\.optimizer must be adam, amsgrad or adamw"),
-    ("dtype=float16", r"dtype must be"),
-    ("training.lr", r"not of the form key=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("training.lrr=0.1", r"unknown config key 'training\.lrr'; did you mean 'lr'\?"),
+        ("trainig.lr=0.1", r"unknown config key 'trainig\.lr'"),
+        ("training.epochs=2.5", r"training\.epochs: expected an integer"),
+        ("training.lr=fast", r"training\.lr: expected a number"),
+        ("progress=maybe", r"progress: expected true or false"),
+        ("training.optimizer=sgd", r"training\.optimizer must be adam, amsgrad or adamw"),
+        ("dtype=float16", r"dtype must be"),
+        ("training.lr", r"not of the form key=value"),
+    ],
+)
 def test_bad_overrides(override, message):
     with pytest.raises(ValueError, match=message):
         load_config(None, ["data.train_file=x.xyz", override])
@@ -51,16 +66,18 @@ def test_shipped_configs_load(path):
     assert cfg.training.stage_two_start == 0.75  # MACE's recipe: stage two over the last quarter
 
 
-
-@pytest.mark.parametrize("override, message", [
-    ("model.radial_mlp=abc", r"model\.radial_mlp: expected a list of integers, got 'abc'"),
-    ("model.max_L=abc", r"model\.max_L: expected an integer, got 'abc'"),
-    ("model.num_chanels=8", r"unknown config key 'model\.num_chanels'; did you mean 'num_channels'\?"),
-    ("model.name=mcae", r"model\.name: unknown model 'mcae'; did you mean 'mace'\?"),
-    ("data.e0s={H: abc}", r"data\.e0s\.H: expected a number \(eV\), got 'abc'"),
-    ("data.e0s={Xx: 1.0}", r"data\.e0s: unknown element 'Xx'"),
-    ("data.e0s=isolted", r"data\.e0s: unknown E0s spec 'isolted'; did you mean 'isolated'\?"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.radial_mlp=abc", r"model\.radial_mlp: expected a list of integers, got 'abc'"),
+        ("model.max_L=abc", r"model\.max_L: expected an integer, got 'abc'"),
+        ("model.num_chanels=8", r"unknown config key 'model\.num_chanels'; did you mean 'num_channels'\?"),
+        ("model.name=mcae", r"model\.name: unknown model 'mcae'; did you mean 'mace'\?"),
+        ("data.e0s={H: abc}", r"data\.e0s\.H: expected a number \(eV\), got 'abc'"),
+        ("data.e0s={Xx: 1.0}", r"data\.e0s: unknown element 'Xx'"),
+        ("data.e0s=isolted", r"data\.e0s: unknown E0s spec 'isolted'; did you mean 'isolated'\?"),
+    ],
+)
 def test_bad_model_and_e0s_overrides_name_the_key(override, message):
     with pytest.raises(ValueError, match=message):
         load_config(None, ["data.train_file=x.xyz", override])
@@ -82,8 +99,9 @@ def test_section_set_to_a_scalar_is_an_error(section, value):
 
 
 def test_section_set_to_a_mapping_is_merged():
-    cfg = load_config(None, ["data.train_file=x.xyz", "training.epochs=7", "training={lr: 0.005}",
-                             "model={num_channels: 8}"])
+    cfg = load_config(
+        None, ["data.train_file=x.xyz", "training.epochs=7", "training={lr: 0.005}", "model={num_channels: 8}"]
+    )
     assert cfg.training.epochs == 7 and cfg.training.lr == 0.005
     assert cfg.model == {"name": "mace", "num_channels": 8}
     with pytest.raises(ValueError, match=r"unknown config key 'training\.lrr'"):

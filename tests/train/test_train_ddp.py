@@ -1,10 +1,10 @@
 """Two CPU processes (gloo) train with DistributedDataParallel and end with identical weights."""
+
 import os
 import socket
 
 import torch
 import torch.multiprocessing as mp
-
 from helpers import tiny_config_dict
 
 
@@ -15,14 +15,17 @@ def _free_port() -> int:
 
 
 def _worker(rank, world, port, cfg_dict, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     from equivar.train import config_from_dict, run_training
 
     res = run_training(config_from_dict(cfg_dict), log=lambda s: None)
-    torch.save({"live": res.live_state, "history": res.history, "world": res.dist.world_size},
-               os.path.join(out, f"rank{rank}.pt"))
+    torch.save(
+        {"live": res.live_state, "history": res.history, "world": res.dist.world_size},
+        os.path.join(out, f"rank{rank}.pt"),
+    )
 
 
 def test_two_process_ddp_identical_weights(tiny_xyz, tmp_path):

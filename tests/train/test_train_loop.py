@@ -1,20 +1,34 @@
 """Trainer: overfitting, outputs, loss masking, EMA, early stopping, atomic checkpoints, resume after a crash."""
+
 import math
 import os
 
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_config_dict
 
 from equivar import data as D
-from equivar.train import (BEST_MODEL, CHECKPOINT, ExponentialMovingAverage, WeightedLoss, config_from_dict,
-                           load_checkpoint, load_model, read_metrics, run_training, save_checkpoint)
-from helpers import tiny_config_dict
+from equivar.train import (
+    BEST_MODEL,
+    CHECKPOINT,
+    ExponentialMovingAverage,
+    WeightedLoss,
+    config_from_dict,
+    load_checkpoint,
+    load_model,
+    read_metrics,
+    run_training,
+    save_checkpoint,
+)
 
 
 def test_overfits_ten_frames(tiny_xyz, tmp_path):
-    cfg = config_from_dict(tiny_config_dict(tiny_xyz, str(tmp_path / "r"), epochs=40, batch_size=5, lr=0.02,
-                                            ema_decay=None, stress_weight=0.0))
+    cfg = config_from_dict(
+        tiny_config_dict(
+            tiny_xyz, str(tmp_path / "r"), epochs=40, batch_size=5, lr=0.02, ema_decay=None, stress_weight=0.0
+        )
+    )
     cfg.data.valid_fraction = 0.5
     cfg.data.max_train = 10
     res = run_training(cfg, log=lambda s: None)
@@ -29,8 +43,17 @@ def test_overfits_ten_frames(tiny_xyz, tmp_path):
 def test_outputs_and_refusal_to_overwrite(tiny_cfg):
     res = run_training(tiny_cfg, log=lambda s: None)
     out = tiny_cfg.output_dir
-    for f in ("config.yaml", "metrics.csv", CHECKPOINT, BEST_MODEL, "model.pt", "errors.md", "errors.csv",
-              "learning_curves.png", "parity.png"):
+    for f in (
+        "config.yaml",
+        "metrics.csv",
+        CHECKPOINT,
+        BEST_MODEL,
+        "model.pt",
+        "errors.md",
+        "errors.csv",
+        "learning_curves.png",
+        "parity.png",
+    ):
         assert os.path.getsize(os.path.join(out, f)) > 0, f
     rows = read_metrics(os.path.join(out, "metrics.csv"))
     assert [r["epoch"] for r in rows] == [1, 2]
@@ -108,15 +131,28 @@ def test_atomic_checkpoint_write(tmp_path, monkeypatch):
 
 
 def _batch(pbc):
-    cs = [D.Configuration([6, 6], [[0, 0, 0], [0, 0, 1.2]], cell=np.eye(3) * 5 if p else np.zeros((3, 3)), pbc=p,
-                          energy=-1.0, forces=np.ones((2, 3)), stress=np.eye(3) if p else None) for p in pbc]
+    cs = [
+        D.Configuration(
+            [6, 6],
+            [[0, 0, 0], [0, 0, 1.2]],
+            cell=np.eye(3) * 5 if p else np.zeros((3, 3)),
+            pbc=p,
+            energy=-1.0,
+            forces=np.ones((2, 3)),
+            stress=np.eye(3) if p else None,
+        )
+        for p in pbc
+    ]
     return D.collate([D.config_to_graph(c, 3.0) for c in cs])
 
 
 def test_loss_weights_mask_graphs():
     b = _batch([True, False])
-    pred = {"energy": torch.tensor([-1.0, 5.0], dtype=torch.float64), "forces": b["forces"].clone(),
-            "stress": torch.stack([torch.eye(3), torch.full((3, 3), float("nan"))]).double()}
+    pred = {
+        "energy": torch.tensor([-1.0, 5.0], dtype=torch.float64),
+        "forces": b["forces"].clone(),
+        "stress": torch.stack([torch.eye(3), torch.full((3, 3), float("nan"))]).double(),
+    }
     loss_fn = WeightedLoss(energy_weight=1.0, forces_weight=1.0, stress_weight=1.0)
     loss, parts = loss_fn(pred, b)
     assert parts["energy"] == pytest.approx(0.5 * (6.0 / 2) ** 2) and parts["forces"] == 0 and parts["stress"] == 0
@@ -146,6 +182,7 @@ def test_resume_refuses_other_model(tiny_cfg):
 
 def test_stage_two_switches_weights_and_lr_and_resumes(tiny_xyz, tmp_path):
     """Stage two (MACE's swa recipe) starts at the configured fraction of the epochs, and survives a crash/resume."""
+
     def cfg_for(name):
         cfg = config_from_dict(tiny_config_dict(tiny_xyz, str(tmp_path / name), epochs=4))
         t = cfg.training
@@ -156,8 +193,15 @@ def test_stage_two_switches_weights_and_lr_and_resumes(tiny_xyz, tmp_path):
 
     def watch(event, trainer):
         if event == "step_end":
-            seen.append((trainer.epoch, trainer.loss_fn.energy_weight, trainer.loss_fn.forces_weight,
-                         trainer.optimizer.param_groups[0]["lr"], trainer.in_stage_two))
+            seen.append(
+                (
+                    trainer.epoch,
+                    trainer.loss_fn.energy_weight,
+                    trainer.loss_fn.forces_weight,
+                    trainer.optimizer.param_groups[0]["lr"],
+                    trainer.in_stage_two,
+                )
+            )
 
     ref = run_training(cfg_for("a"), callbacks=[watch], log=lambda s: None)
     first = {e: (we, wf, lr, st) for e, we, wf, lr, st in seen}

@@ -1,4 +1,5 @@
 """Helpers shared by ``equivar eval | md | relax``: model and structure loading."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,12 @@ from .._paths import prepare_output_dir  # noqa: F401  (re-exported for the subc
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="checkpoint of a trained model (e.g. runs/x/model.pt)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default=None,
-                   help="run the model in this dtype (default: the dtype it was trained in)")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        default=None,
+        help="run the model in this dtype (default: the dtype it was trained in)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
@@ -73,6 +78,7 @@ def read_structure(path: str, index="0"):
     path = resolve_path(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
+
     def out_of_range(n):
         have = "" if n is None else f": the file has {n} frame{'s' if n != 1 else ''}"
         have += f" (--index 0..{n - 1}, or -1 for the last)" if n else ""

@@ -7,6 +7,7 @@ TorchScript ``nn.Module`` (potential interface, or ``positions [G, N, 3] ->
 energy [G]``), or ``mlp-demo``: an MLP on flattened coordinates trained on
 the data in a few seconds, to show where a non-equivariant network breaks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,23 +20,37 @@ HELP = "Audit a model's equivariance on group orbits (plots + JSON)"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..symmetry.audit import DEFAULT_GROUPS
 
-    p.add_argument("--model", required=True,
-                   help="equivar checkpoint, pickled/TorchScript nn.Module, or 'mlp-demo' (MLP on flattened coordinates)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="equivar checkpoint, pickled/TorchScript nn.Module, or 'mlp-demo' (MLP on flattened coordinates)",
+    )
     p.add_argument("--data", required=True, help="ASE-readable file (extxyz, ...), rMD17 .npz, or embedded:NAME")
     p.add_argument("--out", default="audit", help="output directory (default ./audit)")
-    p.add_argument("--group", nargs="+", default=list(DEFAULT_GROUPS),
-                   help="groups: SO3 O3 translations permutations SO2:z C4:z D4:z T Td O Oh I Ih Ci "
-                        f"(default: {' '.join(DEFAULT_GROUPS)})")
+    p.add_argument(
+        "--group",
+        nargs="+",
+        default=list(DEFAULT_GROUPS),
+        help="groups: SO3 O3 translations permutations SO2:z C4:z D4:z T Td O Oh I Ih Ci "
+        f"(default: {' '.join(DEFAULT_GROUPS)})",
+    )
     p.add_argument("--max-structures", type=int, default=8, help="structures audited (first N of the file, >= 1)")
     p.add_argument("--n-elements", type=int, default=8, help="sampled elements per continuous group (>= 1)")
-    p.add_argument("--n-angles", type=int, default=72,
-                   help="angles per sweep axis (default 72, 5 degree steps; a multiple of 4 puts 90 degrees on the "
-                        "grid; 0 skips the sweeps)")
+    p.add_argument(
+        "--n-angles",
+        type=int,
+        default=72,
+        help="angles per sweep axis (default 72, 5 degree steps; a multiple of 4 puts 90 degrees on the "
+        "grid; 0 skips the sweeps)",
+    )
     p.add_argument("--disc-angles", default="45,90,135,180", help="rotation angles (deg) of the SO(3) discs; '' skips")
     p.add_argument("--disc-resolution", type=int, default=15, help="disc grid size (>= 1)")
-    p.add_argument("--r-max", type=float, default=None, help="cutoff (A) when the model does not record one (default 5)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default=None,
-                   help="run the model in this dtype (default: its own)")
+    p.add_argument(
+        "--r-max", type=float, default=None, help="cutoff (A) when the model does not record one (default 5)"
+    )
+    p.add_argument(
+        "--dtype", choices=["float32", "float64"], default=None, help="run the model in this dtype (default: its own)"
+    )
     p.add_argument("--mlp-steps", type=int, default=300, help="training steps of the mlp-demo model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -135,8 +150,9 @@ def _check_arguments(args):
     try:
         angles = [float(a) for a in args.disc_angles.split(",") if a.strip()] or None
     except ValueError:
-        raise ValueError(f"--disc-angles must be comma-separated degrees such as 45,90,135,180 (or ''), "
-                         f"got {args.disc_angles!r}") from None
+        raise ValueError(
+            f"--disc-angles must be comma-separated degrees such as 45,90,135,180 (or ''), got {args.disc_angles!r}"
+        ) from None
     if args.model != "mlp-demo" and not os.path.isfile(args.model):
         raise FileNotFoundError(f"{args.model}: no such model file")
     prepare_output_dir(args.out, "--out")
@@ -170,11 +186,26 @@ def run(args) -> int:
         batch, real = _read_batch(args.data, r_max, args.max_structures, mdt, same_size=False, elements=elements)
         model, interface = _as_potential(model, batch)
     subject = potential_subject(model, batch)
-    meta = {"model": desc, "interface": interface, "data": real, "r_max": r_max,
-            "structures": subject.num_samples, "atoms": int(batch["positions"].shape[0])}
+    meta = {
+        "model": desc,
+        "interface": interface,
+        "data": real,
+        "r_max": r_max,
+        "structures": subject.num_samples,
+        "atoms": int(batch["positions"].shape[0]),
+    }
     print(f"auditing {desc} on {subject.num_samples} structures of {real} ...")
-    report = run_audit(subject, args.out, groups=groups, n_elements=args.n_elements, n_angles=args.n_angles,
-                       disc_angles=angles, disc_resolution=args.disc_resolution, seed=args.seed, meta=meta)
+    report = run_audit(
+        subject,
+        args.out,
+        groups=groups,
+        n_elements=args.n_elements,
+        n_angles=args.n_angles,
+        disc_angles=angles,
+        disc_resolution=args.disc_resolution,
+        seed=args.seed,
+        meta=meta,
+    )
     print(report.summary())
     if report.meta["skipped_groups"]:
         print(f"skipped (not applicable): {', '.join(report.meta['skipped_groups'])}")

@@ -5,6 +5,7 @@
   ``--channels``, ``--batch``, ``--backends``, ``--quick`` ...);
 - ``equivar bench sh``: spherical harmonics (``equivar.o3._bench``).
 """
+
 from __future__ import annotations
 
 import argparse

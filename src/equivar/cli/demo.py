@@ -11,6 +11,7 @@
 5. a relaxation (BFGS) compared with EMT's;
 6. a summary of the metrics.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,15 @@ DEMO_CONFIG = {
     },
     "model": {"name": "mace", "num_channels": 16, "max_L": 1, "max_ell": 2, "correlation": 2, "num_interactions": 2},
     "training": {
-        "epochs": 60, "max_time_s": 150.0, "batch_size": 5, "lr": 0.01, "energy_weight": 100.0,
-        "forces_weight": 100.0, "stress_weight": 10.0, "ema_decay": 0.99, "scheduler_patience": 5,
+        "epochs": 60,
+        "max_time_s": 150.0,
+        "batch_size": 5,
+        "lr": 0.01,
+        "energy_weight": 100.0,
+        "forces_weight": 100.0,
+        "stress_weight": 10.0,
+        "ema_decay": 0.99,
+        "scheduler_patience": 5,
     },
 }
 
@@ -48,11 +56,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=60, help="maximum epochs (default 60)")
     p.add_argument("--md-steps", type=int, default=200)
     p.add_argument("--relax-steps", type=int, default=200)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: at this model size one thread is 2-3x faster than two on a "
-                        "2-core machine, see README 'CPU settings'; 0 keeps torch's default)")
-    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override a key of the demo's training config (as in equivar train)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: at this model size one thread is 2-3x faster than two on a "
+        "2-core machine, see README 'CPU settings'; 0 keeps torch's default)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the demo's training config (as in equivar train)",
+    )
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -67,8 +86,11 @@ def _emt_errors(frames) -> dict:
         de.append((f.get_potential_energy() - ref.get_potential_energy()) / len(f))
         df.append(np.abs(f.get_forces() - ref.get_forces()).ravel())
     de = np.array(de)
-    return {"f_mae": 1e3 * float(np.concatenate(df).mean()), "e_mae": 1e3 * float(np.abs(de - de.mean()).mean()),
-            "e_offset": 1e3 * float(de.mean())}
+    return {
+        "f_mae": 1e3 * float(np.concatenate(df).mean()),
+        "e_mae": 1e3 * float(np.abs(de - de.mean()).mean()),
+        "e_offset": 1e3 * float(de.mean()),
+    }
 
 
 def run(args) -> int:
@@ -97,56 +119,76 @@ def run(args) -> int:
     cfg = apply_overrides(cfg, args.overrides).validate()
     line = "=" * 78
     print(f"{line}\nequivar demo: train -> evaluate -> MD -> relax on the embedded Cu/Au EMT dataset\n{line}")
-    print(f"[1/4] training a MACE potential ({cfg.model}), {cfg.dtype}, "
-          f"budget {cfg.training.max_time_s:.0f} s / {cfg.training.epochs} epochs, torch threads {torch.get_num_threads()}")
+    print(
+        f"[1/4] training a MACE potential ({cfg.model}), {cfg.dtype}, "
+        f"budget {cfg.training.max_time_s:.0f} s / {cfg.training.epochs} epochs, torch threads {torch.get_num_threads()}"
+    )
     res = run_training(cfg)
     t_train = time.perf_counter() - t_start
     test_row = next((r for r in res.rows if r["set"] == "test_600K" and r["config_type"] in ("md_600K", "all")), {})
     valid_row = next((r for r in res.rows if r["set"] == "valid" and r["config_type"] == "all"), {})
     model_path = os.path.join(cfg.output_dir, "model.pt")
 
-    print(f"\n[2/4] NVE molecular dynamics with the trained model (float64 calculator)")
+    print("\n[2/4] NVE molecular dynamics with the trained model (float64 calculator)")
     atoms = ase.io.read(embedded_path("cuau_emt_test"), index=0).repeat((2, 1, 1))
     atoms.calc = None
     calc = EquivarCalculator(model_path, default_dtype=torch.float64)
-    md = run_md(atoms, calc, steps=args.md_steps, dt=2.0, temperature=600.0, integrator="verlet", seed=args.seed,
-                interval=max(1, args.md_steps // 10), keep_frames=True)
+    md = run_md(
+        atoms,
+        calc,
+        steps=args.md_steps,
+        dt=2.0,
+        temperature=600.0,
+        integrator="verlet",
+        seed=args.seed,
+        interval=max(1, args.md_steps // 10),
+        keep_frames=True,
+    )
     print(format_md(md, "verlet", len(atoms)))
     emt = _emt_errors(md["frames"])
-    print(f"model vs EMT on {len(md['frames'])} MD snapshots (16-atom cell, never seen in training): "
-          f"F MAE {emt['f_mae']:.1f} meV/Å, E MAE {emt['e_mae']:.2f} meV/atom (after a constant offset of "
-          f"{emt['e_offset']:.1f} meV/atom)")
+    print(
+        f"model vs EMT on {len(md['frames'])} MD snapshots (16-atom cell, never seen in training): "
+        f"F MAE {emt['f_mae']:.1f} meV/Å, E MAE {emt['e_mae']:.2f} meV/atom (after a constant offset of "
+        f"{emt['e_offset']:.1f} meV/atom)"
+    )
     write_atoms_atomic(os.path.join(cfg.output_dir, "md.xyz"), md["frames"])
 
-    print(f"\n[3/4] relaxation (BFGS) of a rattled 8-atom cell, model vs EMT")
+    print("\n[3/4] relaxation (BFGS) of a rattled 8-atom cell, model vs EMT")
     start = ase.io.read(embedded_path("cuau_emt_test"), index=25)
     start.calc = None
     mine, ref = start.copy(), start.copy()
-    r_model = relax(mine, EquivarCalculator(model_path, default_dtype=torch.float64), "bfgs", fmax=0.02,
-                    steps=args.relax_steps)
+    r_model = relax(
+        mine, EquivarCalculator(model_path, default_dtype=torch.float64), "bfgs", fmax=0.02, steps=args.relax_steps
+    )
     r_emt = relax(ref, EMT(), "bfgs", fmax=0.02, steps=args.relax_steps)
     mine.calc = EMT()
     e_emt_at_model = mine.get_potential_energy()
     dpos = float(np.abs(mine.positions - ref.positions).max())
-    print(f"model: {r_model['steps']} steps, {'converged' if r_model['converged'] else 'NOT converged'}; "
-          f"EMT: {r_emt['steps']} steps. EMT energy at the model's minimum - EMT minimum: "
-          f"{1e3 * (e_emt_at_model - r_emt['energy_end']) / len(mine):.2f} meV/atom; max position difference "
-          f"{dpos:.3f} Å")
+    print(
+        f"model: {r_model['steps']} steps, {'converged' if r_model['converged'] else 'NOT converged'}; "
+        f"EMT: {r_emt['steps']} steps. EMT energy at the model's minimum - EMT minimum: "
+        f"{1e3 * (e_emt_at_model - r_emt['energy_end']) / len(mine):.2f} meV/atom; max position difference "
+        f"{dpos:.3f} Å"
+    )
 
     total = time.perf_counter() - t_start
     n_params = sum(p.numel() for p in res.model.parameters())
     print(f"\n[4/4] summary\n{line}")
-    print(f"data      400 EMT configurations (Cu/Au, 300 K + 900 K), test: 50 at 600 K")
+    print("data      400 EMT configurations (Cu/Au, 300 K + 900 K), test: 50 at 600 K")
     print(f"model     MACE, {n_params} parameters, {cfg.dtype}; {len(res.history)} epochs in {t_train:.0f} s")
 
     def fmt(r):
-        return (f"E {r.get('mae_e_per_atom', float('nan')):.2f} meV/atom, F {r.get('mae_f', float('nan')):.1f} meV/Å, "
-                f"S {r.get('mae_s', float('nan')):.2f} meV/Å³ (MAE)")
+        return (
+            f"E {r.get('mae_e_per_atom', float('nan')):.2f} meV/atom, F {r.get('mae_f', float('nan')):.1f} meV/Å, "
+            f"S {r.get('mae_s', float('nan')):.2f} meV/Å³ (MAE)"
+        )
 
     print(f"valid     {fmt(valid_row)}")
     print(f"test 600K {fmt(test_row)}")
-    print(f"MD        {md['steps_per_s']:.1f} steps/s ({len(atoms)} atoms), NVE drift {md['drift_rate']:+.2f} meV/atom/ps, "
-          f"F vs EMT {emt['f_mae']:.1f} meV/Å")
+    print(
+        f"MD        {md['steps_per_s']:.1f} steps/s ({len(atoms)} atoms), NVE drift {md['drift_rate']:+.2f} meV/atom/ps, "
+        f"F vs EMT {emt['f_mae']:.1f} meV/Å"
+    )
     print(f"relax     {1e3 * (e_emt_at_model - r_emt['energy_end']) / len(mine):.2f} meV/atom above EMT's minimum")
     print(f"outputs   {cfg.output_dir}/ (model.pt, metrics.csv, errors.md, learning_curves.png, parity.png, md.xyz)")
     print(f"total     {total:.0f} s\n{line}")

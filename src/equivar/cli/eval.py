@@ -1,28 +1,36 @@
 """``equivar eval``: errors of a trained model on a labelled dataset, and its predictions as extxyz."""
+
 from __future__ import annotations
 
 import argparse
 import os
 
-from ._mlip import (add_model_arguments, check_model_file, check_output_file, prepare_output_dir, require,
-                    setup_threads)
+from ._mlip import add_model_arguments, check_model_file, check_output_file, prepare_output_dir, require, setup_threads
 
 HELP = "Evaluate a trained model on a dataset (error table, predictions)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    p.add_argument("--data", required=True, nargs="+", help="file(s): extxyz/ASE-readable, rMD17 .npz, or embedded:NAME")
+    p.add_argument(
+        "--data", required=True, nargs="+", help="file(s): extxyz/ASE-readable, rMD17 .npz, or embedded:NAME"
+    )
     p.add_argument("--format", default=None, help="ASE format or 'rmd17' (default: guess from the file)")
     p.add_argument("--energy-key", default="energy")
     p.add_argument("--forces-key", default="forces")
     p.add_argument("--stress-key", default="stress")
     p.add_argument("--batch-size", type=int, default=10, help="structures per batch (>= 1)")
-    p.add_argument("--output", "-o", default=None,
-                   help="predictions extxyz, with one --data file (default OUT_DIR/<data name>_predictions.xyz)")
-    p.add_argument("--out-dir", default=None,
-                   help="directory of the default predictions files (default: the model's directory, i.e. its "
-                        "training run)")
+    p.add_argument(
+        "--output",
+        "-o",
+        default=None,
+        help="predictions extxyz, with one --data file (default OUT_DIR/<data name>_predictions.xyz)",
+    )
+    p.add_argument(
+        "--out-dir",
+        default=None,
+        help="directory of the default predictions files (default: the model's directory, i.e. its training run)",
+    )
     p.add_argument("--table", default=None, help="also write the error table as CSV here")
 
 
@@ -35,8 +43,10 @@ def run(args) -> int:
     check_model_file(args.model)
     require(args.batch_size >= 1, "--batch-size", args.batch_size, ">= 1")
     if args.output and len(args.data) > 1:
-        raise ValueError(f"--output names one predictions file but {len(args.data)} --data files were given: "
-                         "use --out-dir (each file gets OUT_DIR/<data name>_predictions.xyz)")
+        raise ValueError(
+            f"--output names one predictions file but {len(args.data)} --data files were given: "
+            "use --out-dir (each file gets OUT_DIR/<data name>_predictions.xyz)"
+        )
     out_dir = args.out_dir if args.out_dir is not None else (os.path.dirname(args.model) or ".")
     if args.output:
         check_output_file(args.output, "--output")
@@ -62,7 +72,9 @@ def run(args) -> int:
         dt = time.perf_counter() - t0
         out = args.output or os.path.join(out_dir, f"{name}_predictions.xyz")
         write_predictions(out, configs, preds)
-        print(f"{name}: {len(configs)} structures in {dt:.1f} s ({len(configs) / dt:.1f} structures/s); predictions -> {out}")
+        print(
+            f"{name}: {len(configs)} structures in {dt:.1f} s ({len(configs) / dt:.1f} structures/s); predictions -> {out}"
+        )
         sets[name] = (configs, preds)
     rows = error_rows(sets)
     if any(len(r) > 3 for r in rows):
@@ -77,17 +89,23 @@ def run(args) -> int:
 def _report_missing_labels(path: str, configs, keys) -> None:
     """Say which frames lack labels: errors are then computed over the labelled ones only."""
     if all(c.energy is None and c.forces is None for c in configs):
-        print(f"{path}: no frame has the energy key {keys.energy!r} or the forces key {keys.forces!r}: energy and "
-              "force errors skipped, predictions only (--energy-key / --forces-key name other keys)")
+        print(
+            f"{path}: no frame has the energy key {keys.energy!r} or the forces key {keys.forces!r}: energy and "
+            "force errors skipped, predictions only (--energy-key / --forces-key name other keys)"
+        )
         return
     for label, key in (("energy", keys.energy), ("forces", keys.forces)):
         missing = [i for i, c in enumerate(configs) if getattr(c, label) is None]
         if not missing:
             continue
         if len(missing) == len(configs):
-            print(f"{path}: no frame has the {label} key {key!r}: {label} errors skipped "
-                  f"(use --{label}-key to name another key)")
+            print(
+                f"{path}: no frame has the {label} key {key!r}: {label} errors skipped "
+                f"(use --{label}-key to name another key)"
+            )
         else:
             shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-            print(f"{path}: warning: {len(missing)} of {len(configs)} frames lack {label} ({key!r}), "
-                  f"frames {shown}; {label} errors use the other {len(configs) - len(missing)}")
+            print(
+                f"{path}: warning: {len(missing)} of {len(configs)} frames lack {label} ({key!r}), "
+                f"frames {shown}; {label} errors use the other {len(configs) - len(missing)}"
+            )

@@ -5,6 +5,7 @@ Each subcommand lives in its own module ``equivar.cli.<name>`` exposing
 modules are imported only when their subcommand runs, so ``equivar --help``
 stays fast.
 """
+
 from __future__ import annotations
 
 import argparse

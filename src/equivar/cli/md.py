@@ -4,6 +4,7 @@ Reports steps per second and, for Velocity Verlet (NVE), the total-energy
 drift: the slope of a linear fit of E_total / N over time (meV/atom/ps) and
 the largest excursion from the initial value (meV/atom).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,17 @@ import time
 
 import numpy as np
 
-from ._mlip import (add_model_arguments, check_model_elements, check_model_file, check_output_file, parse_index,
-                    parse_repeat, read_structure, require, setup_threads)
+from ._mlip import (
+    add_model_arguments,
+    check_model_elements,
+    check_model_file,
+    check_output_file,
+    parse_index,
+    parse_repeat,
+    read_structure,
+    require,
+    setup_threads,
+)
 
 HELP = "Run molecular dynamics with a trained model (ASE)"
 
@@ -32,20 +42,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", type=int, default=10, help="steps between trajectory frames (>= 1)")
 
 
-def check_md_settings(steps: int, dt: float, temperature: float, friction: float = 0.0, interval: int = 1,
-                      flags: bool = True) -> None:
+def check_md_settings(
+    steps: int, dt: float, temperature: float, friction: float = 0.0, interval: int = 1, flags: bool = True
+) -> None:
     """Raise ``ValueError`` naming the setting (the command-line flag when ``flags``) that is out of range."""
     name = (lambda f, a: f) if flags else (lambda f, a: a)  # noqa: E731
     require(steps >= 1, name("--steps", "steps"), steps, ">= 1")
     require(dt > 0 and np.isfinite(dt), name("--dt", "dt"), dt, "a positive time step in fs")
-    require(temperature >= 0 and np.isfinite(temperature), name("--temperature", "temperature"), temperature,
-            ">= 0 K")
+    require(temperature >= 0 and np.isfinite(temperature), name("--temperature", "temperature"), temperature, ">= 0 K")
     require(friction >= 0 and np.isfinite(friction), name("--friction", "friction"), friction, ">= 0 (1/fs)")
     require(interval >= 1, name("--interval", "interval"), interval, ">= 1")
 
 
-def run_md(atoms, calc, steps: int = 200, dt: float = 0.5, temperature: float = 300.0, integrator: str = "verlet",
-           friction: float = 0.01, seed: int = 0, trajectory=None, interval: int = 10, keep_frames: bool = False) -> dict:
+def run_md(
+    atoms,
+    calc,
+    steps: int = 200,
+    dt: float = 0.5,
+    temperature: float = 300.0,
+    integrator: str = "verlet",
+    friction: float = 0.01,
+    seed: int = 0,
+    trajectory=None,
+    interval: int = 10,
+    keep_frames: bool = False,
+) -> dict:
     """Run MD on ``atoms`` with ``calc``; return statistics.
 
     ``dt`` in fs, ``temperature`` in K (initial Maxwell-Boltzmann velocities,
@@ -81,8 +102,9 @@ def run_md(atoms, calc, steps: int = 200, dt: float = 0.5, temperature: float = 
     if integrator == "verlet":
         dyn = VelocityVerlet(atoms, dt * units.fs)
     elif integrator == "langevin":
-        dyn = Langevin(atoms, dt * units.fs, temperature_K=temperature, friction=friction / units.fs, rng=rng,
-                       fixcm=False)
+        dyn = Langevin(
+            atoms, dt * units.fs, temperature_K=temperature, friction=friction / units.fs, rng=rng, fixcm=False
+        )
     else:
         raise ValueError(f"unknown integrator {integrator!r}: use verlet or langevin")
     n = len(atoms)
@@ -113,19 +135,29 @@ def run_md(atoms, calc, steps: int = 200, dt: float = 0.5, temperature: float = 
         write_atoms_atomic(trajectory, frames)
     return {
         **({"frames": frames} if keep_frames else {}),
-        "steps": steps, "steps_per_s": steps / wall, "temperature_mean": float(np.mean(temps)),
-        "energy_start": float(energies[0]), "energy_end": float(energies[-1]),
-        "drift_rate": slope, "max_deviation": float(np.abs(e - e[0]).max()), "time_ps": steps * dt * 1e-3,
+        "steps": steps,
+        "steps_per_s": steps / wall,
+        "temperature_mean": float(np.mean(temps)),
+        "energy_start": float(energies[0]),
+        "energy_end": float(energies[-1]),
+        "drift_rate": slope,
+        "max_deviation": float(np.abs(e - e[0]).max()),
+        "time_ps": steps * dt * 1e-3,
     }
 
 
 def format_md(stats: dict, integrator: str, n_atoms: int) -> str:
-    s = (f"MD ({integrator}, {n_atoms} atoms): {stats['steps']} steps, {stats['time_ps']:.3f} ps, "
-         f"{stats['steps_per_s']:.1f} steps/s, mean T {stats['temperature_mean']:.0f} K")
+    s = (
+        f"MD ({integrator}, {n_atoms} atoms): {stats['steps']} steps, {stats['time_ps']:.3f} ps, "
+        f"{stats['steps_per_s']:.1f} steps/s, mean T {stats['temperature_mean']:.0f} K"
+    )
     if integrator == "verlet":
         drift = stats["drift_rate"]
-        drift = (f"{drift:+.3f} meV/atom/ps (linear fit)" if np.isfinite(drift)
-                 else "n/a (a linear fit needs at least 3 energies: more --steps)")
+        drift = (
+            f"{drift:+.3f} meV/atom/ps (linear fit)"
+            if np.isfinite(drift)
+            else "n/a (a linear fit needs at least 3 energies: more --steps)"
+        )
         s += f"\nNVE energy drift: {drift}, max |E(t) - E(0)| {stats['max_deviation']:.3f} meV/atom"
     return s
 
@@ -145,13 +177,27 @@ def run(args) -> int:
     if rep:
         undefined = [i for i, r in enumerate(rep) if r > 1 and not atoms.cell[i].any()]
         if undefined:
-            raise ValueError(f"--repeat {args.repeat}: {args.structure} (frame {args.index}) has no cell vector "
-                             f"along axis {undefined[0]} to repeat")
+            raise ValueError(
+                f"--repeat {args.repeat}: {args.structure} (frame {args.index}) has no cell vector "
+                f"along axis {undefined[0]} to repeat"
+            )
         atoms = atoms.repeat(rep)
-    calc = EquivarCalculator(args.model, device=args.device, default_dtype=getattr(torch, args.dtype) if args.dtype else None)
+    calc = EquivarCalculator(
+        args.model, device=args.device, default_dtype=getattr(torch, args.dtype) if args.dtype else None
+    )
     check_model_elements(atoms, calc)
-    stats = run_md(atoms, calc, args.steps, args.dt, args.temperature, args.integrator, args.friction, args.seed,
-                   args.trajectory, args.interval)
+    stats = run_md(
+        atoms,
+        calc,
+        args.steps,
+        args.dt,
+        args.temperature,
+        args.integrator,
+        args.friction,
+        args.seed,
+        args.trajectory,
+        args.interval,
+    )
     print(format_md(stats, args.integrator, len(atoms)))
     if args.trajectory:
         print(f"trajectory -> {args.trajectory}")

@@ -1,9 +1,10 @@
 """``equivar train``: train a potential from a YAML config (see ``configs/``).
 
-    equivar train --config configs/rmd17_ethanol.yaml --set training.epochs=50
-    equivar train --config configs/rmd17_ethanol.yaml --resume
-    torchrun --nproc_per_node 2 -m equivar train --config ...
+equivar train --config configs/rmd17_ethanol.yaml --set training.epochs=50
+equivar train --config configs/rmd17_ethanol.yaml --resume
+torchrun --nproc_per_node 2 -m equivar train --config ...
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,11 +15,22 @@ HELP = "Train an interatomic potential from a YAML config"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", help="YAML config (keys: seed, dtype, device, output_dir, data, model, training)")
-    p.add_argument("--set", "-s", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override config keys, e.g. --set training.lr=0.005 num_threads=1 (several per flag, and the flag repeatable; values parsed as YAML)")
+    p.add_argument(
+        "--set",
+        "-s",
+        dest="overrides",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config keys, e.g. --set training.lr=0.005 num_threads=1 (several per flag, and the flag repeatable; values parsed as YAML)",
+    )
     p.add_argument("--output-dir", "-o", help="shortcut for --set output_dir=...")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from output_dir/checkpoint.pt (the config defaults to output_dir/config.yaml)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from output_dir/checkpoint.pt (the config defaults to output_dir/config.yaml)",
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
@@ -35,8 +47,10 @@ def run(args) -> int:
         if args.resume and args.output_dir:
             path = os.path.join(args.output_dir, "config.yaml")
             if not os.path.isfile(path):
-                raise ValueError(f"--resume -o {args.output_dir}: no earlier run there ({path} does not exist); "
-                                 "pass --config for a new run")
+                raise ValueError(
+                    f"--resume -o {args.output_dir}: no earlier run there ({path} does not exist); "
+                    "pass --config for a new run"
+                )
         else:
             raise ValueError("--config is required (or --resume with --output-dir of an earlier run)")
     if os.path.isdir(path):
@@ -45,7 +59,9 @@ def run(args) -> int:
         raise ValueError(f"--config {path}: no such file")
     cfg = load_config(path, overrides)
     if args.print_config:
-        _check_model_builds(cfg)  # value ranges are the builder's: a bad model.max_L fails here, not after training starts
+        _check_model_builds(
+            cfg
+        )  # value ranges are the builder's: a bad model.max_L fails here, not after training starts
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
     run_training(cfg, resume=args.resume)
@@ -59,6 +75,14 @@ def _check_model_builds(cfg) -> None:
     """
     from ..train._models import build_model, complete_hparams
 
-    placeholders = {"atomic_numbers": [1], "atomic_energies": [0.0], "r_max": cfg.data.r_max, "avg_num_neighbors": 1.0,
-                    "scale": 1.0, "shift": 0.0, "dtype": cfg.dtype, "seed": cfg.seed}
+    placeholders = {
+        "atomic_numbers": [1],
+        "atomic_energies": [0.0],
+        "r_max": cfg.data.r_max,
+        "avg_num_neighbors": 1.0,
+        "scale": 1.0,
+        "shift": 0.0,
+        "dtype": cfg.dtype,
+        "seed": cfg.seed,
+    }
     build_model(complete_hparams(cfg.model, placeholders))

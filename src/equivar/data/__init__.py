@@ -16,21 +16,49 @@ Example
 >>> ds = data.AtomicGraphDataset(configs, r_max=4.5)             # doctest: +SKIP
 >>> batch = data.collate([ds[0], ds[1]])                          # doctest: +SKIP
 """
+
 from ._configuration import ISOLATED_ATOM, Configuration
 from ._e0s import check_e0s_spec, e0s_from_isolated_atoms, fit_e0s_least_squares, resolve_e0s, split_isolated_atoms
 from ._embedded import embedded_datasets, embedded_path
 from ._graph import LABELS, WEIGHTS, batch_to, collate, config_to_graph, graph_statistics
 from ._loader import AtomicGraphDataset, ShardSampler, make_loader
 from ._neighbors import neighbor_list
-from ._readers import (KCAL_MOL_TO_EV, DataKeys, atoms_to_configuration, frame_source, read_ase, read_dataset,
-                       read_rmd17)
+from ._readers import KCAL_MOL_TO_EV, DataKeys, atoms_to_configuration, frame_source, read_ase, read_dataset, read_rmd17
 from ._split import random_split
 from ._validation import MIN_DISTANCE, check_elements, check_finite, check_overlaps, check_shapes, validate
 
 __all__ = [
-    "ISOLATED_ATOM", "Configuration", "check_e0s_spec", "e0s_from_isolated_atoms", "fit_e0s_least_squares", "resolve_e0s",
-    "split_isolated_atoms", "embedded_datasets", "embedded_path", "LABELS", "WEIGHTS", "batch_to", "collate",
-    "config_to_graph", "graph_statistics", "AtomicGraphDataset", "ShardSampler", "make_loader", "neighbor_list",
-    "KCAL_MOL_TO_EV", "DataKeys", "atoms_to_configuration", "frame_source", "read_ase", "read_dataset", "read_rmd17",
-    "random_split", "MIN_DISTANCE", "check_elements", "check_finite", "check_overlaps", "check_shapes", "validate",
+    "ISOLATED_ATOM",
+    "Configuration",
+    "check_e0s_spec",
+    "e0s_from_isolated_atoms",
+    "fit_e0s_least_squares",
+    "resolve_e0s",
+    "split_isolated_atoms",
+    "embedded_datasets",
+    "embedded_path",
+    "LABELS",
+    "WEIGHTS",
+    "batch_to",
+    "collate",
+    "config_to_graph",
+    "graph_statistics",
+    "AtomicGraphDataset",
+    "ShardSampler",
+    "make_loader",
+    "neighbor_list",
+    "KCAL_MOL_TO_EV",
+    "DataKeys",
+    "atoms_to_configuration",
+    "frame_source",
+    "read_ase",
+    "read_dataset",
+    "read_rmd17",
+    "random_split",
+    "MIN_DISTANCE",
+    "check_elements",
+    "check_finite",
+    "check_overlaps",
+    "check_shapes",
+    "validate",
 ]

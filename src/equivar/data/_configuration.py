@@ -1,8 +1,8 @@
 """One atomic configuration with optional reference labels (numpy, float64)."""
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import numpy as np
 
@@ -39,10 +39,10 @@ class Configuration:
     positions: np.ndarray
     cell: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((3, 3)))
     pbc: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3, dtype=bool))
-    energy: Optional[float] = None
-    forces: Optional[np.ndarray] = None
-    stress: Optional[np.ndarray] = None
-    virials: Optional[np.ndarray] = None
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    virials: np.ndarray | None = None
     weight: float = 1.0
     energy_weight: float = 1.0
     forces_weight: float = 1.0

@@ -1,8 +1,9 @@
 """Isolated-atom reference energies (E0s): from reference configurations, a dict, or least squares."""
+
 from __future__ import annotations
 
 import warnings
-from typing import Mapping, Sequence, Union
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -36,8 +37,9 @@ def e0s_from_isolated_atoms(configs: Sequence[Configuration]) -> dict[int, float
     return out
 
 
-def fit_e0s_least_squares(configs: Sequence[Configuration], atomic_numbers: Sequence[int],
-                          fixed: Mapping[int, float] | None = None) -> dict[int, float]:
+def fit_e0s_least_squares(
+    configs: Sequence[Configuration], atomic_numbers: Sequence[int], fixed: Mapping[int, float] | None = None
+) -> dict[int, float]:
     """Least-squares E0s: minimise ``sum_c (E_c - sum_z n_cz E0_z)^2`` over configurations with energies.
 
     With a single composition (rMD17) the system is rank-deficient and the
@@ -87,13 +89,13 @@ def fit_e0s_least_squares(configs: Sequence[Configuration], atomic_numbers: Sequ
     return {z: out[z] for z in zs}
 
 
-E0Spec = Union[str, Mapping]
+E0Spec = str | Mapping
 
 #: E0 specifications given by name (see :func:`resolve_e0s`).
 E0_SPECS = ("auto", "isolated", "least_squares", "average", "zero")
 
 
-def check_e0s_spec(spec: E0Spec, name: str = "e0s") -> Union[str, dict[int, float]]:
+def check_e0s_spec(spec: E0Spec, name: str = "e0s") -> str | dict[int, float]:
     """Check an E0 specification; a mapping comes back as ``{Z: eV}``.
 
     ``name`` is how the message calls the setting (``data.e0s`` in a config).
@@ -104,7 +106,8 @@ def check_e0s_spec(spec: E0Spec, name: str = "e0s") -> Union[str, dict[int, floa
         unknown spec name, unknown element, or an energy that is not a number;
         the message names the key (``data.e0s.H``) and the value.
     """
-    from ase.data import atomic_numbers as symbol_to_z, chemical_symbols
+    from ase.data import atomic_numbers as symbol_to_z
+    from ase.data import chemical_symbols
 
     if isinstance(spec, str):
         if spec not in E0_SPECS:
@@ -112,12 +115,15 @@ def check_e0s_spec(spec: E0Spec, name: str = "e0s") -> Union[str, dict[int, floa
 
             close = difflib.get_close_matches(spec, E0_SPECS, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"{name}: unknown E0s spec {spec!r}; {hint}use 'auto', 'isolated', 'least_squares', "
-                             "'zero' or a mapping element -> eV such as {H: -13.6}")
+            raise ValueError(
+                f"{name}: unknown E0s spec {spec!r}; {hint}use 'auto', 'isolated', 'least_squares', "
+                "'zero' or a mapping element -> eV such as {H: -13.6}"
+            )
         return spec
     if not isinstance(spec, Mapping):
-        raise ValueError(f"{name}: expected 'auto', 'isolated', 'least_squares', 'zero' or a mapping element -> eV, "
-                         f"got {spec!r}")
+        raise ValueError(
+            f"{name}: expected 'auto', 'isolated', 'least_squares', 'zero' or a mapping element -> eV, got {spec!r}"
+        )
     e0s: dict[int, float] = {}
     for k, v in spec.items():
         key = f"{name}.{k}"
@@ -143,7 +149,9 @@ def check_e0s_spec(spec: E0Spec, name: str = "e0s") -> Union[str, dict[int, floa
     return e0s
 
 
-def resolve_e0s(spec: E0Spec, train: Sequence[Configuration], isolated: Sequence[Configuration], atomic_numbers: Sequence[int]) -> dict[int, float]:
+def resolve_e0s(
+    spec: E0Spec, train: Sequence[Configuration], isolated: Sequence[Configuration], atomic_numbers: Sequence[int]
+) -> dict[int, float]:
     """Turn an E0 specification into ``{Z: E0 in eV}`` covering ``atomic_numbers``.
 
     Parameters
@@ -175,8 +183,11 @@ def resolve_e0s(spec: E0Spec, train: Sequence[Configuration], isolated: Sequence
         known = {z: e0s[z] for z in zs if z in e0s}
         if known:
             missing = [chemical_symbols[z] for z in zs if z not in e0s]
-            warnings.warn(f"E0s 'auto': isolated-atom energies kept for {[chemical_symbols[z] for z in known]}; "
-                          f"no isolated atom for {missing}, fitted by least squares", stacklevel=2)
+            warnings.warn(
+                f"E0s 'auto': isolated-atom energies kept for {[chemical_symbols[z] for z in known]}; "
+                f"no isolated atom for {missing}, fitted by least squares",
+                stacklevel=2,
+            )
         return fit_e0s_least_squares(train, zs, fixed=known)
     elif spec == "isolated":
         e0s = e0s_from_isolated_atoms(isolated)

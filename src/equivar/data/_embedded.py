@@ -1,4 +1,5 @@
 """Datasets shipped inside the package (``equivar/data/embedded/*.xyz``)."""
+
 from __future__ import annotations
 
 import os

@@ -1,7 +1,8 @@
 """Configurations -> graph dicts -> batches (the dict of ``docs/contracts.md``)."""
+
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -91,7 +92,9 @@ def collate(graphs: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Ten
     return out
 
 
-def batch_to(batch: Mapping[str, torch.Tensor], device=None, dtype: Optional[torch.dtype] = None) -> dict[str, torch.Tensor]:
+def batch_to(
+    batch: Mapping[str, torch.Tensor], device=None, dtype: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
     """Move a batch to ``device`` and cast its floating tensors to ``dtype`` (integers and bools untouched)."""
     out = {}
     for k, v in batch.items():

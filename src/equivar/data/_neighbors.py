@@ -1,7 +1,6 @@
 """Neighbour lists with periodic boundaries, through vesin."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import numpy as np
 
@@ -9,7 +8,7 @@ import numpy as np
 def neighbor_list(
     positions: np.ndarray,
     r_max: float,
-    cell: Optional[np.ndarray] = None,
+    cell: np.ndarray | None = None,
     pbc=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All ordered pairs (j -> i) closer than ``r_max``, including periodic images.

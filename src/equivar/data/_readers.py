@@ -3,11 +3,11 @@
 Both return ``list[Configuration]`` in float64, eV / Å units, every frame
 validated (finite values, matching shapes, no overlapping atoms).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
 
 import numpy as np
 
@@ -135,7 +135,7 @@ def read_ase(
     path: str,
     keys: DataKeys = DataKeys(),
     index: str = ":",
-    format: Optional[str] = None,
+    format: str | None = None,
     require_energy: bool = True,
     require_forces: bool = True,
     min_distance: float = MIN_DISTANCE,
@@ -188,7 +188,9 @@ def read_ase(
     ]
 
 
-def read_rmd17(path: str, indices=None, config_type: str = "Default", min_distance: float = MIN_DISTANCE) -> list[Configuration]:
+def read_rmd17(
+    path: str, indices=None, config_type: str = "Default", min_distance: float = MIN_DISTANCE
+) -> list[Configuration]:
     """Read a revised-MD17 ``.npz`` file, converting kcal/mol to eV.
 
     Keys used: ``nuclear_charges`` [N], ``coords`` [F, N, 3] Å, ``energies``
@@ -220,19 +222,32 @@ def read_rmd17(path: str, indices=None, config_type: str = "Default", min_distan
         forces = np.asarray(npz["forces"], dtype=np.float64) * KCAL_MOL_TO_EV
     if coords.ndim != 3 or coords.shape[0] == 0:
         raise ValueError(f"{path}: empty file or bad 'coords' shape {coords.shape} (expected [frames, atoms, 3])")
-    if not (coords.shape[0] == energies.shape[0] == forces.shape[0]) or coords.shape[1:] != (len(z), 3) or forces.shape != coords.shape:
-        raise ValueError(f"{path}: inconsistent shapes coords {coords.shape}, energies {energies.shape}, forces {forces.shape}, nuclear_charges {z.shape}")
+    if (
+        not (coords.shape[0] == energies.shape[0] == forces.shape[0])
+        or coords.shape[1:] != (len(z), 3)
+        or forces.shape != coords.shape
+    ):
+        raise ValueError(
+            f"{path}: inconsistent shapes coords {coords.shape}, energies {energies.shape}, forces {forces.shape}, nuclear_charges {z.shape}"
+        )
     frames = range(coords.shape[0]) if indices is None else [int(i) for i in indices]
     return [
         validate(
-            Configuration(z, coords[i], energy=energies[i], forces=forces[i], config_type=config_type, source=frame_source(path, i)),
+            Configuration(
+                z,
+                coords[i],
+                energy=energies[i],
+                forces=forces[i],
+                config_type=config_type,
+                source=frame_source(path, i),
+            ),
             min_distance,
         )
         for i in frames
     ]
 
 
-def read_dataset(path: str, format: Optional[str] = None, keys: DataKeys = DataKeys(), **kwargs) -> list[Configuration]:
+def read_dataset(path: str, format: str | None = None, keys: DataKeys = DataKeys(), **kwargs) -> list[Configuration]:
     """Read ``path`` with :func:`read_rmd17` (``format="rmd17"`` or a ``.npz`` file) or :func:`read_ase`.
 
     Extra keyword arguments go to the chosen reader. Raises as they do.

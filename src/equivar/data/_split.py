@@ -1,14 +1,18 @@
 """Seeded train/validation splits."""
+
 from __future__ import annotations
 
-from typing import Optional, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
 T = TypeVar("T")
 
 
-def random_split(items: Sequence[T], valid_fraction: float, seed: int = 0, max_train: Optional[int] = None) -> tuple[list[T], list[T]]:
+def random_split(
+    items: Sequence[T], valid_fraction: float, seed: int = 0, max_train: int | None = None
+) -> tuple[list[T], list[T]]:
     """Shuffle with ``numpy.random.default_rng(seed)`` and split off a validation set.
 
     Parameters
@@ -37,7 +41,7 @@ def random_split(items: Sequence[T], valid_fraction: float, seed: int = 0, max_t
         raise ValueError(f"cannot split {n} configurations with valid_fraction={valid_fraction}: no training data left")
     perm = np.random.default_rng(seed).permutation(n)
     train = [items[i] for i in perm[: n - n_valid]]
-    valid = [items[i] for i in perm[n - n_valid:]]
+    valid = [items[i] for i in perm[n - n_valid :]]
     if max_train is not None:
         train = train[: int(max_train)]
     return train, valid

@@ -1,7 +1,8 @@
 """Checks on configurations; every failure is a ``ValueError`` naming the source and frame."""
+
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -35,7 +36,9 @@ def check_shapes(config: Configuration) -> None:
     if config.pbc.any():
         rows = config.cell[config.pbc]
         if np.linalg.matrix_rank(rows, tol=1e-8) < rows.shape[0]:
-            raise ValueError(f"{config.source}: periodic cell is degenerate (pbc={config.pbc.tolist()}, cell={config.cell.tolist()})")
+            raise ValueError(
+                f"{config.source}: periodic cell is degenerate (pbc={config.pbc.tolist()}, cell={config.cell.tolist()})"
+            )
 
 
 def check_overlaps(config: Configuration, min_distance: float = MIN_DISTANCE) -> None:

@@ -9,11 +9,19 @@ request, ``stress [G, 3, 3]`` (eV/Å^3) and ``virials [G, 3, 3]`` (eV);
 - :class:`MACE` (``'mace'``): Batatia et al., NeurIPS 2022, with the Facet
   options (spline radial functions, spherical-grid MLP self-interaction).
 """
+
 from ._blocks import InteractionBlock, ProductBlock
 from ._mace import MACE
 from ._registry import available_models, build_model, model_class, register_model
 
 register_model("mace", MACE)
 
-__all__ = ["MACE", "InteractionBlock", "ProductBlock", "available_models", "build_model", "model_class",
-           "register_model"]
+__all__ = [
+    "MACE",
+    "InteractionBlock",
+    "ProductBlock",
+    "available_models",
+    "build_model",
+    "model_class",
+    "register_model",
+]

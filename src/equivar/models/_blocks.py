@@ -6,6 +6,7 @@ Fields", NeurIPS 2022 (eqs. 8-13), and the block structure of mace-torch
 (``RealAgnosticResidualInteractionBlock``, ``EquivariantProductBasisBlock``).
 Written from the paper; no mace-torch code is used.
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,8 +51,17 @@ class InteractionBlock(torch.nn.Module):
     receiver) -> ``(A [N, irreps_target.dim], skip [N, irreps_skip.dim] or None)``.
     """
 
-    def __init__(self, irreps_node, irreps_sh, irreps_target, irreps_skip, num_elements: int, avg_num_neighbors: float,
-                 tp_backend: str = "cg", tp_options: dict | None = None):
+    def __init__(
+        self,
+        irreps_node,
+        irreps_sh,
+        irreps_target,
+        irreps_skip,
+        num_elements: int,
+        avg_num_neighbors: float,
+        tp_backend: str = "cg",
+        tp_options: dict | None = None,
+    ):
         super().__init__()
         self.irreps_node = Irreps(irreps_node)
         self.irreps_sh = Irreps(irreps_sh)
@@ -84,8 +94,15 @@ class ProductBlock(torch.nn.Module):
     None) -> ``[N, irreps_out.dim]``.
     """
 
-    def __init__(self, irreps_in, irreps_out, correlation: int, num_elements: int, self_interaction: str = "linear",
-                 s2grid_band_limit: int | None = None):
+    def __init__(
+        self,
+        irreps_in,
+        irreps_out,
+        correlation: int,
+        num_elements: int,
+        self_interaction: str = "linear",
+        s2grid_band_limit: int | None = None,
+    ):
         super().__init__()
         self.irreps_in = Irreps(irreps_in)
         self.irreps_out = Irreps(irreps_out)

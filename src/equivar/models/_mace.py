@@ -7,10 +7,11 @@ Fields", NeurIPS 2022. Options from "Facet" (2025): spline radial functions
 (``self_interaction='s2grid'``). Written from the papers; no mace-torch
 code is used.
 """
+
 from __future__ import annotations
 
 import operator
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -205,17 +206,25 @@ class MACE(torch.nn.Module):
             raise ValueError(f"self_interaction must be 'linear' or 's2grid', got {self_interaction!r}")
         if num_interactions < 1:
             raise ValueError(f"num_interactions must be >= 1, got {num_interactions}")
-        for key, value, low in (("max_L", max_L, 0), ("max_ell", max_ell, 0), ("num_channels", num_channels, 1),
-                                ("correlation", correlation, 1), ("num_bessel", num_bessel, 1),
-                                ("num_polynomial_cutoff", num_polynomial_cutoff, 1), ("readout_mlp", readout_mlp, 1),
-                                ("num_spline_knots", num_spline_knots, 1)):
+        for key, value, low in (
+            ("max_L", max_L, 0),
+            ("max_ell", max_ell, 0),
+            ("num_channels", num_channels, 1),
+            ("correlation", correlation, 1),
+            ("num_bessel", num_bessel, 1),
+            ("num_polynomial_cutoff", num_polynomial_cutoff, 1),
+            ("readout_mlp", readout_mlp, 1),
+            ("num_spline_knots", num_spline_knots, 1),
+        ):
             if not _is_int(value, low):
                 raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
         if isinstance(radial_mlp, (str, bytes)) or not all(_is_int(v, 1) for v in radial_mlp):
             raise ValueError(f"radial_mlp must be a list of positive integers (hidden widths), got {radial_mlp!r}")
         if max_L + max_ell > 64:  # the edge product reaches l = max_L + max_ell; irreps stop at l = 64
-            raise ValueError(f"max_L + max_ell must be at most 64 (the edge product reaches l = max_L + max_ell), "
-                             f"got max_L={max_L}, max_ell={max_ell}")
+            raise ValueError(
+                f"max_L + max_ell must be at most 64 (the edge product reaches l = max_L + max_ell), "
+                f"got max_L={max_L}, max_ell={max_ell}"
+            )
         if not r_max > 0:
             raise ValueError(f"r_max must be positive, got {r_max!r}")
         if not avg_num_neighbors > 0:
@@ -227,20 +236,39 @@ class MACE(torch.nn.Module):
             hidden = Irreps(hidden_irreps)
         muls = {mul for mul, _ in hidden}
         if len(muls) != 1 or hidden[0].ir != Irrep("0e"):
-            raise ValueError(f"hidden_irreps must start with 0e and have one multiplicity for every block, got {hidden}")
+            raise ValueError(
+                f"hidden_irreps must start with 0e and have one multiplicity for every block, got {hidden}"
+            )
         C = muls.pop()
 
         self.hparams = dict(
-            name="mace", r_max=float(r_max), num_bessel=int(num_bessel), num_polynomial_cutoff=int(num_polynomial_cutoff),
-            max_ell=int(max_ell), num_channels=int(num_channels), max_L=int(max_L),
-            hidden_irreps=None if hidden_irreps is None else str(hidden), correlation=int(correlation),
-            num_interactions=int(num_interactions), atomic_numbers=atomic_numbers, atomic_energies=e0,
-            avg_num_neighbors=float(avg_num_neighbors), scale=float(scale), shift=float(shift), radial=radial,
-            radial_mlp=[int(v) for v in radial_mlp], num_spline_knots=int(num_spline_knots),
-            trainable_bessel=bool(trainable_bessel), readout_mlp=int(readout_mlp), tp_backend=str(tp_backend),
-            tp_options=dict(tp_options) if tp_options else None, self_interaction=self_interaction,
+            name="mace",
+            r_max=float(r_max),
+            num_bessel=int(num_bessel),
+            num_polynomial_cutoff=int(num_polynomial_cutoff),
+            max_ell=int(max_ell),
+            num_channels=int(num_channels),
+            max_L=int(max_L),
+            hidden_irreps=None if hidden_irreps is None else str(hidden),
+            correlation=int(correlation),
+            num_interactions=int(num_interactions),
+            atomic_numbers=atomic_numbers,
+            atomic_energies=e0,
+            avg_num_neighbors=float(avg_num_neighbors),
+            scale=float(scale),
+            shift=float(shift),
+            radial=radial,
+            radial_mlp=[int(v) for v in radial_mlp],
+            num_spline_knots=int(num_spline_knots),
+            trainable_bessel=bool(trainable_bessel),
+            readout_mlp=int(readout_mlp),
+            tp_backend=str(tp_backend),
+            tp_options=dict(tp_options) if tp_options else None,
+            self_interaction=self_interaction,
             s2grid_band_limit=None if s2grid_band_limit is None else int(s2grid_band_limit),
-            residual_first=bool(residual_first), dtype=dtype_name, seed=int(seed),
+            residual_first=bool(residual_first),
+            dtype=dtype_name,
+            seed=int(seed),
         )
         self.r_max = float(r_max)
         self.atomic_numbers = atomic_numbers
@@ -269,16 +297,28 @@ class MACE(torch.nn.Module):
                 last = t == num_interactions - 1
                 out_irreps = Irreps([(C, Irrep("0e"))]) if last else hidden
                 skip = out_irreps if (t > 0 or residual_first) else None
-                inter = InteractionBlock(node_irreps, self.irreps_sh, self.irreps_A, skip, E, avg_num_neighbors,
-                                         tp_backend=tp_backend, tp_options=tp_options)
+                inter = InteractionBlock(
+                    node_irreps,
+                    self.irreps_sh,
+                    self.irreps_A,
+                    skip,
+                    E,
+                    avg_num_neighbors,
+                    tp_backend=tp_backend,
+                    tp_options=tp_options,
+                )
                 self.interactions.append(inter)
                 if radial == "mlp":
                     self.radials.append(MLP([num_bessel, *radial_mlp, inter.weight_numel], act="silu"))
                 else:
-                    self.radials.append(SplineRadial(r_max, inter.weight_numel, num_spline_knots, num_polynomial_cutoff,
-                                                     init_basis=num_bessel))
-                self.products.append(ProductBlock(self.irreps_A, out_irreps, correlation, E, self_interaction,
-                                                  s2grid_band_limit))
+                    self.radials.append(
+                        SplineRadial(
+                            r_max, inter.weight_numel, num_spline_knots, num_polynomial_cutoff, init_basis=num_bessel
+                        )
+                    )
+                self.products.append(
+                    ProductBlock(self.irreps_A, out_irreps, correlation, E, self_interaction, s2grid_band_limit)
+                )
                 if last:
                     self.readouts.append(MLP([C, readout_mlp, 1], act="silu"))
                 else:
@@ -305,7 +345,9 @@ class MACE(torch.nn.Module):
             raise ValueError(f"atomic number(s) {unknown} not known to this model (trained on {self.atomic_numbers})")
         return idx
 
-    def forward(self, batch: Mapping[str, torch.Tensor], compute_forces: bool = True, compute_stress: bool = False) -> dict:
+    def forward(
+        self, batch: Mapping[str, torch.Tensor], compute_forces: bool = True, compute_stress: bool = False
+    ) -> dict:
         """Energies and their derivatives for a batch of graphs (``docs/contracts.md``).
 
         Parameters
@@ -408,7 +450,9 @@ class MACE(torch.nn.Module):
                 virials = -grads[1]
                 volume = torch.linalg.det(cell).abs()
                 safe = torch.where(volume > 0, volume, torch.ones_like(volume))
-                stress = torch.where((volume > 0)[:, None, None], -virials / safe[:, None, None], torch.zeros_like(virials))
+                stress = torch.where(
+                    (volume > 0)[:, None, None], -virials / safe[:, None, None], torch.zeros_like(virials)
+                )
                 out["virials"] = virials
                 out["stress"] = stress
         return out

@@ -1,4 +1,5 @@
 """Name -> model class registry (``build_model``)."""
+
 from __future__ import annotations
 
 _MODELS: dict = {}
@@ -30,8 +31,10 @@ def model_class(name: str):
         lower = {k.lower(): k for k in _MODELS}
         close = difflib.get_close_matches(str(name).lower(), list(lower), n=1)
         hint = f"did you mean {lower[close[0]]!r}? " if close else ""
-        raise ValueError(f"unknown model {name!r}; {hint}registered: {', '.join(available_models())} "
-                         "(or 'package.module:callable' for a model of your own)") from None
+        raise ValueError(
+            f"unknown model {name!r}; {hint}registered: {', '.join(available_models())} "
+            "(or 'package.module:callable' for a model of your own)"
+        ) from None
 
 
 def build_model(name: str = "mace", **hparams):

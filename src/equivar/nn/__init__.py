@@ -23,6 +23,7 @@ attributes and an equivariance test (float32 and float64, with parity) in
 ``gather``                     node -> edge rows (its adjoint)
 =============================  ==============================================
 """
+
 from ._activation_utils import NormalizedActivation, get_activation, normalize2mom_constant
 from ._element_linear import ElementLinear
 from ._gate import Activation, Gate, NormActivation
@@ -37,8 +38,25 @@ from ._symmetric_basis import symmetric_contraction_basis
 from ._symmetric_contraction import SymmetricContraction
 
 __all__ = [
-    "Activation", "AtomicEnergies", "BesselBasis", "ElementLinear", "Gate", "Linear", "MLP", "NormActivation",
-    "NormalizedActivation", "PolynomialCutoff", "RadialEmbedding", "RadialMLP", "S2GridMLP", "ScaleShift",
-    "SplineRadial", "SymmetricContraction", "get_activation", "normalize2mom_constant", "scatter_sum", "gather",
+    "Activation",
+    "AtomicEnergies",
+    "BesselBasis",
+    "ElementLinear",
+    "Gate",
+    "Linear",
+    "MLP",
+    "NormActivation",
+    "NormalizedActivation",
+    "PolynomialCutoff",
+    "RadialEmbedding",
+    "RadialMLP",
+    "S2GridMLP",
+    "ScaleShift",
+    "SplineRadial",
+    "SymmetricContraction",
+    "get_activation",
+    "normalize2mom_constant",
+    "scatter_sum",
+    "gather",
     "symmetric_contraction_basis",
 ]

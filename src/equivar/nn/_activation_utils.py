@@ -1,9 +1,10 @@
 """Second-moment normalised activations (as e3nn's ``normalize2mom``)."""
+
 from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ def get_activation(act) -> Callable:
         raise ValueError(f"unknown activation {act!r}; choose from {sorted(_ACTS)} or pass a callable") from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _moment_cached(name: str) -> float:
     return _second_moment(_ACTS[name])
 

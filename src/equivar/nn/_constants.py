@@ -7,6 +7,7 @@ deriving from :class:`ExactConstants` keep a float64 master copy of each
 constant and re-derive the buffer from it on every ``.to()`` / ``.double()``
 / ``.float()``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,8 +49,12 @@ class ExactConstants(torch.nn.Module):
                 self._buffers[name] = master.to(device=cur.device, dtype=cur.dtype)
         return out
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         for name in self._masters:
             key = prefix + name
             if key in state_dict:

@@ -1,4 +1,5 @@
 """Element-dependent equivariant linear map (MACE's skip tensor product with one-hot attributes)."""
+
 from __future__ import annotations
 
 import torch

@@ -4,9 +4,10 @@ Sources: Weiler et al., "3D Steerable CNNs" (NeurIPS 2018) for gated
 nonlinearities; e3nn's ``nn.Gate`` / ``nn.NormActivation`` for the exact
 conventions (layout, parity rules, second-moment normalisation).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -51,7 +52,9 @@ class Activation(torch.nn.Module):
         if len(acts) != len(self.irreps_in):
             raise ValueError(f"{len(acts)} activations for {len(self.irreps_in)} blocks of {self.irreps_in}")
         self.irreps_out = _scalar_act_irreps(self.irreps_in, acts)
-        self.acts = torch.nn.ModuleList([NormalizedActivation(a) if a is not None else torch.nn.Identity() for a in acts])
+        self.acts = torch.nn.ModuleList(
+            [NormalizedActivation(a) if a is not None else torch.nn.Identity() for a in acts]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if len(self.acts) == 1:

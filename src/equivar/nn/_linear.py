@@ -1,4 +1,5 @@
 """Equivariant linear maps between irreps (e3nn ``o3.Linear`` semantics)."""
+
 from __future__ import annotations
 
 import math
@@ -59,9 +60,7 @@ class Linear(torch.nn.Module):
         self.irreps_in = Irreps(irreps_in)
         self.irreps_out = Irreps(irreps_out)
         ins, outs = self.irreps_in, self.irreps_out
-        self.instructions = [
-            (i, j) for i, (_, a) in enumerate(ins) for j, (_, b) in enumerate(outs) if a == b
-        ]
+        self.instructions = [(i, j) for i, (_, a) in enumerate(ins) for j, (_, b) in enumerate(outs) if a == b]
         offsets, n = [], 0
         for i, j in self.instructions:
             offsets.append(n)
@@ -74,7 +73,7 @@ class Linear(torch.nn.Module):
         for _, ir in outs:
             if ir not in types and ir in ins:
                 types.append(ir)
-        in_sl, out_sl = ins.slices(), outs.slices()
+        in_sl, _out_sl = ins.slices(), outs.slices()
         self._groups = []
         for ir in types:
             bi = [i for i, (m, r) in enumerate(ins) if r == ir and m > 0]
@@ -104,8 +103,17 @@ class Linear(torch.nn.Module):
                 if all(offs[k] + sizes[k] == offs[k + 1] for k in range(len(offs) - 1)):
                     contig = offs[0]
             self._groups.append(
-                dict(ir=ir, d=ir.dim, mi=mi, mo=mo, in_slices=slices, out_blocks=bo, pieces=pieces,
-                     alpha=1.0 / math.sqrt(mi), contig=contig)
+                dict(
+                    ir=ir,
+                    d=ir.dim,
+                    mi=mi,
+                    mo=mo,
+                    in_slices=slices,
+                    out_blocks=bo,
+                    pieces=pieces,
+                    alpha=1.0 / math.sqrt(mi),
+                    contig=contig,
+                )
             )
         # where every output block comes from: (group index, channel offset) or None
         # one split of the input into the (merged) group slices: SplitBackward is one cat,
@@ -137,7 +145,9 @@ class Linear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.irreps_in.dim:
-            raise ValueError(f"Linear: expected last dim {self.irreps_in.dim} ({self.irreps_in}), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"Linear: expected last dim {self.irreps_in.dim} ({self.irreps_in}), got shape {tuple(x.shape)}"
+            )
         batch = x.shape[:-1]
         x = x.reshape(-1, x.shape[-1])
         B = x.shape[0]

@@ -1,8 +1,9 @@
 """Fully connected networks on invariant (scalar) features."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -40,10 +41,10 @@ class MLP(torch.nn.Module):
         if len(sizes) < 2:
             raise ValueError(f"MLP needs at least [in, out] sizes, got {sizes}")
         self.sizes = sizes
-        self.weights = torch.nn.ParameterList([torch.nn.Parameter(torch.randn(a, b)) for a, b in zip(sizes[:-1], sizes[1:])])
-        self.biases = (
-            torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(b)) for b in sizes[1:]]) if bias else None
+        self.weights = torch.nn.ParameterList(
+            [torch.nn.Parameter(torch.randn(a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
         )
+        self.biases = torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(b)) for b in sizes[1:]]) if bias else None
         self.act = NormalizedActivation(act)
         # the activation's normalisation constant is folded into the next layer's scale
         self._alphas = [1.0 / math.sqrt(a) * (self.act.c if k > 0 else 1.0) for k, a in enumerate(sizes[:-1])]

@@ -4,10 +4,11 @@ Sources: Bessel basis and polynomial envelope from Gasteiger et al.,
 "Directional Message Passing for Molecular Graphs" (DimeNet, ICLR 2020),
 as used by MACE (Batatia et al., NeurIPS 2022) and NequIP.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -147,8 +148,16 @@ class RadialMLP(torch.nn.Module):
     Shapes: ``r [E]`` (Å) -> ``[E, num_out]``. Invariant.
     """
 
-    def __init__(self, r_max: float, num_out: int, num_basis: int = 8, hidden: Sequence[int] = (64, 64, 64), p: int = 5,
-                 act: str = "silu", trainable_basis: bool = False):
+    def __init__(
+        self,
+        r_max: float,
+        num_out: int,
+        num_basis: int = 8,
+        hidden: Sequence[int] = (64, 64, 64),
+        p: int = 5,
+        act: str = "silu",
+        trainable_basis: bool = False,
+    ):
         super().__init__()
         self.embedding = RadialEmbedding(r_max, num_basis, p, trainable_basis)
         self.mlp = MLP([num_basis, *hidden, num_out], act=act)

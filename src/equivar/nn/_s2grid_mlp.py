@@ -6,6 +6,7 @@ grid: features -> function on the sphere -> MLP at every grid point ->
 projection back onto the spherical harmonics. See also "S2 activations"
 (Cohen et al., Spherical CNNs, ICLR 2018; e3nn's ``S2Activation``).
 """
+
 from __future__ import annotations
 
 import math
@@ -101,12 +102,16 @@ class S2GridMLP(ExactConstants):
             raise ValueError(f"S2GridMLP needs the same multiplicity in every block, got {irreps}")
         for _, ir in irreps:
             if ir.p != (-1) ** ir.l:
-                raise ValueError(f"S2GridMLP represents features as functions on the sphere: parity must be (-1)^l, got {ir} in {irreps}")
+                raise ValueError(
+                    f"S2GridMLP represents features as functions on the sphere: parity must be (-1)^l, got {ir} in {irreps}"
+                )
         return muls.pop(), [ir.l for _, ir in irreps]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.irreps_in.dim:
-            raise ValueError(f"S2GridMLP: expected last dim {self.irreps_in.dim} ({self.irreps_in}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"S2GridMLP: expected last dim {self.irreps_in.dim} ({self.irreps_in}), got {tuple(x.shape)}"
+            )
         batch = x.shape[:-1]
         x = x.reshape(-1, x.shape[-1])
         N, C = x.shape[0], self.c_in

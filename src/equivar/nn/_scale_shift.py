@@ -1,7 +1,8 @@
 """Atomic reference energies (E0s) and energy scale/shift."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -11,7 +12,9 @@ from ._constants import ExactConstants
 def _element_index(node_attrs: torch.Tensor, num_elements: int) -> torch.Tensor:
     if node_attrs.dtype.is_floating_point:
         if node_attrs.dim() != 2 or node_attrs.shape[1] != num_elements:
-            raise ValueError(f"node_attrs must be one-hot [N, {num_elements}] or [N] indices, got {tuple(node_attrs.shape)}")
+            raise ValueError(
+                f"node_attrs must be one-hot [N, {num_elements}] or [N] indices, got {tuple(node_attrs.shape)}"
+            )
         return node_attrs.argmax(-1)
     return node_attrs.long()
 
@@ -30,7 +33,9 @@ class AtomicEnergies(ExactConstants):
 
     def __init__(self, atomic_energies: Sequence[float]):
         super().__init__()
-        self.register_constant("atomic_energies", torch.as_tensor(list(atomic_energies), dtype=torch.float64), persistent=True)
+        self.register_constant(
+            "atomic_energies", torch.as_tensor(list(atomic_energies), dtype=torch.float64), persistent=True
+        )
 
     def forward(self, node_attrs: torch.Tensor) -> torch.Tensor:
         if node_attrs.dtype.is_floating_point:

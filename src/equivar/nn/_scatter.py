@@ -11,6 +11,7 @@ results are identical. Under ``torch.compile`` both are plain
 ``index_add`` / ``index_select`` calls: a custom Function traced by dynamo
 loses its double backward.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,7 +25,7 @@ class _ScatterSum(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        index, = ctx.saved_tensors
+        (index,) = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None
         return _Gather.apply(g, index), None, None
@@ -39,7 +40,7 @@ class _Gather(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        index, = ctx.saved_tensors
+        (index,) = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None
         return _ScatterSum.apply(g.contiguous(), index, ctx.dim_size), None

@@ -6,6 +6,7 @@ learned splines of the edge length: each output channel is a function of
 formula. Evaluation costs a gather of 4 grid rows and a 4-term sum per
 edge instead of a 3-hidden-layer MLP.
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,7 +45,9 @@ class SplineRadial(torch.nn.Module):
     Invariant. Raises ``ValueError`` for ``num_knots < 1``.
     """
 
-    def __init__(self, r_max: float, num_out: int, num_knots: int = 32, p: int = 5, init_basis: int = 8, seed: int | None = None):
+    def __init__(
+        self, r_max: float, num_out: int, num_knots: int = 32, p: int = 5, init_basis: int = 8, seed: int | None = None
+    ):
         super().__init__()
         if num_knots < 1:
             raise ValueError(f"num_knots must be >= 1, got {num_knots!r}")

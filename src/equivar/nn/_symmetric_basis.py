@@ -24,6 +24,7 @@ their span (SVD). Symmetrising early is exact, because
 small. Intermediate ``L`` that cannot reach ``l_out`` with the remaining
 slots are dropped. All arithmetic is float64 numpy; results are cached.
 """
+
 from __future__ import annotations
 
 import functools
@@ -78,7 +79,7 @@ def _blocks(irreps: Irreps):
     return out, off
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _basis_cached(irreps_in: str, ir_out: str, nu: int) -> np.ndarray:
     irreps = Irreps(irreps_in)
     ir_out = Irrep(ir_out)

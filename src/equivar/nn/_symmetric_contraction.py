@@ -1,4 +1,5 @@
 """MACE's symmetric contraction (the ACE product basis), evaluated on symmetric monomials."""
+
 from __future__ import annotations
 
 import math
@@ -6,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from ..o3 import Irrep, Irreps
+from ..o3 import Irreps
 from ._constants import ExactConstants
 from ._symmetric_basis import multiplicities, sorted_monomials, symmetric_contraction_basis
 from ._symmetric_contraction_fn import ContractionFunction, init_derivatives
@@ -103,9 +104,12 @@ class SymmetricContraction(ExactConstants):
         if correlation >= 5:
             import warnings
 
-            warnings.warn(f"SymmetricContraction: correlation={correlation}: the symmetric basis grows "
-                          "combinatorially with the order and takes a while to build (for 0e+1o+2e+3o inputs about "
-                          "7 s at 5 and minutes at 6, once per process); MACE uses 3", stacklevel=2)
+            warnings.warn(
+                f"SymmetricContraction: correlation={correlation}: the symmetric basis grows "
+                "combinatorially with the order and takes a while to build (for 0e+1o+2e+3o inputs about "
+                "7 s at 5 and minutes at 6, once per process); MACE uses 3",
+                stacklevel=2,
+            )
         C, per_in = _channel_irreps(self.irreps_in)
         C_out, _ = _channel_irreps(self.irreps_out)
         if C_out != C:
@@ -169,13 +173,18 @@ class SymmetricContraction(ExactConstants):
         top = correlation if correlation > 1 else None
         self._pool_orders = list(range(2, correlation))
         for k in self._pool_orders:
-            self.register_buffer(f"_pre{k}", torch.tensor([pos[k - 1][t[:-1]] for t in order[k]], dtype=torch.long),
-                                 persistent=False)
-            self.register_buffer(f"_last{k}", torch.tensor([t[-1] for t in order[k]], dtype=torch.long), persistent=False)
+            self.register_buffer(
+                f"_pre{k}", torch.tensor([pos[k - 1][t[:-1]] for t in order[k]], dtype=torch.long), persistent=False
+            )
+            self.register_buffer(
+                f"_last{k}", torch.tensor([t[-1] for t in order[k]], dtype=torch.long), persistent=False
+            )
         contracted = {nu: [t for t in order[nu] if used[nu][_flat_index(t, D)]] for nu in order}
         if top is not None:
             ts = contracted[top]
-            self.register_buffer("_a", torch.tensor([pos[top - 1][t[:-1]] for t in ts], dtype=torch.long), persistent=False)
+            self.register_buffer(
+                "_a", torch.tensor([pos[top - 1][t[:-1]] for t in ts], dtype=torch.long), persistent=False
+            )
             self.register_buffer("_b", torch.tensor([t[-1] for t in ts], dtype=torch.long), persistent=False)
         # column segments of U: order 1 (all D), pool orders 2..nu_max-1 (all needed), top (contracted)
         seg_cols = {}
@@ -251,7 +260,11 @@ class SymmetricContraction(ExactConstants):
     def coefficient_matrix(self) -> torch.Tensor:
         """Stacked path weights ``[E*C, K_all]`` (row ``e*C + c``; columns in ``_paths`` order)."""
         E, C = self.num_elements, self.channels
-        W = torch.cat([w.transpose(1, 2) for w in self.weights], -1) if len(self.weights) > 1 else self.weights[0].transpose(1, 2)
+        W = (
+            torch.cat([w.transpose(1, 2) for w in self.weights], -1)
+            if len(self.weights) > 1
+            else self.weights[0].transpose(1, 2)
+        )
         return W.reshape(E * C, -1)
 
     def coefficients(self) -> torch.Tensor:
@@ -260,13 +273,17 @@ class SymmetricContraction(ExactConstants):
 
     def forward(self, x: torch.Tensor, node_attrs: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[-1] != self.irreps_in.dim:
-            raise ValueError(f"SymmetricContraction: x must be [N, {self.irreps_in.dim}] ({self.irreps_in}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"SymmetricContraction: x must be [N, {self.irreps_in.dim}] ({self.irreps_in}), got {tuple(x.shape)}"
+            )
         N, C, E = x.shape[0], self.channels, self.num_elements
         if node_attrs.dtype in (torch.long, torch.int32, torch.int64):
             elem = node_attrs.long()
         else:
             if node_attrs.shape != (N, E):
-                raise ValueError(f"node_attrs must be one-hot [N={N}, {E}] or [N] indices, got {tuple(node_attrs.shape)}")
+                raise ValueError(
+                    f"node_attrs must be one-hot [N={N}, {E}] or [N] indices, got {tuple(node_attrs.shape)}"
+                )
             elem = node_attrs.argmax(-1)
         if not self.analytic_backward or torch.compiler.is_compiling():  # (a traced Function loses its double backward)
             return self._forward_autograd(x, node_attrs, elem)
@@ -283,8 +300,11 @@ class SymmetricContraction(ExactConstants):
         xt = x.reshape(-1).index_select(0, src.reshape(-1)).view(C, self.D, N)
         y = ContractionFunction.apply(xt, self.coefficient_matrix(), self, counts)  # [C, d, N sorted]
         # [C, d, N sorted] -> mul_ir [N, C*d blocks] with one gather
-        pos = torch.arange(N, device=x.device) if order is None else torch.empty_like(order).scatter_(
-            0, order, torch.arange(N, device=x.device))
+        pos = (
+            torch.arange(N, device=x.device)
+            if order is None
+            else torch.empty_like(order).scatter_(0, order, torch.arange(N, device=x.device))
+        )
         dst = self._perm_out[None, :] * N + pos[:, None]
         return y.reshape(-1).index_select(0, dst.reshape(-1)).view(N, C * self.d_tot)
 
@@ -306,8 +326,10 @@ class SymmetricContraction(ExactConstants):
         return y.reshape(N, C * self.d_tot).index_select(1, self._perm_out)  # [N, C, d] -> mul_ir
 
     def extra_repr(self) -> str:
-        return (f"{self.irreps_in} -> {self.irreps_out}, correlation={self.correlation}, "
-                f"num_elements={self.num_elements}, monomials={self.J}, paths={dict(self.num_paths)}")
+        return (
+            f"{self.irreps_in} -> {self.irreps_out}, correlation={self.correlation}, "
+            f"num_elements={self.num_elements}, monomials={self.J}, paths={dict(self.num_paths)}"
+        )
 
 
 def _flat_index(t, D: int) -> int:

@@ -17,6 +17,7 @@ products, and the Jacobian is computed once and reused by the second
 backward. Nodes are grouped by element (``counts``), so every node meets
 only its own element's coefficients.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,7 +46,7 @@ def _will_execute(t: torch.Tensor) -> bool:
 
 def contraction_output(sc, M: torch.Tensor, mono: torch.Tensor, counts) -> torch.Tensor:
     """``M [E, C, d, J]``, monomials ``[C, J, N]`` (nodes grouped by element) -> ``y [C, d, N]``."""
-    parts = _per_element(lambda e, s, n: torch.bmm(M[e], mono[:, :, s:s + n]), counts)
+    parts = _per_element(lambda e, s, n: torch.bmm(M[e], mono[:, :, s : s + n]), counts)
     if not parts:
         return mono.new_zeros(M.shape[1], M.shape[2], 0)
     return parts[0] if len(parts) == 1 else torch.cat(parts, 2)
@@ -54,7 +55,7 @@ def contraction_output(sc, M: torch.Tensor, mono: torch.Tensor, counts) -> torch
 def weight_grad(sc, gy: torch.Tensor, mono: torch.Tensor, counts) -> torch.Tensor:
     """``gy [C, d, N]``, monomials ``[C, J, N]`` -> gradient of the stacked weights ``[E*C, K]``."""
     E, C, d = sc.num_elements, sc.channels, sc.d_tot
-    parts = _per_element(lambda e, s, n: torch.bmm(gy[:, :, s:s + n], mono[:, :, s:s + n].transpose(1, 2)), counts)
+    parts = _per_element(lambda e, s, n: torch.bmm(gy[:, :, s : s + n], mono[:, :, s : s + n].transpose(1, 2)), counts)
     if len(parts) == E:
         gM = torch.stack(parts, 0)
     else:
@@ -71,7 +72,7 @@ def jacobian(sc, xt: torch.Tensor, Wc: torch.Tensor, counts) -> torch.Tensor:
     ``p_o p_i``, so ``G_e = W_e U_G`` is stored as its two dense blocks
     ``[C, R+, P+]`` and ``[C, R-, P-]`` (about half of the full ``[C, d*D, P]``).
     """
-    E, C, d, D, N = sc.num_elements, sc.channels, sc.d_tot, sc.D, xt.shape[2]
+    _E, C, d, D, N = sc.num_elements, sc.channels, sc.d_tot, sc.D, xt.shape[2]
     (Rp, Pp), (Rm, Pm) = sc._jac_blocks
     B = sc._derivative_monomials(xt)  # [C, P, N], even monomials first
     Bp, Bm = B.split([Pp, Pm], 1)
@@ -79,8 +80,8 @@ def jacobian(sc, xt: torch.Tensor, Wc: torch.Tensor, counts) -> torch.Tensor:
 
     def block(e, s, n):
         Gp, Gm = (Wc.narrow(0, e * C, C) @ sc._UG).split([Rp * Pp, Rm * Pm], 1)
-        plus.append(torch.bmm(Gp.view(C, Rp, Pp), Bp[:, :, s:s + n]))
-        minus.append(torch.bmm(Gm.view(C, Rm, Pm), Bm[:, :, s:s + n]))
+        plus.append(torch.bmm(Gp.view(C, Rp, Pp), Bp[:, :, s : s + n]))
+        minus.append(torch.bmm(Gm.view(C, Rm, Pm), Bm[:, :, s : s + n]))
 
     _per_element(block, counts)
     if not plus:
@@ -108,21 +109,22 @@ def init_derivatives(sc, coef: dict, d_off) -> None:
         nz = np.flatnonzero(np.abs(vals).max(axis=(0, 1)) > 0)
         used[(o, nu)] = [(m, tuple(int(v) for v in tup[m])) for m in nz]
     parity = lambda q: int(np.prod([p_in[v] for v in q])) if q else 1  # noqa: E731
-    derivs = {t[:k] + t[k + 1:] for lst in used.values() for _, t in lst for k in range(len(t))}
+    derivs = {t[:k] + t[k + 1 :] for lst in used.values() for _, t in lst for k in range(len(t))}
     Q = sorted(derivs, key=lambda q: (parity(q) != 1, len(q), q))
     qpos = {q: r for r, q in enumerate(Q)}
     P, Pp = len(Q), sum(parity(q) == 1 for q in Q)
     for f in range(max(nu_max - 1, 1)):  # b_q = prod_f xe[f-th padded factor], xe = [1, x]
         pad = [(-1,) * (nu_max - 1 - len(q)) + q for q in Q]
-        sc.register_buffer(f"_bf{f}", torch.tensor([t[f] + 1 if nu_max > 1 else 0 for t in pad], dtype=torch.long),
-                           persistent=False)
+        sc.register_buffer(
+            f"_bf{f}", torch.tensor([t[f] + 1 if nu_max > 1 else 0 for t in pad], dtype=torch.long), persistent=False
+        )
     rows = []
     for (o, nu), vals in sorted(coef.items()):
         u = np.zeros((vals.shape[0], d, D, P))
         for m, t in used[(o, nu)]:
             for i in set(t):
                 k = t.index(i)
-                u[:, d_off[o]:d_off[o + 1], i, qpos[t[:k] + t[k + 1:]]] += vals[:, :, m] * t.count(i)
+                u[:, d_off[o] : d_off[o + 1], i, qpos[t[:k] + t[k + 1 :]]] += vals[:, :, m] * t.count(i)
         rows.append(u.reshape(vals.shape[0], d * D, P))
     u = np.concatenate(rows, 0)  # [K_all, d*D, P]
     sign = np.array([p_out[r // D] * p_in[r % D] for r in range(d * D)])
@@ -130,7 +132,9 @@ def init_derivatives(sc, coef: dict, d_off) -> None:
     assert not u[:, rp, Pp:].any() and not u[:, rm, :Pp].any(), "parity selection rule violated"
     K = u.shape[0]
     sc.register_constant("_UG", np.concatenate([u[:, rp, :Pp].reshape(K, -1), u[:, rm, Pp:].reshape(K, -1)], 1))
-    sc.register_buffer("_jac_rows", torch.tensor(np.argsort(np.concatenate([rp, rm])), dtype=torch.long), persistent=False)
+    sc.register_buffer(
+        "_jac_rows", torch.tensor(np.argsort(np.concatenate([rp, rm])), dtype=torch.long), persistent=False
+    )
     sc._jac_blocks = ((len(rp), Pp), (len(rm), P - Pp))
     sc.P = P
     # the analytic backward pays off when the Jacobian blocks are small next to the monomial work that

@@ -4,6 +4,7 @@ Used by ``equivar bench sh`` and ``benchmarks/sh.py``. Each measurement is
 the median of interleaved repeats (peers alternate within each round so
 that background load affects them alike), after warm-up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,7 +71,7 @@ def run_benchmark(n: int = 100_000, Ls=(3, 8), repeats: int = 15, threads: int =
 
 def format_table(rows: list[dict]) -> str:
     peers = sorted({k for r in rows for k in r["ms"]} - {"equivar"})
-    head = f"| L | pass | equivar ms | " + " | ".join(f"{p} ms | {p}/equivar" for p in peers) + " |"
+    head = "| L | pass | equivar ms | " + " | ".join(f"{p} ms | {p}/equivar" for p in peers) + " |"
     sep = "|" + "---|" * (3 + 2 * len(peers))
     lines = [head, sep]
     for r in rows:

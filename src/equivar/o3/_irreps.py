@@ -5,10 +5,12 @@ The string syntax, ordering and feature layout follow e3nn exactly
 ``mul`` copies of each irrep, ``mul_ir`` layout), so tensors and weights are
 interchangeable with e3nn, MACE and NequIP.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -83,24 +85,24 @@ class Irrep(tuple):
     def __repr__(self) -> str:
         return f"{self.l}{'e' if self.p == 1 else 'o'}"
 
-    def __mul__(self, other: "Irrep") -> Iterator["Irrep"]:
+    def __mul__(self, other: Irrep) -> Iterator[Irrep]:
         """Irreps in the tensor product ``self x other`` (|l1-l2| .. l1+l2)."""
         other = Irrep(other)
         p = self.p * other.p
         for l in range(abs(self.l - other.l), self.l + other.l + 1):
             yield Irrep(l, p)
 
-    def __rmul__(self, mul: int) -> "Irreps":
+    def __rmul__(self, mul: int) -> Irreps:
         return Irreps([(mul, self)])
 
-    def __add__(self, other) -> "Irreps":
+    def __add__(self, other) -> Irreps:
         return Irreps(self) + Irreps(other)
 
     def __contains__(self, _):  # pragma: no cover - tuples otherwise allow "in"
         raise TypeError("use Irreps for containment")
 
     @classmethod
-    def iterator(cls, lmax: int | None = None) -> Iterator["Irrep"]:
+    def iterator(cls, lmax: int | None = None) -> Iterator[Irrep]:
         """All irreps ordered 0e, 0o, 1o, 1e, 2e, 2o, ... up to ``lmax``."""
         l = 0
         while lmax is None or l <= lmax:
@@ -187,7 +189,9 @@ class Irreps(tuple):
                     out.append(_MulIr(mul, ir))
         else:
             if not hasattr(irreps, "__iter__"):
-                raise ValueError(f"cannot interpret {irreps!r} as irreps: expected a string such as '16x0e+8x1o', an Irrep or (mul, irrep) pairs")
+                raise ValueError(
+                    f"cannot interpret {irreps!r} as irreps: expected a string such as '16x0e+8x1o', an Irrep or (mul, irrep) pairs"
+                )
             for item in irreps:
                 if isinstance(item, str) or isinstance(item, Irrep):
                     out.append(_MulIr(1, Irrep(item)))
@@ -239,13 +243,13 @@ class Irreps(tuple):
         return any(mi.ir == ir for mi in self)
 
     # --- algebra -----------------------------------------------------------
-    def __add__(self, other) -> "Irreps":
+    def __add__(self, other) -> Irreps:
         return Irreps(tuple(self) + tuple(Irreps(other)))
 
-    def __radd__(self, other) -> "Irreps":
+    def __radd__(self, other) -> Irreps:
         return Irreps(other) + self
 
-    def __mul__(self, n: int) -> "Irreps":
+    def __mul__(self, n: int) -> Irreps:
         if isinstance(n, Irreps):
             raise NotImplementedError("use equivar.tp for tensor products of Irreps")
         return Irreps(tuple(self) * n)
@@ -258,7 +262,7 @@ class Irreps(tuple):
             return Irreps(x)
         return x
 
-    def simplify(self) -> "Irreps":
+    def simplify(self) -> Irreps:
         """Merge consecutive equal irreps and drop zero multiplicities."""
         out: list[tuple[int, Irrep]] = []
         for mul, ir in self:
@@ -270,10 +274,10 @@ class Irreps(tuple):
                 out.append((mul, ir))
         return Irreps(out)
 
-    def remove_zero_multiplicities(self) -> "Irreps":
+    def remove_zero_multiplicities(self) -> Irreps:
         return Irreps([(mul, ir) for mul, ir in self if mul > 0])
 
-    def sort(self) -> "_SortResult":
+    def sort(self) -> _SortResult:
         """Sort by (l, parity order of e3nn): returns ``(irreps, p, inv)``.
 
         ``p[i]`` is the new position of block ``i``; ``inv[j]`` the old
@@ -286,7 +290,7 @@ class Irreps(tuple):
             p[old] = new
         return _SortResult(Irreps([self[i] for i in inv]), tuple(p), inv)
 
-    def filter(self, keep=None, drop=None) -> "Irreps":
+    def filter(self, keep=None, drop=None) -> Irreps:
         """Keep only the blocks whose irrep is in ``keep`` / not in ``drop``."""
 
         def as_set(x):
@@ -299,12 +303,14 @@ class Irreps(tuple):
         return Irreps([(mul, ir) for mul, ir in self if (keep_s is None or ir in keep_s) and ir not in drop_s])
 
     @staticmethod
-    def spherical_harmonics(lmax: int, p: int = -1) -> "Irreps":
+    def spherical_harmonics(lmax: int, p: int = -1) -> Irreps:
         """``0e + 1o + 2e + ...`` up to ``lmax`` (``p=-1``: parity ``(-1)**l``)."""
         return Irreps([(1, Irrep(l, p**l)) for l in range(lmax + 1)])
 
     # --- tensors ------------------------------------------------------------
-    def randn(self, *size: int, normalization: str = "component", generator=None, dtype=None, device=None) -> torch.Tensor:
+    def randn(
+        self, *size: int, normalization: str = "component", generator=None, dtype=None, device=None
+    ) -> torch.Tensor:
         """Random features ``[*size, dim]``; ``-1`` in ``size`` marks the feature axis.
 
         ``normalization='component'``: unit variance per component;

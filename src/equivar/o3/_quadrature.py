@@ -10,6 +10,7 @@ trapezoid rule on ``n`` equispaced azimuths is exact for Fourier modes
 ``|m| < n``). A product of spherical harmonics of degrees ``l1, l2, l3``
 has degree ``l1 + l2 + l3``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,7 +36,7 @@ class SphereGrid(NamedTuple):
     n_alpha: int
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _grid_np(n_beta: int, n_alpha: int):
     xb, wb = np.polynomial.legendre.leggauss(n_beta)  # cos(beta), weights sum 2
     beta = np.arccos(xb)
@@ -46,7 +47,9 @@ def _grid_np(n_beta: int, n_alpha: int):
     return pts, w
 
 
-def sphere_grid(band_limit: int, n_beta: int | None = None, n_alpha: int | None = None, dtype=None, device=None) -> SphereGrid:
+def sphere_grid(
+    band_limit: int, n_beta: int | None = None, n_alpha: int | None = None, dtype=None, device=None
+) -> SphereGrid:
     """Gauss-Legendre x equiangular grid exact for polynomials of degree ``<= band_limit``.
 
     Parameters
@@ -76,5 +79,9 @@ def sphere_grid(band_limit: int, n_beta: int | None = None, n_alpha: int | None 
     pts, w = _grid_np(n_beta, n_alpha)
     dtype = dtype or torch.get_default_dtype()
     return SphereGrid(
-        torch.tensor(pts, dtype=dtype, device=device), torch.tensor(w, dtype=dtype, device=device), band_limit, n_beta, n_alpha
+        torch.tensor(pts, dtype=dtype, device=device),
+        torch.tensor(w, dtype=dtype, device=device),
+        band_limit,
+        n_beta,
+        n_alpha,
     )

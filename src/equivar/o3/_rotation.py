@@ -4,6 +4,7 @@ Euler angles follow e3nn's convention, ``R = Y(alpha) X(beta) Y(gamma)``
 (rotations about the y, x, y axes), so angles are interchangeable with
 ``e3nn.o3``.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,9 +54,15 @@ def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
     w, x, y, z = q.unbind(-1)
     R = torch.stack(
         [
-            1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-            2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-            2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - z * w),
+            2 * (x * z + y * w),
+            2 * (x * y + z * w),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - x * w),
+            2 * (x * z - y * w),
+            2 * (y * z + x * w),
+            1 - 2 * (x * x + y * y),
         ],
         dim=-1,
     )
@@ -144,5 +151,7 @@ def matrix_to_axis_angle(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     small = v.norm(dim=-1, keepdim=True) < 1e-6
     axis = torch.where(small & (angle[..., None] > math.pi / 2), col, v)
     axis = torch.nn.functional.normalize(axis, dim=-1)
-    axis = torch.where(axis.norm(dim=-1, keepdim=True) == 0, torch.tensor([0.0, 1.0, 0.0], dtype=R.dtype, device=R.device), axis)
+    axis = torch.where(
+        axis.norm(dim=-1, keepdim=True) == 0, torch.tensor([0.0, 1.0, 0.0], dtype=R.dtype, device=R.device), axis
+    )
     return axis, angle

@@ -13,11 +13,12 @@ Normalizations (on unit vectors):
 - ``'norm'``: ``sum_m Y_lm^2 = 1``
 - ``'integral'``: ``int_{S^2} Y_lm Y_l'm' dOmega = delta`` (orthonormal)
 """
+
 from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -26,7 +27,7 @@ from ._irreps import MAX_L, Irreps
 MAX_SH_L = MAX_L
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _coefficients(lmax: int):
     """Recurrence constants for P~_l^m = F(l,m) Q_l^m, F including sqrt(2) for m>0."""
 
@@ -78,7 +79,9 @@ def _sh_rows(lmax: int, x, y, z, r2, out: torch.Tensor | None = None) -> list:
             elif l == m + 2:
                 P[(l, m)] = (Z_ * P[(l - 1, m)]) * a - r2 * (b * diag[m])
             else:
-                P[(l, m)] = (Z_ * P[(l - 1, m)]) * a - (r2 * P[(l - 2, m)] if isinstance(r2, torch.Tensor) else P[(l - 2, m)]) * b
+                P[(l, m)] = (Z_ * P[(l - 1, m)]) * a - (
+                    r2 * P[(l - 2, m)] if isinstance(r2, torch.Tensor) else P[(l - 2, m)]
+                ) * b
     rows = []
     k = 0
     for l in range(lmax + 1):
@@ -123,7 +126,7 @@ def _sh_reference(lmax: int, v: torch.Tensor, normalize: bool) -> torch.Tensor:
     return torch.stack(_sh_rows(lmax, x, y, z, r2), dim=-1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fast_plan(lmax: int):
     """Index plan of the vectorised forward: per l the recurrence coefficient
     vectors over m, and the gather indices combining P~_l^|m| with c_m / s_m."""
@@ -154,7 +157,12 @@ def _plan_tensors(lmax: int, dtype, device):
     if key not in _PLAN_TENSORS:
         coef, pidx, cidx = _fast_plan(lmax)
         tens = [
-            (torch.tensor(a, dtype=dtype, device=device)[:, None], torch.tensor(b, dtype=dtype, device=device)[:, None], top, d)
+            (
+                torch.tensor(a, dtype=dtype, device=device)[:, None],
+                torch.tensor(b, dtype=dtype, device=device)[:, None],
+                top,
+                d,
+            )
             for a, b, top, d in coef
         ]
         _PLAN_TENSORS[key] = (
@@ -234,7 +242,7 @@ def _sh_forward_fast(lmax: int, v: torch.Tensor, normalize: bool) -> torch.Tenso
         return out.t()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _derivative_table(l: int) -> torch.Tensor:
     """``M [3, 2l+1, 2l-1]`` with ``d/dx_a R_l = M[a] @ R_{l-1}`` for the solid harmonics.
 
@@ -264,7 +272,9 @@ def _grad_table(l: int, dtype, device) -> torch.Tensor:
     key = (l, dtype, device)
     if key not in _TABLES:
         M = _derivative_table(l)  # [3, 2l+1, 2l-1]
-        _TABLES[key] = M.permute(0, 2, 1).reshape(3 * (2 * l - 1), 2 * l + 1).to(dtype=dtype, device=device).contiguous()
+        _TABLES[key] = (
+            M.permute(0, 2, 1).reshape(3 * (2 * l - 1), 2 * l + 1).to(dtype=dtype, device=device).contiguous()
+        )
     return _TABLES[key]
 
 
@@ -405,7 +415,14 @@ def spherical_harmonics(
         Y = Y.index_select(-1, idx)
     if normalization != "component":
         f = torch.cat(
-            [torch.full((2 * l + 1,), (1 / math.sqrt(2 * l + 1)) if normalization == "norm" else 1 / math.sqrt(4 * math.pi), dtype=torch.float64) for l in lst]
+            [
+                torch.full(
+                    (2 * l + 1,),
+                    (1 / math.sqrt(2 * l + 1)) if normalization == "norm" else 1 / math.sqrt(4 * math.pi),
+                    dtype=torch.float64,
+                )
+                for l in lst
+            ]
         ).to(dtype=Y.dtype, device=Y.device)
         Y = Y * f
     return Y.reshape(batch + (Y.shape[-1],))

@@ -7,6 +7,7 @@ axis y. ``wigner_3j(l1, l2, l3)`` equals ``e3nn.o3.wigner_3j``: the
 SU(2) Clebsch-Gordan coefficients (Racah's formula, exact rational
 arithmetic) rotated into the real basis and scaled to unit Frobenius norm.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,7 +31,7 @@ def _triangle(l1: int, l2: int, l3: int) -> bool:
     return abs(l1 - l2) <= l3 <= l1 + l2
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def change_basis_real_to_complex_np(l: int) -> np.ndarray:
     q = np.zeros((2 * l + 1, 2 * l + 1), dtype=np.complex128)
     s = 1 / math.sqrt(2)
@@ -78,7 +79,7 @@ def _su2_cg_coeff(j1, m1, j2, m2, j3, m3) -> float:
     return value if s_num > 0 else -value
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _su2_cg_np(l1: int, l2: int, l3: int) -> np.ndarray:
     C = np.zeros((2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1))
     for m1 in range(-l1, l1 + 1):
@@ -89,7 +90,7 @@ def _su2_cg_np(l1: int, l2: int, l3: int) -> np.ndarray:
     return C
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _wigner_3j_np(l1: int, l2: int, l3: int) -> np.ndarray:
     if not _triangle(l1, l2, l3):
         return np.zeros((2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1))
@@ -118,12 +119,14 @@ def wigner_3j(l1: int, l2: int, l3: int, dtype=None, device=None) -> torch.Tenso
     """
     _check_l(l1, l2, l3)
     if not _triangle(l1, l2, l3):
-        raise ValueError(f"wigner_3j({l1}, {l2}, {l3}): the degrees violate the triangle rule "
-                         f"|l1-l2| <= l3 <= l1+l2 (no coupling exists)")
+        raise ValueError(
+            f"wigner_3j({l1}, {l2}, {l3}): the degrees violate the triangle rule "
+            f"|l1-l2| <= l3 <= l1+l2 (no coupling exists)"
+        )
     return torch.tensor(_wigner_3j_np(l1, l2, l3), dtype=dtype or torch.get_default_dtype(), device=device)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gaunt_np(l1: int, l2: int, l3: int) -> np.ndarray:
     shape = (2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1)
     if (l1 + l2 + l3) % 2 == 1 or not _triangle(l1, l2, l3):
@@ -150,7 +153,7 @@ def gaunt(l1: int, l2: int, l3: int, dtype=None, device=None) -> torch.Tensor:
     return torch.tensor(_gaunt_np(l1, l2, l3), dtype=dtype or torch.get_default_dtype(), device=device)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _so3_generators_np(l: int) -> np.ndarray:
     j = l
     m = np.arange(-j, j)

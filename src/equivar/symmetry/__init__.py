@@ -13,13 +13,30 @@
 Types (how tensors transform) and groups (SO3, O3, SO2(axis), Cn, Dn, T, Td,
 O, Oh, I, Ih, Ci, translations, permutations) are shared by all three.
 """
+
 from . import audit, regularizers
 from ._frame_averaging import FrameAveraging
 from ._frames import FrameSet, frame_set
-from ._groups import FiniteGroup, Group, O3, Permutations, RotationGroup, SO2, SO3, Translations, get_group
+from ._groups import O3, SO2, SO3, FiniteGroup, Group, Permutations, RotationGroup, Translations, get_group
 from ._types import GroupElement, Typed, act, norm_type
 
 __all__ = [
-    "FiniteGroup", "FrameAveraging", "FrameSet", "Group", "GroupElement", "O3", "Permutations", "RotationGroup",
-    "SO2", "SO3", "Translations", "Typed", "act", "audit", "frame_set", "get_group", "norm_type", "regularizers",
+    "FiniteGroup",
+    "FrameAveraging",
+    "FrameSet",
+    "Group",
+    "GroupElement",
+    "O3",
+    "Permutations",
+    "RotationGroup",
+    "SO2",
+    "SO3",
+    "Translations",
+    "Typed",
+    "act",
+    "audit",
+    "frame_set",
+    "get_group",
+    "norm_type",
+    "regularizers",
 ]

@@ -11,6 +11,7 @@ Both follow docs/contracts.md: ``model(batch, compute_forces=True) ->
 {'energy' [G], 'forces' [N, 3]}`` for batches whose graphs all have the
 same number of atoms.
 """
+
 from __future__ import annotations
 
 import torch
@@ -57,14 +58,29 @@ class FlatMLPPotential(torch.nn.Module):
     Raises ``ValueError`` on a batch whose graphs do not all have ``n_atoms`` atoms.
     """
 
-    def __init__(self, n_atoms: int, hidden: int = 64, energy_shift: float = 0.0, energy_scale: float = 1.0,
-                 dtype: str = "float64"):
+    def __init__(
+        self,
+        n_atoms: int,
+        hidden: int = 64,
+        energy_shift: float = 0.0,
+        energy_scale: float = 1.0,
+        dtype: str = "float64",
+    ):
         super().__init__()
-        self.hparams = {"name": "flat_mlp", "n_atoms": n_atoms, "hidden": hidden, "energy_shift": energy_shift,
-                        "energy_scale": energy_scale, "dtype": dtype}
+        self.hparams = {
+            "name": "flat_mlp",
+            "n_atoms": n_atoms,
+            "hidden": hidden,
+            "energy_shift": energy_shift,
+            "energy_scale": energy_scale,
+            "dtype": dtype,
+        }
         self.n_atoms = n_atoms
         self.net = torch.nn.Sequential(
-            torch.nn.Linear(3 * n_atoms, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
+            torch.nn.Linear(3 * n_atoms, hidden),
+            torch.nn.SiLU(),
+            torch.nn.Linear(hidden, hidden),
+            torch.nn.SiLU(),
             torch.nn.Linear(hidden, 1),
         ).to(getattr(torch, dtype))
         self.register_buffer("shift", torch.tensor(float(energy_shift), dtype=getattr(torch, dtype)))
@@ -93,8 +109,9 @@ class PositionsPotential(torch.nn.Module):
         return _energy_forces(self.module, batch, compute_forces, None, self.training)
 
 
-def fit_flat_mlp(batch: dict, steps: int = 300, hidden: int = 64, seed: int = 0, forces_weight: float = 10.0,
-                 log=None) -> FlatMLPPotential:
+def fit_flat_mlp(
+    batch: dict, steps: int = 300, hidden: int = 64, seed: int = 0, forces_weight: float = 10.0, log=None
+) -> FlatMLPPotential:
     """Train a :class:`FlatMLPPotential` on a batch's ``energy`` (and ``forces``) labels (Adam, full batch).
 
     Without labels the randomly initialised MLP is returned. Seeded.

@@ -4,6 +4,7 @@ The symmetry layer sits above ``equivar.data`` and must not import it, so
 this module only knows the batch *format*: a dict of tensors with node-,
 edge- and graph-level keys.
 """
+
 from __future__ import annotations
 
 import torch

@@ -9,10 +9,11 @@ both norms are zero). The aggregate over samples and elements is
 ``sqrt(sum diff^2) / sqrt(sum scale^2)``. This is the measure of
 :func:`equivar.testing.equivariance_error`, split by sample.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -108,8 +109,9 @@ class GroupErrors:
         return {"group": self.group, "n_elements": len(self.labels), "outputs": out}
 
 
-def group_elements(group: Group, subject: Subject, n: int, generator: torch.Generator,
-                   max_finite: int = 120) -> list[GroupElement]:
+def group_elements(
+    group: Group, subject: Subject, n: int, generator: torch.Generator, max_finite: int = 120
+) -> list[GroupElement]:
     """All non-identity elements of a finite group (up to ``max_finite``), else ``n`` samples."""
     if group.finite and getattr(group, "order", 0) <= max_finite:
         els = group.elements(**subject.node_context)
@@ -145,14 +147,16 @@ def errors_for_elements(subject: Subject, elements: Sequence[GroupElement], grou
     agg = {k: float(relative(torch.tensor(v[0]), torch.tensor(v[1]))) for k, v in tot.items()}
     per_block = {
         k: {b: float(relative(torch.tensor(v[0]), torch.tensor(v[1]))) for b, v in bd.items()}
-        for k, bd in blk_tot.items() if len(bd) > 1
+        for k, bd in blk_tot.items()
+        if len(bd) > 1
     }
     rms = {k: (tot[k][0] / counts[k]) ** 0.5 if counts[k] else 0.0 for k in tot}
     return GroupErrors(group_name, [g.label for g in elements], per_el, agg, per_block, rms)
 
 
-def equivariance_errors(subject: Subject, groups: Sequence = ("SO3", "O3"), *, n_elements: int = 8,
-                        seed: int = 0, max_finite: int = 120) -> dict[str, GroupErrors]:
+def equivariance_errors(
+    subject: Subject, groups: Sequence = ("SO3", "O3"), *, n_elements: int = 8, seed: int = 0, max_finite: int = 120
+) -> dict[str, GroupErrors]:
     """Relative equivariance errors of ``subject`` for each group.
 
     Parameters

@@ -5,6 +5,7 @@ deduplicated to 1e-8), so every list is a group exactly up to rounding.
 Orders: ``C_n`` n, ``D_n`` 2n, ``T`` 12, ``O`` 24, ``I`` 60; the improper
 extensions ``Td`` 24, ``Oh`` 48, ``Ih`` 120, ``Ci`` = {E, inversion} 2.
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,12 +56,16 @@ def _key(R: torch.Tensor) -> tuple:
 def perpendicular(axis: torch.Tensor) -> torch.Tensor:
     """A unit vector perpendicular to ``axis [3]`` (x for the z axis, deterministic)."""
     a = axis / axis.norm()
-    ref = torch.tensor([1.0, 0.0, 0.0], dtype=a.dtype) if abs(float(a[0])) < 0.9 else torch.tensor([0.0, 1.0, 0.0], dtype=a.dtype)
+    ref = (
+        torch.tensor([1.0, 0.0, 0.0], dtype=a.dtype)
+        if abs(float(a[0])) < 0.9
+        else torch.tensor([0.0, 1.0, 0.0], dtype=a.dtype)
+    )
     p = ref - (ref @ a) * a
     return p / p.norm()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cyclic(n: int, axis: tuple) -> torch.Tensor:
     """``C_n`` about ``axis``: rotations by ``2 pi k / n``, k = 0..n-1 (in that order)."""
     if n < 1:
@@ -68,7 +73,7 @@ def cyclic(n: int, axis: tuple) -> torch.Tensor:
     return torch.stack([_rot(axis, 2 * math.pi * k / n) for k in range(n)])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dihedral(n: int, axis: tuple) -> torch.Tensor:
     """``D_n``: ``C_n`` about ``axis`` plus ``n`` two-fold rotations about perpendicular axes."""
     if n < 1:
@@ -79,19 +84,19 @@ def dihedral(n: int, axis: tuple) -> torch.Tensor:
     return closure([_rot(axis, 2 * math.pi / n), flip])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tetrahedral() -> torch.Tensor:
     """``T`` (12 rotations of the tetrahedron with vertices (1,1,1), (1,-1,-1), ...)."""
     return closure([_rot((1.0, 1.0, 1.0), 2 * math.pi / 3), _rot(_AXES["z"], math.pi)])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def octahedral() -> torch.Tensor:
     """``O`` (24 rotations of the cube with faces normal to x, y, z)."""
     return closure([_rot(_AXES["z"], math.pi / 2), _rot(_AXES["x"], math.pi / 2)])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def icosahedral() -> torch.Tensor:
     """``I`` (60 rotations of the icosahedron with vertices (0, +-1, +-phi) and cyclic)."""
     phi = (1 + 5**0.5) / 2
@@ -103,7 +108,7 @@ def with_inversion(G: torch.Tensor) -> torch.Tensor:
     return torch.cat([G, -G])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tetrahedral_full() -> torch.Tensor:
     """``Td`` (24): ``T`` plus ``-R`` for the rotations ``R`` of ``O`` not in ``T``."""
     T, O = tetrahedral(), octahedral()

@@ -7,6 +7,7 @@ Averaging for Invariant and Equivariant Network Design", ICLR 2022.
 frames of the point cloud (PCA frames, with the degenerate-covariance
 strategy of :mod:`._frames`); for E(3)/SE(3), ``g = (F, centroid)``.
 """
+
 from __future__ import annotations
 
 import collections
@@ -92,9 +93,21 @@ class FrameAveraging(torch.nn.Module):
     torch.Size([2, 1])
     """
 
-    def __init__(self, backbone, group: str = "E3", in_types=("positions",), out_types="0e", *,
-                 stochastic: bool = False, frame_input: int | None = None, eig_tol: float | None = None,
-                 tie_tol: float | None = None, n_average: int = 12, max_frames: int = 512, seed: int | None = None):
+    def __init__(
+        self,
+        backbone,
+        group: str = "E3",
+        in_types=("positions",),
+        out_types="0e",
+        *,
+        stochastic: bool = False,
+        frame_input: int | None = None,
+        eig_tol: float | None = None,
+        tie_tol: float | None = None,
+        n_average: int = 12,
+        max_frames: int = 512,
+        seed: int | None = None,
+    ):
         super().__init__()
         if group not in _GROUPS:
             raise ValueError(f"group must be one of {sorted(_GROUPS)}, got {group!r}")
@@ -107,7 +120,9 @@ class FrameAveraging(torch.nn.Module):
         if frame_input is None:
             frame_input = next((i for i, t in enumerate(infos) if t.kind == "positions"), None)
             if frame_input is None and not self.translations:
-                frame_input = next((i for i, t in enumerate(infos) if t.kind == "irreps" and str(t.irreps) == "1x1o"), None)
+                frame_input = next(
+                    (i for i, t in enumerate(infos) if t.kind == "irreps" and str(t.irreps) == "1x1o"), None
+                )
         if frame_input is None:
             raise ValueError("FrameAveraging needs an input of type 'positions' (or give frame_input)")
         self.frame_input = frame_input
@@ -132,8 +147,15 @@ class FrameAveraging(torch.nn.Module):
         tie_tol = self.tie_tol if self.tie_tol is not None else tie_tol
         out = []
         for b in range(X.shape[0]):
-            fs = frame_set(X[b], proper=self.proper, use_centroid=not self.translations, eig_tol=eig_tol,
-                           tie_tol=tie_tol, n_average=self.n_average, max_frames=self.max_frames)
+            fs = frame_set(
+                X[b],
+                proper=self.proper,
+                use_centroid=not self.translations,
+                eig_tol=eig_tol,
+                tie_tol=tie_tol,
+                n_average=self.n_average,
+                max_frames=self.max_frames,
+            )
             F = fs.frames
             if fs.case == "pca" and X.requires_grad and torch.is_grad_enabled():
                 F = pca_frames(X[b], self.proper)
@@ -160,7 +182,7 @@ class FrameAveraging(torch.nn.Module):
         frames = self.frames(X)
         if self.stochastic and self.training:
             pick = [int(torch.randint(len(F), (1,), generator=self._gen)) for F in frames]
-            frames = [F[i:i + 1] for F, i in zip(frames, pick)]
+            frames = [F[i : i + 1] for F, i in zip(frames, pick)]
         counts = torch.tensor([len(F) for F in frames])
         self.stats["frames"] += int(counts.sum())
         b_idx = torch.repeat_interleave(torch.arange(B), counts).to(X.device)
@@ -168,8 +190,10 @@ class FrameAveraging(torch.nn.Module):
         t = X.to(torch.float64).mean(1).index_select(0, b_idx) if self.translations else None
         g = GroupElement(R=F, t=t)
         ginv = g.inverse()
-        canon = [act(a.index_select(0, b_idx), typ, ginv) if isinstance(a, torch.Tensor) else a
-                 for a, typ in zip(args, self.in_types)]
+        canon = [
+            act(a.index_select(0, b_idx), typ, ginv) if isinstance(a, torch.Tensor) else a
+            for a, typ in zip(args, self.in_types)
+        ]
         y = self.backbone(*canon)
         w = (1.0 / counts.to(torch.float64)).repeat_interleave(counts).to(X.device)
 

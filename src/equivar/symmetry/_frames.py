@@ -40,6 +40,7 @@ finite; equivariance can only break for inputs within rounding of a
 threshold. The frame set is discontinuous across thresholds (no continuous
 canonicalization exists in general).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -136,8 +137,16 @@ def _axis_case(u, vectors, c0, proper, tie_tol, scale, n_average):
     return _axis_frames(u, _average_dirs(u, _perp_ref(u), n_average), proper), "axis+average"
 
 
-def frame_set(points: torch.Tensor, *, proper: bool, use_centroid: bool, eig_tol: float, tie_tol: float,
-              n_average: int = 12, max_frames: int = 512) -> FrameSet:
+def frame_set(
+    points: torch.Tensor,
+    *,
+    proper: bool,
+    use_centroid: bool,
+    eig_tol: float,
+    tie_tol: float,
+    n_average: int = 12,
+    max_frames: int = 512,
+) -> FrameSet:
     """The frame set of one point cloud (see the module docstring).
 
     Parameters

@@ -24,6 +24,7 @@ Names accepted by :func:`get_group` (case-insensitive, spaces ignored):
 ``permutations``, ``SN``    node permutations (within each sample)
 ==========================  ==============================================
 """
+
 from __future__ import annotations
 
 import math
@@ -139,7 +140,9 @@ class SO3(RotationGroup):
         b = torch.tensor(np.arccos(x), dtype=torch.float64)
         wb = torch.tensor(wb / 2.0, dtype=torch.float64)
         A, B, C = torch.meshgrid(a, b, a, indexing="ij")
-        W = (torch.ones(n)[:, None, None] * wb[None, :, None] * torch.ones(n)[None, None, :]).to(torch.float64) / (n * n)
+        W = (torch.ones(n)[:, None, None] * wb[None, :, None] * torch.ones(n)[None, None, :]).to(torch.float64) / (
+            n * n
+        )
         R = angles_to_matrix(A.flatten(), B.flatten(), C.flatten())
         return R, W.flatten()
 

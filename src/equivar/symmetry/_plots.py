@@ -1,4 +1,5 @@
 """PNG plots of audits: polar orbit sweeps, SO(3) discs, per-group bars (matplotlib, Agg backend)."""
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,9 @@ def plot_axis_sweeps(rows: list, output: str, path: str, title: str = "") -> str
     """
     plt = _plt()
     n_ax = len(rows[0][0].axes)
-    fig, axs = plt.subplots(len(rows), n_ax, subplot_kw={"projection": "polar"},
-                            figsize=(2.6 * n_ax, 2.55 * len(rows) + 0.5), squeeze=False)
+    fig, axs = plt.subplots(
+        len(rows), n_ax, subplot_kw={"projection": "polar"}, figsize=(2.6 * n_ax, 2.55 * len(rows) + 0.5), squeeze=False
+    )
     for r, (sweep, metric) in enumerate(rows):
         data = getattr(sweep, metric)[output].numpy()  # [A, K, S]
         ang = list(sweep.angles.numpy())
@@ -55,13 +57,20 @@ def plot_axis_sweeps(rows: list, output: str, path: str, title: str = "") -> str
             ax.set_yticklabels([f"{top / 2:.2g}", f"{top:.2g}"], fontsize=6)
             ax.set_thetagrids([0, 90, 180, 270], fontsize=6)
             ax.set_title(f"{'-' if sweep.improper else ''}R about {name}", fontsize=8, pad=2)
-        axs[r][0].text(-0.35, 0.5, _METRIC_LABEL.get(metric, metric).replace(" ", "\n", 1) +
-                       ("\n(improper)" if sweep.improper else ""), transform=axs[r][0].transAxes,
-                       rotation=90, va="center", ha="center", fontsize=7)
-    fig.suptitle(title or f"{output}: orbit sweeps (blue: samples, red: mean)", fontsize=9,
-                 y=1 - 0.1 / fig.get_figheight())
-    fig.subplots_adjust(left=0.1, right=0.97, top=1 - 0.65 / fig.get_figheight(), bottom=0.03, hspace=0.35,
-                        wspace=0.35)
+        axs[r][0].text(
+            -0.35,
+            0.5,
+            _METRIC_LABEL.get(metric, metric).replace(" ", "\n", 1) + ("\n(improper)" if sweep.improper else ""),
+            transform=axs[r][0].transAxes,
+            rotation=90,
+            va="center",
+            ha="center",
+            fontsize=7,
+        )
+    fig.suptitle(
+        title or f"{output}: orbit sweeps (blue: samples, red: mean)", fontsize=9, y=1 - 0.1 / fig.get_figheight()
+    )
+    fig.subplots_adjust(left=0.1, right=0.97, top=1 - 0.65 / fig.get_figheight(), bottom=0.03, hspace=0.35, wspace=0.35)
     fig.savefig(path, dpi=70)
     plt.close(fig)
     return path

@@ -1,4 +1,5 @@
 """A full audit: group errors + orbit sweeps + plots + JSON report."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,7 +7,7 @@ import json
 import math
 import os
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import _plots
 from ._errors import GroupErrors, _leaf_types, equivariance_errors
@@ -48,24 +49,39 @@ class AuditReport:
         for g, e in self.errors.items():
             d = e.to_dict()["outputs"]
             for k, v in d.items():
-                lines.append(f"{g:<14} {k:<10} {v['aggregate']:>10.2e} {v['max']:>10.2e} {v['rms']:>10.2e}  "
-                             f"{v['worst_element']}")
+                lines.append(
+                    f"{g:<14} {k:<10} {v['aggregate']:>10.2e} {v['max']:>10.2e} {v['rms']:>10.2e}  {v['worst_element']}"
+                )
         if self.sweep is not None:
             for k in self.sweep.error:
                 m = self.sweep.mean("error", k)
                 if float(m.max()) == 0.0:
                     lines.append(f"sweep {k}: no error at any angle")
                     continue
-                worst = [f"{ax}: {math.degrees(float(self.sweep.angles[int(m[i].argmax())])):.0f} deg "
-                         f"({float(m[i].max()):.2g})" for i, ax in enumerate(self.sweep.axes)]
+                worst = [
+                    f"{ax}: {math.degrees(float(self.sweep.angles[int(m[i].argmax())])):.0f} deg "
+                    f"({float(m[i].max()):.2g})"
+                    for i, ax in enumerate(self.sweep.axes)
+                ]
                 lines.append(f"sweep {k}: largest mean relative error at " + ", ".join(worst))
         return "\n".join(lines)
 
 
-def run_audit(subject: Subject, out_dir: str | None = None, *, groups: Sequence = DEFAULT_GROUPS,
-              n_elements: int = 8, n_angles: int = 72, sweep_axes: Sequence = ("x", "y", "z"),
-              improper_sweep: bool = True, disc_angles: Sequence[float] | None = (45, 90, 135, 180),
-              disc_resolution: int = 15, seed: int = 0, prefix: str = "", meta: dict | None = None) -> AuditReport:
+def run_audit(
+    subject: Subject,
+    out_dir: str | None = None,
+    *,
+    groups: Sequence = DEFAULT_GROUPS,
+    n_elements: int = 8,
+    n_angles: int = 72,
+    sweep_axes: Sequence = ("x", "y", "z"),
+    improper_sweep: bool = True,
+    disc_angles: Sequence[float] | None = (45, 90, 135, 180),
+    disc_resolution: int = 15,
+    seed: int = 0,
+    prefix: str = "",
+    meta: dict | None = None,
+) -> AuditReport:
     """Audit ``subject``: errors per group, NERO orbit sweeps, SO(3) discs; plots and JSON.
 
     Parameters
@@ -110,8 +126,15 @@ def run_audit(subject: Subject, out_dir: str | None = None, *, groups: Sequence 
     sweep = axis_sweep(subject, sweep_axes, n_angles) if n_angles else None
     isweep = axis_sweep(subject, sweep_axes, n_angles, improper=True) if (n_angles and improper_sweep) else None
     disc = disc_sweep(subject, disc_angles, disc_resolution) if disc_angles else None
-    meta.update({"skipped_groups": skipped, "num_samples": subject.num_samples, "dtype": str(subject.dtype),
-                 "seconds": round(time.time() - t0, 3), "has_labels": bool(subject.labels)})
+    meta.update(
+        {
+            "skipped_groups": skipped,
+            "num_samples": subject.num_samples,
+            "dtype": str(subject.dtype),
+            "seconds": round(time.time() - t0, 3),
+            "has_labels": bool(subject.labels),
+        }
+    )
     report = AuditReport(errors, sweep, isweep, disc, [], meta)
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)

@@ -12,10 +12,12 @@ Three ways to build one:
   ``batch['batch']``; labels ``energy`` / ``forces`` in the batch are used
   for task metrics.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -48,8 +50,24 @@ class Subject:
     afresh by every audit, so a subject can monitor a model during training.
     """
 
-    def __init__(self, fn, args, in_types, out_types, *, mode, labels=None, needs_grad=False, max_rows=4096,
-                 num_samples=None, sample_index=None, node_context=None, collate=None, split=None, copy_rows=1):
+    def __init__(
+        self,
+        fn,
+        args,
+        in_types,
+        out_types,
+        *,
+        mode,
+        labels=None,
+        needs_grad=False,
+        max_rows=4096,
+        num_samples=None,
+        sample_index=None,
+        node_context=None,
+        collate=None,
+        split=None,
+        copy_rows=1,
+    ):
         if len(args) != len(in_types):
             raise ValueError(f"{len(args)} args but {len(in_types)} in_types")
         for t in in_types:  # validate early, with a clear message
@@ -73,8 +91,17 @@ class Subject:
 
     # -- constructors ------------------------------------------------------
     @classmethod
-    def batched(cls, fn: Callable, args: Sequence, in_types: Sequence, out_types, *, labels=None,
-                needs_grad: bool = False, max_rows: int = 4096) -> "Subject":
+    def batched(
+        cls,
+        fn: Callable,
+        args: Sequence,
+        in_types: Sequence,
+        out_types,
+        *,
+        labels=None,
+        needs_grad: bool = False,
+        max_rows: int = 4096,
+    ) -> Subject:
         """Axis 0 of every tensor input and typed output indexes samples.
 
         ``labels`` (same structure as the output, any subset) enables task
@@ -90,25 +117,48 @@ class Subject:
 
         def collate(arg_lists):
             return tuple(
-                torch.cat([al[i] for al in arg_lists]) if isinstance(arg_lists[0][i], torch.Tensor) and arg_lists[0][i].dim() > 0
+                torch.cat([al[i] for al in arg_lists])
+                if isinstance(arg_lists[0][i], torch.Tensor) and arg_lists[0][i].dim() > 0
                 else arg_lists[0][i]
                 for i in range(len(arg_lists[0]))
             )
 
         def split(flat_out, m):
-            return [{k: v[j * B:(j + 1) * B] for k, v in flat_out.items()} for j in range(m)]
+            return [{k: v[j * B : (j + 1) * B] for k, v in flat_out.items()} for j in range(m)]
 
-        return cls(fn, args, in_types, out_types, mode="batched", labels=labels, needs_grad=needs_grad,
-                   max_rows=max_rows, num_samples=B, node_context={"num_nodes": n_nodes} if n_nodes else {},
-                   collate=collate, split=split, copy_rows=B)
+        return cls(
+            fn,
+            args,
+            in_types,
+            out_types,
+            mode="batched",
+            labels=labels,
+            needs_grad=needs_grad,
+            max_rows=max_rows,
+            num_samples=B,
+            node_context={"num_nodes": n_nodes} if n_nodes else {},
+            collate=collate,
+            split=split,
+            copy_rows=B,
+        )
 
     @classmethod
-    def single(cls, fn: Callable, args: Sequence, in_types: Sequence, out_types, *, labels=None,
-               needs_grad: bool = False) -> "Subject":
+    def single(
+        cls, fn: Callable, args: Sequence, in_types: Sequence, out_types, *, labels=None, needs_grad: bool = False
+    ) -> Subject:
         """One sample: ``fn(*args)`` has no batch axis (every output is one sample)."""
         n_nodes = _num_nodes(args, in_types)
-        return cls(fn, args, in_types, out_types, mode="single", labels=labels, needs_grad=needs_grad,
-                   num_samples=1, node_context={"num_nodes": n_nodes} if n_nodes else {})
+        return cls(
+            fn,
+            args,
+            in_types,
+            out_types,
+            mode="single",
+            labels=labels,
+            needs_grad=needs_grad,
+            num_samples=1,
+            node_context={"num_nodes": n_nodes} if n_nodes else {},
+        )
 
     # -- evaluation --------------------------------------------------------
     def _call(self, args):
@@ -138,7 +188,7 @@ class Subject:
             return res
         per_call = max(1, self.max_rows // max(self._copy_rows, 1))
         for i in range(0, len(elements), per_call):
-            chunk = elements[i:i + per_call]
+            chunk = elements[i : i + per_call]
             arg_lists = [self.transformed_args(g) for g in chunk]
             y = self._call(self._collate(arg_lists))
             flat = {k: v.detach() for k, (v, _) in flatten(y, self._out_types_spec).items()}
@@ -166,7 +216,9 @@ def potential_subject(model, batch: dict, *, compute_stress: bool = False, max_r
     for k in ("positions", "batch", "ptr"):
         if k not in batch:
             raise ValueError(f"potential batch lacks {k!r} (see docs/contracts.md)")
-    out_types = {k: v for k, v in _batches.POTENTIAL_OUTPUT_TYPES.items() if k in ("energy", "forces") or compute_stress}
+    out_types = {
+        k: v for k, v in _batches.POTENTIAL_OUTPUT_TYPES.items() if k in ("energy", "forces") or compute_stress
+    }
     in_types = (_batches.batch_types(batch),)
 
     def fn(b):
@@ -187,10 +239,22 @@ def potential_subject(model, batch: dict, *, compute_stress: bool = False, max_r
     if compute_stress and "stress" in batch:
         labels["stress"] = batch["stress"]
     G = _batches.num_graphs(batch)
-    return Subject(fn, (batch,), in_types, out_types, mode="graphs", labels=labels or None, needs_grad=True,
-                   max_rows=max_rows, num_samples=G, sample_index={"forces": batch["batch"]},
-                   node_context={"num_nodes": int(batch["positions"].shape[0]), "segments": batch["batch"]},
-                   collate=collate, split=split, copy_rows=int(batch["positions"].shape[0]))
+    return Subject(
+        fn,
+        (batch,),
+        in_types,
+        out_types,
+        mode="graphs",
+        labels=labels or None,
+        needs_grad=True,
+        max_rows=max_rows,
+        num_samples=G,
+        sample_index={"forces": batch["batch"]},
+        node_context={"num_nodes": int(batch["positions"].shape[0]), "segments": batch["batch"]},
+        collate=collate,
+        split=split,
+        copy_rows=int(batch["positions"].shape[0]),
+    )
 
 
 def _tensors(args) -> list[torch.Tensor]:

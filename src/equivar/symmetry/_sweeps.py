@@ -19,11 +19,12 @@ plots); :func:`disc_sweep` covers SO(3): for each rotation angle, the
 rotation axis ranges over the whole sphere, drawn on a disc with Lambert's
 azimuthal equal-area projection about +z (centre = +z, rim = -z).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -43,8 +44,10 @@ def _metrics(subject: Subject, elements: list[GroupElement], shape: tuple) -> di
     ref = subject.reference()
     ys = subject.outputs(elements)
     S = subject.num_samples
-    res = {m: {k: torch.zeros(len(elements), S, dtype=torch.float64) for k in subject.out_types}
-           for m in ("error", "consensus")}
+    res = {
+        m: {k: torch.zeros(len(elements), S, dtype=torch.float64) for k in subject.out_types}
+        for m in ("error", "consensus")
+    }
     res["task"] = {k: torch.zeros(len(elements), S, dtype=torch.float64) for k in subject.labels}
     for k, t in subject.out_types.items():
         back = []
@@ -101,16 +104,22 @@ class AxisSweep:
         return torch.rad2deg(self.angles[m > threshold])
 
     def to_dict(self) -> dict:
-        out = {"axes": {k: list(v) for k, v in self.axes.items()},
-               "angles_deg": [round(math.degrees(float(a)), 6) for a in self.angles], "improper": self.improper}
+        out = {
+            "axes": {k: list(v) for k, v in self.axes.items()},
+            "angles_deg": [round(math.degrees(float(a)), 6) for a in self.angles],
+            "improper": self.improper,
+        }
         for m in ("error", "consensus", "task"):
-            out[m] = {k: {ax: [float(x) for x in v.mean(-1)[i]] for i, ax in enumerate(self.axes)}
-                      for k, v in getattr(self, m).items()}
+            out[m] = {
+                k: {ax: [float(x) for x in v.mean(-1)[i]] for i, ax in enumerate(self.axes)}
+                for k, v in getattr(self, m).items()
+            }
         return out
 
 
-def axis_sweep(subject: Subject, axes: Sequence = ("x", "y", "z"), n_angles: int = 72,
-               improper: bool = False) -> AxisSweep:
+def axis_sweep(
+    subject: Subject, axes: Sequence = ("x", "y", "z"), n_angles: int = 72, improper: bool = False
+) -> AxisSweep:
     """Rotate about each axis through ``n_angles`` equally spaced angles (including 0).
 
     Parameters
@@ -178,18 +187,26 @@ class DiscSweep:
         return getattr(self, metric)[output].mean(-1)
 
     def to_dict(self) -> dict:
-        out = {"angles_deg": [math.degrees(float(a)) for a in self.angles], "resolution": self.resolution,
-               "n_axes": int(self.uv.shape[0])}
+        out = {
+            "angles_deg": [math.degrees(float(a)) for a in self.angles],
+            "resolution": self.resolution,
+            "n_axes": int(self.uv.shape[0]),
+        }
         for m in ("error", "consensus", "task"):
-            out[m] = {k: {f"{math.degrees(float(a)):g}": {"mean": float(v.mean(-1)[i].mean()),
-                                                          "max": float(v.mean(-1)[i].max())}
-                          for i, a in enumerate(self.angles)}
-                      for k, v in getattr(self, m).items()}
+            out[m] = {
+                k: {
+                    f"{math.degrees(float(a)):g}": {
+                        "mean": float(v.mean(-1)[i].mean()),
+                        "max": float(v.mean(-1)[i].max()),
+                    }
+                    for i, a in enumerate(self.angles)
+                }
+                for k, v in getattr(self, m).items()
+            }
         return out
 
 
-def disc_sweep(subject: Subject, angles_deg: Sequence[float] = (45, 90, 135, 180),
-               resolution: int = 15) -> DiscSweep:
+def disc_sweep(subject: Subject, angles_deg: Sequence[float] = (45, 90, 135, 180), resolution: int = 15) -> DiscSweep:
     """For each angle, rotate about every axis of a ``resolution x resolution`` disc grid.
 
     Together the discs cover SO(3) (an axis on the whole sphere and an angle

@@ -21,10 +21,12 @@ evaluation) and a choice of node axis:
 nodes, so node permutations act on it. ``equivar.testing.Typed`` objects are
 accepted as well.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -127,7 +129,7 @@ class GroupElement:
             return "improper"
         return "rotation"
 
-    def inverse(self) -> "GroupElement":
+    def inverse(self) -> GroupElement:
         """The inverse element (``x -> R^T (perm^-1 x - t)``)."""
         R = None if self.R is None else self.R.transpose(-1, -2)
         t = None

@@ -16,6 +16,7 @@ For an ``equivar`` potential: ``audit.potential_subject(model, batch)``.
 Types are those of :mod:`equivar.symmetry._types` (a superset of
 :mod:`equivar.testing`'s).
 """
+
 from ._errors import GroupErrors, equivariance_errors, errors_for_elements, group_elements
 from ._plots import plot_axis_sweep, plot_axis_sweeps, plot_disc_sweep, plot_group_bars
 from ._report import DEFAULT_GROUPS, AuditReport, run_audit
@@ -23,7 +24,22 @@ from ._subject import Subject, potential_subject
 from ._sweeps import AxisSweep, DiscSweep, axis_sweep, disc_axes, disc_sweep
 
 __all__ = [
-    "AuditReport", "AxisSweep", "DEFAULT_GROUPS", "DiscSweep", "GroupErrors", "Subject", "axis_sweep",
-    "disc_axes", "disc_sweep", "equivariance_errors", "errors_for_elements", "group_elements",
-    "plot_axis_sweep", "plot_axis_sweeps", "plot_disc_sweep", "plot_group_bars", "potential_subject", "run_audit",
+    "AuditReport",
+    "AxisSweep",
+    "DEFAULT_GROUPS",
+    "DiscSweep",
+    "GroupErrors",
+    "Subject",
+    "axis_sweep",
+    "disc_axes",
+    "disc_sweep",
+    "equivariance_errors",
+    "errors_for_elements",
+    "group_elements",
+    "plot_axis_sweep",
+    "plot_axis_sweeps",
+    "plot_disc_sweep",
+    "plot_group_bars",
+    "potential_subject",
+    "run_audit",
 ]

@@ -19,11 +19,13 @@ Wrap a type in ``Typed(type, nodes=True)`` to declare that axis 0 of the
 tensor indexes nodes, so node permutations apply to it (``"index"`` tensors
 are relabelled automatically when permutations are tested).
 """
+
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -62,7 +64,9 @@ def _norm_type(t):
     try:
         return Irreps(t), nodes
     except ValueError as e:
-        raise ValueError(f"unknown type {t!r}: use irreps, 'positions', 'vector', 'cell', 'rank2', 'index' or None ({e})") from None
+        raise ValueError(
+            f"unknown type {t!r}: use irreps, 'positions', 'vector', 'cell', 'rank2', 'index' or None ({e})"
+        ) from None
 
 
 @dataclasses.dataclass
@@ -289,7 +293,9 @@ def default_tolerance(dtype: torch.dtype) -> float:
     return 1e-9 if dtype == torch.float64 else 1e-4
 
 
-def assert_equivariant(fn, args, in_types, out_types, *, tolerance: float | None = None, **kwargs) -> EquivarianceReport:
+def assert_equivariant(
+    fn, args, in_types, out_types, *, tolerance: float | None = None, **kwargs
+) -> EquivarianceReport:
     """Like :func:`equivariance_error`, raising ``AssertionError`` (with the
     per-block breakdown) when the largest relative error exceeds
     ``tolerance`` (default from the inputs' dtype: 1e-4 float32, 1e-9 float64).

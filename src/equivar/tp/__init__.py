@@ -66,12 +66,13 @@ ICLR 2024 (Gaunt); Xie, Daigavane, Kotak & Smidt, ICML 2025 (Price of
 Freedom: spherical grid, expressivity); Tensor Decomposition Networks
 (2025, CP).
 """
+
+from ._builders import FullyConnectedTensorProduct, channelwise_instructions, channelwise_tp, from_e3nn
+from ._cg import CGBackend
+from ._expressivity import ExpressivityReport, Interaction, all_irreps, expressivity, expressivity_table
 from ._instructions import CONNECTION_MODES, Instruction, normalize_instructions
 from ._registry import available_backends, get_backend, register_backend
-from ._cg import CGBackend
 from ._tensor_product import TensorProduct
-from ._builders import FullyConnectedTensorProduct, channelwise_instructions, channelwise_tp, from_e3nn
-from ._expressivity import ExpressivityReport, Interaction, all_irreps, expressivity, expressivity_table
 
 register_backend("cg", CGBackend)
 

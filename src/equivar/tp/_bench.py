@@ -25,6 +25,7 @@ float32, 64 samples); useful work ``2 * batch * sum_paths nnz(C) * u * v``
 float32 matrix-multiply GFLOP/s; and the ratio of e3nn's time to each
 backend's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -215,8 +216,12 @@ def equivariance(m, dtype, device, seed: int = 0) -> float:
     x2 = torch.randn(64, m.irreps_in2.dim, generator=g, dtype=dtype).to(device)
     w = torch.randn(64, m.weight_numel, generator=g, dtype=dtype).to(device)
     rep = equivariance_error(
-        lambda a, b: m(a, b, w).detach(), [x1, x2], [str(m.irreps_in1), str(m.irreps_in2)], str(m.irreps_out),
-        n_trials=2, seed=seed,
+        lambda a, b: m(a, b, w).detach(),
+        [x1, x2],
+        [str(m.irreps_in1), str(m.irreps_in2)],
+        str(m.irreps_out),
+        n_trials=2,
+        seed=seed,
     )
     return rep.max
 
@@ -268,12 +273,27 @@ def run_benchmark(
                         for _ in range(repeats):
                             for b, m in mods.items():
                                 if (b, k) not in oom:
-                                    _guarded(oom, (b, k), lambda *a: times[b][k].append(_timed(*a)),
-                                             MEASURES[k], m, inputs[b], device)
+                                    _guarded(
+                                        oom,
+                                        (b, k),
+                                        lambda *a: times[b][k].append(_timed(*a)),
+                                        MEASURES[k],
+                                        m,
+                                        inputs[b],
+                                        device,
+                                    )
                     for b in peers:
-                        row = {"config": cname, "L": L, "channels": ch, "batch": batch, "backend": b,
-                               "dtype": str(dtype).replace("torch.", ""), "device": device, "threads": threads,
-                               "useful_gflop": flops / 1e9}
+                        row = {
+                            "config": cname,
+                            "L": L,
+                            "channels": ch,
+                            "batch": batch,
+                            "backend": b,
+                            "dtype": str(dtype).replace("torch.", ""),
+                            "device": device,
+                            "threads": threads,
+                            "useful_gflop": flops / 1e9,
+                        }
                         if b in errors:
                             row["error"] = errors[b]
                             rows.append(row)
@@ -301,12 +321,12 @@ def run_benchmark(
                             row["resolution"] = res()
                         rows.append(row)
                     if "e3nn" in mods:
-                        ref = [r for r in rows[-len(peers):] if r["backend"] == "e3nn"][0]
-                        for r in rows[-len(peers):]:
+                        ref = [r for r in rows[-len(peers) :] if r["backend"] == "e3nn"][0]
+                        for r in rows[-len(peers) :]:
                             for k in measures:
                                 if f"{k}_ms" in r and f"{k}_ms" in ref:
                                     r[f"{k}_vs_e3nn"] = ref[f"{k}_ms"] / r[f"{k}_ms"]
-                    for r in rows[-len(peers):]:
+                    for r in rows[-len(peers) :]:
                         log(format_row(r))
     return rows
 
@@ -376,8 +396,10 @@ def format_row(r: dict) -> str:
 
 def markdown_table(rows: list[dict], config_name: str | None = None) -> str:
     """Markdown table of the rows: times in ms with the e3nn ratio (e3nn time / this time) in parentheses."""
-    head = ("| config | L | backend | fwd ms (x e3nn) | fwd+bwd ms (x e3nn) | double bwd ms (x e3nn) | peak MB | "
-            "equiv. err | GFLOP/s |")
+    head = (
+        "| config | L | backend | fwd ms (x e3nn) | fwd+bwd ms (x e3nn) | double bwd ms (x e3nn) | peak MB | "
+        "equiv. err | GFLOP/s |"
+    )
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
 
     def cell(r, k):
@@ -440,10 +462,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-e3nn", action="store_true", help="skip the e3nn peer")
     p.add_argument("--e3nn-max-L", type=int, default=6, help="largest L at which e3nn is measured")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
-    p.add_argument("--measures", nargs="+", default=list(MEASURES), choices=list(MEASURES),
-                   help="what to time: fwd, fwd_bwd, double (default all)")
-    p.add_argument("--backend-max-L", nargs="+", default=[], metavar="BACKEND=L",
-                   help="largest L measured for a backend, e.g. gaunt=4 (slow configurations)")
+    p.add_argument(
+        "--measures",
+        nargs="+",
+        default=list(MEASURES),
+        choices=list(MEASURES),
+        help="what to time: fwd, fwd_bwd, double (default all)",
+    )
+    p.add_argument(
+        "--backend-max-L",
+        nargs="+",
+        default=[],
+        metavar="BACKEND=L",
+        help="largest L measured for a backend, e.g. gaunt=4 (slow configurations)",
+    )
     p.add_argument("--quick", action="store_true", help="L 1 2 3, 512 edges, 2 repeats (smoke test)")
     p.add_argument("--json", metavar="PATH", help="write the rows and machine info as JSON")
     p.add_argument("--png", metavar="PATH", help="plot time against L per backend (log scale)")
@@ -477,8 +509,11 @@ def check_args(args) -> None:
     if any(v > 32 for v in args.L):  # the products reach l = 2L, and irreps stop at l = 64
         raise ValueError(f"--L must be at most 32 (outputs reach l = 2L <= 64), got {max(args.L)}")
     _parse_limits(args.backend_max_L)
-    for flag, v, least in (("--repeats", args.repeats, 1), ("--threads", args.threads, 1),
-                           ("--e3nn-max-L", args.e3nn_max_L, 0)):
+    for flag, v, least in (
+        ("--repeats", args.repeats, 1),
+        ("--threads", args.threads, 1),
+        ("--e3nn-max-L", args.e3nn_max_L, 0),
+    ):
         if v < least:
             raise ValueError(f"{flag} must be >= {least}, got {v}")
     check_device(args.device, "--device")
@@ -516,23 +551,42 @@ def run_tp(args) -> int:
     mm = matmul_gflops(args.threads, args.device)
     cap = limit_address_space() if str(args.device).startswith("cpu") else None
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"# equivar bench tp: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{args.threads} threads, {args.device}, {args.dtype}; float32 matmul {mm:.1f} GFLOP/s; "
-          f"load average {load:.1f}; {allocator_state()}" + (
-              f"; address space capped at {cap / 2**30:.0f} GiB (out-of-memory rows are reported)" if cap else ""))
+    print(
+        f"# equivar bench tp: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{args.threads} threads, {args.device}, {args.dtype}; float32 matmul {mm:.1f} GFLOP/s; "
+        f"load average {load:.1f}; {allocator_state()}"
+        + (f"; address space capped at {cap / 2**30:.0f} GiB (out-of-memory rows are reported)" if cap else "")
+    )
     rows = run_benchmark(
-        Ls=args.L, channels=args.channels, batches=args.batch, backends=args.backends, configs=args.configs,
-        repeats=args.repeats, threads=args.threads, dtype=dtype, device=args.device, e3nn=not args.no_e3nn,
-        e3nn_max_L=args.e3nn_max_L, memory=not args.no_memory, seed=args.seed, measures=tuple(args.measures),
+        Ls=args.L,
+        channels=args.channels,
+        batches=args.batch,
+        backends=args.backends,
+        configs=args.configs,
+        repeats=args.repeats,
+        threads=args.threads,
+        dtype=dtype,
+        device=args.device,
+        e3nn=not args.no_e3nn,
+        e3nn_max_L=args.e3nn_max_L,
+        memory=not args.no_memory,
+        seed=args.seed,
+        measures=tuple(args.measures),
         backend_max_L=limits,
     )
     print()
     print(markdown_table(rows))
     meta = {
         "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
-        "machine": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
-        "threads": args.threads, "device": args.device, "dtype": args.dtype, "matmul_gflops": mm,
-        "torch": torch.__version__, "load_average_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "threads": args.threads,
+        "device": args.device,
+        "dtype": args.dtype,
+        "matmul_gflops": mm,
+        "torch": torch.__version__,
+        "load_average_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "seconds": time.time() - t0,
     }
     try:

@@ -1,4 +1,5 @@
 """Convenience constructors: fully connected TP, the channelwise edge TP of MACE/NequIP, import from e3nn."""
+
 from __future__ import annotations
 
 import torch

@@ -17,6 +17,7 @@ then with x1, then with the weights; autograd differentiates them.
 Cost of the channelwise kernel: ``2 * nnz(C) * u * v`` multiply-adds per
 sample and path (the "useful" sparse work), plus one write of the output.
 """
+
 from __future__ import annotations
 
 import math

@@ -38,11 +38,11 @@ the same plan to the native kernel of :mod:`equivar.tp._cg_native` when it
 is available (``plan.native``); the PyTorch code above is the fallback and
 the implementation on other devices.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -192,8 +192,18 @@ def fused_forward(plan: FusedPlan, consts: dict, x1, x2, w, uw: float = 1.0):
     """
     if plan.native is not None and _cg_native.usable(x1, x2, w):
         fn = torch.ops.equivar.cg_uvu_forward if torch.compiler.is_compiling() else _cg_native.uvu_forward
-        return fn(x1, x2, w, consts["n_groups"], consts["n_subs"], consts["n_nnz"], consts["n_coef"], consts["n_zero"],
-                  list(plan.native), float(uw))
+        return fn(
+            x1,
+            x2,
+            w,
+            consts["n_groups"],
+            consts["n_subs"],
+            consts["n_nnz"],
+            consts["n_coef"],
+            consts["n_zero"],
+            list(plan.native),
+            float(uw),
+        )
     return fused_forward_torch(plan, consts, x1, x2, w, uw)
 
 
@@ -234,8 +244,17 @@ def fused_backward(
     if plan.native is not None and _cg_native.usable(x1, x2, w) and G.dtype == x1.dtype:
         fn = torch.ops.equivar.cg_uvu_backward if torch.compiler.is_compiling() else _cg_native.uvu_backward
         gx1, gx2, gw = fn(
-            G, x1, x2, w, consts["n_groups"], consts["n_subs"], consts["n_nnz_i"], consts["n_coef_i"],
-            list(plan.native), [bool(need_x1), bool(need_x2), bool(need_w)], float(uw),
+            G,
+            x1,
+            x2,
+            w,
+            consts["n_groups"],
+            consts["n_subs"],
+            consts["n_nnz_i"],
+            consts["n_coef_i"],
+            list(plan.native),
+            [bool(need_x1), bool(need_x2), bool(need_w)],
+            float(uw),
         )
         return (gx1 if need_x1 else None), (gx2 if need_x2 else None), (gw if need_w else None)
     Z = x1.shape[0]
@@ -337,15 +356,34 @@ class FusedTPBackward(torch.autograd.Function):
         ggw = ggw.contiguous() if (nw and ggw is not None) else None
 
         nW_ = nW and w.numel() > 0
-        if (plan.native is not None and not torch.is_grad_enabled() and _cg_native.usable(x1, x2, w)
-                and G.dtype == x1.dtype):  # a first-order result: one native sweep
+        if (
+            plan.native is not None
+            and not torch.is_grad_enabled()
+            and _cg_native.usable(x1, x2, w)
+            and G.dtype == x1.dtype
+        ):  # a first-order result: one native sweep
             oG, o1, o2, oW = _cg_native.uvu_double_backward(
-                G, x1, x2, w, ggx1, ggx2, ggw, consts["n_groups"], consts["n_subs"], consts["n_nnz_i"],
-                consts["n_coef_i"], consts["n_zero"], list(plan.native),
-                [bool(nG and (ggx1 is not None or ggx2 is not None or ggw is not None)),
-                 bool(n1 and (ggx2 is not None or ggw is not None)),
-                 bool(n2 and (ggw is not None or ggx1 is not None)),
-                 bool(nW_ and (ggx2 is not None or ggx1 is not None))], float(uw))
+                G,
+                x1,
+                x2,
+                w,
+                ggx1,
+                ggx2,
+                ggw,
+                consts["n_groups"],
+                consts["n_subs"],
+                consts["n_nnz_i"],
+                consts["n_coef_i"],
+                consts["n_zero"],
+                list(plan.native),
+                [
+                    bool(nG and (ggx1 is not None or ggx2 is not None or ggw is not None)),
+                    bool(n1 and (ggx2 is not None or ggw is not None)),
+                    bool(n2 and (ggw is not None or ggx1 is not None)),
+                    bool(nW_ and (ggx2 is not None or ggx1 is not None)),
+                ],
+                float(uw),
+            )
             return None, None, oG, o1, o2, oW, None, None, None, None
 
         def tp(a, b, c, u):
@@ -353,12 +391,15 @@ class FusedTPBackward(torch.autograd.Function):
 
         def bwd(a, b, c, u, flags):
             return FusedTPBackward.apply(plan, consts, G, a, b, c, u, *flags)
+
         gG = None
         if nG:
             gG = _sum(
-                [tp(ggx1, x2, w, uw) if ggx1 is not None else None,
-                 tp(x1, ggx2, w, uw) if ggx2 is not None else None,
-                 tp(x1, x2, ggw, 0.0) if ggw is not None else None]
+                [
+                    tp(ggx1, x2, w, uw) if ggx1 is not None else None,
+                    tp(x1, ggx2, w, uw) if ggx2 is not None else None,
+                    tp(x1, x2, ggw, 0.0) if ggw is not None else None,
+                ]
             )
         nW = nW and w.numel() > 0
         # the six remaining terms share three argument lists; one sweep each computes two gradients

@@ -15,6 +15,7 @@ compiler is available, or ``EQUIVAR_NATIVE=0``, or the tensors are not
 float32/float64 on the CPU, the pure-PyTorch kernels of
 :mod:`equivar.tp._cg_fused` are used instead (same results to rounding).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -32,15 +33,97 @@ _FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fPIC", "-shared", "-std=gnu
 
 def _declare(lib) -> None:
     i64, vp, i = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    lib.equivar_uvu_forward.argtypes = [i, i, i64, vp, vp, vp, i64, vp, i64, i64, i64, i64, vp, i64, vp, vp, vp,
-                                        vp, i64, i64, i64, i64, i64, ctypes.c_double]
+    lib.equivar_uvu_forward.argtypes = [
+        i,
+        i,
+        i64,
+        vp,
+        vp,
+        vp,
+        i64,
+        vp,
+        i64,
+        i64,
+        i64,
+        i64,
+        vp,
+        i64,
+        vp,
+        vp,
+        vp,
+        vp,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        ctypes.c_double,
+    ]
     lib.equivar_uvu_forward.restype = i
-    lib.equivar_uvu_backward.argtypes = [i, i, i64, vp, vp, vp, vp, i64, vp, vp, vp, i, i, i, i64, i64, i64, i64,
-                                         vp, i64, vp, vp, vp, i64, i64, i64, i64, ctypes.c_double]
+    lib.equivar_uvu_backward.argtypes = [
+        i,
+        i,
+        i64,
+        vp,
+        vp,
+        vp,
+        vp,
+        i64,
+        vp,
+        vp,
+        vp,
+        i,
+        i,
+        i,
+        i64,
+        i64,
+        i64,
+        i64,
+        vp,
+        i64,
+        vp,
+        vp,
+        vp,
+        i64,
+        i64,
+        i64,
+        i64,
+        ctypes.c_double,
+    ]
     lib.equivar_uvu_backward.restype = i
-    lib.equivar_uvu_double_backward.argtypes = [i, i, i64, vp, vp, vp, vp, i64, vp, vp, vp, vp, vp, vp, vp, i64, i64,
-                                                i64, i64, vp, i64, vp, vp, vp, vp, i64, i64, i64, i64, i64,
-                                                ctypes.c_double]
+    lib.equivar_uvu_double_backward.argtypes = [
+        i,
+        i,
+        i64,
+        vp,
+        vp,
+        vp,
+        vp,
+        i64,
+        vp,
+        vp,
+        vp,
+        vp,
+        vp,
+        vp,
+        vp,
+        i64,
+        i64,
+        i64,
+        i64,
+        vp,
+        i64,
+        vp,
+        vp,
+        vp,
+        vp,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        ctypes.c_double,
+    ]
     lib.equivar_uvu_double_backward.restype = i
 
 
@@ -109,9 +192,7 @@ def pack_plan(irreps_in1, irreps_in2, irreps_out, instructions, offsets, cg_np) 
             max_d3 = max(max_d3, iro.dim)
         groups.append([s1[a].start, mul, ir1.dim, s_first, len(subs) - s_first])
         max_mul, max_d1 = max(max_mul, mp), max(max_d1, ir1.dim)
-    zero = [
-        [s.start, s.stop] for s, (mul, ir) in zip(so, irreps_out) if s.start not in written and mul * ir.dim > 0
-    ]
+    zero = [[s.start, s.stop] for s, (mul, ir) in zip(so, irreps_out) if s.start not in written and mul * ir.dim > 0]
     arrays = {
         "n_groups": np.asarray(groups, dtype=np.int64).reshape(-1, 5),
         "n_subs": np.asarray(subs, dtype=np.int64).reshape(-1, 7),
@@ -184,9 +265,30 @@ def uvu_forward(x1, x2, w, groups, subs, nnz, coef, zero, sizes, uw: float) -> t
     if W == 0:
         w = x1.new_zeros(1)
     st = library().equivar_uvu_forward(
-        int(x1.dtype == torch.float64), max(1, torch.get_num_threads()), Z, _ptr(x1), _ptr(x2), _ptr(w), w_rs,
-        _ptr(out), D1, D2, Dout, W, _ptr(groups), groups.shape[0], _ptr(subs), _ptr(nnz), _ptr(coef), _ptr(zero),
-        zero.shape[0], max_mulp, max_d1, max_d3, max_nn, float(uw),
+        int(x1.dtype == torch.float64),
+        max(1, torch.get_num_threads()),
+        Z,
+        _ptr(x1),
+        _ptr(x2),
+        _ptr(w),
+        w_rs,
+        _ptr(out),
+        D1,
+        D2,
+        Dout,
+        W,
+        _ptr(groups),
+        groups.shape[0],
+        _ptr(subs),
+        _ptr(nnz),
+        _ptr(coef),
+        _ptr(zero),
+        zero.shape[0],
+        max_mulp,
+        max_d1,
+        max_d3,
+        max_nn,
+        float(uw),
     )
     if st != 0:
         raise MemoryError("equivar native cg kernel: allocation failed")
@@ -195,8 +297,16 @@ def uvu_forward(x1, x2, w, groups, subs, nnz, coef, zero, sizes, uw: float) -> t
 
 @torch.library.custom_op("equivar::cg_uvu_forward", mutates_args=())
 def cg_uvu_forward(
-    x1: torch.Tensor, x2: torch.Tensor, w: torch.Tensor, groups: torch.Tensor, subs: torch.Tensor,
-    nnz: torch.Tensor, coef: torch.Tensor, zero: torch.Tensor, sizes: list[int], uw: float,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    w: torch.Tensor,
+    groups: torch.Tensor,
+    subs: torch.Tensor,
+    nnz: torch.Tensor,
+    coef: torch.Tensor,
+    zero: torch.Tensor,
+    sizes: list[int],
+    uw: float,
 ) -> torch.Tensor:
     """:func:`uvu_forward` as a custom op (opaque to ``torch.compile``)."""
     return uvu_forward(x1, x2, w, groups, subs, nnz, coef, zero, sizes, uw)
@@ -225,10 +335,34 @@ def uvu_backward(G, x1, x2, w, groups, subs, nnz, coef, sizes, need, uw: float):
         return gx1.zero_(), gx2.zero_(), gw.zero_()
     wp = w if W > 0 else x1.new_zeros(1)
     st = library().equivar_uvu_backward(
-        int(x1.dtype == torch.float64), max(1, torch.get_num_threads()), Z, _ptr(G), _ptr(x1), _ptr(x2), _ptr(wp),
-        0 if shared else W, _ptr(gx1) if nx1 else None, _ptr(gx2) if nx2 else None, _ptr(gw) if nw else None,
-        int(nx1), int(nx2), int(nw), D1, D2, Dout, W, _ptr(groups), groups.shape[0], _ptr(subs), _ptr(nnz),
-        _ptr(coef), max_mulp, max_d1, max_d3, max_nn, float(uw),
+        int(x1.dtype == torch.float64),
+        max(1, torch.get_num_threads()),
+        Z,
+        _ptr(G),
+        _ptr(x1),
+        _ptr(x2),
+        _ptr(wp),
+        0 if shared else W,
+        _ptr(gx1) if nx1 else None,
+        _ptr(gx2) if nx2 else None,
+        _ptr(gw) if nw else None,
+        int(nx1),
+        int(nx2),
+        int(nw),
+        D1,
+        D2,
+        Dout,
+        W,
+        _ptr(groups),
+        groups.shape[0],
+        _ptr(subs),
+        _ptr(nnz),
+        _ptr(coef),
+        max_mulp,
+        max_d1,
+        max_d3,
+        max_nn,
+        float(uw),
     )
     if st != 0:
         raise MemoryError("equivar native cg kernel: allocation failed")
@@ -237,8 +371,17 @@ def uvu_backward(G, x1, x2, w, groups, subs, nnz, coef, sizes, need, uw: float):
 
 @torch.library.custom_op("equivar::cg_uvu_backward", mutates_args=())
 def cg_uvu_backward(
-    G: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, w: torch.Tensor, groups: torch.Tensor, subs: torch.Tensor,
-    nnz: torch.Tensor, coef: torch.Tensor, sizes: list[int], need: list[bool], uw: float,
+    G: torch.Tensor,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    w: torch.Tensor,
+    groups: torch.Tensor,
+    subs: torch.Tensor,
+    nnz: torch.Tensor,
+    coef: torch.Tensor,
+    sizes: list[int],
+    need: list[bool],
+    uw: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`uvu_backward` as a custom op (opaque to ``torch.compile``)."""
     return uvu_backward(G, x1, x2, w, groups, subs, nnz, coef, sizes, need, uw)
@@ -281,10 +424,37 @@ def uvu_double_backward(G, x1, x2, w, gg1, gg2, ggw, groups, subs, nnz, coef, ze
         ggw = None
     p = lambda t: None if t is None else t.data_ptr()  # noqa: E731
     st = library().equivar_uvu_double_backward(
-        int(x1.dtype == torch.float64), max(1, torch.get_num_threads()), Z, p(G), p(x1), p(x2), p(wp),
-        0 if shared else W, p(gg1), p(gg2), p(ggw), p(oG), p(o1), p(o2), p(oW), D1, D2, Dout, W,
-        p(groups), groups.shape[0], p(subs), p(nnz), p(coef), p(zero), zero.shape[0],
-        max_mulp, max_d1, max_d3, max_nn, float(uw),
+        int(x1.dtype == torch.float64),
+        max(1, torch.get_num_threads()),
+        Z,
+        p(G),
+        p(x1),
+        p(x2),
+        p(wp),
+        0 if shared else W,
+        p(gg1),
+        p(gg2),
+        p(ggw),
+        p(oG),
+        p(o1),
+        p(o2),
+        p(oW),
+        D1,
+        D2,
+        Dout,
+        W,
+        p(groups),
+        groups.shape[0],
+        p(subs),
+        p(nnz),
+        p(coef),
+        p(zero),
+        zero.shape[0],
+        max_mulp,
+        max_d1,
+        max_d3,
+        max_nn,
+        float(uw),
     )
     if st != 0:
         raise MemoryError("equivar native cg kernel: allocation failed")

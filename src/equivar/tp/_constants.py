@@ -8,6 +8,7 @@ cast (``.to``, ``.double``, ``.cuda``...), re-derives the buffer from the
 master, so the constants are always the correctly rounded values in the
 module's current dtype.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -33,13 +33,14 @@ factors are cached on disk (``$EQUIVAR_CACHE`` or ``~/.cache/equivar``,
 equivariance slightly; :func:`cp_error_table` reports the approximation and
 the measured equivariance error for each rank.
 """
+
 from __future__ import annotations
 
 import hashlib
 import math
 import os
 import tempfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -105,7 +106,12 @@ def cp_als(T: np.ndarray, rank: int, seed: int = 0, n_iter: int = 1000, tol: flo
     nrm = np.linalg.norm(T)
     if nrm == 0 or rank <= 0:
         I, J, K = T.shape
-        return np.zeros((I, max(rank, 0))), np.zeros((J, max(rank, 0))), np.zeros((K, max(rank, 0))), 0.0 if nrm == 0 else 1.0
+        return (
+            np.zeros((I, max(rank, 0))),
+            np.zeros((J, max(rank, 0))),
+            np.zeros((K, max(rank, 0))),
+            0.0 if nrm == 0 else 1.0,
+        )
     A0, B0, C0 = exact_cp(T)
     if rank >= A0.shape[1]:
         return A0, B0, C0, float(np.linalg.norm(cp_reconstruct(A0, B0, C0) - T) / nrm)
@@ -264,14 +270,20 @@ class CPBackend(ConstantsModule):
             if r is not None:
                 self.unexpressible[tuple(ins)] = r
                 continue
-            (m1, _), (m2, _), (mo, _) = self.irreps_in1[ins.i_in1], self.irreps_in2[ins.i_in2], self.irreps_out[ins.i_out]
+            (m1, _), (m2, _), (mo, _) = (
+                self.irreps_in1[ins.i_in1],
+                self.irreps_in2[ins.i_in2],
+                self.irreps_out[ins.i_out],
+            )
             if m1 * m2 * mo == 0 or ins.path_weight == 0:
                 continue
             live.append((n, ins))
         muls = {self.irreps_in1[ins.i_in1].mul for _, ins in live}
         if len(muls) > 1:
             for n, ins in live:
-                self.unexpressible[tuple(ins)] = f"the cp backend needs one multiplicity for all paths (got {sorted(muls)})"
+                self.unexpressible[tuple(ins)] = (
+                    f"the cp backend needs one multiplicity for all paths (got {sorted(muls)})"
+                )
             live = []
         if self.path_weight_sharing:
             weighted = {ins.has_weight for _, ins in live}
@@ -295,7 +307,11 @@ class CPBackend(ConstantsModule):
         Do = sum(self.irreps_out[b].ir.dim for b in bo)
 
         def embed(ins):
-            l1, l2, l3 = self.irreps_in1[ins.i_in1].ir.l, self.irreps_in2[ins.i_in2].ir.l, self.irreps_out[ins.i_out].ir.l
+            l1, l2, l3 = (
+                self.irreps_in1[ins.i_in1].ir.l,
+                self.irreps_in2[ins.i_in2].ir.l,
+                self.irreps_out[ins.i_out].ir.l,
+            )
             T = np.zeros((D1, D2, Do))
             a, b, c = o1[ins.i_in1], o2[ins.i_in2], oo[ins.i_out]
             T[a : a + 2 * l1 + 1, b : b + 2 * l2 + 1, c : c + 2 * l3 + 1] = ins.path_weight * _wigner_3j_np(l1, l2, l3)
@@ -311,7 +327,11 @@ class CPBackend(ConstantsModule):
             err2 = (err**2) * nrm2
         else:
             for n, ins in live:
-                l1, l2, l3 = self.irreps_in1[ins.i_in1].ir.l, self.irreps_in2[ins.i_in2].ir.l, self.irreps_out[ins.i_out].ir.l
+                l1, l2, l3 = (
+                    self.irreps_in1[ins.i_in1].ir.l,
+                    self.irreps_in2[ins.i_in2].ir.l,
+                    self.irreps_out[ins.i_out].ir.l,
+                )
                 a, b, c, e = cached_cp(_wigner_3j_np(l1, l2, l3), rank, seed, n_iter, use_cache)
                 R = a.shape[1]
                 A = np.zeros((D1, R))
@@ -366,7 +386,9 @@ class CPBackend(ConstantsModule):
 
     def _check(self, ins) -> str | None:
         if ins.connection_mode not in ("uvu", "uuu"):
-            return f"connection mode {ins.connection_mode!r} is not channelwise; the cp backend supports 'uvu' and 'uuu'"
+            return (
+                f"connection mode {ins.connection_mode!r} is not channelwise; the cp backend supports 'uvu' and 'uuu'"
+            )
         if ins.connection_mode == "uvu" and self.irreps_in2[ins.i_in2].mul != 1:
             return "'uvu' with mul_in2 > 1 is not supported by the cp backend"
         return None
@@ -381,7 +403,12 @@ class CPBackend(ConstantsModule):
 
     def resolution(self) -> dict:
         """Rank and approximation error of the decomposition."""
-        return {"rank": self.rank, "requested_rank": self.requested_rank, "approx_error": self.approx_error, "exact": self.exact}
+        return {
+            "rank": self.rank,
+            "requested_rank": self.requested_rank,
+            "approx_error": self.approx_error,
+            "exact": self.exact,
+        }
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``x1 [Z, dim1]``, ``x2 [Z, dim2]``, ``weight [weight_numel]`` or ``[Z, weight_numel]`` -> ``[Z, dim_out]``."""
@@ -392,8 +419,14 @@ class CPBackend(ConstantsModule):
             return x1.new_zeros(Z, self.irreps_out.dim)
         b1, b2, bo = self._blocks
         # blocks as [Z, mul, 2l+1] views (split / cat: cheap backward, no index gathers)
-        v1 = [t.view(Z, m, ir.dim) for t, (m, ir) in zip(torch.split(x1, [m * ir.dim for m, ir in self.irreps_in1], 1), self.irreps_in1)]
-        v2 = [t.view(Z, m, ir.dim) for t, (m, ir) in zip(torch.split(x2, [m * ir.dim for m, ir in self.irreps_in2], 1), self.irreps_in2)]
+        v1 = [
+            t.view(Z, m, ir.dim)
+            for t, (m, ir) in zip(torch.split(x1, [m * ir.dim for m, ir in self.irreps_in1], 1), self.irreps_in1)
+        ]
+        v2 = [
+            t.view(Z, m, ir.dim)
+            for t, (m, ir) in zip(torch.split(x2, [m * ir.dim for m, ir in self.irreps_in2], 1), self.irreps_in2)
+        ]
         X1 = torch.cat([v1[b] for b in b1], -1) if len(b1) > 1 else v1[b1[0]].contiguous()
         X2 = torch.cat([v2[b] for b in b2], -1) if len(b2) > 1 else v2[b2[0]].contiguous()
         P = (X1 @ self._A.to(dt)) * (X2 @ self._B.to(dt))  # [Z, U, R]
@@ -457,11 +490,21 @@ def cp_error_table(
     rows = []
     for r in ranks:
         tp = TensorProduct(
-            i1, i2, io, instructions, backend="cp", rank=r, path_weight_sharing=path_weight_sharing, seed=seed,
-            n_iter=n_iter, use_cache=use_cache,
+            i1,
+            i2,
+            io,
+            instructions,
+            backend="cp",
+            rank=r,
+            path_weight_sharing=path_weight_sharing,
+            seed=seed,
+            n_iter=n_iter,
+            use_cache=use_cache,
         ).to(dtype)
         with torch.no_grad():
-            tp.weight.copy_(torch.randn(tp.weight.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=dtype))
+            tp.weight.copy_(
+                torch.randn(tp.weight.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=dtype)
+            )
         cg = TensorProduct(i1, i2, io, instructions, backend="cg").to(dtype)
         with torch.no_grad():
             if path_weight_sharing:  # the shared weight on every path

@@ -18,13 +18,14 @@ express a path (e.g. Gaunt products, zero when ``l1+l2+l3`` is odd, such as
 the cross product ``1o x 1o -> 1e``) report it through their
 ``expressible(instruction)`` method.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import itertools
 
 from ..o3 import Irrep, Irreps
-from ._instructions import Instruction, normalize_instructions
+from ._instructions import normalize_instructions
 from ._registry import get_backend
 
 
@@ -117,7 +118,12 @@ def _report(irreps_in1, irreps_in2, irreps_out, instructions, backend_name, back
     # one candidate instruction per allowed block triple, to ask the backend
     cands = list(_all_couplings(irreps_in1, irreps_in2, irreps_out))
     cand_ins = normalize_instructions(
-        irreps_in1, irreps_in2, irreps_out, [_candidate(irreps_in1, irreps_out, a, b, c) for a, b, c in cands], "none", "none"
+        irreps_in1,
+        irreps_in2,
+        irreps_out,
+        [_candidate(irreps_in1, irreps_out, a, b, c) for a, b, c in cands],
+        "none",
+        "none",
     )
     expressible = {(a, b, c): bool(backend.expressible(ins)) for (a, b, c), ins in zip(cands, cand_ins)}
     why_not = getattr(backend, "why_not", None)

@@ -18,6 +18,7 @@ Here (all float64, exact):
   ``int_{S^2} h Y_l3m3 dOmega``, from the closed form of
   ``int_0^pi exp(i k beta) sin(beta) d beta``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,7 +37,7 @@ def torus_points(n_beta: int, n_alpha: int) -> np.ndarray:
     return np.stack([np.sin(B) * np.sin(A), np.cos(B), np.sin(B) * np.cos(A)], -1).reshape(-1, 3)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fourier_coefficients(l: int, field: str, degree: int) -> np.ndarray:
     """Fourier coefficients of the degree-``l`` fields, ``[rows, 2*degree+1, 2*degree+1]`` complex.
 
@@ -63,7 +64,7 @@ def _moment(k: int) -> complex:
     return (J(k + 1) - J(k - 1)) / 2j
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sphere_projection(l3: int, n_beta: int, v_max: int) -> np.ndarray:
     """Real matrix ``[n_beta * (v_max+1) * 2, 2 l3 + 1]`` from ``rfft2`` coefficients to harmonic coefficients.
 

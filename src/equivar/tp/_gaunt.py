@@ -27,6 +27,7 @@ sets where every path has its own output block (the MACE edge product) need
 one FFT product per path and are slow here; use ``cg`` for those. Weight forms, normalization and the
 parity-complete vector product are those of :mod:`equivar.tp._gaunt_plan`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -114,7 +115,12 @@ class GauntBackend(GauntFamilyBackend):
 
     def resolution(self) -> dict:
         """FFT sizes per product (exact for the products' band limits) and the weight form."""
-        return {"fft_shapes": self.fft_shapes, "exact": True, "weight_form": self.weight_form, "products": len(self.products)}
+        return {
+            "fft_shapes": self.fft_shapes,
+            "exact": True,
+            "weight_form": self.weight_form,
+            "products": len(self.products),
+        }
 
 
 from ._registry import register_backend  # noqa: E402

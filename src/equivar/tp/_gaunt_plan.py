@@ -66,11 +66,13 @@ tensor product; slow for "many paths into one output").
 ``'factorized'`` (every output block fed by a single path), otherwise
 ``'factorized'``. The choice is in ``backend.weight_form``.
 """
+
 from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -107,13 +109,13 @@ def harmonic_fields(l: int, points: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return Y, Q, G
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _grid_fields_cached(n_beta: int, n_alpha: int, l: int):
     g = sphere_grid(max(0, min(2 * n_beta - 1, n_alpha - 1)), n_beta=n_beta, n_alpha=n_alpha, dtype=torch.float64)
     return (g.points.numpy(), g.weights.numpy()) + harmonic_fields(l, g.points.numpy())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def coupling(l1: int, l2: int, l3: int, kind: int) -> tuple[np.ndarray, float]:
     """Coupling tensor ``T [d1, d2, d3]`` of one path and ``g`` with ``T = g * wigner_3j``.
 
@@ -282,12 +284,20 @@ class GauntFamilyBackend(ConstantsModule):
             if reason is not None:
                 self.unexpressible[tuple(ins)] = reason
                 continue
-            (m1, ir1), (m2, ir2), (mo, iro) = self.irreps_in1[ins.i_in1], self.irreps_in2[ins.i_in2], self.irreps_out[ins.i_out]
+            (m1, ir1), (m2, ir2), (mo, iro) = (
+                self.irreps_in1[ins.i_in1],
+                self.irreps_in2[ins.i_in2],
+                self.irreps_out[ins.i_out],
+            )
             if m1 * m2 * mo == 0 or ins.path_weight == 0:
                 continue  # contributes nothing
             kind = path_kind(ir1.l, ir2.l, iro.l)
             _, g = coupling(ir1.l, ir2.l, iro.l, kind)
-            paths.append(_PathInfo(n, ins.i_in1, ins.i_in2, ins.i_out, ir1.l, ir2.l, iro.l, kind, ins.connection_mode, m1, m2, g, ins))
+            paths.append(
+                _PathInfo(
+                    n, ins.i_in1, ins.i_in2, ins.i_out, ir1.l, ir2.l, iro.l, kind, ins.connection_mode, m1, m2, g, ins
+                )
+            )
         self._paths = paths
         self.any_weight = any(p.ins.has_weight for p in paths)
 
@@ -321,7 +331,11 @@ class GauntFamilyBackend(ConstantsModule):
     def _check(self, ins) -> str | None:
         if ins.connection_mode not in MODES:
             return f"connection mode {ins.connection_mode!r} is not channelwise; the function product supports {MODES}"
-        (m1, ir1), (m2, ir2), (mo, iro) = self.irreps_in1[ins.i_in1], self.irreps_in2[ins.i_in2], self.irreps_out[ins.i_out]
+        (_m1, ir1), (_m2, ir2), (_mo, iro) = (
+            self.irreps_in1[ins.i_in1],
+            self.irreps_in2[ins.i_in2],
+            self.irreps_out[ins.i_out],
+        )
         kind = path_kind(ir1.l, ir2.l, iro.l)
         if kind == ODD and not self.parity_complete:
             return (
@@ -358,7 +372,11 @@ class GauntFamilyBackend(ConstantsModule):
 
     def resolution(self) -> dict:
         """Grid / basis size and the band limit at which the backend is exact."""
-        return {"band_limit": getattr(self, "band_limit", None), "weight_form": self.weight_form, "products": len(self.products)}
+        return {
+            "band_limit": getattr(self, "band_limit", None),
+            "weight_form": self.weight_form,
+            "products": len(self.products),
+        }
 
     # ------------------------------------------------------------------
     def _nz(self, k: int, kind: int):
@@ -366,7 +384,9 @@ class GauntFamilyBackend(ConstantsModule):
 
         def nz(i1, i2):
             l1, l2 = self.irreps_in1[i1].ir.l, self.irreps_in2[i2].ir.l
-            return abs(l1 - l2) <= l3 <= l1 + l2 and path_kind(l1, l2, l3) == kind and coupling(l1, l2, l3, kind)[1] != 0.0
+            return (
+                abs(l1 - l2) <= l3 <= l1 + l2 and path_kind(l1, l2, l3) == kind and coupling(l1, l2, l3, kind)[1] != 0.0
+            )
 
         return nz
 
@@ -406,7 +426,6 @@ class GauntFamilyBackend(ConstantsModule):
             if "in2" in self.weight_parts:
                 for i2 in sorted({p.i2 for p in paths}):
                     self._b_off[i2] = off
-                    m = {p.mode for p in paths if p.i2 == i2}
                     off += self.irreps_in2[i2].mul
             if "out" in self.weight_parts:
                 for k in sorted({p.k for p in paths}):
@@ -438,7 +457,9 @@ class GauntFamilyBackend(ConstantsModule):
             key = ((p.i1,), (p.i2,), p.kind, p.mode)
             const = p.ins.path_weight / p.g
             prods.setdefault(key, []).append(Target(p.k, p.l3, const, offs[p.n] if p.ins.has_weight else None))
-        return [Product(A, B, kind, mode, self.irreps_in1[A[0]].mul, tuple(t)) for (A, B, kind, mode), t in prods.items()]
+        return [
+            Product(A, B, kind, mode, self.irreps_in1[A[0]].mul, tuple(t)) for (A, B, kind, mode), t in prods.items()
+        ]
 
     # ------------------------------------------------------------------
     def to_path_weights(self, weight: torch.Tensor) -> torch.Tensor:
@@ -473,7 +494,7 @@ class GauntFamilyBackend(ConstantsModule):
                 if n in by_n:
                     raise ValueError(f"instruction {n} has no weight; the factorized form cannot be mapped onto it")
                 continue
-            U, V = ins.path_shape[0], (ins.path_shape[1] if len(ins.path_shape) > 1 else None)
+            U, _V = ins.path_shape[0], (ins.path_shape[1] if len(ins.path_shape) > 1 else None)
             if n not in by_n:
                 pieces.append(weight.new_zeros(batch + (math.prod(ins.path_shape),)))
                 continue
@@ -485,7 +506,11 @@ class GauntFamilyBackend(ConstantsModule):
             a = weight[..., self._a_off[p.i1] : self._a_off[p.i1] + U] if p.i1 in self._a_off else one
             c = weight[..., self._c_off[p.k] : self._c_off[p.k] + U] if p.k in self._c_off else one
             nb = self.irreps_in2[p.i2].mul
-            b = weight[..., self._b_off[p.i2] : self._b_off[p.i2] + nb] if p.i2 in self._b_off else weight.new_ones(batch + (nb,))
+            b = (
+                weight[..., self._b_off[p.i2] : self._b_off[p.i2] + nb]
+                if p.i2 in self._b_off
+                else weight.new_ones(batch + (nb,))
+            )
             if ins.connection_mode == "uvu":
                 w = (a * c).unsqueeze(-1) * b.unsqueeze(-2) * s
             else:  # uuu
@@ -600,8 +625,14 @@ class GauntFamilyBackend(ConstantsModule):
         if self.weight_numel:
             for o, t in zip(self._w_offsets, torch.split(weight, self._w_sizes, -1)):
                 wp[o] = t.reshape(-1, t.shape[-1], 1)
-        b1 = [t.view(Z, mul, ir.dim) for t, (mul, ir) in zip(torch.split(x1, [m * ir.dim for m, ir in self.irreps_in1], 1), self.irreps_in1)]
-        b2 = [t.view(Z, mul, ir.dim) for t, (mul, ir) in zip(torch.split(x2, [m * ir.dim for m, ir in self.irreps_in2], 1), self.irreps_in2)]
+        b1 = [
+            t.view(Z, mul, ir.dim)
+            for t, (mul, ir) in zip(torch.split(x1, [m * ir.dim for m, ir in self.irreps_in1], 1), self.irreps_in1)
+        ]
+        b2 = [
+            t.view(Z, mul, ir.dim)
+            for t, (mul, ir) in zip(torch.split(x2, [m * ir.dim for m, ir in self.irreps_in2], 1), self.irreps_in2)
+        ]
         wcache: dict = {}
 
         def blk(side, i):
@@ -712,7 +743,9 @@ class _SegScatter(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *g):
         ref = next(t for t in g if t is not None)
-        blocks = [t if t is not None else ref.new_zeros(ref.shape[0], ref.shape[1], ctx.dims[b]) for b, t in enumerate(g)]
+        blocks = [
+            t if t is not None else ref.new_zeros(ref.shape[0], ref.shape[1], ctx.dims[b]) for b, t in enumerate(g)
+        ]
         return (None, None) + tuple(_SegGather.apply(ctx.spec, ctx.dims, *blocks))
 
 
@@ -757,7 +790,10 @@ def _seg_scatter(spec, dims, parts):
 def _fill(g, spec, dims):
     """Replace missing part gradients by zeros of the right shape."""
     ref = next(t for t in g if t is not None)
-    return [t if t is not None else ref.new_zeros(ref.shape[0], ref.shape[1], sum(n for *_, n in segs)) for t, segs in zip(g, spec)]
+    return [
+        t if t is not None else ref.new_zeros(ref.shape[0], ref.shape[1], sum(n for *_, n in segs))
+        for t, segs in zip(g, spec)
+    ]
 
 
 def _take(x: torch.Tensor, idx: torch.Tensor, inv: torch.Tensor | None) -> torch.Tensor:

@@ -6,10 +6,12 @@ puts block ``irreps_in1[i_in1]`` x block ``irreps_in2[i_in2]`` into block
 irreps. Semantics, ``path_shape`` and normalization coefficients follow
 ``e3nn.o3.TensorProduct`` (e3nn 0.6) exactly, so weights are interchangeable.
 """
+
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from ..o3 import Irreps
 
@@ -132,7 +134,11 @@ def normalize_instructions(
             )
         i1, i2, io, mode, has_weight, pw = ins
         name = describe_path(irreps_in1, irreps_in2, irreps_out, ins)
-        for i, irreps, n in ((i1, irreps_in1, "irreps_in1"), (i2, irreps_in2, "irreps_in2"), (io, irreps_out, "irreps_out")):
+        for i, irreps, n in (
+            (i1, irreps_in1, "irreps_in1"),
+            (i2, irreps_in2, "irreps_in2"),
+            (io, irreps_out, "irreps_out"),
+        ):
             if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(irreps):
                 raise ValueError(f"path {name}: index {i!r} out of range for {n} = {irreps} ({len(irreps)} blocks)")
         if mode not in CONNECTION_MODES:
@@ -141,7 +147,9 @@ def normalize_instructions(
         if not abs(ir1.l - ir2.l) <= iro.l <= ir1.l + ir2.l:
             raise ValueError(f"path {name} violates the selection rule |l1-l2| <= l3 <= l1+l2 ({ir1} x {ir2} -> {iro})")
         if ir1.p * ir2.p != iro.p:
-            raise ValueError(f"path {name} violates parity: {ir1} x {ir2} has parity {ir1.p * ir2.p:+d}, not {iro.p:+d} of {iro}")
+            raise ValueError(
+                f"path {name} violates parity: {ir1} x {ir2} has parity {ir1.p * ir2.p:+d}, not {iro.p:+d} of {iro}"
+            )
         need = {
             "uvu": (m1 == mo, "mul_in1 == mul_out"),
             "uvv": (m2 == mo, "mul_in2 == mul_out"),

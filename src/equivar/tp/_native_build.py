@@ -5,6 +5,7 @@ default ``cc``) into ``$EQUIVAR_CACHE`` (default ``~/.cache/equivar``); the
 file name carries a hash of the source, flags, compiler and CPU, so a
 changed kernel or a different machine gets its own build.
 """
+
 from __future__ import annotations
 
 import ctypes

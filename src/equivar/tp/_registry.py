@@ -1,4 +1,5 @@
 """Registry of tensor-product backends (name -> ``torch.nn.Module`` class)."""
+
 from __future__ import annotations
 
 _BACKENDS: dict[str, type] = {}

@@ -56,6 +56,7 @@ backward (forces) go through the composable form of the same product.
 See :mod:`equivar.tp._gaunt_plan` for the weight forms, normalization and
 the parity-complete construction.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -122,7 +123,9 @@ class S2GridBackend(GauntFamilyBackend):
         native: bool = True,
         **kwargs,
     ):
-        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+        ):
             raise ValueError(f"s2grid: chunk_size must be a positive integer or None, got {chunk_size!r}")
         self._grid_opts = (n_beta, n_alpha)
         self.native = bool(native)
@@ -160,7 +163,6 @@ class S2GridBackend(GauntFamilyBackend):
             irr = {1: self.irreps_in1, 2: self.irreps_in2}
             if pr.kind == EVEN and self._sym:
                 for side, rows in ((1, r1), (2, r2)):
-                    mats = {}
                     for par in (0, 1):
                         sel = [(i, c) for i, c in rows if _parity(irr[side][i].ir.l, c) == par]
                         M = np.zeros((len(sel), nh))
@@ -210,8 +212,13 @@ class S2GridBackend(GauntFamilyBackend):
         liveo = [k for k, (m, ir) in enumerate(io) if m * ir.dim > 0]
         ks = [t.k for t in pr.targets]
         if (
-            pr.kind != EVEN or pr.mode != "uvu" or sorted(pr.A) != live1 or sorted(ks) != liveo
-            or len(set(ks)) != len(ks) or any(i1[i].mul != U for i in pr.A) or any(io[k].mul != U for k in ks)
+            pr.kind != EVEN
+            or pr.mode != "uvu"
+            or sorted(pr.A) != live1
+            or sorted(ks) != liveo
+            or len(set(ks)) != len(ks)
+            or any(i1[i].mul != U for i in pr.A)
+            or any(io[k].mul != U for k in ks)
         ):
             return
         wa_on = [i in self._a_off for i in pr.A]
@@ -276,17 +283,23 @@ class S2GridBackend(GauntFamilyBackend):
         nq = len(q_idx)
         cls = lambda l, c: 2 * (c % 2) + int(c < l)  # noqa: E731
         Yq = lambda l: _grid_fields_cached(nbg, nag, l)[2][q_idx]  # noqa: E731
-        for l in {self.irreps_in1[i].ir.l for i in pr.A} | {self.irreps_in2[i].ir.l for i in pr.B} | {t.l3 for t in pr.targets}:
+        for l in (
+            {self.irreps_in1[i].ir.l for i in pr.A}
+            | {self.irreps_in2[i].ir.l for i in pr.B}
+            | {t.l3 for t in pr.targets}
+        ):
             Yf = _grid_fields_cached(nbg, nag, l)[2].reshape(nbg, nag, -1)
             for c in range(2 * l + 1):
                 k = cls(l, c)
                 sb = -1.0 if k & 2 else 1.0
                 sa = -1.0 if k & 1 else 1.0
-                if not (np.allclose(Yf[::-1, :, c], sb * Yf[:, :, c], atol=1e-10)
-                        and np.allclose(Yf[:, (-np.arange(nag)) % nag, c], sa * Yf[:, :, c], atol=1e-10)):
+                if not (
+                    np.allclose(Yf[::-1, :, c], sb * Yf[:, :, c], atol=1e-10)
+                    and np.allclose(Yf[:, (-np.arange(nag)) % nag, c], sa * Yf[:, :, c], atol=1e-10)
+                ):
                     return  # pragma: no cover - a convention mismatch; the half-grid kernels still apply
         U = pr.U
-        i1, io, i2 = self.irreps_in1, self.irreps_out, self.irreps_in2
+        i1, _io, i2 = self.irreps_in1, self.irreps_out, self.irreps_in2
         d1 = [[] for _ in range(4)]
         S1 = [[] for _ in range(4)]
         for i, c in r1:
@@ -334,13 +347,32 @@ class S2GridBackend(GauntFamilyBackend):
         be = (xw2 @ S2e).view(Z, 1, S2e.shape[1])
         bo = (xw2 @ S2o).view(Z, 1, S2o.shape[1])
         P = FusedPlan(
-            g1e=self._f_g1e, g1o=self._f_g1o, g1inv=self._f_g1inv, gye=self._f_gye, gyo=self._f_gyo,
-            gyinv=self._f_gyinv, wa=getattr(self, "_f_wa", None), wc=getattr(self, "_f_wc", None),
-            blocks1=self._f_blocks1, blocksy=self._f_blocksy,
-            S1e=c("_S1e"), S1o=c("_S1o"), S2e=c("_S2e"), S2o=c("_S2o"), Me=c("_Me"), Mo=c("_Mo"),
-            U=self.products[0].U, dim1=self.irreps_in1.dim, dim_out=self.irreps_out.dim,
+            g1e=self._f_g1e,
+            g1o=self._f_g1o,
+            g1inv=self._f_g1inv,
+            gye=self._f_gye,
+            gyo=self._f_gyo,
+            gyinv=self._f_gyinv,
+            wa=getattr(self, "_f_wa", None),
+            wc=getattr(self, "_f_wc", None),
+            blocks1=self._f_blocks1,
+            blocksy=self._f_blocksy,
+            S1e=c("_S1e"),
+            S1o=c("_S1o"),
+            S2e=c("_S2e"),
+            S2o=c("_S2o"),
+            Me=c("_Me"),
+            Mo=c("_Mo"),
+            U=self.products[0].U,
+            dim1=self.irreps_in1.dim,
+            dim_out=self.irreps_out.dim,
         )
-        if self.native and self._quarter is not None and x1.device.type == "cpu" and dt in (torch.float32, torch.float64):
+        if (
+            self.native
+            and self._quarter is not None
+            and x1.device.type == "cpu"
+            and dt in (torch.float32, torch.float64)
+        ):
             key = (dt, x1.device)
             if key not in self._native_consts:
                 self._native_consts = {key: NativeConsts(self, dt)}
@@ -379,8 +411,19 @@ class S2GridBackend(GauntFamilyBackend):
         if pr.kind == EVEN and self._sym:
             return list(
                 grid_bilinear_sym(
-                    X1[0], X1[1], X2[0], X2[1], c("_S1e"), c("_S1o"), c("_S2e"), c("_S2o"), c("_Me"), c("_Mo"),
-                    X1[0].shape[1], self.chunk_size, self.save_grid,
+                    X1[0],
+                    X1[1],
+                    X2[0],
+                    X2[1],
+                    c("_S1e"),
+                    c("_S1o"),
+                    c("_S2e"),
+                    c("_S2o"),
+                    c("_Me"),
+                    c("_Mo"),
+                    X1[0].shape[1],
+                    self.chunk_size,
+                    self.save_grid,
                 )
             )
         S1, S2, M = c("_S1"), c("_S2"), c("_M")

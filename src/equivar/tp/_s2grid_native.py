@@ -32,6 +32,7 @@ PyTorch path. Threads: ``torch.get_num_threads()``, taking blocks of 16
 samples from a shared counter (a thread that is descheduled on a busy machine
 does not hold up the others).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -350,8 +351,13 @@ class NativeConsts:
 
     def ints(self, P, W, need=(0, 0, 0)):
         shared = W.shape[0] == 1
-        return ((P.U, self.Up, P.dim1, P.dim_out, W.shape[1], 0 if shared else W.shape[1], self.nq) + self.R1 + self.Ry
-                + tuple(int(b) for b in need) + (int(shared), int(P.wa is not None), int(P.wc is not None)))
+        return (
+            (P.U, self.Up, P.dim1, P.dim_out, W.shape[1], 0 if shared else W.shape[1], self.nq)
+            + self.R1
+            + self.Ry
+            + tuple(int(b) for b in need)
+            + (int(shared), int(P.wa is not None), int(P.wc is not None))
+        )
 
 
 def _ptrs(items) -> ctypes.Array:

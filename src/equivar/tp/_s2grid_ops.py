@@ -17,6 +17,7 @@ the same form (``dA = grid_bilinear(G, B, M^T, SB, SA^T, ...)``), which is how
 double backward works. When no graph is requested (plain training without
 force losses) the backward is fused into one pass computing both gradients.
 """
+
 from __future__ import annotations
 
 import torch
@@ -244,9 +245,13 @@ class _GridBilinearSym(torch.autograd.Function):
         dae = dao = dbe = dbo = None
         if torch.is_grad_enabled():  # differentiable: the gradients are symmetric grid products themselves
             if need_a:
-                dae, dao = grid_bilinear_sym(ge, go, be, bo, Me.t(), Mo.t(), SBe, SBo, SAe.t(), SAo.t(), ae.shape[1], cs, sg)
+                dae, dao = grid_bilinear_sym(
+                    ge, go, be, bo, Me.t(), Mo.t(), SBe, SBo, SAe.t(), SAo.t(), ae.shape[1], cs, sg
+                )
             if need_b:
-                dbe, dbo = grid_bilinear_sym(ge, go, ae, ao, Me.t(), Mo.t(), SAe, SAo, SBe.t(), SBo.t(), be.shape[1], cs, sg)
+                dbe, dbo = grid_bilinear_sym(
+                    ge, go, ae, ao, Me.t(), Mo.t(), SAe, SAo, SBe.t(), SBo.t(), be.shape[1], cs, sg
+                )
         else:
             dae, dao, dbe, dbo = _sym_fused_backward(
                 ge, go, ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, need_a, need_b, cs, saved
@@ -295,8 +300,28 @@ class FusedPlan:
     quarter grid) or None for the PyTorch path.
     """
 
-    __slots__ = ("g1e", "g1o", "g1inv", "wa", "gye", "gyo", "gyinv", "wc", "blocks1", "blocksy",
-                 "S1e", "S1o", "S2e", "S2o", "Me", "Mo", "U", "dim1", "dim_out", "native")
+    __slots__ = (
+        "g1e",
+        "g1o",
+        "g1inv",
+        "wa",
+        "gye",
+        "gyo",
+        "gyinv",
+        "wc",
+        "blocks1",
+        "blocksy",
+        "S1e",
+        "S1o",
+        "S2e",
+        "S2o",
+        "Me",
+        "Mo",
+        "U",
+        "dim1",
+        "dim_out",
+        "native",
+    )
 
     def __init__(self, **kw):
         self.native = None
@@ -396,7 +421,9 @@ def _composite(x1, be, bo, W, P, cs):
     Xe = xw.index_select(1, P.g1e).view(Z, P.U, P.S1e.shape[0])
     Xo = xw.index_select(1, P.g1o).view(Z, P.U, P.S1o.shape[0])
     oe, oo = grid_bilinear_sym(Xe, Xo, be, bo, P.S1e, P.S1o, P.S2e, P.S2o, P.Me, P.Mo, P.U, cs, False)
-    y = torch.cat([oe.reshape(Z, oe.shape[1] * oe.shape[2]), oo.reshape(Z, oo.shape[1] * oo.shape[2])], 1).index_select(1, P.gyinv)
+    y = torch.cat([oe.reshape(Z, oe.shape[1] * oe.shape[2]), oo.reshape(Z, oo.shape[1] * oo.shape[2])], 1).index_select(
+        1, P.gyinv
+    )
     return y * W.index_select(1, P.wc) if P.wc is not None else y
 
 

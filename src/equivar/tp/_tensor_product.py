@@ -4,10 +4,11 @@ Semantics, normalization and weight layout are those of
 ``e3nn.o3.TensorProduct`` (e3nn 0.6): for the same instructions and weights
 the exact backend (``'cg'``) gives the same outputs.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -17,8 +18,10 @@ from ._instructions import (
     Instruction,
     describe_path,
     normalize_instructions,
-    weight_numel as _weight_numel,
     weight_offsets,
+)
+from ._instructions import (
+    weight_numel as _weight_numel,
 )
 from ._registry import get_backend
 
@@ -166,7 +169,9 @@ class TensorProduct(torch.nn.Module):
         if internal_weights is None:
             internal_weights = shared_weights and any(i.has_weight for i in self.instructions)
         if internal_weights and not shared_weights:
-            raise ValueError("internal_weights=True needs shared_weights=True (internal weights are shared by all samples)")
+            raise ValueError(
+                "internal_weights=True needs shared_weights=True (internal weights are shared by all samples)"
+            )
         self.internal_weights = bool(internal_weights)
         self.shared_weights = bool(shared_weights)
 
@@ -187,8 +192,10 @@ class TensorProduct(torch.nn.Module):
         bad = [ins for ins in self.instructions if not self.backend.expressible(ins)]
         if bad:
             why = getattr(self.backend, "why_not", lambda ins: None)
-            names = "; ".join(describe_path(self.irreps_in1, self.irreps_in2, self.irreps_out, i)
-                              + (f" ({why(i)})" if why(i) else "") for i in bad)
+            names = "; ".join(
+                describe_path(self.irreps_in1, self.irreps_in2, self.irreps_out, i) + (f" ({why(i)})" if why(i) else "")
+                for i in bad
+            )
             raise ValueError(f"backend {backend!r} cannot express the path(s): {names}")
 
         numel = getattr(self.backend, "weight_numel", None)
@@ -220,18 +227,32 @@ class TensorProduct(torch.nn.Module):
         one dtype the backend supports, one device: then they need no checks, broadcasting or reshapes."""
         dims = self.__dict__.get("_dims")
         if dims is None:
-            dims = self.__dict__["_dims"] = (self.irreps_in1.dim, self.irreps_in2.dim,
-                                             getattr(self.backend, "supported_dtypes", None))
-        if self.shared_weights or not (isinstance(x1, torch.Tensor) and isinstance(x2, torch.Tensor)
-                                       and isinstance(weight, torch.Tensor)):
+            dims = self.__dict__["_dims"] = (
+                self.irreps_in1.dim,
+                self.irreps_in2.dim,
+                getattr(self.backend, "supported_dtypes", None),
+            )
+        if self.shared_weights or not (
+            isinstance(x1, torch.Tensor) and isinstance(x2, torch.Tensor) and isinstance(weight, torch.Tensor)
+        ):
             return False
         s1, s2, sw = x1.shape, x2.shape, weight.shape
         dtype, supported = x1.dtype, dims[2]
-        return (len(s1) == 2 and len(s2) == 2 and len(sw) == 2 and s1[0] == s2[0] == sw[0]
-                and s1[1] == dims[0] and s2[1] == dims[1] and sw[1] == self.weight_numel
-                and x1.is_floating_point() and x2.dtype == dtype and weight.dtype == dtype
-                and (supported is None or dtype in supported)
-                and x2.device == x1.device and weight.device == x1.device)
+        return (
+            len(s1) == 2
+            and len(s2) == 2
+            and len(sw) == 2
+            and s1[0] == s2[0] == sw[0]
+            and s1[1] == dims[0]
+            and s2[1] == dims[1]
+            and sw[1] == self.weight_numel
+            and x1.is_floating_point()
+            and x2.dtype == dtype
+            and weight.dtype == dtype
+            and (supported is None or dtype in supported)
+            and x2.device == x1.device
+            and weight.device == x1.device
+        )
 
     def _check_inputs(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None):
         if x1.shape[-1:] != (self.irreps_in1.dim,):
@@ -251,8 +272,10 @@ class TensorProduct(torch.nn.Module):
                 raise ValueError(f"{self}: {name} must be a floating-point tensor, got dtype {t.dtype}")
         supported = getattr(self.backend, "supported_dtypes", None)
         if supported is not None and x1.dtype not in supported:
-            raise ValueError(f"{self}: backend {self.backend_name!r} supports dtypes "
-                             f"{sorted(str(d) for d in supported)}, got {x1.dtype}")
+            raise ValueError(
+                f"{self}: backend {self.backend_name!r} supports dtypes "
+                f"{sorted(str(d) for d in supported)}, got {x1.dtype}"
+            )
         if x2.dtype != x1.dtype or (weight is not None and weight.dtype != x1.dtype):
             got = f"x1 {x1.dtype}, x2 {x2.dtype}" + ("" if weight is None else f", weight {weight.dtype}")
             raise ValueError(f"{self}: inputs must share one dtype, got {got}")
@@ -267,8 +290,10 @@ class TensorProduct(torch.nn.Module):
                 )
             weight = self.weight
             if weight.numel() and weight.dtype != x1.dtype:
-                raise ValueError(f"{self}: internal weights are {weight.dtype} but the inputs are {x1.dtype}; "
-                                 f"convert the module with .to({x1.dtype})")
+                raise ValueError(
+                    f"{self}: internal weights are {weight.dtype} but the inputs are {x1.dtype}; "
+                    f"convert the module with .to({x1.dtype})"
+                )
         elif self.shared_weights:
             if weight.shape != (self.weight_numel,):
                 raise ValueError(

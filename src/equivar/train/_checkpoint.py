@@ -11,11 +11,12 @@ A checkpoint is a dict::
 It holds only tensors and plain Python containers, so it loads with
 ``torch.load(..., weights_only=True)``.
 """
+
 from __future__ import annotations
 
 import os
 import pickle
-from typing import Mapping, Optional, Union
+from collections.abc import Mapping
 
 import torch
 
@@ -77,19 +78,24 @@ def load_checkpoint(path: str) -> dict:
         # torch's message is a page of weights_only advice; what matters is that this is no equivar model file
         what = _unsafe_global(str(e))
         if not what:
-            raise ValueError(f"{path}: not a readable checkpoint (truncated, or not a file written by "
-                             "torch.save)") from None
-        raise ValueError(f"{path}: not an equivar checkpoint (it holds pickled Python objects{what}; equivar "
-                         "model files are written by `equivar train`)") from None
+            raise ValueError(
+                f"{path}: not a readable checkpoint (truncated, or not a file written by torch.save)"
+            ) from None
+        raise ValueError(
+            f"{path}: not an equivar checkpoint (it holds pickled Python objects{what}; equivar "
+            "model files are written by `equivar train`)"
+        ) from None
     except Exception as e:  # noqa: BLE001 - torch raises many types for a truncated or foreign file
-        raise ValueError(f"{path}: not a readable checkpoint (truncated, or not a file written by torch.save: "
-                         f"{type(e).__name__}: {_first_sentence(str(e))})") from None
+        raise ValueError(
+            f"{path}: not a readable checkpoint (truncated, or not a file written by torch.save: "
+            f"{type(e).__name__}: {_first_sentence(str(e))})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an equivar checkpoint (missing format tag {FORMAT!r})")
     return payload
 
 
-def model_payload(model: torch.nn.Module, metadata: Optional[Mapping] = None, state_dict: Optional[Mapping] = None) -> dict:
+def model_payload(model: torch.nn.Module, metadata: Mapping | None = None, state_dict: Mapping | None = None) -> dict:
     """The model part of a checkpoint: ``hparams`` + ``state_dict`` (+ ``metadata``)."""
     m = unwrap(model)
     if not hasattr(m, "hparams"):
@@ -104,7 +110,9 @@ def model_payload(model: torch.nn.Module, metadata: Optional[Mapping] = None, st
     }
 
 
-def load_model(source: Union[str, Mapping], device: Union[str, torch.device] = "cpu", dtype: Optional[torch.dtype] = None) -> torch.nn.Module:
+def load_model(
+    source: str | Mapping, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> torch.nn.Module:
     """Rebuild a model from a checkpoint path or payload, in eval mode on ``device``.
 
     ``dtype`` casts the model (default: the dtype it was saved in). The
@@ -128,8 +136,10 @@ def load_model(source: Union[str, Mapping], device: Union[str, torch.device] = "
     except RuntimeError as e:
         first = str(e).splitlines()
         detail = next((ln.strip() for ln in first[1:] if ln.strip()), first[0] if first else "")
-        raise ValueError(f"{where}weights do not fit the model its hyperparameters describe (written by another "
-                         f"equivar version?): {detail[:300]}") from None
+        raise ValueError(
+            f"{where}weights do not fit the model its hyperparameters describe (written by another "
+            f"equivar version?): {detail[:300]}"
+        ) from None
     if dtype is not None:
         model = model.to(dtype)
     model = model.to(device).eval()

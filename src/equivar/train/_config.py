@@ -14,12 +14,13 @@ A config has four sections plus run-level fields::
 other key is checked: an unknown key or a value of the wrong type is a
 ``ValueError`` that names it and suggests the closest known key.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import typing
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import yaml
 
@@ -37,13 +38,13 @@ class DataConfig:
     """
 
     train_file: str = ""
-    valid_file: Optional[str] = None
+    valid_file: str | None = None
     valid_fraction: float = 0.05
     test_files: dict = dataclasses.field(default_factory=dict)
-    e0s_file: Optional[str] = None
-    format: Optional[str] = None
-    max_train: Optional[int] = None
-    split_seed: Optional[int] = None
+    e0s_file: str | None = None
+    format: str | None = None
+    max_train: int | None = None
+    split_seed: int | None = None
     r_max: float = 5.0
     e0s: Any = "auto"
     energy_key: str = "energy"
@@ -88,15 +89,15 @@ class TrainingConfig:
     energy_weight: float = 1.0
     forces_weight: float = 100.0
     stress_weight: float = 0.0
-    ema_decay: Optional[float] = 0.99
+    ema_decay: float | None = 0.99
     scheduler_patience: int = 50
     scheduler_factor: float = 0.8
-    early_stopping_patience: Optional[int] = None
-    clip_grad_norm: Optional[float] = 10.0
+    early_stopping_patience: int | None = None
+    clip_grad_norm: float | None = 10.0
     eval_every: int = 1
-    max_time_s: Optional[float] = None
-    max_cpu_s: Optional[float] = None
-    stage_two_start: Optional[float] = None
+    max_time_s: float | None = None
+    max_cpu_s: float | None = None
+    stage_two_start: float | None = None
     stage_two_energy_weight: float = 1000.0
     stage_two_forces_weight: float = 100.0
     stage_two_lr: float = 1e-3
@@ -111,7 +112,7 @@ class Config:
     dtype: str = "float64"
     device: str = "cpu"
     output_dir: str = "runs/default"
-    num_threads: Optional[int] = None
+    num_threads: int | None = None
     progress: bool = True
     overwrite: bool = False
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -121,7 +122,7 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Check values beyond their types; raise ``ValueError`` naming the key."""
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {_short(self.dtype)}")
@@ -164,7 +165,7 @@ class Config:
 def _short(value, limit: int = 80) -> str:
     """``repr(value)``, cut to ``limit`` characters with ``...`` (a whole file read as one string stays one line)."""
     r = repr(value)
-    return r if len(r) <= limit else r[:limit - 3] + "..."
+    return r if len(r) <= limit else r[: limit - 3] + "..."
 
 
 def _type_name(tp) -> str:
@@ -281,15 +282,17 @@ def apply_overrides(cfg: Config, overrides) -> Config:
         if len(parts) == 1 and key in _sections():
             # a whole section: a mapping is merged key by key; anything else would silently reset it
             if not isinstance(value, dict):
-                raise ValueError(f"{key} is a config section, not a value: set its keys (e.g. --set {key}.KEY=VALUE) "
-                                 f"or give a mapping (--set {key}={{KEY: VALUE}}), got {_short(raw.strip())}")
+                raise ValueError(
+                    f"{key} is a config section, not a value: set its keys (e.g. --set {key}.KEY=VALUE) "
+                    f"or give a mapping (--set {key}={{KEY: VALUE}}), got {_short(raw.strip())}"
+                )
             node[key] = {**node[key], **value}
             continue
         node[parts[-1]] = value
     return config_from_dict(d)
 
 
-def load_config(path: Optional[str] = None, overrides=None) -> Config:
+def load_config(path: str | None = None, overrides=None) -> Config:
     """Read a YAML config (or start from defaults), apply overrides, validate.
 
     Raises
@@ -301,8 +304,10 @@ def load_config(path: Optional[str] = None, overrides=None) -> Config:
         with open(path) as f:
             d = yaml.safe_load(f) or {}
         if not isinstance(d, dict):
-            raise ValueError(f"{path}: expected a YAML mapping of config keys (data:, model:, training: ...), "
-                             f"got {type(d).__name__} {_short(d)}")
+            raise ValueError(
+                f"{path}: expected a YAML mapping of config keys (data:, model:, training: ...), "
+                f"got {type(d).__name__} {_short(d)}"
+            )
     cfg = apply_overrides(config_from_dict(d), overrides)
     return cfg.validate()
 

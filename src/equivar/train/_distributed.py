@@ -1,4 +1,5 @@
 """DistributedDataParallel set-up from ``torchrun`` environment variables."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Exponential moving average of parameters."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,10 +1,10 @@
 """Predictions on datasets, error tables per ``config_type``, predictions as extxyz."""
+
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 
 from ..data import AtomicGraphDataset, Configuration, batch_to, make_loader
@@ -17,7 +17,7 @@ def predict(
     dataset: AtomicGraphDataset,
     batch_size: int = 10,
     device="cpu",
-    compute_stress: Optional[bool] = None,
+    compute_stress: bool | None = None,
 ) -> list[dict]:
     """Run ``model`` over ``dataset`` in order.
 
@@ -45,11 +45,13 @@ def predict(
             ptr = batch["ptr"].tolist()
             for g in range(len(ptr) - 1):
                 periodic = bool(batch["pbc"][g].any())
-                out.append({
-                    "energy": float(e[g]),
-                    "forces": None if f is None else f[ptr[g]:ptr[g + 1]],
-                    "stress": None if s is None or not periodic else s[g],
-                })
+                out.append(
+                    {
+                        "energy": float(e[g]),
+                        "forces": None if f is None else f[ptr[g] : ptr[g + 1]],
+                        "stress": None if s is None or not periodic else s[g],
+                    }
+                )
     finally:
         m.train(was_training)
     return out
@@ -80,10 +82,14 @@ def error_rows(sets: Mapping[str, tuple[Sequence[Configuration], Sequence[Mappin
 
 
 _COLUMNS = [
-    ("mae_e_per_atom", "E MAE meV/atom"), ("rmse_e_per_atom", "E RMSE meV/atom"),
-    ("mae_e", "E MAE meV"), ("rmse_e", "E RMSE meV"),
-    ("mae_f", "F MAE meV/Å"), ("rmse_f", "F RMSE meV/Å"),
-    ("mae_s", "S MAE meV/Å³"), ("rmse_s", "S RMSE meV/Å³"),
+    ("mae_e_per_atom", "E MAE meV/atom"),
+    ("rmse_e_per_atom", "E RMSE meV/atom"),
+    ("mae_e", "E MAE meV"),
+    ("rmse_e", "E RMSE meV"),
+    ("mae_f", "F MAE meV/Å"),
+    ("rmse_f", "F RMSE meV/Å"),
+    ("mae_s", "S MAE meV/Å³"),
+    ("rmse_s", "S RMSE meV/Å³"),
 ]
 
 

@@ -1,9 +1,10 @@
 """Per-epoch metrics: a CSV file, and TensorBoard when it is installed."""
+
 from __future__ import annotations
 
 import csv
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class MetricsLog:

@@ -1,7 +1,8 @@
 """Weighted energy / forces / stress loss (MACE's ``WeightedEnergyForcesStressLoss``)."""
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
@@ -29,7 +30,9 @@ class WeightedLoss:
     def needs_stress(self) -> bool:
         return self.stress_weight > 0
 
-    def __call__(self, pred: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(
+        self, pred: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Return ``(loss, parts)``; ``loss`` is a 0-d tensor, ``parts`` maps term name to float."""
         n = (batch["ptr"][1:] - batch["ptr"][:-1]).to(pred["energy"].dtype)
         w = batch["weight"].to(pred["energy"].dtype)

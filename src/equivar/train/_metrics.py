@@ -1,15 +1,25 @@
 """Error metrics (MAE / RMSE in meV units) accumulated over batches, reducible across ranks."""
+
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 import torch
 
 _FIELDS = (
-    "n_e", "abs_e", "sq_e", "abs_epa", "sq_epa",
-    "n_f", "abs_f", "sq_f",
-    "n_s", "abs_s", "sq_s",
-    "loss", "n_loss",
+    "n_e",
+    "abs_e",
+    "sq_e",
+    "abs_epa",
+    "sq_epa",
+    "n_f",
+    "abs_f",
+    "sq_f",
+    "n_s",
+    "abs_s",
+    "sq_s",
+    "loss",
+    "n_loss",
 )
 
 #: Metric names, units and meaning (all errors are reference minus prediction).
@@ -38,7 +48,9 @@ class ErrorAccumulator:
         self.sums[_FIELDS.index(name)] += float(value)
 
     @torch.no_grad()
-    def update(self, pred: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor], loss: Optional[float] = None) -> None:
+    def update(
+        self, pred: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor], loss: float | None = None
+    ) -> None:
         """Add one batch (``pred`` from the model, ``batch`` with labels)."""
         n = (batch["ptr"][1:] - batch["ptr"][:-1]).double()
         w = batch["weight"].double()
@@ -73,14 +85,25 @@ class ErrorAccumulator:
         w = config.weight
         if config.energy is not None and pred.get("energy") is not None and w * config.energy_weight > 0:
             d = float(pred["energy"]) - config.energy
-            for k, v in (("n_e", 1), ("abs_e", abs(d)), ("sq_e", d * d), ("abs_epa", abs(d) / config.num_atoms), ("sq_epa", (d / config.num_atoms) ** 2)):
+            for k, v in (
+                ("n_e", 1),
+                ("abs_e", abs(d)),
+                ("sq_e", d * d),
+                ("abs_epa", abs(d) / config.num_atoms),
+                ("sq_epa", (d / config.num_atoms) ** 2),
+            ):
                 self._add(k, v)
         if config.forces is not None and pred.get("forces") is not None and w * config.forces_weight > 0:
             d = np.asarray(pred["forces"]) - config.forces
             self._add("n_f", d.size)
             self._add("abs_f", np.abs(d).sum())
             self._add("sq_f", (d**2).sum())
-        if config.stress is not None and pred.get("stress") is not None and w * config.stress_weight > 0 and config.pbc.any():
+        if (
+            config.stress is not None
+            and pred.get("stress") is not None
+            and w * config.stress_weight > 0
+            and config.pbc.any()
+        ):
             d = np.asarray(pred["stress"]) - config.stress
             self._add("n_s", d.size)
             self._add("abs_s", np.abs(d).sum())

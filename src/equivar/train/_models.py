@@ -1,4 +1,5 @@
 """Build a model from its hyperparameters: ``equivar.models`` names or ``"package.module:callable"``."""
+
 from __future__ import annotations
 
 import collections.abc
@@ -6,7 +7,7 @@ import importlib
 import inspect
 import types
 import typing
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 import torch
 
@@ -44,7 +45,7 @@ def _signature(fn):
         return None
 
 
-def _accepted(name: str) -> Optional[set]:
+def _accepted(name: str) -> set | None:
     """Keyword names the builder of ``name`` accepts, or ``None`` when it takes any (``**kwargs``)."""
     try:
         fn = _builder(name)
@@ -97,7 +98,8 @@ def _describe(tp) -> str:
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
         return f"a list of {_describe(args[0])}s" if args else "a list"
     return {int: "integer", float: "number", bool: "true/false", str: "string", dict: "mapping"}.get(
-        tp, getattr(tp, "__name__", str(tp)))
+        tp, getattr(tp, "__name__", str(tp))
+    )
 
 
 def check_model_config(model_cfg: Mapping, prefix: str = "model.") -> dict:

@@ -1,7 +1,8 @@
 """PNG learning curves and parity plots (matplotlib, Agg backend)."""
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -45,10 +46,16 @@ def plot_parity(sets: Mapping[str, tuple[Sequence, Sequence[Mapping]]], path: st
     plt = _plt()
     fig, (ax_e, ax_f) = plt.subplots(1, 2, figsize=(9, 4.2))
     for name, (configs, preds) in sets.items():
-        e = [(c.energy / c.num_atoms, p["energy"] / c.num_atoms) for c, p in zip(configs, preds)
-             if c.energy is not None and p.get("energy") is not None]
-        f = [(c.forces.reshape(-1), np.asarray(p["forces"]).reshape(-1)) for c, p in zip(configs, preds)
-             if c.forces is not None and p.get("forces") is not None]
+        e = [
+            (c.energy / c.num_atoms, p["energy"] / c.num_atoms)
+            for c, p in zip(configs, preds)
+            if c.energy is not None and p.get("energy") is not None
+        ]
+        f = [
+            (c.forces.reshape(-1), np.asarray(p["forces"]).reshape(-1))
+            for c, p in zip(configs, preds)
+            if c.forces is not None and p.get("forces") is not None
+        ]
         if e:
             ref, pr = np.array(e).T
             ax_e.scatter(ref, pr, s=6, alpha=0.6, label=name)

@@ -1,4 +1,5 @@
 """A whole training run from a :class:`Config`: data -> model -> fit -> error tables, plots, model file."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,7 +7,7 @@ import os
 import random
 import shutil
 import time
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -62,8 +63,14 @@ def resolve_path(path: str) -> str:
 
 def _read(path: str, cfg: Config) -> list:
     d = cfg.data
-    keys = D.DataKeys(energy=d.energy_key, forces=d.forces_key, stress=d.stress_key, virials=d.virials_key,
-                      config_type=d.config_type_key, weight=d.weight_key)
+    keys = D.DataKeys(
+        energy=d.energy_key,
+        forces=d.forces_key,
+        stress=d.stress_key,
+        virials=d.virials_key,
+        config_type=d.config_type_key,
+        weight=d.weight_key,
+    )
     return D.read_dataset(resolve_path(path), format=d.format, keys=keys, min_distance=d.min_distance)
 
 
@@ -95,9 +102,13 @@ def load_datasets(cfg: Config, log: Callable[[str], None] = print) -> Datasets:
         tests[str(name)] = D.split_isolated_atoms(_read(path, cfg))[1]
         D.check_elements(tests[str(name)], zs)
     e0s = D.resolve_e0s(d.e0s, train, isolated, zs)
-    log(f"data: {len(train)} train, {len(valid)} valid"
-        + "".join(f", {len(v)} {k}" for k, v in tests.items()) + f"; elements {zs}; E0s "
-        + ", ".join(f"{z}: {e:.4f}" for z, e in e0s.items()) + " eV")
+    log(
+        f"data: {len(train)} train, {len(valid)} valid"
+        + "".join(f", {len(v)} {k}" for k, v in tests.items())
+        + f"; elements {zs}; E0s "
+        + ", ".join(f"{z}: {e:.4f}" for z, e in e0s.items())
+        + " eV"
+    )
     return Datasets(train, valid, tests, isolated, zs, e0s)
 
 
@@ -107,7 +118,9 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def run_training(cfg: Config, resume: bool = False, callbacks: Sequence = (), log: Optional[Callable[[str], None]] = None) -> RunResult:
+def run_training(
+    cfg: Config, resume: bool = False, callbacks: Sequence = (), log: Callable[[str], None] | None = None
+) -> RunResult:
     """Train, select, evaluate and save a model as described by ``cfg``.
 
     Writes to ``cfg.output_dir``: ``config.yaml``, ``metrics.csv``,
@@ -140,8 +153,10 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
     if resume and not os.path.isfile(ckpt):
         raise ValueError(f"cannot resume: {ckpt} does not exist")
     if not resume and os.path.isfile(ckpt) and not cfg.overwrite:
-        raise ValueError(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue it, "
-                         f"or set overwrite=true / choose another output_dir")
+        raise ValueError(
+            f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue it, "
+            f"or set overwrite=true / choose another output_dir"
+        )
     if info.is_main:  # a bad output_dir fails now, not after the data are read and the model built
         from .._paths import prepare_output_dir
 
@@ -178,31 +193,55 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
     torch.manual_seed(cfg.seed)
     model = build_model(hparams).to(dtype=dtype).to(device)
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"model {hparams['name']}: {n_params} parameters, {cfg.dtype}, {device}"
+    log(
+        f"model {hparams['name']}: {n_params} parameters, {cfg.dtype}, {device}"
         + (f", {info.world_size} processes (DDP)" if info.distributed else "")
         + f"; graphs built in {time.perf_counter() - t0:.1f} s, {stats['avg_num_neighbors']:.1f} neighbours/atom"
-        + (f"; {torch.get_num_threads()} torch threads" if device.type == "cpu" else ""))
+        + (f"; {torch.get_num_threads()} torch threads" if device.type == "cpu" else "")
+    )
     if device.type == "cpu" and cfg.num_threads is None and torch.get_num_threads() > 1:
-        log(f"note: num_threads is unset, so torch uses {torch.get_num_threads()} threads; for molecules of tens of "
-            "atoms one thread is often 2-3x faster (num_threads: 1 in the config; README, 'CPU settings')")
+        log(
+            f"note: num_threads is unset, so torch uses {torch.get_num_threads()} threads; for molecules of tens of "
+            "atoms one thread is often 2-3x faster (num_threads: 1 in the config; README, 'CPU settings')"
+        )
     if info.distributed:
         ids = [device.index] if device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids,
-                                                          find_unused_parameters=cfg.training.find_unused_parameters)
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=cfg.training.find_unused_parameters
+        )
     tc = cfg.training
-    train_loader = D.make_loader(train_set, tc.batch_size, shuffle=True, seed=cfg.seed,
-                                 rank=info.rank, world_size=info.world_size)
-    valid_loader = (D.make_loader(valid_set, tc.valid_batch_size, shuffle=False, rank=info.rank, world_size=info.world_size)
-                    if valid_set is not None else None)
+    train_loader = D.make_loader(
+        train_set, tc.batch_size, shuffle=True, seed=cfg.seed, rank=info.rank, world_size=info.world_size
+    )
+    valid_loader = (
+        D.make_loader(valid_set, tc.valid_batch_size, shuffle=False, rank=info.rank, world_size=info.world_size)
+        if valid_set is not None
+        else None
+    )
     metadata = {
-        "r_max": r_max, "atomic_numbers": ds.atomic_numbers, "e0s": {int(z): float(e) for z, e in ds.e0s.items()},
-        "dtype": cfg.dtype, "statistics": stats, "config": cfg.to_dict(),
+        "r_max": r_max,
+        "atomic_numbers": ds.atomic_numbers,
+        "e0s": {int(z): float(e) for z, e in ds.e0s.items()},
+        "dtype": cfg.dtype,
+        "statistics": stats,
+        "config": cfg.to_dict(),
     }
     if info.is_main:
         os.makedirs(out, exist_ok=True)
         save_config(cfg, os.path.join(out, "config.yaml"))
-    trainer = Trainer(model, train_loader, valid_loader, tc, out, device, metadata, info,
-                      progress=cfg.progress, callbacks=callbacks, log=log)
+    trainer = Trainer(
+        model,
+        train_loader,
+        valid_loader,
+        tc,
+        out,
+        device,
+        metadata,
+        info,
+        progress=cfg.progress,
+        callbacks=callbacks,
+        log=log,
+    )
     if resume:
         trainer.resume(ckpt, resume_payload)
     history = trainer.fit()

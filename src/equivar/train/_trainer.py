@@ -1,11 +1,12 @@
 """The training loop: optimizer, EMA, LR schedule, early stopping, checkpoints, resume."""
+
 from __future__ import annotations
 
 import math
 import os
 import random
 import time
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -35,8 +36,9 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.O
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.optimizer == "amsgrad",
-                            foreach=True)
+    return torch.optim.Adam(
+        params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.optimizer == "amsgrad", foreach=True
+    )
 
 
 class Trainer:
@@ -63,9 +65,20 @@ class Trainer:
     callbacks : sequence of :data:`Callback`
     """
 
-    def __init__(self, model, train_loader, valid_loader, cfg: TrainingConfig, output_dir: str, device,
-                 metadata: Optional[dict] = None, dist: DistInfo = DistInfo(), progress: bool = True,
-                 callbacks: Sequence[Callback] = (), log: Callable[[str], None] = print):
+    def __init__(
+        self,
+        model,
+        train_loader,
+        valid_loader,
+        cfg: TrainingConfig,
+        output_dir: str,
+        device,
+        metadata: dict | None = None,
+        dist: DistInfo = DistInfo(),
+        progress: bool = True,
+        callbacks: Sequence[Callback] = (),
+        log: Callable[[str], None] = print,
+    ):
         self.model = model
         self.train_loader = train_loader
         self.valid_loader = valid_loader
@@ -81,7 +94,8 @@ class Trainer:
         self.loss_fn = WeightedLoss(cfg.energy_weight, cfg.forces_weight, cfg.stress_weight)
         self.optimizer = make_optimizer(unwrap(model), cfg)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=cfg.scheduler_factor, patience=cfg.scheduler_patience)
+            self.optimizer, mode="min", factor=cfg.scheduler_factor, patience=cfg.scheduler_patience
+        )
         self.ema = ExponentialMovingAverage(unwrap(model), cfg.ema_decay) if cfg.ema_decay else None
         self.epoch = 0
         self.step = 0
@@ -101,9 +115,17 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "ema": None if self.ema is None else self.ema.state_dict(),
-            "epoch": self.epoch, "step": self.step, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "cpu_elapsed": self.cpu_elapsed, "history": list(self.history), "stage": self._stage,
-            "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "elapsed": self.elapsed,
+            "cpu_elapsed": self.cpu_elapsed,
+            "history": list(self.history),
+            "stage": self._stage,
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
         }
 
     def load_state_dict(self, st: dict) -> None:
@@ -131,7 +153,7 @@ class Trainer:
         payload["train_state"] = self.state_dict()
         save_checkpoint(self.checkpoint_path(), payload)
 
-    def resume(self, path: Optional[str] = None, payload: Optional[dict] = None) -> None:
+    def resume(self, path: str | None = None, payload: dict | None = None) -> None:
         """Restore weights and training state from ``path`` (default ``output_dir/checkpoint.pt``).
 
         ``payload``: the checkpoint already read from ``path`` by :func:`load_checkpoint` (not read again).
@@ -143,8 +165,10 @@ class Trainer:
         mine = dict(getattr(unwrap(self.model), "hparams", {}))
         diff = sorted(k for k in set(mine) | set(payload["hparams"]) if mine.get(k) != payload["hparams"].get(k))
         if diff:
-            raise ValueError(f"cannot resume {path or self.checkpoint_path()}: the model hyperparameters differ from "
-                             f"the checkpoint's in {diff}")
+            raise ValueError(
+                f"cannot resume {path or self.checkpoint_path()}: the model hyperparameters differ from "
+                f"the checkpoint's in {diff}"
+            )
         unwrap(self.model).load_state_dict(payload["state_dict"])
         self.load_state_dict(payload["train_state"])
         if self.metrics_log is not None:
@@ -179,9 +203,13 @@ class Trainer:
         t0 = time.perf_counter()
         c0 = time.process_time()
         self._update_stage(0.0, 0.0)
-        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", leave=False,
-                   disable=(None if self.progress and self.dist.is_main else True),  # None: off when not a terminal
-                   dynamic_ncols=True)
+        bar = tqdm(
+            self.train_loader,
+            desc=f"epoch {self.epoch + 1}",
+            leave=False,
+            disable=(None if self.progress and self.dist.is_main else True),  # None: off when not a terminal
+            dynamic_ncols=True,
+        )
         for batch in bar:
             b, pred = self._forward(model, batch, training=True)
             loss, _ = self.loss_fn(pred, b)
@@ -201,8 +229,11 @@ class Trainer:
             over_wall = t_limit is not None and self.elapsed + wall > t_limit
             over_cpu = c_limit is not None and self.cpu_elapsed + cpu > c_limit
             if (t_limit is not None or c_limit is not None) and self._over_budget(over_wall or over_cpu):
-                self.stop_reason = (f"time budget of {t_limit:.0f} s reached" if over_wall or c_limit is None
-                                    else f"CPU budget of {c_limit:.0f} s reached")
+                self.stop_reason = (
+                    f"time budget of {t_limit:.0f} s reached"
+                    if over_wall or c_limit is None
+                    else f"CPU budget of {c_limit:.0f} s reached"
+                )
                 break
             self._update_stage(wall, cpu)
         bar.close()
@@ -236,8 +267,10 @@ class Trainer:
         if not self._over_budget(self.progress_fraction(wall, cpu) >= c.stage_two_start):
             return
         self._enter_stage_two(reset_best=True)
-        self.log(f"stage two from step {self.step}: energy weight {c.stage_two_energy_weight:g}, "
-                 f"forces weight {c.stage_two_forces_weight:g}, lr {c.stage_two_lr:g}")
+        self.log(
+            f"stage two from step {self.step}: energy weight {c.stage_two_energy_weight:g}, "
+            f"forces weight {c.stage_two_forces_weight:g}, lr {c.stage_two_lr:g}"
+        )
 
     def _enter_stage_two(self, reset_best: bool) -> None:
         c = self.cfg
@@ -289,9 +322,14 @@ class Trainer:
         while self.epoch < cfg.epochs and not self.stop_reason:
             train = self.train_epoch()
             self.epoch += 1
-            row = {"epoch": self.epoch, "step": self.step, "stage": self._stage, "time_s": round(self.elapsed, 3),
-                   "cpu_s": round(self.cpu_elapsed, 3),
-                   "lr": self.optimizer.param_groups[0]["lr"]}
+            row = {
+                "epoch": self.epoch,
+                "step": self.step,
+                "stage": self._stage,
+                "time_s": round(self.elapsed, 3),
+                "cpu_s": round(self.cpu_elapsed, 3),
+                "lr": self.optimizer.param_groups[0]["lr"],
+            }
             row.update({f"train_{k}": v for k, v in train.items() if k != "n_structures"})
             last = self.epoch == cfg.epochs or bool(self.stop_reason)
             if self.valid_loader is not None and (self.epoch % cfg.eval_every == 0 or last):

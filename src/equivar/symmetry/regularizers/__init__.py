@@ -16,11 +16,17 @@ Mixed Symmetries" (ICML 2023); Finzi, Benton, Wilson, "Residual Pathway
 Priors for Soft Equivariance Constraints" (NeurIPS 2021).
 Worked example: ``examples/soft_equivariance.py``.
 """
+
 from ._adaptive import AdaptiveSymmetry, log_strengths
 from ._orbit import orbit_consistency, sample_elements
 from ._projection import EquivariantProjector, equivariant_projection, linear_penalty
 
 __all__ = [
-    "AdaptiveSymmetry", "EquivariantProjector", "equivariant_projection", "linear_penalty", "log_strengths",
-    "orbit_consistency", "sample_elements",
+    "AdaptiveSymmetry",
+    "EquivariantProjector",
+    "equivariant_projection",
+    "linear_penalty",
+    "log_strengths",
+    "orbit_consistency",
+    "sample_elements",
 ]

@@ -22,10 +22,11 @@ end at ``min_strength``, the model keeping the violation the data needs.
 :meth:`levels` measures the recovered symmetry levels: the model's relative
 equivariance error per group.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -56,9 +57,21 @@ class AdaptiveSymmetry:
     history : list of dicts (one per :meth:`update`: losses and strengths)
     """
 
-    def __init__(self, groups: Sequence, in_types: Sequence, out_types, *, n_elements: int = 2,
-                 n_validation: int = 8, min_strength: float = 1e-2, max_strength: float = 10.0, factor: float = 2.0,
-                 tolerance: float = 0.05, warmup: int = 1, seed: int = 0):
+    def __init__(
+        self,
+        groups: Sequence,
+        in_types: Sequence,
+        out_types,
+        *,
+        n_elements: int = 2,
+        n_validation: int = 8,
+        min_strength: float = 1e-2,
+        max_strength: float = 10.0,
+        factor: float = 2.0,
+        tolerance: float = 0.05,
+        warmup: int = 1,
+        seed: int = 0,
+    ):
         self.groups = {get_group(g).name: get_group(g) for g in groups}
         self.in_types, self.out_types = list(in_types), out_types
         self.n_elements = n_elements
@@ -82,8 +95,9 @@ class AdaptiveSymmetry:
             y = fn(*args)
         out = {}
         for k, G in self.groups.items():
-            t = orbit_consistency(fn, args, self.in_types, self.out_types, G, n=self.n_elements,
-                                  generator=self._gen, y=y)
+            t = orbit_consistency(
+                fn, args, self.in_types, self.out_types, G, n=self.n_elements, generator=self._gen, y=y
+            )
             for layer, ri, ro in self._linear:
                 if G.acts_on == "rotation":
                     t = t + linear_penalty(layer, ri, ro, G)

@@ -5,9 +5,10 @@ sampled elements ``g`` of ``G`` (all elements, identity excluded, for a
 finite group of order <= ``n + 1``). The denominator is detached, so the
 penalty is scale-free without rewarding a large output.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -24,9 +25,19 @@ def sample_elements(group, n: int, generator: torch.Generator | None = None, **c
     return G.sample(n, generator, labels=False, **context)
 
 
-def orbit_consistency(fn: Callable, args: Sequence, in_types: Sequence, out_types, group, *, n: int = 2,
-                      generator: torch.Generator | None = None, y=None, elements=None,
-                      batched: bool = True) -> torch.Tensor:
+def orbit_consistency(
+    fn: Callable,
+    args: Sequence,
+    in_types: Sequence,
+    out_types,
+    group,
+    *,
+    n: int = 2,
+    generator: torch.Generator | None = None,
+    y=None,
+    elements=None,
+    batched: bool = True,
+) -> torch.Tensor:
     """Relative orbit-consistency penalty of ``fn`` under ``group`` (differentiable).
 
     Parameters
@@ -59,12 +70,14 @@ def orbit_consistency(fn: Callable, args: Sequence, in_types: Sequence, out_type
         # one forward on all transformed copies, concatenated along the sample axis
         B = next(a.shape[0] for a in args if isinstance(a, torch.Tensor))
         copies = [act_all(list(args), list(in_types), g) for g in elements]
-        cat = [torch.cat([c[i] for c in copies]) if isinstance(args[i], torch.Tensor) else args[i]
-               for i in range(len(args))]
+        cat = [
+            torch.cat([c[i] for c in copies]) if isinstance(args[i], torch.Tensor) else args[i]
+            for i in range(len(args))
+        ]
         yall = flatten(fn(*cat), out_types)
         for j, g in enumerate(elements):
             for k, (v, t) in ref.items():
-                num = num + (yall[k][0][j * B:(j + 1) * B] - act(v, t, g)).pow(2).sum()
+                num = num + (yall[k][0][j * B : (j + 1) * B] - act(v, t, g)).pow(2).sum()
     else:
         for g in elements:
             yg = flatten(fn(*act_all(list(args), list(in_types), g)), out_types)

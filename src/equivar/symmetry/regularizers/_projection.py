@@ -17,6 +17,7 @@ the per-layer regularizer of Kim et al., "Regularizing Towards Soft
 Equivariance Under Mixed Symmetries" (ICML 2023) (see also Finzi et al.,
 "Residual Pathway Priors for Soft Equivariance Constraints", NeurIPS 2021).
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,8 +33,10 @@ from .._types import irreps_matrix
 def _quadrature_reps(group_name: str, rep_in: str, rep_out: str):
     G = get_group(group_name)
     if not isinstance(G, RotationGroup):
-        raise ValueError(f"linear projections need a rotation group, got {group_name!r} (translations and "
-                         "permutations act on inputs, not on a linear layer's weights)")
+        raise ValueError(
+            f"linear projections need a rotation group, got {group_name!r} (translations and "
+            "permutations act on inputs, not on a linear layer's weights)"
+        )
     ri, ro = Irreps(rep_in), Irreps(rep_out)
     degree = max([ir.l for _, ir in ri] or [0]) + max([ir.l for _, ir in ro] or [0])
     R, w = G.quadrature(degree)
@@ -66,11 +69,15 @@ class EquivariantProjector:
         w = self.w.to(dtype=W.dtype, device=W.device)
         if W.dim() == 1:
             if W.shape[0] != self.rep_out.dim:
-                raise ValueError(f"bias of size {W.shape[0]} does not match rep_out {self.rep_out} (dim {self.rep_out.dim})")
+                raise ValueError(
+                    f"bias of size {W.shape[0]} does not match rep_out {self.rep_out} (dim {self.rep_out.dim})"
+                )
             return torch.einsum("k,kij,j->i", w, Dout, W)
         if W.shape[-2:] != (self.rep_out.dim, self.rep_in.dim):
-            raise ValueError(f"weight of shape {tuple(W.shape)} does not match [out={self.rep_out.dim}, in={self.rep_in.dim}]"
-                             f" for {self.rep_in} -> {self.rep_out}")
+            raise ValueError(
+                f"weight of shape {tuple(W.shape)} does not match [out={self.rep_out.dim}, in={self.rep_in.dim}]"
+                f" for {self.rep_in} -> {self.rep_out}"
+            )
         return torch.einsum("k,kij,...jl,kml->...im", w, Dout, W, Din)
 
 
