@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # small models an order of magnitude slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: test lint format demo install bench clean
+.PHONY: test lint doctest format demo install bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts examples
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts examples
 
+# the examples in the docstrings of src/equivar run as written
+doctest: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules src/equivar
+
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests benchmarks scripts examples
 	$(VENV)/bin/ruff format src tests benchmarks scripts examples
 
-test: $(STAMP) lint
+test: $(STAMP) lint doctest
 	$(PY) -m pytest -q -x --durations=20 --timeout=1200 tests
 
 demo: $(STAMP)
