@@ -1,8 +1,33 @@
-"""Output locations checked up front, so a bad path fails before any long work (shared by train and the CLI)."""
+"""Output locations checked up front, and writes that never leave a half-written or replaced-by-accident file.
+
+Shared by ``equivar train | eval | md | relax`` (and the library functions behind them).
+
+How an output path is written (:func:`atomic_output`):
+
+- a regular file (or a new name): the contents go to a temporary file in the
+  same directory, which is flushed, fsynced and renamed over the path
+  (``os.replace``), so a crash leaves the old file or the new one, never half
+  of one; an existing file keeps its permission bits;
+- a symbolic link: it is followed (chains too) and its *target* is replaced
+  as above; the link itself stays a link;
+- a device node, FIFO or socket (``/dev/null``, ``/dev/stdout``, a named
+  pipe): written to directly, never replaced by a regular file; a write that
+  fails (``/dev/full``: no space left on device) is a one-line ``ValueError``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from typing import IO
+
+
+class OutputError(OSError, ValueError):
+    """An output that cannot be written: an ``OSError`` (an I/O failure) and a ``ValueError`` (the CLI's one-line
+    error for a bad path), as ``io.UnsupportedOperation`` is both."""
 
 
 def prepare_output_dir(path: str, flag: str) -> None:
@@ -19,3 +44,140 @@ def prepare_output_dir(path: str, flag: str) -> None:
         raise ValueError(f"{flag} {path}: cannot create the directory ({e.strerror or e})") from None
     if not os.access(path, os.W_OK):
         raise ValueError(f"{flag} {path}: directory is not writable")
+
+
+def output_target(path: str) -> str:
+    """The file a write to ``path`` lands in: ``path`` with every symbolic link followed (absolute)."""
+    return os.path.realpath(os.fspath(path))
+
+
+def is_special_file(path: str) -> bool:
+    """Whether ``path`` (links followed) exists and is neither a regular file nor a directory (device, FIFO, socket)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def check_output_file(path, flag: str) -> None:
+    """Fail before any long work if ``path`` (given by ``flag``) cannot be written.
+
+    ``None`` is accepted (no output). Symbolic links are followed: the target's
+    directory must exist and be writable. A device node, FIFO or socket must be
+    writable (it is written to directly, see :func:`atomic_output`).
+
+    Raises
+    ------
+    ValueError
+        naming ``flag`` and ``path``: a directory, a missing or read-only
+        directory, a device that cannot be opened for writing.
+    """
+    if path is None:
+        return
+    target = output_target(path)
+    shown = path if target == os.path.abspath(path) else f"{path} (-> {target})"
+    if os.path.isdir(target):
+        raise ValueError(f"{flag} {shown}: is a directory, expected a file name")
+    if is_special_file(target):
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:  # a FIFO without a reader says ENXIO: it will block until one comes, fine
+            import errno
+
+            if e.errno != errno.ENXIO:
+                raise ValueError(f"{flag} {shown}: cannot write to it ({e.strerror or e})") from None
+        else:
+            os.close(fd)
+        return
+    d = os.path.dirname(target)
+    if not os.path.isdir(d):
+        raise ValueError(f"{flag} {shown}: directory {d} does not exist")
+    if not os.access(d, os.W_OK):
+        raise ValueError(f"{flag} {shown}: directory {d} is not writable")
+    # os.access says yes to root even where nothing can be created (read-only mounts, /proc): try it
+    probe = os.path.join(d, f".equivar-write-test.{os.getpid()}")
+    try:
+        with open(probe, "w"):
+            pass
+    except OSError as e:
+        raise ValueError(f"{flag} {shown}: cannot create a file in {d} ({e.strerror or e})") from None
+    finally:
+        try:
+            os.remove(probe)
+        except OSError:
+            pass
+
+
+def _default_mode() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, mode: str = "w", flag: str | None = None, **open_kwargs) -> Iterator[IO]:
+    """Open ``path`` for writing so that the file appears whole or not at all (see the module notes).
+
+    >>> with atomic_output("errors.csv", newline="") as f:   # doctest: +SKIP
+    ...     f.write("a,b\\n")
+
+    Parameters
+    ----------
+    path : str
+        Output path: a file (replaced atomically), a symbolic link (its target
+        replaced atomically) or a device/FIFO (written directly).
+    mode : ``"w"`` or ``"wb"``
+    flag : str, optional
+        The option that named ``path`` (``--output``), for error messages.
+    open_kwargs : passed to ``open`` (``newline``, ``encoding``).
+
+    Raises
+    ------
+    ValueError
+        ``path`` is a directory.
+    OutputError
+        (an ``OSError`` and a ``ValueError``) one line naming the path when
+        its directory is missing or a write, flush or rename fails
+        (``/dev/full``, a full disk); a regular file at ``path`` is then left
+        as it was.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_output: mode must be 'w' or 'wb', got {mode!r}")
+    name = f"{flag} {path}" if flag else str(path)
+    target = output_target(path)
+    if os.path.isdir(target):
+        raise ValueError(f"{name}: is a directory, expected a file name")
+    if is_special_file(target):
+        try:
+            f = open(target, mode, **open_kwargs)
+        except OSError as e:
+            raise OutputError(f"{name}: cannot open for writing ({e.strerror or e})") from None
+        try:
+            with f:
+                yield f
+                f.flush()
+        except OSError as e:
+            raise OutputError(f"{name}: write failed ({e.strerror or e})") from None
+        return
+    try:
+        old_mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        old_mode = None
+    d = os.path.dirname(target)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=d)
+    except OSError as e:
+        raise OutputError(f"{name}: cannot create a file in {d} ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _default_mode() if old_mode is None else old_mode)
+        os.replace(tmp, target)
+    except OSError as e:
+        raise OutputError(f"{name}: write failed ({e.strerror or e}); the file was not changed") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)

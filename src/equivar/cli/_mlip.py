@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .._paths import prepare_output_dir  # noqa: F401  (re-exported for the subcommands)
+from .._paths import atomic_output, check_output_file, prepare_output_dir  # noqa: F401  (re-exported for the subcommands)
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -120,46 +120,13 @@ def check_model_elements(atoms, calc) -> None:
     check_elements([Configuration(atoms.numbers, atoms.positions, source=source)], calc.atomic_numbers)
 
 
-def check_output_file(path, flag: str) -> None:
-    """Fail before any long work if ``path`` (given by ``flag``) cannot be written: missing or read-only directory."""
-    import os
-
-    if path is None:
-        return
-    if os.path.isdir(path):
-        raise ValueError(f"{flag} {path}: is a directory, expected a file name")
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise ValueError(f"{flag} {path}: directory {d} does not exist")
-    if not os.access(d, os.W_OK):
-        raise ValueError(f"{flag} {path}: directory {d} is not writable")
-    # os.access says yes to root even where nothing can be created (read-only mounts, /proc): try it
-    probe = os.path.join(d, f".equivar-write-test.{os.getpid()}")
-    try:
-        with open(probe, "w"):
-            pass
-    except OSError as e:
-        raise ValueError(f"{flag} {path}: cannot create a file in {d} ({e.strerror or e})") from None
-    finally:
-        try:
-            os.remove(probe)
-        except OSError:
-            pass
-
-
-def write_atoms_atomic(path: str, images) -> None:
-    """Write ``images`` as extxyz to ``path`` atomically (temporary file + ``os.replace``)."""
-    import os
-
+def write_atoms_atomic(path: str, images, flag: str | None = None) -> None:
+    """Write ``images`` as extxyz to ``path`` through :func:`equivar._paths.atomic_output` (atomic for files,
+    symbolic links followed, devices written directly)."""
     import ase.io
 
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        ase.io.write(tmp, images, format="extxyz")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_output(path, "w", flag=flag) as f:
+        ase.io.write(f, images, format="extxyz")
 
 
 def require(condition: bool, flag: str, value, need: str) -> None:

@@ -3,6 +3,11 @@
 Reports steps per second and, for Velocity Verlet (NVE), the total-energy
 drift: the slope of a linear fit of E_total / N over time (meV/atom/ps) and
 the largest excursion from the initial value (meV/atom).
+
+The trajectory (extxyz) and the energy log (CSV) are streamed: a frame and a
+log line every ``--interval`` steps, flushed to disk every ``--flush-every``
+steps, so a crash loses at most that many steps; Ctrl-C (or SIGTERM) stops
+after the current step with both files complete (exit code 130, or 143).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import time
 
 import numpy as np
 
+from ._md_stream import default_log_path
 from ._mlip import (
     add_model_arguments,
     check_model_elements,
@@ -38,12 +44,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=300.0, help="initial (and Langevin) temperature, K (>= 0)")
     p.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs (>= 0)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trajectory", default=None, help="write frames to this extxyz file")
-    p.add_argument("--interval", type=int, default=10, help="steps between trajectory frames (>= 1)")
+    p.add_argument("--trajectory", default=None, help="stream frames to this extxyz file (written as the run goes)")
+    p.add_argument(
+        "--log",
+        default=None,
+        help="stream the energies (CSV: step, time_ps, epot_eV, ekin_eV, etot_eV, temperature_K) here "
+        "(default with --trajectory: <trajectory>_energy.csv next to it)",
+    )
+    p.add_argument("--interval", type=int, default=10, help="steps between trajectory frames and log lines (>= 1)")
+    p.add_argument(
+        "--flush-every",
+        type=int,
+        default=100,
+        help="steps between flushes of the trajectory and log to disk (>= 1, default 100): a crash loses at most "
+        "this many steps",
+    )
 
 
 def check_md_settings(
-    steps: int, dt: float, temperature: float, friction: float = 0.0, interval: int = 1, flags: bool = True
+    steps: int,
+    dt: float,
+    temperature: float,
+    friction: float = 0.0,
+    interval: int = 1,
+    flags: bool = True,
+    flush_every: int = 1,
 ) -> None:
     """Raise ``ValueError`` naming the setting (the command-line flag when ``flags``) that is out of range."""
     name = (lambda f, a: f) if flags else (lambda f, a: a)  # noqa: E731
@@ -52,6 +77,7 @@ def check_md_settings(
     require(temperature >= 0 and np.isfinite(temperature), name("--temperature", "temperature"), temperature, ">= 0 K")
     require(friction >= 0 and np.isfinite(friction), name("--friction", "friction"), friction, ">= 0 (1/fs)")
     require(interval >= 1, name("--interval", "interval"), interval, ">= 1")
+    require(flush_every >= 1, name("--flush-every", "flush_every"), flush_every, ">= 1")
 
 
 def run_md(
@@ -66,27 +92,46 @@ def run_md(
     trajectory=None,
     interval: int = 10,
     keep_frames: bool = False,
+    log=None,
+    flush_every: int = 100,
+    announce=None,
 ) -> dict:
     """Run MD on ``atoms`` with ``calc``; return statistics.
 
     ``dt`` in fs, ``temperature`` in K (initial Maxwell-Boltzmann velocities,
     and the Langevin bath), ``friction`` in 1/fs. Every ``interval`` steps a
-    frame is written to ``trajectory`` (extxyz path) and, with ``keep_frames``,
-    returned.
+    frame is streamed to ``trajectory`` (extxyz path), a line to ``log`` (CSV
+    of energies, :data:`equivar.cli._md_stream.LOG_COLUMNS`) and, with
+    ``keep_frames``, the frame is kept for the result. Both files are flushed
+    every ``flush_every`` steps and when the run ends, however it ends.
+    ``announce(text)`` is called once the files are open, naming them.
+
+    In the main thread, the first Ctrl-C (SIGINT) or SIGTERM stops the run
+    after the current step: the statistics cover the steps done and
+    ``interrupted`` holds the signal number (else ``None``).
 
     Returns
     -------
-    dict: ``steps``, ``steps_per_s``, ``temperature_mean`` (K), ``energy_start``
-    / ``energy_end`` (total, eV), ``drift_rate`` (meV/atom/ps, linear fit),
-    ``max_deviation`` (meV/atom), ``time_ps`` and ``frames`` (list of
-    ``ase.Atoms`` with the model's energy and forces) when ``keep_frames``.
+    dict: ``steps`` (done), ``steps_per_s``, ``temperature_mean`` (K),
+    ``energy_start`` / ``energy_end`` (total, eV), ``drift_rate``
+    (meV/atom/ps, linear fit), ``max_deviation`` (meV/atom), ``time_ps``,
+    ``interrupted``, ``written`` (where the frames and log went, or ``""``),
+    and ``frames`` (list of ``ase.Atoms`` with the model's energy and forces)
+    when ``keep_frames``.
+
+    Raises
+    ------
+    ValueError
+        settings out of range; an output file that cannot be written.
     """
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
     from ase.md.verlet import VelocityVerlet
 
-    check_md_settings(steps, dt, temperature, friction, interval, flags=False)
+    from ._md_stream import MDStream, Stopped, graceful_stop
+
+    check_md_settings(steps, dt, temperature, friction, interval, flags=False, flush_every=flush_every)
     rng = np.random.default_rng(seed)
     atoms.calc = calc
     import warnings
@@ -110,39 +155,63 @@ def run_md(
     n = len(atoms)
     energies, temps = [], []
     frames = []
+    stream = MDStream(trajectory, log, flush_every)
+    try:
+        if announce is not None and stream.paths:
+            announce(
+                f"streaming {' and '.join(f'{k} -> {p}' for k, p in stream.paths.items())} "
+                f"(every {interval} steps, flushed every {flush_every} steps)"
+            )
+        with graceful_stop() as stop:
 
-    def observe():
-        energies.append(atoms.get_potential_energy() + atoms.get_kinetic_energy())
-        temps.append(atoms.get_temperature())
-        if (trajectory is not None or keep_frames) and dyn.nsteps % interval == 0:
-            from ase.calculators.singlepoint import SinglePointCalculator
+            def observe():
+                epot = atoms.get_potential_energy()
+                ekin = atoms.get_kinetic_energy()
+                energies.append(epot + ekin)
+                temps.append(atoms.get_temperature())
+                k = dyn.nsteps
+                stopping = stop["signal"] is not None and k < steps
+                if k % interval == 0 or k == steps or stopping:  # the last step done is always logged
+                    stream.energy(k, k * dt * 1e-3, epot, ekin, temps[-1])
+                if k % interval == 0 and (stream.paths.get("trajectory") or keep_frames):
+                    from ase.calculators.singlepoint import SinglePointCalculator
 
-            frame = atoms.copy()
-            frame.calc = SinglePointCalculator(frame, energy=atoms.get_potential_energy(), forces=atoms.get_forces())
-            frames.append(frame)
+                    frame = atoms.copy()
+                    frame.calc = SinglePointCalculator(frame, energy=epot, forces=atoms.get_forces())
+                    stream.frame(frame)
+                    if keep_frames:
+                        frames.append(frame)
+                stream.step(k)
+                if stopping:
+                    raise Stopped(stop["signal"])
 
-    dyn.attach(observe, interval=1)
-    atoms.get_forces()  # warm-up outside the timing
-    t0 = time.perf_counter()
-    dyn.run(steps)
-    wall = time.perf_counter() - t0
+            dyn.attach(observe, interval=1)
+            atoms.get_forces()  # warm-up outside the timing
+            t0 = time.perf_counter()
+            interrupted = None
+            try:
+                dyn.run(steps)
+            except Stopped as e:
+                interrupted = e.signum
+            wall = time.perf_counter() - t0
+    finally:
+        stream.close()
+    done = len(energies) - 1  # observe() also ran at step 0
     e = np.array(energies) / n * 1e3  # meV/atom
     t_ps = np.arange(len(e)) * dt * 1e-3
     slope = float(np.polyfit(t_ps, e, 1)[0]) if len(e) > 2 else float("nan")
-    if trajectory is not None:
-        from ._mlip import write_atoms_atomic
-
-        write_atoms_atomic(trajectory, frames)
     return {
         **({"frames": frames} if keep_frames else {}),
-        "steps": steps,
-        "steps_per_s": steps / wall,
+        "steps": done,
+        "steps_per_s": done / wall if wall > 0 else float("nan"),
         "temperature_mean": float(np.mean(temps)),
         "energy_start": float(energies[0]),
         "energy_end": float(energies[-1]),
         "drift_rate": slope,
         "max_deviation": float(np.abs(e - e[0]).max()),
-        "time_ps": steps * dt * 1e-3,
+        "time_ps": done * dt * 1e-3,
+        "interrupted": interrupted,
+        "written": stream.describe(),
     }
 
 
@@ -168,10 +237,12 @@ def run(args) -> int:
     from ..calculators import EquivarCalculator
 
     check_model_file(args.model)
-    check_md_settings(args.steps, args.dt, args.temperature, args.friction, args.interval)
+    check_md_settings(args.steps, args.dt, args.temperature, args.friction, args.interval, flush_every=args.flush_every)
     parse_index(args.index)
     rep = parse_repeat(args.repeat)
     check_output_file(args.trajectory, "--trajectory")
+    log = args.log if args.log is not None else default_log_path(args.trajectory)
+    check_output_file(log, "--log")
     setup_threads(args)
     atoms = read_structure(args.structure, args.index)
     if rep:
@@ -197,8 +268,17 @@ def run(args) -> int:
         args.seed,
         args.trajectory,
         args.interval,
+        log=log,
+        flush_every=args.flush_every,
+        announce=lambda text: print(text, flush=True),
     )
-    print(format_md(stats, args.integrator, len(atoms)))
-    if args.trajectory:
-        print(f"trajectory -> {args.trajectory}")
-    return 0
+    import signal
+
+    if stats["interrupted"] is not None:
+        name = "Ctrl-C" if stats["interrupted"] == signal.SIGINT else signal.Signals(stats["interrupted"]).name
+        print(f"interrupted ({name}) after {stats['steps']} of {args.steps} steps", flush=True)
+    if stats["steps"] >= 1:
+        print(format_md(stats, args.integrator, len(atoms)))
+    if stats["written"]:
+        print(stats["written"])
+    return 0 if stats["interrupted"] is None else 128 + int(stats["interrupted"])

@@ -26,22 +26,16 @@ FORMAT = "equivar-checkpoint"
 
 
 def save_checkpoint(path: str, payload: Mapping) -> None:
-    """Write ``payload`` to ``path`` atomically (temporary file + ``os.replace``).
+    """Write ``payload`` to ``path`` atomically (:func:`equivar._paths.atomic_output`: temporary file, fsync,
+    ``os.replace``; a symbolic link's target is replaced, a device written directly).
 
     A crash during the write leaves any previous file at ``path`` intact.
     """
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(dict(payload), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    from .._paths import atomic_output
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_output(path, "wb") as f:
+        torch.save(dict(payload), f)
 
 
 def _unsafe_global(message: str) -> str:

@@ -313,6 +313,8 @@ def load_config(path: str | None = None, overrides=None) -> Config:
 
 
 def save_config(cfg: Config, path: str) -> None:
-    """Write ``cfg`` as YAML (loadable by :func:`load_config`)."""
-    with open(path, "w") as f:
+    """Write ``cfg`` as YAML (loadable by :func:`load_config`), atomically."""
+    from .._paths import atomic_output
+
+    with atomic_output(path, "w") as f:
         yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)

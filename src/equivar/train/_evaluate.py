@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 import torch
 
+from .._paths import atomic_output
 from ..data import AtomicGraphDataset, Configuration, batch_to, make_loader
 from ._metrics import ErrorAccumulator
 from ._models import model_dtype, unwrap
@@ -109,17 +109,11 @@ def write_rows_csv(path: str, rows: Sequence[Mapping]) -> None:
     import csv
 
     keys = ["set", "config_type", "n"] + [k for k, _ in _COLUMNS if any(k in r for r in rows)]
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-            w.writeheader()
-            for r in rows:
-                w.writerow(r)
-        os.replace(tmp, path)  # atomic: a crash leaves no half-written table
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_output(path, "w", newline="") as f:  # atomic: a crash leaves no half-written table
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
 
 
 def write_predictions(path: str, configs: Sequence[Configuration], preds: Sequence[Mapping]) -> None:
@@ -136,10 +130,5 @@ def write_predictions(path: str, configs: Sequence[Configuration], preds: Sequen
         if c.stress is not None:
             atoms.info["REF_stress"] = c.stress.reshape(-1).copy()
         frames.append(atoms)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        ase.io.write(tmp, frames, format="extxyz")
-        os.replace(tmp, path)  # atomic: a crash leaves no half-written file
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_output(path, "w") as f:  # atomic: a crash leaves no half-written file
+        ase.io.write(f, frames, format="extxyz")

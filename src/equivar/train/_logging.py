@@ -26,13 +26,13 @@ class MetricsLog:
         keys: list[str] = []
         for row in history:
             keys += [k for k in row if k not in keys]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", newline="") as f:
+        from .._paths import atomic_output
+
+        with atomic_output(self.path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=keys)
             w.writeheader()
             for row in history:
                 w.writerow(row)
-        os.replace(tmp, self.path)
 
     def write(self, row: dict, history: Sequence[dict]) -> None:
         self.rewrite(history)

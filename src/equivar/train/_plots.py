@@ -16,6 +16,17 @@ def _plt():
     return plt
 
 
+def _save(fig, path: str) -> None:
+    """``fig.savefig`` through :func:`equivar._paths.atomic_output` (format from the extension, default PNG)."""
+    import os
+
+    from .._paths import atomic_output
+
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    with atomic_output(path, "wb") as f:
+        fig.savefig(f, dpi=120, format=fmt)
+
+
 def plot_learning_curves(history: Sequence[Mapping], path: str) -> None:
     """Loss, energy MAE (meV/atom) and force MAE (meV/Å) per epoch, train and valid, log scale."""
     plt = _plt()
@@ -34,7 +45,7 @@ def plot_learning_curves(history: Sequence[Mapping], path: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -75,5 +86,5 @@ def plot_parity(sets: Mapping[str, tuple[Sequence, Sequence[Mapping]]], path: st
         ax.grid(alpha=0.3)
         ax.legend(markerscale=3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
     plt.close(fig)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .. import data as D
+from .._paths import atomic_output
 from ._checkpoint import load_model
 from ._config import Config, save_config
 from ._distributed import DistInfo, device_for, init_distributed, shutdown
@@ -253,7 +254,8 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
     if info.is_main:
         best = os.path.join(out, BEST_MODEL)
         final = load_model(best, device=device)
-        shutil.copyfile(best, os.path.join(out, MODEL_FILE))
+        with open(best, "rb") as src, atomic_output(os.path.join(out, MODEL_FILE), "wb") as dst:
+            shutil.copyfileobj(src, dst)
         rows = _final_report(final, ds, cfg, history, log)
     return RunResult(final, history, rows, out, live_state, info)
 
@@ -273,7 +275,7 @@ def _final_report(model, ds: Datasets, cfg: Config, history, log) -> list:
                 write_predictions(os.path.join(out, f"predictions_{name}.xyz"), configs, preds)
     rows = error_rows(results)
     table = format_table(rows)
-    with open(os.path.join(out, "errors.md"), "w") as f:
+    with atomic_output(os.path.join(out, "errors.md"), "w") as f:
         f.write(table + "\n")
     write_rows_csv(os.path.join(out, "errors.csv"), rows)
     if history:
