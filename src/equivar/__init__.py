@@ -1,7 +1,9 @@
 """equivar: E(3)-equivariant deep learning in PyTorch.
 
 Subpackages (each imports only the ones listed before it):
-``o3`` (irreps, rotations, harmonics, coupling coefficients), ``tp``
+``o3`` (irreps, rotations, harmonics, coupling coefficients), ``planar``
+(groups acting on images and sequences: shifts, rotations, GL+(2) / SL(2),
+affine maps, flows, polyphase sampling), ``tp``
 (tensor products), ``nn`` (layers), ``models``, ``symmetry`` (audits, frame
 averaging, regularizers), ``data``, ``train``, ``cli``.
 """
