@@ -71,6 +71,7 @@ from ._builders import FullyConnectedTensorProduct, channelwise_instructions, ch
 from ._cg import CGBackend
 from ._expressivity import ExpressivityReport, Interaction, all_irreps, expressivity, expressivity_table
 from ._instructions import CONNECTION_MODES, Instruction, normalize_instructions
+from ._native_build import NativeKernelWarning
 from ._registry import available_backends, get_backend, register_backend
 from ._tensor_product import TensorProduct
 
@@ -93,6 +94,7 @@ __all__ = [
     "CONNECTION_MODES",
     "Instruction",
     "normalize_instructions",
+    "NativeKernelWarning",
     "available_backends",
     "get_backend",
     "register_backend",
