@@ -101,7 +101,9 @@ def test_require_native_makes_it_an_error_every_time(env, cc):
     for _ in range(2):
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # an error, not a warning
-            with pytest.raises(RuntimeError, match=r"native kernel 'required' unavailable and EQUIVAR_REQUIRE_NATIVE=1"):
+            with pytest.raises(
+                RuntimeError, match=r"native kernel 'required' unavailable and EQUIVAR_REQUIRE_NATIVE=1"
+            ):
                 lib.get()
 
 

@@ -84,7 +84,9 @@ def compile_shared_library(source: str, flags: list[str], prefix: str) -> str:
     ``OSError`` / ``subprocess.SubprocessError`` if the compiler cannot run.
     """
     cc = compiler()
-    ident = "\0".join([source, " ".join(flags), " ".join(cc), compiler_version(tuple(cc)), platform.machine(), cpu_id()])
+    ident = "\0".join(
+        [source, " ".join(flags), " ".join(cc), compiler_version(tuple(cc)), platform.machine(), cpu_id()]
+    )
     key = hashlib.sha256(ident.encode()).hexdigest()[:16]
     d = cache_dir()
     os.makedirs(d, exist_ok=True)
@@ -134,9 +136,7 @@ class NativeLibrary:
 
     def _fail_if_required(self):
         if self._lib is None and self.error is not None and self._disabled is False and _required():
-            raise RuntimeError(
-                f"native kernel {self.prefix!r} unavailable and EQUIVAR_REQUIRE_NATIVE=1: {self.error}"
-            )
+            raise RuntimeError(f"native kernel {self.prefix!r} unavailable and EQUIVAR_REQUIRE_NATIVE=1: {self.error}")
         return self._lib
 
     def get(self):
