@@ -79,17 +79,27 @@ def test_fully_connected_and_from_e3nn(dtype):
     assert _rel(imported(x1, x2), ref(x1, x2)) < _limit(dtype)
 
 
-def test_channelwise_matches_mace_construction(dtype):
+@pytest.mark.parametrize(
+    "node,sh,target",
+    [
+        ("4x0e+4x1o+4x2e", "0e+1o+2e+3o", "0e+1o+2e+3o"),
+        # both parities of one l in the output (e3nn sorts odd before even for every l)
+        ("3x0e+2x0o+3x1o+2x1e", "0e+1o+2e", None),
+        ("2x1e+2x1o+2x2o", "0e+1o+1e", "0o+0e+1e+1o+2e+2o"),
+    ],
+    ids=["mace", "mixed-parity", "mixed-parity-target"],
+)
+def test_channelwise_matches_mace_construction(node, sh, target, dtype):
     """channelwise_tp builds MACE's irreps_mid and instructions; outputs match e3nn."""
-    node, sh, target = "4x0e+4x1o+4x2e", "0e+1o+2e+3o", "0e+1o+2e+3o"
     tp, mid = T.channelwise_tp(node, sh, target)
     # MACE's tp_out_irreps_with_instructions, re-derived with e3nn
-    n, s, t = eo.Irreps(node), eo.Irreps(sh), eo.Irreps(target)
+    n, s = eo.Irreps(node), eo.Irreps(sh)
+    t = None if target is None else eo.Irreps(target)
     out_list, ins = [], []
     for i, (mul, ir_in) in enumerate(n):
         for j, (_, ir_edge) in enumerate(s):
             for ir_out in ir_in * ir_edge:
-                if ir_out in t:
+                if t is None or ir_out in t:
                     ins.append((i, j, len(out_list), "uvu", True))
                     out_list.append((mul, ir_out))
     mid_ref, p, _ = eo.Irreps(out_list).sort()

@@ -278,12 +278,20 @@ class Irreps(tuple):
         return Irreps([(mul, ir) for mul, ir in self if mul > 0])
 
     def sort(self) -> _SortResult:
-        """Sort by (l, parity order of e3nn): returns ``(irreps, p, inv)``.
+        """Stable sort of the blocks by irrep, as e3nn: returns ``(irreps, p, inv)``.
 
-        ``p[i]`` is the new position of block ``i``; ``inv[j]`` the old
-        position of new block ``j`` (e3nn's convention).
+        Irreps order as the tuples ``(l, p)`` (and as :class:`Irrep` objects
+        compare): by ``l``, then odd (``p=-1``) before even, for every ``l``;
+        equal irreps keep their order. ``p[i]`` is the new position of block
+        ``i``; ``inv[j]`` the old position of new block ``j`` (e3nn 0.6's
+        ``Irreps.sort``, tested against it).
+
+        Examples
+        --------
+        >>> Irreps("0e+0o+2e+2o").sort().p
+        (1, 0, 3, 2)
         """
-        key = [(mi.ir.l, -mi.ir.p * (-1) ** mi.ir.l, i) for i, mi in enumerate(self)]
+        key = [(mi.ir.l, mi.ir.p, i) for i, mi in enumerate(self)]
         inv = tuple(k[2] for k in sorted(key))
         p = [0] * len(inv)
         for new, old in enumerate(inv):
