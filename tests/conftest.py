@@ -5,7 +5,11 @@ import torch
 
 torch.set_num_threads(int(os.environ.get("EQUIVAR_TEST_THREADS", "2")))
 
-SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+#: the project's read-only reference data, beside the checkout (``EQUIVAR_SHARED_DATA`` points elsewhere,
+#: e.g. from a git worktree or a copy of the tree)
+SHARED_DATA = os.environ.get("EQUIVAR_SHARED_DATA") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "shared", "data"
+)
 TESTS = os.path.dirname(os.path.abspath(__file__))
 #: test folders whose tensors are tiny: one intra-op thread avoids OpenMP barrier stalls on shared cores
 ONE_THREAD_DIRS = ("nn", "models", "symmetry")

@@ -110,9 +110,19 @@ def test_md_and_relax(trained, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "relax (fire, cell, 8 atoms)" in out and "in 3 steps, NOT converged" in out and code == 1
     assert len(ase.io.read("r.xyz", ":")) == 1
-    code = main(["relax", "--model", "run/model.pt", "--structure", "test.xyz", "--steps", "100", "--fmax", "0.5"])
+    code = main("relax --model run/model.pt --structure test.xyz --steps 200 --fmax 0.05 -o c.xyz".split())
     out = capsys.readouterr().out
-    assert code == (0 if "NOT converged" not in out else 1)
+    assert code == 0 and "converged" in out and "NOT converged" not in out, out
+    # the written structure is relaxed: a fresh calculator finds every force below --fmax
+    from equivar.calculators import EquivarCalculator
+
+    relaxed = ase.io.read("c.xyz")
+    start = ase.io.read("test.xyz", 0)
+    relaxed.calc = EquivarCalculator("run/model.pt")
+    start.calc = relaxed.calc
+    assert np.linalg.norm(relaxed.get_forces(), axis=1).max() < 0.05
+    assert np.linalg.norm(start.get_forces(), axis=1).max() > 0.05  # it had to move
+    assert relaxed.get_potential_energy() < start.get_potential_energy()
 
 
 def test_bad_inputs_give_clear_errors(trained, capsys, monkeypatch, tmp_path):
