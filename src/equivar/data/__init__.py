@@ -4,6 +4,9 @@ Flow: file -> :func:`read_dataset` (``list[Configuration]``, float64, eV/Å,
 validated) -> :func:`config_to_graph` (neighbour lists through vesin, PBC) ->
 :func:`collate` (the batch dict of ``docs/contracts.md``).
 
+Images: :func:`read_idx` / :func:`read_mnist` read the IDX files of MNIST
+and Fashion-MNIST (gzipped or not).
+
 Also: isolated-atom reference energies (:func:`resolve_e0s`), seeded
 train/validation splits (:func:`random_split`), a dataset/loader pair with
 distributed sharding, and the datasets shipped with the package
@@ -21,6 +24,7 @@ from ._configuration import ISOLATED_ATOM, Configuration
 from ._e0s import check_e0s_spec, e0s_from_isolated_atoms, fit_e0s_least_squares, resolve_e0s, split_isolated_atoms
 from ._embedded import embedded_datasets, embedded_path
 from ._graph import LABELS, WEIGHTS, batch_to, collate, config_to_graph, graph_statistics
+from ._idx import read_idx, read_mnist
 from ._loader import AtomicGraphDataset, ShardSampler, make_loader
 from ._neighbors import neighbor_list
 from ._readers import KCAL_MOL_TO_EV, DataKeys, atoms_to_configuration, frame_source, read_ase, read_dataset, read_rmd17
@@ -54,6 +58,8 @@ __all__ = [
     "read_ase",
     "read_dataset",
     "read_rmd17",
+    "read_idx",
+    "read_mnist",
     "random_split",
     "MIN_DISTANCE",
     "check_elements",
