@@ -68,7 +68,9 @@ def test_read_mnist_layout_errors(tmp_path):
         read_mnist(tmp_path, "train")
     with pytest.raises(ValueError, match="unknown split 'valid'"):
         read_mnist(tmp_path, "valid")
-    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(np.array([1, 2, 12], np.uint8), 0x08)))
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(_idx_bytes(np.array([1, 2, 12], np.uint8), 0x08))
+    )
     with pytest.raises(ValueError, match="labels outside 0..9"):
         read_mnist(tmp_path, "test")
 
