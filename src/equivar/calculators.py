@@ -74,7 +74,8 @@ class EquivarCalculator(Calculator):
         copied, not modified, when it must be cast or moved.
 
     The calculator never changes global torch state (default dtype, grad
-    mode, threads). Raises ``ValueError`` for elements the model was not
+    mode, threads). Raises ``ValueError`` for a model with NaN or infinite
+    weights (naming the file and parameter), elements the model was not
     trained on, non-finite or overlapping positions.
     """
 
@@ -99,6 +100,9 @@ class EquivarCalculator(Calculator):
         else:
             model = model_or_checkpoint_path
             from .train import model_dtype
+            from .train._checkpoint import check_finite_weights
+
+            check_finite_weights(model.state_dict(), "EquivarCalculator: model ")
 
             if (default_dtype is not None and default_dtype != model_dtype(model)) or any(
                 p.device != self.device for p in model.parameters()

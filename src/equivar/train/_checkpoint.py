@@ -89,6 +89,46 @@ def load_checkpoint(path: str) -> dict:
     return payload
 
 
+def check_finite_weights(tensors: Mapping, where: str = "") -> None:
+    """Raise a one-line ``ValueError`` naming the first tensor of ``tensors`` (name -> tensor: a state dict)
+    that holds NaN or infinite values, prefixed by ``where`` (``"runs/x/model.pt: "``).
+
+    A model whose training diverged saves such weights; they would give NaN
+    energies that look like bad input further down.
+    """
+    for name, v in tensors.items():
+        if torch.is_tensor(v) and (v.is_floating_point() or v.is_complex()):
+            bad = ~torch.isfinite(v)
+            if bool(bad.any()):
+                raise ValueError(
+                    f"{where}parameter {name!r} has {int(bad.sum())} non-finite value(s) (NaN/inf) of {v.numel()}: "
+                    "the training that wrote it diverged (use an earlier checkpoint, or retrain with a lower "
+                    "learning rate)"
+                )
+
+
+def check_resumable(payload: Mapping, hparams: Mapping, path: str) -> None:
+    """Everything that would refuse resuming ``payload`` (read from ``path``) into a model with ``hparams``,
+    checked before a run writes anything: a training state, the same hyperparameters, finite weights and EMA.
+
+    Raises a one-line ``ValueError`` naming ``path``.
+    """
+    if "train_state" not in payload:
+        raise ValueError(f"{path}: holds a model only, no training state to resume")
+    saved = dict(payload.get("hparams", {}))
+    diff = sorted(k for k in set(hparams) | set(saved) if hparams.get(k) != saved.get(k))
+    if diff:
+        raise ValueError(
+            f"cannot resume {path}: the model hyperparameters differ from the checkpoint's in {diff} "
+            "(changed model settings or training data; nothing was written)"
+        )
+    check_finite_weights(payload.get("state_dict", {}), f"cannot resume {path}: ")
+    ema = (payload["train_state"] or {}).get("ema") or {}
+    check_finite_weights(
+        {f"ema.shadow[{i}]": t for i, t in enumerate(ema.get("shadow", []))}, f"cannot resume {path}: "
+    )
+
+
 def model_payload(model: torch.nn.Module, metadata: Mapping | None = None, state_dict: Mapping | None = None) -> dict:
     """The model part of a checkpoint: ``hparams`` + ``state_dict`` (+ ``metadata``)."""
     m = unwrap(model)
@@ -111,12 +151,20 @@ def load_model(
 
     ``dtype`` casts the model (default: the dtype it was saved in). The
     checkpoint's ``metadata`` is attached as ``model.equivar_metadata``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        no file; not an equivar checkpoint; weights with NaN or infinite
+        values (the message names the file and the parameter); weights that
+        do not fit the hyperparameters.
     """
     named = isinstance(source, (str, os.PathLike))
     payload = load_checkpoint(source) if named else source
     where = f"{source}: " if named else ""
     if "hparams" not in payload or "state_dict" not in payload:
         raise ValueError(f"{where}checkpoint lacks {'hparams' if 'hparams' not in payload else 'state_dict'}")
+    check_finite_weights(payload["state_dict"], where)
     try:
         model = build_model(payload["hparams"])
     except ValueError as e:

@@ -227,6 +227,10 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
         "statistics": stats,
         "config": cfg.to_dict(),
     }
+    if resume:  # every refusal before anything is written: a refused resume leaves the run as it was
+        from ._checkpoint import check_resumable
+
+        check_resumable(resume_payload, unwrap(model).hparams, ckpt)
     if info.is_main:
         os.makedirs(out, exist_ok=True)
         save_config(cfg, os.path.join(out, "config.yaml"))
