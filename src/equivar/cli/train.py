@@ -64,8 +64,27 @@ def run(args) -> int:
         )  # value ranges are the builder's: a bad model.max_L fails here, not after training starts
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
-    run_training(cfg, resume=args.resume)
+    try:
+        run_training(cfg, resume=args.resume)
+    except KeyboardInterrupt:  # Ctrl-C: the last epoch's checkpoint (written atomically) is intact
+        import sys
+
+        print(interrupted_message(cfg.output_dir), file=sys.stderr)
+        return 130
     return 0
+
+
+def interrupted_message(output_dir: str) -> str:
+    """One line after Ctrl-C: what ``output_dir/checkpoint.pt`` holds and how to continue (or that nothing can)."""
+    from ..train import CHECKPOINT, load_checkpoint
+
+    ckpt = os.path.join(output_dir, CHECKPOINT)
+    try:
+        state = load_checkpoint(ckpt)["train_state"]
+        held = f"{ckpt} holds epoch {state['epoch']} (step {state['step']})"
+    except Exception:  # noqa: BLE001 - no checkpoint yet (or not a training one): nothing to resume
+        return f"equivar train: interrupted before the first epoch ended: nothing to resume in {output_dir}"
+    return f"equivar train: interrupted; {held}: continue with `equivar train --resume -o {output_dir}`"
 
 
 def _check_model_builds(cfg) -> None:
