@@ -29,6 +29,7 @@ from ._loader import AtomicGraphDataset, ShardSampler, make_loader
 from ._neighbors import neighbor_list
 from ._readers import KCAL_MOL_TO_EV, DataKeys, atoms_to_configuration, frame_source, read_ase, read_dataset, read_rmd17
 from ._split import random_split
+from ._trajectory import TrajectoryDataset, collate_scenes, fully_connected_edges
 from ._validation import MIN_DISTANCE, check_elements, check_finite, check_overlaps, check_shapes, validate
 
 __all__ = [
@@ -61,6 +62,9 @@ __all__ = [
     "read_idx",
     "read_mnist",
     "random_split",
+    "TrajectoryDataset",
+    "collate_scenes",
+    "fully_connected_edges",
     "MIN_DISTANCE",
     "check_elements",
     "check_finite",
