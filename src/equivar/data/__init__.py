@@ -12,6 +12,11 @@ train/validation splits (:func:`random_split`), a dataset/loader pair with
 distributed sharding, and the datasets shipped with the package
 (:func:`embedded_path`).
 
+Trajectories: :mod:`equivar.data.nbody` (simulated N-body systems) and the
+ETH-UCY reader (:func:`read_trajectory_file`, :func:`ethucy_dataset`) give
+scenes of agents (:class:`TrajectoryDataset`) batched by
+:func:`collate_scenes` (the dynamics batch of ``docs/contracts.md``).
+
 Example
 -------
 >>> from equivar import data
@@ -23,6 +28,7 @@ Example
 from ._configuration import ISOLATED_ATOM, Configuration
 from ._e0s import check_e0s_spec, e0s_from_isolated_atoms, fit_e0s_least_squares, resolve_e0s, split_isolated_atoms
 from ._embedded import embedded_datasets, embedded_path
+from ._ethucy import TrackTable, ego_samples, ethucy_dataset, read_trajectory_file, scene_sequences, split_files
 from ._graph import LABELS, WEIGHTS, batch_to, collate, config_to_graph, graph_statistics
 from ._idx import read_idx, read_mnist
 from ._loader import AtomicGraphDataset, ShardSampler, make_loader
@@ -63,6 +69,12 @@ __all__ = [
     "read_mnist",
     "random_split",
     "TrajectoryDataset",
+    "TrackTable",
+    "ego_samples",
+    "ethucy_dataset",
+    "read_trajectory_file",
+    "scene_sequences",
+    "split_files",
     "collate_scenes",
     "fully_connected_edges",
     "MIN_DISTANCE",
