@@ -13,10 +13,13 @@ request, ``stress [G, 3, 3]`` (eV/Å^3) and ``virials [G, 3, 3]`` (eV);
 from ._blocks import InteractionBlock, ProductBlock
 from ._mace import MACE
 from ._registry import available_models, build_model, model_class, register_model
+from .egnn import EGNN
 
 register_model("mace", MACE)
+register_model("egnn", EGNN)
 
 __all__ = [
+    "EGNN",
     "MACE",
     "InteractionBlock",
     "ProductBlock",

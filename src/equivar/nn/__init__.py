@@ -19,12 +19,14 @@ attributes and an equivariance test (float32 and float64, with parity) in
 ``symmetric_contraction_basis``  generalised CG (U) tensors
 ``S2GridMLP``                  pointwise MLP on a sphere grid (Facet)
 ``AtomicEnergies``, ``ScaleShift``  E0s and energy scale/shift
+``EGCL``                       E(n)-equivariant message passing (EGNN, Satorras et al. 2021)
 ``scatter_sum``                edge -> node aggregation
 ``gather``                     node -> edge rows (its adjoint)
 =============================  ==============================================
 """
 
 from ._activation_utils import NormalizedActivation, get_activation, normalize2mom_constant
+from ._egcl import EGCL, inverse_degree
 from ._element_linear import ElementLinear
 from ._gate import Activation, Gate, NormActivation
 from ._linear import Linear
@@ -41,6 +43,7 @@ __all__ = [
     "Activation",
     "AtomicEnergies",
     "BesselBasis",
+    "EGCL",
     "ElementLinear",
     "Gate",
     "Linear",
@@ -58,5 +61,6 @@ __all__ = [
     "normalize2mom_constant",
     "scatter_sum",
     "gather",
+    "inverse_degree",
     "symmetric_contraction_basis",
 ]

@@ -1,0 +1,113 @@
+"""EGNN for dynamics (Satorras, Hoogeboom, Welling, "E(n) Equivariant Graph Neural Networks", ICML 2021).
+
+The N-body model of the paper (section 5.1, the authors' ``EGNN_vel`` in
+``n_body_system/model.py`` of github.com/vgsatorras/egnn, run by
+``main_nbody.py``): node features ``h = |v|`` embedded by one linear map,
+edge attributes ``[q_i q_j, |x_i - x_j|^2]`` (the distance of the input
+positions, fixed over layers), four :class:`~equivar.nn.EGCL` layers with
+the velocity term, 64 hidden features, SiLU, residual node updates, mean
+aggregation of coordinates; the output is the final position. Trained with
+Adam (lr 5e-4, weight decay 1e-12), batch 100, MSE on positions.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...nn import EGCL, inverse_degree
+
+
+class EGNN(torch.nn.Module):
+    """E(n)-equivariant graph network predicting positions from positions and velocities.
+
+    Parameters
+    ----------
+    hidden_dim : int
+        Features per node and message (64).
+    num_layers : int
+        EGCL layers (4).
+    edge_attr_dim : int
+        Invariant pair attributes of the batch (``edge_attr``; 1 for charged
+        N-body, ``q_i q_j``); the squared input distance is appended.
+    node_attr_dim : int
+        Invariant node attributes concatenated to ``|v|`` (0: EGNN feeds the
+        charges through the edges only).
+    activation : str
+        ``'silu'``.
+    residual : bool
+        Residual node updates (the authors' ``recurrent=True``).
+    coords_aggregation : str
+        ``'mean'`` (N-body) or ``'sum'``.
+    velocity : bool
+        EGCL velocity term (EGNN's ``E_GCL_vel``).
+    norm_diff : bool
+        Normalised coordinate differences (off in the paper's runs).
+
+    Shapes
+    ------
+    ``model(batch)`` with the dynamics batch of ``docs/contracts.md``
+    (``pos``, ``vel`` [N, T_in, D], the last observed frame is used;
+    ``edge_index`` [2, E]; ``edge_attr`` [E, edge_attr_dim]; ``node_attr``
+    [N, node_attr_dim]) returns ``{"pos": [N, 1, D]}``. Equivariant under
+    rotations and reflections (of ``pos``, ``vel``, output), translations
+    (of ``pos`` and output) and permutations of agents, in any dimension D.
+    """
+
+    def __init__(
+        self,
+        hidden_dim: int = 64,
+        num_layers: int = 4,
+        edge_attr_dim: int = 1,
+        node_attr_dim: int = 0,
+        activation: str = "silu",
+        residual: bool = True,
+        coords_aggregation: str = "mean",
+        velocity: bool = True,
+        norm_diff: bool = False,
+    ):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers={num_layers}: need at least one layer")
+        self.edge_attr_dim = edge_attr_dim
+        self.node_attr_dim = node_attr_dim
+        self.embedding = torch.nn.Linear(1 + node_attr_dim, hidden_dim)
+        self.layers = torch.nn.ModuleList(
+            EGCL(
+                hidden_dim,
+                edge_attr_dim=edge_attr_dim + 1,
+                activation=activation,
+                residual=residual,
+                coords_aggregation=coords_aggregation,
+                velocity=velocity,
+                norm_diff=norm_diff,
+            )
+            for _ in range(num_layers)
+        )
+
+    def forward(self, batch) -> dict:
+        pos = batch["pos"][:, -1]
+        vel = batch["vel"][:, -1]
+        edge_index = batch["edge_index"]
+        send, recv = edge_index[0], edge_index[1]
+        n = pos.shape[0]
+        h = vel.norm(dim=-1, keepdim=True)
+        if self.node_attr_dim:
+            h = torch.cat([h, batch["node_attr"].to(h.dtype)], dim=-1)
+        h = self.embedding(h)
+        diff = pos[recv] - pos[send]
+        dist2 = (diff * diff).sum(-1, keepdim=True)
+        edge_attr = batch.get("edge_attr")
+        if self.edge_attr_dim:
+            if edge_attr is None or edge_attr.shape[-1] != self.edge_attr_dim:
+                got = None if edge_attr is None else edge_attr.shape[-1]
+                raise ValueError(
+                    f"EGNN: batch edge_attr has {got} features, the model was built for {self.edge_attr_dim}"
+                )
+            edge_attr = torch.cat([edge_attr.to(pos.dtype), dist2], dim=-1)
+        else:
+            edge_attr = dist2
+        inv_deg = inverse_degree(recv, n, pos.dtype)
+        x = pos
+        for layer in self.layers:
+            h, x = layer(h, x, edge_index, edge_attr, vel, inv_degree=inv_deg)
+        return {"pos": x.unsqueeze(1)}
