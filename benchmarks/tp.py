@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/tp.py [--L 1 2 3 4 6] [--batch 4096] [--json tp.json] [--png tp.png] [--quick]
 
 Same as ``equivar bench tp`` (it runs that command, so bad flags and values
-get the command's one-line errors); see ``equivar.tp._bench`` for what is measured.
+get the command's one-line errors); see ``equivar.bench.tp`` for what is measured.
 """
 
 import sys

@@ -1,11 +1,35 @@
-"""equivar: E(3)-equivariant deep learning in PyTorch.
+"""equivar: equivariant deep learning in PyTorch (E(3) first).
 
-Subpackages (each imports only the ones listed before it):
-``o3`` (irreps, rotations, harmonics, coupling coefficients), ``planar``
-(groups acting on images and sequences: shifts, rotations, GL+(2) / SL(2),
-affine maps, flows, polyphase sampling), ``tp``
-(tensor products), ``nn`` (layers), ``models``, ``symmetry`` (audits, frame
-averaging, regularizers), ``data``, ``train``, ``cli``.
+Layers, lowest first; each imports only itself and the layers above it in
+this list (``tests/test_layering.py`` checks every import, module level and
+inside functions, against this order):
+
+- ``o3``: irreps, rotations, Wigner-D, real spherical harmonics,
+  Clebsch-Gordan and Gaunt coefficients, sphere quadrature;
+- ``planar``: groups acting on images and sequences (shifts, rotations,
+  GL+(2) / SL(2), affine maps, flows, polyphase sampling);
+- ``tp``: tensor products with interchangeable backends (cg, gaunt,
+  s2grid, cp) and their expressivity;
+- ``nn``: layers on irreps features (linear, gates, radial bases,
+  scatter, symmetric contraction, S2-grid MLP);
+- ``models``: a package per model family, registered by name; potentials
+  share one plumbing module;
+- ``symmetry``: typed group actions, audits on orbits, frame averaging,
+  soft-equivariance regularizers (model-agnostic);
+- ``data``: readers, neighbour lists, batching, E0s;
+- ``tasks``: what a model is trained for (forward call, loss, metrics);
+- ``train``: the trainer, configs, checkpoints;
+- ``calculators``: the ASE calculator around a trained model (it loads
+  checkpoints through ``train``, so it sits above it; the design notes did
+  not place it);
+- ``testing``: the test kit any model uses (equivariance over symmetry's
+  typed actions, finite differences, batching, round trips);
+- ``bench``: benchmarks against peers (no benchmark code below it);
+- ``cli``: the ``equivar`` command.
+
+Below all of them: ``_paths``, ``_device`` and ``_allocator`` (file checks
+and atomic writes, device names, the heap allocator), which import nothing
+from ``equivar``.
 """
 
 import os as _os

@@ -18,6 +18,7 @@ How an output path is written (:func:`atomic_output`):
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import tempfile
@@ -181,3 +182,12 @@ def atomic_output(path: str, mode: str = "w", flag: str | None = None, **open_kw
     finally:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+
+
+def write_json_atomic(path: str, obj, indent: int = 1, flag: str | None = None) -> None:
+    """``json.dump(obj)`` to ``path`` through :func:`atomic_output`: no half-written file on a crash.
+
+    Values JSON cannot encode are written as their ``str``. Raises as :func:`atomic_output`.
+    """
+    with atomic_output(path, flag=flag) as f:
+        json.dump(obj, f, indent=indent, default=str)

@@ -90,7 +90,7 @@ def test_bench_tp_writes_json(tmp_path, capsys):
 
 
 def test_bench_json_write_is_atomic(tmp_path, monkeypatch):
-    from equivar.tp import _bench
+    from equivar import _paths
 
     path = tmp_path / "tp.json"
     path.write_text('{"old": 1}')
@@ -99,9 +99,9 @@ def test_bench_json_write_is_atomic(tmp_path, monkeypatch):
         f.write('{"half')
         raise OSError("disk full")
 
-    monkeypatch.setattr(_bench.json, "dump", broken_dump)
+    monkeypatch.setattr(_paths.json, "dump", broken_dump)
     with pytest.raises(OSError):
-        _bench.write_json_atomic(str(path), {"new": 2})
+        _paths.write_json_atomic(str(path), {"new": 2})
     assert json.loads(path.read_text()) == {"old": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["tp.json"]
 

@@ -8,11 +8,10 @@ import pytest
 import torch
 
 import equivar.tp._cp as cpmod
-from equivar.o3 import Irreps
-from equivar.o3._wigner import _wigner_3j_np
+from equivar.bench.cp import cp_error_table
+from equivar.o3 import Irreps, wigner_3j_np
 from equivar.testing import assert_equivariant, equivariance_error
-from equivar.tp import TensorProduct
-from equivar.tp._s2grid import p_config, s_config
+from equivar.tp import TensorProduct, p_config, s_config
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +56,7 @@ def test_path_weight_sharing_exact_matches_cg_with_tied_weights():
 
 def test_error_decreases_with_rank_and_als_reaches_exact():
     # the cross-product tensor (w3j(1,1,1), 6 non-zero fibres) has CP rank 5: ALS finds it
-    T = _wigner_3j_np(1, 1, 1)
+    T = wigner_3j_np(1, 1, 1)
     errs = [cpmod.cp_als(T, r, seed=0)[3] for r in (1, 2, 3, 4, 5)]
     assert all(b < a for a, b in zip(errs, errs[1:])), errs
     assert errs[-1] < 1e-6 and errs[0] > 0.5
@@ -75,7 +74,7 @@ def test_error_decreases_with_rank_and_als_reaches_exact():
 
 def test_cp_error_table_whole_tensor():
     i1, i2, io, ins = s_config(1, 2)
-    rows = cpmod.cp_error_table(i1, i2, io, ins, ranks=[1, 3, 6, "exact"], n_samples=16)
+    rows = cp_error_table(i1, i2, io, ins, ranks=[1, 3, 6, "exact"], n_samples=16)
     assert [r["rank"] for r in rows] == [1, 3, 6, "exact"]
     approx = [r["approx_error"] for r in rows]
     assert all(b <= a + 1e-12 for a, b in zip(approx, approx[1:])) and approx[0] > 0.3

@@ -12,10 +12,9 @@ import torch
 
 from equivar.o3 import Irreps, gaunt, wigner_3j
 from equivar.testing import assert_equivariant
-from equivar.tp import TensorProduct
+from equivar.tp import TensorProduct, p_config, s_config
 from equivar.tp._fourier import fourier_coefficients, sphere_projection
 from equivar.tp._gaunt_plan import EVEN, ODD, coupling
-from equivar.tp._s2grid import p_config, s_config
 
 BACKENDS = ["s2grid", "gaunt"]
 

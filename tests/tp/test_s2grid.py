@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from equivar.tp import TensorProduct
-from equivar.tp._s2grid import p_config, s_config
+from equivar.tp import TensorProduct, p_config, s_config
 from equivar.tp._s2grid_ops import grid_bilinear, grid_bilinear_sym
 
 

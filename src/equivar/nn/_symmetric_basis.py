@@ -33,8 +33,7 @@ import math
 
 import numpy as np
 
-from ..o3 import Irrep, Irreps
-from ..o3._wigner import _wigner_3j_np
+from ..o3 import Irrep, Irreps, wigner_3j_np
 
 
 def _orthonormal_rows(M: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
@@ -103,7 +102,7 @@ def _basis_cached(irreps_in: str, ir_out: str, nu: int) -> np.ndarray:
                         continue
                     if remaining == 0 and (L != ir_out.l or p != ir_out.p):
                         continue
-                    C = _wigner_3j_np(ir_a.l, ir_b.l, L)  # [da, db, dL]
+                    C = wigner_3j_np(ir_a.l, ir_b.l, L)  # [da, db, dL]
                     # T_new[n, c, ..., i] = sum_ab C[a,b,c] T[n, a, ...] E_b[b, i]
                     Tn = np.einsum("abc,na...->nc...b", C, Ts)
                     full = np.zeros(Tn.shape[:-1] + (D,))

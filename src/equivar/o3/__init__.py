@@ -20,7 +20,15 @@ from ._rotation import (
     xyz_to_angles,
 )
 from ._spherical_harmonics import spherical_harmonics
-from ._wigner import change_basis_real_to_complex, gaunt, so3_generators, wigner_3j, wigner_D, wigner_D_from_angles
+from ._wigner import (
+    change_basis_real_to_complex,
+    gaunt,
+    so3_generators,
+    wigner_3j,
+    wigner_3j_np,
+    wigner_D,
+    wigner_D_from_angles,
+)
 
 __all__ = [
     "MAX_L",
@@ -42,6 +50,7 @@ __all__ = [
     "gaunt",
     "so3_generators",
     "wigner_3j",
+    "wigner_3j_np",
     "wigner_D",
     "wigner_D_from_angles",
     "SphereGrid",

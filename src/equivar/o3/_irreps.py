@@ -14,7 +14,9 @@ from typing import NamedTuple
 
 import torch
 
-MAX_L = 64
+from ._limits import MAX_L
+from ._rotation import check_rotation
+from ._wigner import wigner_D
 
 _IRREP_RE = re.compile(r"^\s*(\d+)\s*([eoy])\s*$")
 _MUL_IR_RE = re.compile(r"^\s*(?:(\d+)\s*x\s*)?(\d+\s*[eoy])\s*$")
@@ -116,8 +118,6 @@ class Irrep(tuple):
         ``R``: ``[..., 3, 3]``; returns ``[..., 2l+1, 2l+1]``. For an improper
         ``R`` (det -1) the result is ``p * D_l(-R)``, as in e3nn.
         """
-        from ._wigner import wigner_D
-
         det = torch.linalg.det(R)
         sign = torch.sign(det)
         D = wigner_D(self.l, R * sign[..., None, None])
@@ -348,8 +348,6 @@ class Irreps(tuple):
         Satisfies ``D(R1 @ R2) = D(R1) @ D(R2)``; improper rotations act with
         each irrep's parity.
         """
-        from ._rotation import check_rotation
-
         check_rotation(R)
         blocks = []
         cache: dict = {}

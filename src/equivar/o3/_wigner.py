@@ -16,15 +16,10 @@ import math
 import numpy as np
 import torch
 
-from ._irreps import MAX_L
+from ._limits import check_degree as _check_l
 from ._quadrature import sphere_grid
 from ._rotation import angles_to_matrix, check_rotation
-
-
-def _check_l(*ls: int) -> None:
-    for l in ls:
-        if not isinstance(l, int) or isinstance(l, bool) or l < 0 or l > MAX_L:
-            raise ValueError(f"degree l={l!r} outside the supported range 0..{MAX_L}")
+from ._sh_kernel import harmonics
 
 
 def _triangle(l1: int, l2: int, l3: int) -> bool:
@@ -91,7 +86,13 @@ def _su2_cg_np(l1: int, l2: int, l3: int) -> np.ndarray:
 
 
 @functools.cache
-def _wigner_3j_np(l1: int, l2: int, l3: int) -> np.ndarray:
+def wigner_3j_np(l1: int, l2: int, l3: int) -> np.ndarray:
+    """:func:`wigner_3j` as a cached, read-only float64 NumPy array, all zeros off the triangle rule.
+
+    ``[2l1+1, 2l2+1, 2l3+1]``; no range check (callers building tensor
+    products validate their irreps first). The form the tensor-product
+    backends and the symmetric-contraction basis build their constants from.
+    """
     if not _triangle(l1, l2, l3):
         return np.zeros((2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1))
     Q1 = change_basis_real_to_complex_np(l1)
@@ -123,7 +124,7 @@ def wigner_3j(l1: int, l2: int, l3: int, dtype=None, device=None) -> torch.Tenso
             f"wigner_3j({l1}, {l2}, {l3}): the degrees violate the triangle rule "
             f"|l1-l2| <= l3 <= l1+l2 (no coupling exists)"
         )
-    return torch.tensor(_wigner_3j_np(l1, l2, l3), dtype=dtype or torch.get_default_dtype(), device=device)
+    return torch.tensor(wigner_3j_np(l1, l2, l3), dtype=dtype or torch.get_default_dtype(), device=device)
 
 
 @functools.cache
@@ -131,10 +132,8 @@ def _gaunt_np(l1: int, l2: int, l3: int) -> np.ndarray:
     shape = (2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1)
     if (l1 + l2 + l3) % 2 == 1 or not _triangle(l1, l2, l3):
         return np.zeros(shape)
-    from ._spherical_harmonics import spherical_harmonics
-
     g = sphere_grid(l1 + l2 + l3, dtype=torch.float64)
-    Y = [spherical_harmonics(l, g.points, normalization="integral").numpy() for l in (l1, l2, l3)]
+    Y = [harmonics([l], g.points, True, "integral").numpy() for l in (l1, l2, l3)]
     G = np.einsum("n,ni,nj,nk->ijk", g.weights.numpy(), *Y, optimize=True)
     G[np.abs(G) < 1e-13] = 0.0
     G.setflags(write=False)
@@ -185,8 +184,6 @@ def wigner_D(l: int, R: torch.Tensor) -> torch.Tensor:
     For an improper ``R`` use ``Irrep.D_from_matrix`` (parity). Raises
     ``ValueError`` if ``R`` is not orthogonal or has det -1.
     """
-    from ._spherical_harmonics import spherical_harmonics
-
     _check_l(l)
     check_rotation(R)
     if R.numel() and (torch.linalg.det(R.detach()) < 0).any():
@@ -195,8 +192,8 @@ def wigner_D(l: int, R: torch.Tensor) -> torch.Tensor:
         return torch.ones(R.shape[:-2] + (1, 1), dtype=R.dtype, device=R.device)
     g = sphere_grid(2 * l, dtype=torch.float64, device=R.device)
     R64 = R.to(torch.float64)
-    Yx = spherical_harmonics(l, g.points, normalization="integral")  # [n, d]
-    Yrx = spherical_harmonics(l, torch.einsum("...ij,nj->...ni", R64, g.points), normalization="integral")
+    Yx = harmonics([l], g.points, True, "integral")  # [n, d]
+    Yrx = harmonics([l], torch.einsum("...ij,nj->...ni", R64, g.points), True, "integral")
     D = torch.einsum("n,...ni,nj->...ij", g.weights, Yrx, Yx)
     return D.to(R.dtype)
 

@@ -67,7 +67,14 @@ Freedom: spherical grid, expressivity); Tensor Decomposition Networks
 (2025, CP).
 """
 
-from ._builders import FullyConnectedTensorProduct, channelwise_instructions, channelwise_tp, from_e3nn
+from ._builders import (
+    FullyConnectedTensorProduct,
+    channelwise_instructions,
+    channelwise_tp,
+    from_e3nn,
+    p_config,
+    s_config,
+)
 from ._cg import CGBackend
 from ._expressivity import ExpressivityReport, Interaction, all_irreps, expressivity, expressivity_table
 from ._instructions import CONNECTION_MODES, Instruction, normalize_instructions
@@ -104,6 +111,8 @@ __all__ = [
     "channelwise_instructions",
     "channelwise_tp",
     "from_e3nn",
+    "p_config",
+    "s_config",
     "ExpressivityReport",
     "Interaction",
     "all_irreps",

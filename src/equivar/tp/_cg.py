@@ -24,8 +24,7 @@ import math
 
 import torch
 
-from ..o3 import Irreps
-from ..o3._wigner import _wigner_3j_np
+from ..o3 import Irreps, wigner_3j_np
 from ._cg_fused import FusedTP, build_plan, fused_forward_torch
 from ._constants import ConstantsModule
 from ._instructions import Instruction, weight_offsets
@@ -71,7 +70,7 @@ class CGBackend(ConstantsModule):
             if fused and ins.connection_mode == "uvu":
                 fused_ins.append((n, ins))
                 continue
-            C = _wigner_3j_np(ir1.l, ir2.l, iro.l) * ins.path_weight  # [d1, d2, d3]
+            C = wigner_3j_np(ir1.l, ir2.l, iro.l) * ins.path_weight  # [d1, d2, d3]
             name = f"_cg{n}"
             # [d2, d1*d3]: contracts x2 first
             self.register_constant(name, C.transpose(1, 0, 2).reshape(ir2.dim, ir1.dim * iro.dim))
@@ -81,7 +80,7 @@ class CGBackend(ConstantsModule):
         if fused_ins:
             n_weights = sum(math.prod(i.path_shape) for i in self.instructions if i.has_weight)
             self._plan, consts = build_plan(
-                self.irreps_in1, self.irreps_in2, self.irreps_out, fused_ins, self._offsets, _wigner_3j_np, n_weights
+                self.irreps_in1, self.irreps_in2, self.irreps_out, fused_ins, self._offsets, wigner_3j_np, n_weights
             )
             self._const_names = tuple(consts)
             for k, v in consts.items():

@@ -30,7 +30,7 @@ too; a smaller one is fitted by alternating least squares (ALS) in float64
 from a deterministic start (the largest fibres) plus seeded noise, and the
 factors are cached on disk (``$EQUIVAR_CACHE`` or ``~/.cache/equivar``,
 ``cp/<sha256>.npz``, written atomically). Approximate factors break
-equivariance slightly; :func:`cp_error_table` reports the approximation and
+equivariance slightly; :func:`equivar.bench.cp.cp_error_table` reports the approximation and
 the measured equivariance error for each rank.
 """
 
@@ -45,8 +45,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..o3 import Irreps
-from ..o3._wigner import _wigner_3j_np
+from ..o3 import Irreps, wigner_3j_np
 from ._constants import ConstantsModule
 from ._instructions import weight_offsets
 
@@ -314,7 +313,7 @@ class CPBackend(ConstantsModule):
             )
             T = np.zeros((D1, D2, Do))
             a, b, c = o1[ins.i_in1], o2[ins.i_in2], oo[ins.i_out]
-            T[a : a + 2 * l1 + 1, b : b + 2 * l2 + 1, c : c + 2 * l3 + 1] = ins.path_weight * _wigner_3j_np(l1, l2, l3)
+            T[a : a + 2 * l1 + 1, b : b + 2 * l2 + 1, c : c + 2 * l3 + 1] = ins.path_weight * wigner_3j_np(l1, l2, l3)
             return T
 
         offs = weight_offsets(self.instructions)
@@ -332,7 +331,7 @@ class CPBackend(ConstantsModule):
                     self.irreps_in2[ins.i_in2].ir.l,
                     self.irreps_out[ins.i_out].ir.l,
                 )
-                a, b, c, e = cached_cp(_wigner_3j_np(l1, l2, l3), rank, seed, n_iter, use_cache)
+                a, b, c, e = cached_cp(wigner_3j_np(l1, l2, l3), rank, seed, n_iter, use_cache)
                 R = a.shape[1]
                 A = np.zeros((D1, R))
                 B = np.zeros((D2, R))
@@ -445,86 +444,6 @@ class CPBackend(ConstantsModule):
 
     def extra_repr(self) -> str:
         return f"rank={self.rank}, approx_error={self.approx_error:.2e}, path_weight_sharing={self.path_weight_sharing}"
-
-
-# ----------------------------------------------------------------------------
-def cp_error_table(
-    irreps_in1,
-    irreps_in2,
-    irreps_out,
-    instructions,
-    ranks: Sequence,
-    *,
-    path_weight_sharing: bool = True,
-    seed: int = 0,
-    n_iter: int = 1000,
-    n_samples: int = 64,
-    use_cache: bool = True,
-    dtype: torch.dtype = torch.float64,
-) -> list[dict]:
-    """Approximation and equivariance error of the ``cp`` backend for each rank.
-
-    For each entry of ``ranks`` (ints or ``'exact'``) builds
-    ``TensorProduct(..., backend='cp', rank=r)`` and measures, on
-    ``n_samples`` random inputs (seeded) with random shared weights:
-
-    - ``approx_error``: relative Frobenius error of the CP coefficient tensor;
-    - ``output_error``: ``|out_cp - out_cg| / |out_cg|`` against the ``cg`` backend
-      with the same weights;
-    - ``equivariance_error``: the largest relative equivariance error over
-      random rotations and improper rotations
-      (:func:`equivar.testing.equivariance_error`).
-
-    Returns a list of dicts ``{rank, effective_rank, approx_error,
-    output_error, equivariance_error}``, one per requested rank.
-
-    Raises ``ValueError`` for an invalid rank or configuration.
-    """
-    from ..testing import equivariance_error
-    from ._tensor_product import TensorProduct
-
-    i1, i2, io = Irreps(irreps_in1), Irreps(irreps_in2), Irreps(irreps_out)
-    gen = torch.Generator().manual_seed(seed)
-    x1 = torch.randn(n_samples, i1.dim, generator=gen, dtype=dtype)
-    x2 = torch.randn(n_samples, i2.dim, generator=gen, dtype=dtype)
-    rows = []
-    for r in ranks:
-        tp = TensorProduct(
-            i1,
-            i2,
-            io,
-            instructions,
-            backend="cp",
-            rank=r,
-            path_weight_sharing=path_weight_sharing,
-            seed=seed,
-            n_iter=n_iter,
-            use_cache=use_cache,
-        ).to(dtype)
-        with torch.no_grad():
-            tp.weight.copy_(
-                torch.randn(tp.weight.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=dtype)
-            )
-        cg = TensorProduct(i1, i2, io, instructions, backend="cg").to(dtype)
-        with torch.no_grad():
-            if path_weight_sharing:  # the shared weight on every path
-                cg.weight.copy_(torch.cat([tp.weight.reshape(-1) for i in cg.instructions if i.has_weight]))
-            else:
-                cg.weight.copy_(tp.weight)
-            y, y0 = tp(x1, x2), cg(x1, x2)
-        out_err = float((y - y0).norm() / y0.norm()) if y0.norm() > 0 else float((y - y0).norm())
-        with torch.no_grad():
-            eq = equivariance_error(tp, [x1, x2], [i1, i2], io, seed=seed).max
-        rows.append(
-            {
-                "rank": r,
-                "effective_rank": tp.backend.rank,
-                "approx_error": tp.backend.approx_error,
-                "output_error": out_err,
-                "equivariance_error": eq,
-            }
-        )
-    return rows
 
 
 from ._registry import register_backend  # noqa: E402

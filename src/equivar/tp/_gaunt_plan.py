@@ -77,8 +77,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..o3 import Irreps, so3_generators, sphere_grid, spherical_harmonics
-from ..o3._wigner import _wigner_3j_np
+from ..o3 import Irreps, so3_generators, sphere_grid, spherical_harmonics, wigner_3j_np
 from ._constants import ConstantsModule
 
 EVEN, ODD = 0, 1
@@ -123,7 +122,7 @@ def coupling(l1: int, l2: int, l3: int, kind: int) -> tuple[np.ndarray, float]:
     ``int Y3 rhat . (grad P1 x grad P2)``. Both by a quadrature exact for
     degree ``l1 + l2 + l3``; ``g = 0`` where the coupling vanishes.
     """
-    C = _wigner_3j_np(l1, l2, l3)
+    C = wigner_3j_np(l1, l2, l3)
     bl = l1 + l2 + l3
     nb, na = (bl + 2) // 2, bl + 1
     if not abs(l1 - l2) <= l3 <= l1 + l2 or (bl % 2 == 1) != (kind == ODD):

@@ -107,7 +107,7 @@ class S2GridBackend(GauntFamilyBackend):
     The "S" configuration (function product of features and edge harmonics):
 
     >>> from equivar.tp import TensorProduct
-    >>> from equivar.tp._s2grid import s_config
+    >>> from equivar.tp import s_config
     >>> tp = TensorProduct(*s_config(2, 8), backend="s2grid", shared_weights=False)
     >>> tp.backend.weight_form
     'factorized'
@@ -444,50 +444,6 @@ class S2GridBackend(GauntFamilyBackend):
 def _parity(l: int, c: int) -> int:
     """0 if the harmonic ``(l, m = c - l)`` is even under ``y -> -y``, else 1: ``(l + m) mod 2 = c mod 2``."""
     return c % 2
-
-
-def s_config(L: int, channels: int = 32):
-    """Irreps and instructions of the "S" configuration (function product).
-
-    ``channels x (l = 0..L, parity (-1)^l)`` times the spherical harmonics
-    ``0..L`` of the edge, channelwise (``'uvu'``), every path with even
-    ``l1 + l2 + l3`` summed into one output block ``channels x (l3, (-1)^l3)``
-    per ``l3 <= L``.
-
-    Returns ``(irreps_in1, irreps_in2, irreps_out, instructions)`` for
-    :class:`~equivar.tp.TensorProduct`.
-    """
-    from ..o3 import Irreps
-
-    i1 = Irreps([(channels, (l, (-1) ** l)) for l in range(L + 1)])
-    i2 = Irreps([(1, (l, (-1) ** l)) for l in range(L + 1)])
-    io = Irreps([(channels, (l, (-1) ** l)) for l in range(L + 1)])
-    ins = [
-        (a, b, c, "uvu", True)
-        for a in range(L + 1)
-        for b in range(L + 1)
-        for c in range(L + 1)
-        if abs(a - b) <= c <= a + b and (a + b + c) % 2 == 0
-    ]
-    return i1, i2, io, ins
-
-
-def p_config(L: int, channels: int = 32):
-    """Irreps and instructions of the "P" configuration (MACE/NequIP edge tensor product).
-
-    ``channels x (l = 0..L, parity (-1)^l)`` times the spherical harmonics
-    ``0..L``, channelwise (``'uvu'``), every allowed path into its own output
-    block with ``l3 <= L`` (sorted as MACE does). Returns
-    ``(irreps_in1, irreps_in2, irreps_out, instructions)``.
-    """
-    from ..o3 import Irreps
-    from ._builders import channelwise_instructions
-
-    i1 = Irreps([(channels, (l, (-1) ** l)) for l in range(L + 1)])
-    i2 = Irreps([(1, (l, (-1) ** l)) for l in range(L + 1)])
-    target = Irreps([(1, (l, p)) for l in range(L + 1) for p in (1, -1)])
-    io, ins = channelwise_instructions(i1, i2, target)
-    return i1, i2, io, ins
 
 
 from ._registry import register_backend  # noqa: E402

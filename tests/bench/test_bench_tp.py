@@ -5,16 +5,17 @@ import json
 import pytest
 import torch
 
+from equivar.bench import tp as _bench
 from equivar.cli.main import main
-from equivar.tp import _bench
+from equivar.tp import p_config, s_config
 
 
 def test_configs_and_useful_work():
-    i1, i2, io, ins = _bench.p_config(3, 32)
+    i1, i2, io, ins = p_config(3, 32)
     assert len(ins) == 34 and io.dim == 4992  # MACE construction, l3 <= 3, both parities
     # 0.16 GFLOP of sparse CG work at L=3, 32 channels, 4096 edges (the figure of the design notes)
     assert _bench.useful_flops(i1, i2, io, ins, 4096) / 1e9 == pytest.approx(0.160, abs=0.001)
-    i1, i2, io, ins = _bench.s_config(2, 4)
+    i1, i2, io, ins = s_config(2, 4)
     assert str(io) == "4x0e+4x1o+4x2e" and all((i1[a].ir.l + i2[b].ir.l + io[c].ir.l) % 2 == 0 for a, b, c, *_ in ins)
 
 
@@ -124,7 +125,7 @@ def test_limit_address_space_in_a_child_process():
     import sys
 
     code = (
-        "from equivar.tp import _bench; import resource; cap = _bench.limit_address_space(); "
+        "from equivar.bench import tp as _bench; import resource; cap = _bench.limit_address_space(); "
         "print(cap is None or resource.getrlimit(resource.RLIMIT_AS)[0] == cap)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -1,6 +1,6 @@
 r"""Tensor-product benchmark: backends x L x channels x batch, e3nn measured in the same run.
 
-Used by ``equivar bench tp`` and ``benchmarks/tp.py``. Two configurations,
+Used by ``equivar bench tp`` and ``benchmarks/tp.py`` (whose flags live in ``equivar.cli.bench``). Two configurations,
 both with features ``channels x (l = 0..L, parity (-1)^l)`` and the
 spherical harmonics ``0..L`` of the edge (one irrep per degree):
 
@@ -28,19 +28,15 @@ backend's.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import statistics
-import sys
 import time
 
 import numpy as np
 import torch
 
-from ..o3 import Irreps
-from ..o3._wigner import _wigner_3j_np
+from ..o3 import wigner_3j_np
+from ..testing import equivariance_error
+from ..tp import TensorProduct, p_config, s_config
 
 CONFIGS = ("P", "S")
 DEFAULT_L = (1, 2, 3, 4, 6)
@@ -48,32 +44,6 @@ ALL_BACKENDS = ("cg", "gaunt", "s2grid", "cp")
 
 
 # --- configurations ------------------------------------------------------------
-def p_config(L: int, channels: int = 32):
-    """``(irreps_in1, irreps_in2, irreps_out, instructions)`` of configuration P (MACE's construction)."""
-    from ._builders import channelwise_instructions
-
-    i1 = Irreps([(channels, (l, (-1) ** l)) for l in range(L + 1)])
-    i2 = Irreps.spherical_harmonics(L)
-    target = Irreps([(1, (l, p)) for l in range(L + 1) for p in (1, -1)])
-    io, ins = channelwise_instructions(i1, i2, target)
-    return i1, i2, io, ins
-
-
-def s_config(L: int, channels: int = 32):
-    """``(irreps_in1, irreps_in2, irreps_out, instructions)`` of configuration S (function product)."""
-    i1 = Irreps([(channels, (l, (-1) ** l)) for l in range(L + 1)])
-    i2 = Irreps.spherical_harmonics(L)
-    io = Irreps([(channels, (l, (-1) ** l)) for l in range(L + 1)])
-    ins = [
-        (a, b, c, "uvu", True)
-        for a in range(L + 1)
-        for b in range(L + 1)
-        for c in range(L + 1)
-        if abs(a - b) <= c <= a + b and (a + b + c) % 2 == 0
-    ]
-    return i1, i2, io, ins
-
-
 def config(name: str, L: int, channels: int):
     if name == "P":
         return p_config(L, channels)
@@ -87,7 +57,7 @@ def useful_flops(irreps_in1, irreps_in2, irreps_out, instructions, batch: int) -
     total = 0
     for ins in instructions:
         (m1, ir1), (m2, ir2), (_, iro) = irreps_in1[ins[0]], irreps_in2[ins[1]], irreps_out[ins[2]]
-        total += int(np.count_nonzero(_wigner_3j_np(ir1.l, ir2.l, iro.l))) * m1 * m2
+        total += int(np.count_nonzero(wigner_3j_np(ir1.l, ir2.l, iro.l))) * m1 * m2
     return 2 * batch * total
 
 
@@ -120,8 +90,6 @@ def build(backend: str, cfg, dtype, device, backend_options=None):
         finally:
             torch.set_default_dtype(old)
         return m.to(device)
-    from ._tensor_product import TensorProduct
-
     m = TensorProduct(
         i1, i2, io, ins, shared_weights=False, internal_weights=False, backend=backend, **(backend_options or {})
     )
@@ -209,8 +177,6 @@ def peak_memory(m, I, device) -> int | None:
 
 def equivariance(m, dtype, device, seed: int = 0) -> float:
     """Largest relative O(3) equivariance error (64 samples)."""
-    from ..testing import equivariance_error
-
     g = torch.Generator().manual_seed(seed)
     x1 = torch.randn(64, m.irreps_in1.dim, generator=g, dtype=dtype).to(device)
     x2 = torch.randn(64, m.irreps_in2.dim, generator=g, dtype=dtype).to(device)
@@ -447,158 +413,3 @@ def plot(rows: list[dict], path: str, measure: str = "fwd_bwd_ms") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--L", type=int, nargs="+", default=list(DEFAULT_L), help="degrees L (default 1 2 3 4 6)")
-    p.add_argument("--channels", type=int, nargs="+", default=[32])
-    p.add_argument("--batch", type=int, nargs="+", default=[4096], help="number of edges")
-    p.add_argument("--backends", nargs="+", default=list(ALL_BACKENDS))
-    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-e3nn", action="store_true", help="skip the e3nn peer")
-    p.add_argument("--e3nn-max-L", type=int, default=6, help="largest L at which e3nn is measured")
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
-    p.add_argument(
-        "--measures",
-        nargs="+",
-        default=list(MEASURES),
-        choices=list(MEASURES),
-        help="what to time: fwd, fwd_bwd, double (default all)",
-    )
-    p.add_argument(
-        "--backend-max-L",
-        nargs="+",
-        default=[],
-        metavar="BACKEND=L",
-        help="largest L measured for a backend, e.g. gaunt=4 (slow configurations)",
-    )
-    p.add_argument("--quick", action="store_true", help="L 1 2 3, 512 edges, 2 repeats (smoke test)")
-    p.add_argument("--json", metavar="PATH", help="write the rows and machine info as JSON")
-    p.add_argument("--png", metavar="PATH", help="plot time against L per backend (log scale)")
-    p.add_argument("--seed", type=int, default=0)
-
-
-def _parse_limits(items) -> dict:
-    from ._registry import available_backends
-
-    known = set(available_backends())
-    out = {}
-    for it in items:
-        b, sep, v = it.partition("=")
-        if not sep or not v.strip().isdigit():
-            raise ValueError(f"--backend-max-L expects BACKEND=L, got {it!r}")
-        if b.strip() not in known:
-            raise ValueError(f"--backend-max-L: unknown backend {b.strip()!r}; available: {sorted(known)}")
-        out[b.strip()] = int(v)
-    return out
-
-
-def check_args(args) -> None:
-    """One-line ``ValueError`` naming the flag for a bad value, before any measurement starts."""
-    from .._device import check_device
-    from ..cli._mlip import check_output_file
-
-    for flag, values, least in (("--L", args.L, 0), ("--channels", args.channels, 1), ("--batch", args.batch, 1)):
-        bad = [v for v in values if v < least]
-        if bad:
-            raise ValueError(f"{flag} must be >= {least}, got {bad[0]}")
-    if any(v > 32 for v in args.L):  # the products reach l = 2L, and irreps stop at l = 64
-        raise ValueError(f"--L must be at most 32 (outputs reach l = 2L <= 64), got {max(args.L)}")
-    _parse_limits(args.backend_max_L)
-    for flag, v, least in (
-        ("--repeats", args.repeats, 1),
-        ("--threads", args.threads, 1),
-        ("--e3nn-max-L", args.e3nn_max_L, 0),
-    ):
-        if v < least:
-            raise ValueError(f"{flag} must be >= {least}, got {v}")
-    check_device(args.device, "--device")
-    check_output_file(args.json, "--json")
-    check_output_file(args.png, "--png")
-
-
-def write_json_atomic(path: str, obj) -> None:
-    """``json.dump`` to ``path`` through a temporary file and ``os.replace``: no half-written file on a crash."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1, default=str)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def run_tp(args) -> int:
-    from ._registry import available_backends
-
-    check_args(args)  # the flags as given (--quick then only substitutes valid values)
-    if args.quick:
-        args.L, args.batch, args.repeats = [l for l in args.L if l <= 3] or [1, 2, 3], [512], 2
-    known = set(available_backends())
-    unknown = [b for b in args.backends if b not in known]
-    if unknown:
-        raise ValueError(f"unknown backend(s) {unknown}; available: {sorted(known)}")
-    limits = _parse_limits(args.backend_max_L)
-    from .._allocator import allocator_state
-
-    dtype = getattr(torch, args.dtype)
-    t0 = time.time()
-    mm = matmul_gflops(args.threads, args.device)
-    cap = limit_address_space() if str(args.device).startswith("cpu") else None
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(
-        f"# equivar bench tp: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{args.threads} threads, {args.device}, {args.dtype}; float32 matmul {mm:.1f} GFLOP/s; "
-        f"load average {load:.1f}; {allocator_state()}"
-        + (f"; address space capped at {cap / 2**30:.0f} GiB (out-of-memory rows are reported)" if cap else "")
-    )
-    rows = run_benchmark(
-        Ls=args.L,
-        channels=args.channels,
-        batches=args.batch,
-        backends=args.backends,
-        configs=args.configs,
-        repeats=args.repeats,
-        threads=args.threads,
-        dtype=dtype,
-        device=args.device,
-        e3nn=not args.no_e3nn,
-        e3nn_max_L=args.e3nn_max_L,
-        memory=not args.no_memory,
-        seed=args.seed,
-        measures=tuple(args.measures),
-        backend_max_L=limits,
-    )
-    print()
-    print(markdown_table(rows))
-    meta = {
-        "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
-        "machine": platform.platform(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "threads": args.threads,
-        "device": args.device,
-        "dtype": args.dtype,
-        "matmul_gflops": mm,
-        "torch": torch.__version__,
-        "load_average_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "seconds": time.time() - t0,
-    }
-    try:
-        import e3nn
-
-        meta["e3nn"] = e3nn.__version__
-    except ImportError:
-        pass
-    if args.json:
-        write_json_atomic(args.json, {"meta": meta, "rows": rows})
-        print(f"wrote {args.json}")
-    if args.png:
-        plot(rows, args.png)
-        print(f"wrote {args.png}")
-    return 0

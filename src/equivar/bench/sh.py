@@ -1,24 +1,21 @@
 """Spherical-harmonics benchmark: equivar vs e3nn (and sphericart) in one run.
 
-Used by ``equivar bench sh`` and ``benchmarks/sh.py``. Each measurement is
+Used by ``equivar bench sh`` and ``benchmarks/sh.py`` (flags in ``equivar.cli.bench``). Each measurement is
 the median of interleaved repeats (peers alternate within each round so
 that background load affects them alike), after warm-up.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import statistics
 import time
 
 import torch
 
+from ..o3 import spherical_harmonics
+
 
 def _impls(L: int):
-    from . import spherical_harmonics
-
     ls = list(range(L + 1))
     impls = {"equivar": lambda x: spherical_harmonics(ls, x, normalize=True, normalization="component")}
     try:
@@ -83,36 +80,3 @@ def format_table(rows: list[dict]) -> str:
                 cells += ["-", "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n", type=int, default=100_000, help="number of vectors")
-    p.add_argument("--L", type=int, nargs="+", default=[3, 8], help="l_max values")
-    p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", default=None, help="write results to this JSON file")
-
-
-def run_sh(args) -> int:
-    from ..cli._mlip import check_output_file
-
-    for flag, v in (("--n", args.n), ("--repeats", args.repeats), ("--threads", args.threads)):
-        if v < 1:
-            raise ValueError(f"{flag} must be >= 1, got {v}")
-    bad = [l for l in args.L if l < 0 or l > 64]
-    if bad:
-        raise ValueError(f"--L must be in 0..64, got {bad[0]}")
-    check_output_file(args.json, "--json")
-    rows = run_benchmark(n=args.n, Ls=tuple(args.L), repeats=args.repeats, threads=args.threads)
-    print(f"spherical harmonics, {args.n} vectors, float32, {args.threads} threads, median of {args.repeats}")
-    print(format_table(rows))
-    if args.json:
-        tmp = f"{args.json}.tmp.{os.getpid()}"
-        try:
-            with open(tmp, "w") as f:
-                json.dump(rows, f, indent=2)
-            os.replace(tmp, args.json)  # atomic: a crash leaves no half-written file
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    return 0
