@@ -67,11 +67,75 @@ def test_bad_types():
         equivariance_error(lambda v: v, [torch.randn(3)], ["vectorz"], "1o")
 
 
-def test_blockwise_D_matches_the_dense_matrix():
+@pytest.mark.parametrize("batched", [False, True])
+def test_blockwise_action_matches_the_dense_matrix(batched):
+    """symmetry.act applies D(R) block by block (never the dense [dim, dim] matrix); same values."""
     from equivar.o3 import Irreps, rand_matrix
-    from equivar.testing._equivariance import _apply_D
+    from equivar.symmetry import GroupElement, act
+    from equivar.symmetry._types import precompute
 
     irreps = Irreps("3x0e+2x1o+0x2e+1x2o+2x3e")
-    R = -rand_matrix(generator=torch.Generator().manual_seed(0)).double()  # improper: parity acts too
-    x = torch.randn(4, 5, irreps.dim, dtype=torch.float64)
-    torch.testing.assert_close(_apply_D(irreps, R, x), x @ irreps.D_from_matrix(R).T, rtol=1e-12, atol=1e-12)
+    gen = torch.Generator().manual_seed(0)
+    if batched:  # one improper rotation per row of x
+        R = -torch.stack([rand_matrix(generator=gen, dtype=torch.float64) for _ in range(4)])
+        x = torch.randn(4, 5, irreps.dim, dtype=torch.float64)
+        dense = torch.einsum("bij,bnj->bni", irreps.D_from_matrix(R), x)
+    else:
+        R = -rand_matrix(generator=gen, dtype=torch.float64)  # improper: parity acts too
+        x = torch.randn(4, 5, irreps.dim, dtype=torch.float64)
+        dense = x @ irreps.D_from_matrix(R).T
+    g = GroupElement(R=R)
+    torch.testing.assert_close(act(x, irreps, g), dense, rtol=1e-12, atol=1e-12)
+    if not batched:
+        precompute([g], [irreps])  # cached per irrep: the same values again
+        assert set(g.cache) == {"2o", "3e"}
+        torch.testing.assert_close(act(x, irreps, g), dense, rtol=1e-12, atol=1e-12)
+
+
+def test_one_type_system():
+    """testing's types are symmetry's (same Typed, same aliases, same actions)."""
+    import equivar.symmetry as sym
+    import equivar.testing as tst
+
+    assert tst.Typed is sym.Typed
+    assert sym.norm_type("forces").irreps == sym.norm_type("vector").irreps
+    x = torch.randn(6, 3, dtype=torch.float64)
+    rep = equivariance_error(lambda v: v.norm(dim=-1), [x], ["forces"], "energy")
+    assert rep.max < 1e-12  # an energy [N] without a trailing irreps axis is accepted
+
+
+@pytest.mark.parametrize("dtype_", [torch.float32, torch.float64])
+def test_module_types_and_inputs_read_from_irreps_in_out(dtype_):
+    """assert_equivariant(module): irreps_in / irreps_out read from the module, random inputs in its dtype."""
+    from equivar.nn import Gate, Linear
+    from equivar.tp import FullyConnectedTensorProduct
+
+    lin = Linear("4x0e+2x1o+1x2e", "3x0e+2x1o+1x2e").to(dtype_)
+    rep = assert_equivariant(lin)
+    assert {k[2] for k in rep.errors} == {"3x0e", "2x1o", "1x2e"} and {k[0] for k in rep.errors} == {
+        "rotation",
+        "improper",
+    }
+    gate = Gate("2x0e", [torch.tanh], "1x0e", [torch.sigmoid], "1x1o").to(dtype_)
+    assert_equivariant(gate)
+    tp = FullyConnectedTensorProduct("2x0e+1x1o", "1x0e+1x1o", "2x0e+1x1e+1x1o").to(dtype_)
+    rep = assert_equivariant(tp)  # irreps_in1, irreps_in2
+    assert ("improper", "out", "1x1e") in rep.errors
+
+
+def test_module_types_catch_a_wrong_declaration():
+    """A module whose declared irreps_out is wrong (parity) fails, so the read types are really used."""
+    from equivar.nn import Linear
+
+    lin = Linear("2x1o", "2x1o").double()
+    lin.irreps_out = o3.Irreps("2x1e")
+    with pytest.raises(AssertionError, match="improper"):
+        assert_equivariant(lin)
+    assert_equivariant(lin, group="SO3")
+
+
+def test_module_without_declared_types_is_one_line():
+    with pytest.raises(ValueError, match="declares no irreps_in"):
+        assert_equivariant(torch.nn.Identity())
+    with pytest.raises(ValueError, match="input 1 has type 'index'"):
+        assert_equivariant(lambda p, e: p, None, ["positions", "index"], "positions")

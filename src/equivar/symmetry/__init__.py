@@ -18,7 +18,7 @@ from . import audit, regularizers
 from ._frame_averaging import FrameAveraging
 from ._frames import FrameSet, frame_set
 from ._groups import O3, SO2, SO3, FiniteGroup, Group, Permutations, RotationGroup, Translations, get_group
-from ._types import GroupElement, Typed, act, norm_type
+from ._types import GroupElement, Typed, act, act_all, blocks, norm_type
 
 __all__ = [
     "FiniteGroup",
@@ -34,6 +34,8 @@ __all__ = [
     "Translations",
     "Typed",
     "act",
+    "act_all",
+    "blocks",
     "audit",
     "frame_set",
     "get_group",

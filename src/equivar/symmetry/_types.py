@@ -172,7 +172,7 @@ def irreps_matrix(irreps: Irreps, R: torch.Tensor) -> torch.Tensor:
 
 
 def precompute(elements, types) -> None:
-    """Fill each element's cache with ``D(R)`` for every irreps type in ``types`` (one batched call per type).
+    """Fill each element's cache with ``D_ir(R)`` for every irrep ``l > 1`` in ``types`` (one batched call per irrep).
 
     Speeds up acting with many single elements on irreps features; only
     elements with a single ``R [3, 3]`` are cached.
@@ -180,23 +180,43 @@ def precompute(elements, types) -> None:
     els = [g for g in elements if g.R is not None and g.R.dim() == 2]
     if not els:
         return
+    irs = {}
     for t in types:
         info = norm_type(t)
-        if info.kind != "irreps" or all(ir.l <= 1 for _, ir in info.irreps):
-            continue
-        key = str(info.irreps)
+        if info.kind == "irreps":
+            irs.update({str(ir): ir for mul, ir in info.irreps if ir.l > 1 and mul > 0})
+    for key, ir in irs.items():
         todo = [g for g in els if key not in g.cache]
         if todo:
-            D = irreps_matrix(info.irreps, torch.stack([g.R for g in todo]))
+            D = Irreps([(1, ir)]).D_from_matrix(torch.stack([g.R for g in todo]))
             for g, d in zip(todo, D):
                 g.cache[key] = d
 
 
-def _cached_matrix(info: TypeInfo, g: GroupElement, R: torch.Tensor) -> torch.Tensor:
-    D = g.cache.get(str(info.irreps)) if R.dim() == 2 else None
+def _irrep_matrix(ir, g: GroupElement, R: torch.Tensor) -> torch.Tensor:
+    """``D_ir(R)`` for one irrep: ``[2l+1, 2l+1]`` or ``[M, 2l+1, 2l+1]``, from the element's cache when there."""
+    D = g.cache.get(str(ir)) if R.dim() == 2 else None
     if D is None:
-        return irreps_matrix(info.irreps, R)
+        return irreps_matrix(Irreps([(1, ir)]), R)
     return D.to(dtype=R.dtype, device=R.device)
+
+
+def _apply_irreps(irreps: Irreps, g: GroupElement, R: torch.Tensor, x: torch.Tensor, batched: bool) -> torch.Tensor:
+    """``x D(R)^T`` block by block: one ``[2l+1, 2l+1]`` matrix per distinct irrep, never the dense
+    ``[dim, dim]`` block-diagonal one (61 GB for the 123,552-dimensional outputs of a tensor product at L=8)."""
+    if irreps.dim == 0:
+        return x
+    mats: dict = {}
+    out = []
+    for (mul, ir), s in zip(irreps, irreps.slices()):
+        if mul == 0:
+            continue
+        if ir not in mats:
+            mats[ir] = _irrep_matrix(ir, g, R)
+        blk = x[..., s]
+        y = _per_row(mats[ir], blk.reshape(*blk.shape[:-1], mul, ir.dim), batched)
+        out.append(y.reshape(blk.shape))
+    return torch.cat(out, dim=-1) if len(out) > 1 else out[0]
 
 
 def _batched_block_diag(blocks):
@@ -259,13 +279,13 @@ def act(x, typ, g: GroupElement):
                 x = R @ x @ R.T
         elif info.irreps.dim == 1 and (x.dim() == 0 or x.shape[-1] != 1):
             # a tensor of scalars without a trailing irreps axis (energy [G])
-            x = _per_row(_cached_matrix(info, g, R), x[..., None], batched)[..., 0]
+            x = _apply_irreps(info.irreps, g, R, x[..., None], batched)[..., 0]
         else:
             if x.shape[-1] != info.irreps.dim:
                 raise ValueError(
                     f"tensor of shape {tuple(x.shape)} does not match irreps {info.irreps} (dim {info.irreps.dim})"
                 )
-            x = _per_row(_cached_matrix(info, g, R), x, batched)
+            x = _apply_irreps(info.irreps, g, R, x, batched)
     if g.t is not None and info.kind == "positions":
         t = g.t.to(dtype=x.dtype, device=x.device)
         if t.dim() == 2:
