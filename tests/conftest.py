@@ -1,5 +1,11 @@
 import os
 
+# The Triton kernels (equivar.tp._cg_triton) are tested on the CPU through Triton's interpreter, which
+# must be chosen before triton is first imported; EQUIVAR_TEST_TRITON_COMPILED=1 keeps compiled kernels
+# (a machine with a GPU that tests them on CUDA).
+if os.environ.get("EQUIVAR_TEST_TRITON_COMPILED", "0") != "1":
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import pytest
 import torch
 

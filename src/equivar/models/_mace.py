@@ -334,13 +334,17 @@ class MACE(torch.nn.Module):
     def element_index(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         """Map atomic numbers ``[N]`` to element indices ``0..E-1``.
 
-        Raises ``ValueError`` naming any element the model was not built for.
+        Raises ``ValueError`` naming any element the model was not built for (CPU tensors). On other
+        devices the check is an asynchronous device assertion (``torch._assert_async``), so the
+        training step never waits for the device to answer it.
         """
         Z = atomic_numbers.long()
         bad = (Z < 0) | (Z > 118)
         idx = self.z_table[Z.clamp(0, 118)]
         bad = bad | (idx < 0)
-        if not torch.compiler.is_compiling() and bool(bad.any()):  # (a data-dependent branch: eager only)
+        if Z.device.type != "cpu" and not torch.compiler.is_compiling():
+            torch._assert_async(~bad.any(), f"atomic number not known to this model (trained on {self.atomic_numbers})")
+        elif not torch.compiler.is_compiling() and bool(bad.any()):  # (a data-dependent branch: eager only)
             unknown = sorted({int(z) for z in Z[bad].tolist()})
             raise ValueError(f"atomic number(s) {unknown} not known to this model (trained on {self.atomic_numbers})")
         return idx

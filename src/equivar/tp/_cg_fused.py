@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import _cg_native
+from . import _cg_native, _cg_triton
 
 #: Target size in bytes (float32) of one chunk's work buffer ``O``.
 CHUNK_BYTES = 4 * 2**20
@@ -77,6 +77,7 @@ class FusedPlan:
     has_unweighted: bool
     n_cols: int  # columns of Cbig
     native: tuple | None = None  # sizes for the native CPU kernels (equivar.tp._cg_native), None: not available
+    triton: tuple | None = None  # sizes for the Triton GPU kernels (equivar.tp._cg_triton), None: not available
 
 
 def build_plan(irreps_in1, irreps_in2, irreps_out, instructions, offsets, cg_np, n_weights):
@@ -162,6 +163,12 @@ def build_plan(irreps_in1, irreps_in2, irreps_out, instructions, offsets, cg_np,
         arrays, sizes = _cg_native.pack_plan(irreps_in1, irreps_in2, irreps_out, instructions, offsets, cg_np)
         consts.update(arrays)
         plan = dataclasses.replace(plan, native=tuple(sizes))
+    if _cg_triton.available():
+        arrays, sizes = _cg_triton.pack_plan(
+            irreps_in1, irreps_in2, irreps_out, instructions, offsets, cg_np, n_weights
+        )
+        consts.update(arrays)
+        plan = dataclasses.replace(plan, triton=tuple(sizes))
     return plan, consts
 
 
@@ -190,6 +197,8 @@ def fused_forward(plan: FusedPlan, consts: dict, x1, x2, w, uw: float = 1.0):
 
     ``uw`` weighs the unweighted sub-paths: 1, or 0 for the part that is linear in ``w``.
     """
+    if plan.triton is not None and _cg_triton.usable(x1, x2, w):
+        return _cg_triton.uvu_forward(consts, plan.triton, x1, x2, w, uw)
     if plan.native is not None and _cg_native.usable(x1, x2, w):
         fn = torch.ops.equivar.cg_uvu_forward if torch.compiler.is_compiling() else _cg_native.uvu_forward
         return fn(
@@ -241,6 +250,8 @@ def fused_backward(
     plan: FusedPlan, consts: dict, G, x1, x2, w, need_x1: bool, need_x2: bool, need_w: bool, uw: float = 1.0
 ):
     """Gradients of ``<G, fused_forward(x1, x2, w)>`` with respect to x1, x2, w (``None`` where not needed)."""
+    if plan.triton is not None and _cg_triton.usable(x1, x2, w) and G.dtype == x1.dtype and G.device == x1.device:
+        return _cg_triton.uvu_backward(consts, plan.triton, G, x1, x2, w, need_x1, need_x2, need_w, uw)
     if plan.native is not None and _cg_native.usable(x1, x2, w) and G.dtype == x1.dtype:
         fn = torch.ops.equivar.cg_uvu_backward if torch.compiler.is_compiling() else _cg_native.uvu_backward
         gx1, gx2, gw = fn(
