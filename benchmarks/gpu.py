@@ -186,8 +186,8 @@ def _tp_all(m, x1, x2, w, G):
 
 
 def tp_cuda_vs_cpu(run: Run):
-    from equivar.tp import _cg_triton, available_backends
-    from equivar.tp._bench import build, p_config
+    from equivar.bench.tp import build
+    from equivar.tp import _cg_triton, available_backends, p_config
 
     cfg = p_config(1, 4) if run.dry else p_config(2, 8)
     rows, ok = [], True
@@ -223,9 +223,9 @@ def tp_cuda_vs_cpu(run: Run):
 
 # --- 2. equivariance on CUDA ----------------------------------------------------------------------------
 def equivariance_cuda(run: Run):
+    from equivar.bench.tp import build
     from equivar.testing import equivariance_error
-    from equivar.tp import available_backends
-    from equivar.tp._bench import build, p_config
+    from equivar.tp import available_backends, p_config
 
     rows, ok = [], True
     for backend in ["cg"] if run.dry else available_backends():
@@ -526,7 +526,8 @@ class _Peer:
 
 
 def tp_bench(run: Run):
-    from equivar.tp._bench import build, p_config, s_config, useful_flops
+    from equivar.bench.tp import build, useful_flops
+    from equivar.tp import p_config, s_config
 
     dtype = torch.float32
     if run.dry:

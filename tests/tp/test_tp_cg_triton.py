@@ -149,7 +149,7 @@ def test_triton_module_forward_backward_double_backward(dtype, monkeypatch):
 
 def test_triton_p_config_l2_matches_e3nn_layout(dtype):
     """Configuration P at L=2 (MACE's edge product): the Triton forward equals the PyTorch kernels."""
-    from equivar.tp._bench import p_config
+    from equivar.tp import p_config
 
     i1, i2, io, ins = p_config(2, channels=5)
     m = T.TensorProduct(i1, i2, io, ins, shared_weights=False, internal_weights=False).to(dtype)
