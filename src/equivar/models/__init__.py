@@ -6,6 +6,10 @@ Potentials follow the interface of ``docs/contracts.md``:
 request, ``stress [G, 3, 3]`` (eV/Å^3) and ``virials [G, 3, 3]`` (eV);
 ``model.hparams`` rebuilds the model through :func:`build_model`.
 
+Image classifiers: ``model(images [B, C, H, W]) -> logits [B, classes]``.
+
+- :mod:`~equivar.models.vit_polyphase`: the shift-invariant polyphase ViT
+  (``'vit_polyphase'``) and its unanchored twin (``'vit'``), Ding et al. 2023.
 - :class:`MACE` (``'mace'``): Batatia et al., NeurIPS 2022, with the Facet
   options (spline radial functions, spherical-grid MLP self-interaction).
 """
@@ -17,6 +21,8 @@ from .egnn import EGNN
 
 register_model("mace", MACE)
 register_model("egnn", EGNN)
+
+from . import vit_polyphase  # noqa: E402  (registers "vit_polyphase" and "vit")
 
 __all__ = [
     "EGNN",

@@ -11,11 +11,11 @@ moves the chosen offset to ``(di + u, dj + v) mod s``, so the anchored image
 is the anchored original shifted by a multiple of ``s`` and the strided
 sampling that follows commutes with every circular shift.
 
-Exactness: the norms are sums of squares taken in float64 over the *sorted*
-squares, so a shifted input gives bit-identical norms; the choice is exact
-unless two components tie in norm (``argmax`` then takes the first, which can
-differ after a shift - it happens only for special inputs, e.g. constant
-images).
+Exactness: the norms are sums of squares accumulated in float64; a shifted
+input sums the same squares in another order, so its norms agree to float64
+rounding and the choice is the same unless two components' norms are equal
+to ~1e-16 relative. Exact ties (constant images, symmetric patterns) make
+``argmax`` take the first, which can differ after a shift.
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ def polyphase_components(x: torch.Tensor, stride: int) -> torch.Tensor:
 
 
 def polyphase_norms(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """Squared l2 norm of each polyphase component, ``[B, s*s]`` float64, independent of the order of pixels."""
-    comps = polyphase_components(x.detach(), stride)
-    sq = comps.reshape(comps.shape[0], comps.shape[1], -1).to(torch.float64).square()
-    return torch.sort(sq, dim=-1).values.sum(-1)
+    """Squared l2 norm of each polyphase component, ``[B, s*s]`` (float64 accumulation, no gradient)."""
+    s = _check(x, stride)
+    B, C, H, W = x.shape
+    sq = x.detach().to(torch.float64).square().reshape(B, C, H // s, s, W // s, s)
+    return sq.sum(dim=(1, 2, 4)).reshape(B, s * s)
 
 
 def polyphase_anchor(x: torch.Tensor, stride: int) -> torch.Tensor:
