@@ -113,6 +113,8 @@ def group_elements(
     group: Group, subject: Subject, n: int, generator: torch.Generator, max_finite: int = 120
 ) -> list[GroupElement]:
     """All non-identity elements of a finite group (up to ``max_finite``), else ``n`` samples."""
+    if hasattr(group, "resolve"):  # groups whose size depends on the inputs (circular shifts of the images)
+        group.resolve(**subject.node_context)
     if group.finite and getattr(group, "order", 0) <= max_finite:
         els = group.elements(**subject.node_context)
         eye = torch.eye(3, dtype=torch.float64)

@@ -22,6 +22,8 @@ Names accepted by :func:`get_group` (case-insensitive, spaces ignored):
 ``Ci``, ``inversion``       {identity, inversion}
 ``translations``, ``T3``    translations (normal, std ``scale`` A)
 ``permutations``, ``SN``    node permutations (within each sample)
+``planar:...``              groups acting on images (shifts, C4, SO2,
+                            scalings, GL+2, SL2, affine; see ``_planar``)
 ==========================  ==============================================
 """
 
@@ -238,6 +240,10 @@ def get_group(spec) -> Group:
         return spec
     if not isinstance(spec, str):
         raise ValueError(f"group must be a name or a Group, got {type(spec).__name__}")
+    if spec.strip().lower().startswith("planar:"):
+        from ._planar import get_planar_group
+
+        return get_planar_group(spec)
     s = spec.replace(" ", "")
     for pat, rep in _CANON:
         s = re.sub(pat, rep, s, flags=re.IGNORECASE)
@@ -283,5 +289,5 @@ def get_group(spec) -> Group:
 def _unknown(spec) -> str:
     return (
         f"unknown group {spec!r}: use SO3, O3, SO2(axis), Cn(axis), Dn(axis), T, Td, O, Oh, I, Ih, Ci, "
-        "translations or permutations"
+        "translations, permutations or planar:... (image groups)"
     )

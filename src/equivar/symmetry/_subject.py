@@ -136,7 +136,7 @@ class Subject:
             needs_grad=needs_grad,
             max_rows=max_rows,
             num_samples=B,
-            node_context={"num_nodes": n_nodes} if n_nodes else {},
+            node_context=_context(args, in_types, n_nodes),
             collate=collate,
             split=split,
             copy_rows=B,
@@ -157,7 +157,7 @@ class Subject:
             labels=labels,
             needs_grad=needs_grad,
             num_samples=1,
-            node_context={"num_nodes": n_nodes} if n_nodes else {},
+            node_context=_context(args, in_types, n_nodes),
         )
 
     # -- evaluation --------------------------------------------------------
@@ -274,6 +274,16 @@ def _num_nodes(args, in_types) -> int | None:
             if info.nodes:
                 return int(a.shape[info.node_axis])
     return None
+
+
+def _context(args, in_types, n_nodes) -> dict:
+    """What groups need to know about the inputs: node count (permutations), image size (planar groups)."""
+    ctx: dict = {"num_nodes": n_nodes} if n_nodes else {}
+    for a, t in zip(args, in_types):
+        if isinstance(a, torch.Tensor) and not isinstance(t, (dict, list, tuple)) and norm_type(t).kind == "image":
+            ctx["image_shape"] = tuple(a.shape[-2:])
+            break
+    return ctx
 
 
 def _validate_types(t: Any) -> None:

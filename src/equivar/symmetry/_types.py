@@ -15,7 +15,14 @@ evaluation) and a choice of node axis:
 - ``"cell"``: ``[..., 3, 3]`` whose rows are lattice vectors, ``cell R^T``;
 - ``"rank2"``: ``[..., 3, 3]`` Cartesian tensor, ``R T R^T`` (stress);
 - ``"index"``: integer node indices (edge lists), relabelled by permutations;
+- ``"image"`` (alias ``"images"``): ``[..., H, W]``, the last two axes are the
+  plane on which :mod:`equivar.planar` groups act (shifts, rotations,
+  affine maps); E(3) elements leave images unchanged;
 - ``None``: unchanged.
+
+Elements of planar groups (``GroupElement(planar=(group, g))``) act on
+``"image"`` tensors through ``group.act(g, x)`` and leave invariant types
+(``"0e"``, ``None``) unchanged; other types raise ``ValueError``.
 
 ``Typed(rep, nodes=True, node_axis=k)`` declares that axis ``k`` indexes
 nodes, so node permutations act on it. ``equivar.testing.Typed`` objects are
@@ -41,8 +48,9 @@ _ALIASES = {
     "energy": "0e",
     "pseudoscalar": "0o",
     "points": "positions",
+    "images": "image",
 }
-_SPECIAL = {"positions", "cell", "rank2", "index"}
+_SPECIAL = {"positions", "cell", "rank2", "index", "image"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +104,7 @@ def norm_type(t) -> TypeInfo:
     except (ValueError, TypeError) as e:
         raise ValueError(
             f"unknown type {t!r}: use irreps ('0e+1o'), 'positions', 'vector', 'pseudovector', 'scalar', "
-            f"'pseudoscalar', 'cell', 'rank2', 'index' or None ({e})"
+            f"'pseudoscalar', 'cell', 'rank2', 'index', 'image' or None ({e})"
         ) from None
     return TypeInfo("irreps", irreps, nodes, axis)
 
@@ -109,7 +117,9 @@ class GroupElement:
     along axis 0 of every tensor it acts on); likewise ``t`` is ``[3]`` or
     ``[M, 3]``. Stored in float64; cast to each tensor's dtype when acting.
     ``perm [N]`` (long) is a single permutation: new node ``i`` is old node
-    ``perm[i]``.
+    ``perm[i]``. ``planar = (group, g)``: an element ``g`` of an
+    :mod:`equivar.planar` group acting on ``"image"`` tensors (then ``R``,
+    ``t`` and ``perm`` are ``None``).
     """
 
     R: torch.Tensor | None = None
@@ -117,9 +127,12 @@ class GroupElement:
     perm: torch.Tensor | None = None
     label: str = ""
     cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    planar: tuple | None = None
 
     @property
     def kind(self) -> str:
+        if self.planar is not None:
+            return "planar"
         if self.perm is not None:
             return "permutation"
         if self.R is None:
@@ -130,7 +143,10 @@ class GroupElement:
         return "rotation"
 
     def inverse(self) -> GroupElement:
-        """The inverse element (``x -> R^T (perm^-1 x - t)``)."""
+        """The inverse element (``x -> R^T (perm^-1 x - t)``; ``g^-1`` in its planar group)."""
+        if self.planar is not None:
+            G, g = self.planar
+            return GroupElement(planar=(G, G.inverse(g)), label=f"inverse({self.label})" if self.label else "")
         R = None if self.R is None else self.R.transpose(-1, -2)
         t = None
         if self.t is not None:
@@ -253,6 +269,10 @@ def act(x, typ, g: GroupElement):
     info = norm_type(typ)
     if (info.kind is None and not info.nodes) or not isinstance(x, torch.Tensor):
         return x
+    if g.planar is not None:
+        return _act_planar(x, info, g)
+    if info.kind == "image":
+        return x
     if g.perm is not None:
         if info.kind == "index":
             inv = torch.empty_like(g.perm)
@@ -292,6 +312,20 @@ def act(x, typ, g: GroupElement):
             t = t.reshape((t.shape[0],) + (1,) * (x.dim() - 2) + (3,))
         x = x + t
     return x
+
+
+def _act_planar(x: torch.Tensor, info: TypeInfo, g: GroupElement) -> torch.Tensor:
+    G, el = g.planar
+    if info.kind == "image":
+        return G.act(el, x)
+    if info.kind in (None, "index") or (
+        info.kind == "irreps" and all(ir.l == 0 and ir.p == 1 for _, ir in info.irreps)
+    ):
+        return x
+    raise ValueError(
+        f"{G!r} acts on 'image' tensors (and leaves invariants '0e' unchanged), not on type {info.kind!r}"
+        + (f" {info.irreps}" if info.irreps is not None else "")
+    )
 
 
 def flatten(obj, types, name: str = "out") -> dict:

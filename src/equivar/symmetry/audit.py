@@ -13,11 +13,15 @@ Workflow::
     report = audit.run_audit(s, "out/")              # everything, PNGs + audit.json
 
 For an ``equivar`` potential: ``audit.potential_subject(model, batch)``.
+For an image model: ``s = audit.Subject.batched(model, [images], ["image"], "invariant")``, then
+``audit.equivariance_errors(s, ["planar:shifts", "planar:C4", "planar:SL2"])``,
+``audit.shift_sweep(s)`` (every circular shift) and ``audit.flow_sweep(s, "rotation")``.
 Types are those of :mod:`equivar.symmetry._types` (a superset of
 :mod:`equivar.testing`'s).
 """
 
 from ._errors import GroupErrors, equivariance_errors, errors_for_elements, group_elements
+from ._image_sweeps import FlowSweep, ShiftSweep, flow_sweep, plot_flow_sweeps, plot_shift_sweep, shift_sweep
 from ._plots import plot_axis_sweep, plot_axis_sweeps, plot_disc_sweep, plot_group_bars
 from ._report import DEFAULT_GROUPS, AuditReport, run_audit
 from ._subject import Subject, potential_subject
@@ -28,6 +32,8 @@ __all__ = [
     "AxisSweep",
     "DEFAULT_GROUPS",
     "DiscSweep",
+    "FlowSweep",
+    "ShiftSweep",
     "GroupErrors",
     "Subject",
     "axis_sweep",
@@ -35,11 +41,15 @@ __all__ = [
     "disc_sweep",
     "equivariance_errors",
     "errors_for_elements",
+    "flow_sweep",
     "group_elements",
     "plot_axis_sweep",
     "plot_axis_sweeps",
     "plot_disc_sweep",
+    "plot_flow_sweeps",
     "plot_group_bars",
     "potential_subject",
     "run_audit",
+    "shift_sweep",
+    "plot_shift_sweep",
 ]
