@@ -14,7 +14,7 @@ Types (how tensors transform) and groups (SO3, O3, SO2(axis), Cn, Dn, T, Td,
 O, Oh, I, Ih, Ci, translations, permutations) are shared by all three.
 """
 
-from . import audit, regularizers
+from . import _planar, audit, regularizers  # noqa: F401  (_planar registers the planar: groups)
 from ._frame_averaging import FrameAveraging
 from ._frames import FrameSet, frame_set
 from ._groups import O3, SO2, SO3, FiniteGroup, Group, Permutations, RotationGroup, Translations, get_group

@@ -225,6 +225,9 @@ def _axis_name(axis: tuple) -> str:
     return ",".join(f"{a:.4g}" for a in axis)
 
 
+#: ``{prefix: factory(spec) -> Group}`` for group families defined in other modules (``"planar:"``)
+PREFIXES: dict = {}
+
 _CANON = [(r"SO\(3\)", "SO3"), (r"SO\(2\)", "SO2"), (r"^O\(3\)", "O3"), (r"^T\(3\)", "T3")]
 
 
@@ -240,10 +243,9 @@ def get_group(spec) -> Group:
         return spec
     if not isinstance(spec, str):
         raise ValueError(f"group must be a name or a Group, got {type(spec).__name__}")
-    if spec.strip().lower().startswith("planar:"):
-        from ._planar import get_planar_group
-
-        return get_planar_group(spec)
+    for prefix, make in PREFIXES.items():  # families registered by other modules (``planar:`` by ._planar)
+        if spec.strip().lower().startswith(prefix):
+            return make(spec)
     s = spec.replace(" ", "")
     for pat, rep in _CANON:
         s = re.sub(pat, rep, s, flags=re.IGNORECASE)

@@ -21,7 +21,7 @@ import math
 import torch
 
 from .. import planar as P
-from ._groups import Group
+from ._groups import PREFIXES, Group
 from ._types import GroupElement
 
 
@@ -151,3 +151,6 @@ def get_planar_group(spec: str) -> ImageGroup:
         f"unknown planar group {spec!r}: use planar:shifts, planar:shifts(H,W), planar:Cn, planar:SO2, "
         "planar:scalings(s), planar:GL+2(scale), planar:SL2(scale) or planar:affine(SL2|GL+2|SO2)"
     )
+
+
+PREFIXES["planar:"] = get_planar_group
