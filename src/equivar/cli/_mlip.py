@@ -52,16 +52,25 @@ def parse_index(text) -> int:
         raise ValueError(f"--index must be one frame number (0 is the first, -1 the last), got {text!r}") from None
 
 
-def count_frames(path: str) -> int:
+def count_frames(path: str, format: str | None = None) -> int:
     """Number of frames ASE reads from ``path``."""
     import ase.io
 
-    return sum(1 for _ in ase.io.iread(path, index=":"))
+    return sum(1 for _ in ase.io.iread(path, index=":", format=format))
 
 
-def read_structure(path: str, index="0"):
+def is_rmd17(path: str, format: str | None = None) -> bool:
+    """Whether ``path`` is read as rMD17 (``format="rmd17"``, or a ``.npz`` file with no format given), as
+    :func:`equivar.data.read_dataset` decides."""
+    return format == "rmd17" or (format is None and str(path).endswith(".npz"))
+
+
+def read_structure(path: str, index="0", format: str | None = None):
     """One ``ase.Atoms`` from ``path`` (``embedded:NAME`` allowed), checked for finite, non-overlapping positions.
 
+    Reads what ``equivar eval`` reads: any ASE-readable file (``format``: an
+    ASE format name, default guessed) and rMD17 ``.npz`` (``format="rmd17"``
+    or the extension), frame ``index`` (negative counts from the end).
     ``atoms.info["equivar_source"]`` names it in messages (``"file.xyz, frame 3"``).
 
     Raises FileNotFoundError / ValueError naming the file and frame (an
@@ -84,22 +93,26 @@ def read_structure(path: str, index="0"):
         have += f" (--index 0..{n - 1}, or -1 for the last)" if n else ""
         return ValueError(f"{path}: --index {i} is out of range{have}")
 
+    if is_rmd17(path, format):
+        atoms = _read_rmd17_frame(path, i, out_of_range)
+        atoms.info["equivar_source"] = frame_source(path, i)
+        return atoms
     if i < 0:  # ASE does not always reject a negative index past the start: count
         try:
-            n = count_frames(path)
+            n = count_frames(path, format)
         except Exception as e:
             raise ValueError(f"{path}: could not read ({type(e).__name__}: {e})") from e
         if -i > n:
             raise out_of_range(n)
     try:
-        atoms = ase.io.read(path, index=i)
+        atoms = ase.io.read(path, index=i, format=format)
     except (IndexError, StopIteration):
         atoms = None
     except Exception as e:
         raise ValueError(f"{path}: could not read frame {i} ({type(e).__name__}: {e})") from e
     if atoms is None:
         try:
-            n = count_frames(path)
+            n = count_frames(path, format)
         except Exception:  # noqa: BLE001 - the count is only for the message
             n = None
         raise out_of_range(n)
@@ -107,6 +120,25 @@ def read_structure(path: str, index="0"):
     validate(Configuration(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, source=source))
     atoms.calc = None
     atoms.info["equivar_source"] = source
+    return atoms
+
+
+def _read_rmd17_frame(path: str, i: int, out_of_range):
+    """Frame ``i`` of an rMD17 ``.npz`` as ``ase.Atoms`` (positions and elements only), validated."""
+    import numpy as np
+
+    from ..data import read_rmd17
+
+    try:
+        with np.load(path) as npz:
+            n = int(npz["coords"].shape[0]) if "coords" in npz.files else None
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    if n is not None and not -n <= i < n:
+        raise out_of_range(n)
+    config = read_rmd17(path, indices=[i % n if n else i])[0]  # names the file for a missing key
+    atoms = config.to_ase()
+    atoms.info.pop("config_type", None)
     return atoms
 
 

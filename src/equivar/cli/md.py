@@ -35,7 +35,12 @@ HELP = "Run molecular dynamics with a trained model (ASE)"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    p.add_argument("--structure", required=True, help="initial structure (any ASE-readable file, embedded:NAME)")
+    p.add_argument(
+        "--structure",
+        required=True,
+        help="initial structure: extxyz/ASE-readable, rMD17 .npz or embedded:NAME (as eval's --data)",
+    )
+    p.add_argument("--format", default=None, help="ASE format or 'rmd17' (default: guess from the file)")
     p.add_argument("--index", default="0", help="frame of --structure (default 0; -1 the last)")
     p.add_argument("--repeat", default=None, help="supercell, e.g. 2,2,2")
     p.add_argument("--integrator", choices=["verlet", "langevin"], default="verlet")
@@ -244,7 +249,7 @@ def run(args) -> int:
     log = args.log if args.log is not None else default_log_path(args.trajectory)
     check_output_file(log, "--log")
     setup_threads(args)
-    atoms = read_structure(args.structure, args.index)
+    atoms = read_structure(args.structure, args.index, args.format)
     if rep:
         undefined = [i for i, r in enumerate(rep) if r > 1 and not atoms.cell[i].any()]
         if undefined:

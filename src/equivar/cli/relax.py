@@ -26,7 +26,12 @@ HELP = "Relax a structure with a trained model (ASE)"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    p.add_argument("--structure", required=True, help="structure (any ASE-readable file, embedded:NAME)")
+    p.add_argument(
+        "--structure",
+        required=True,
+        help="structure: extxyz/ASE-readable, rMD17 .npz or embedded:NAME (as eval's --data)",
+    )
+    p.add_argument("--format", default=None, help="ASE format or 'rmd17' (default: guess from the file)")
     p.add_argument("--index", default="0", help="frame of --structure (default 0; -1 the last)")
     p.add_argument("--repeat", default=None, help="supercell, e.g. 2,2,2")
     p.add_argument("--optimizer", choices=["bfgs", "fire"], default="bfgs")
@@ -117,7 +122,7 @@ def run(args) -> int:
         prepare_output_dir(os.path.dirname(output) or ".", "--out-dir")
     check_output_file(output, "--output")
     setup_threads(args)
-    atoms = read_structure(args.structure, index)
+    atoms = read_structure(args.structure, index, args.format)
     if rep:
         atoms = atoms.repeat(rep)
     if args.rattle:

@@ -43,7 +43,9 @@ def fit_e0s_least_squares(
     """Least-squares E0s: minimise ``sum_c (E_c - sum_z n_cz E0_z)^2`` over configurations with energies.
 
     With a single composition (rMD17) the system is rank-deficient and the
-    minimum-norm solution is returned (the same as MACE's ``average`` E0s).
+    minimum-norm solution is returned (the same as MACE's ``average`` E0s),
+    with a ``UserWarning`` that says so and gives the values: the E0s are
+    then not isolated-atom energies.
 
     Parameters
     ----------
@@ -84,9 +86,28 @@ def fit_e0s_least_squares(
         raise ValueError("cannot fit E0s by least squares: no configuration has an energy")
     out = dict(fixed)
     if free:
-        sol, *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
+        A = np.array(rows)
+        sol, _, rank, _ = np.linalg.lstsq(A, np.array(rhs), rcond=None)
         out.update({z: float(e) for z, e in zip(free, sol)})
+        if rank < len(free):
+            _warn_underdetermined(A, free, sol, rank)
     return {z: out[z] for z in zs}
+
+
+def _warn_underdetermined(counts: np.ndarray, free: Sequence[int], sol: np.ndarray, rank: int) -> None:
+    """Say that least squares could not separate the E0s (one composition, as in rMD17) and what it did."""
+    from ase.data import chemical_symbols
+
+    n_comp = len({tuple(r) for r in counts.round(6)})
+    values = ", ".join(f"{chemical_symbols[z]} {e:.4g}" for z, e in zip(free, sol))
+    warnings.warn(
+        f"E0s by least squares: the training energies have {n_comp} composition(s) and determine only {rank} "
+        f"combination(s) of the {len(free)} E0s of {[chemical_symbols[z] for z in free]}; took the minimum-norm "
+        f"solution ({values} eV), which reproduces the energy of each training composition but is not an "
+        "isolated-atom energy (an isolated atom or another composition gets a meaningless energy). For physical "
+        "E0s give data.e0s as a mapping (e.g. {H: -13.6}) or isolated-atom configurations",
+        stacklevel=3,
+    )
 
 
 E0Spec = str | Mapping
