@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--energy-key", default="energy")
     p.add_argument("--forces-key", default="forces")
     p.add_argument("--stress-key", default="stress")
+    p.add_argument("--virials-key", default="virials", help="virials label (eV; errors reported per atom)")
     p.add_argument("--batch-size", type=int, default=10, help="structures per batch (>= 1)")
     p.add_argument(
         "--output",
@@ -58,7 +59,7 @@ def run(args) -> int:
 
     model = load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype) if args.dtype else None)
     meta = model.equivar_metadata
-    keys = D.DataKeys(energy=args.energy_key, forces=args.forces_key, stress=args.stress_key)
+    keys = D.DataKeys(energy=args.energy_key, forces=args.forces_key, stress=args.stress_key, virials=args.virials_key)
     sets = {}
     for path in args.data:
         real = resolve_path(path)

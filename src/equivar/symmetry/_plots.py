@@ -13,6 +13,29 @@ _METRIC_LABEL = {
 }
 
 
+def _save(fig, path: str, **kwargs) -> None:
+    """``fig.savefig`` through :func:`equivar._paths.atomic_output` (format from the extension, default PNG)."""
+    import os
+
+    from .._paths import atomic_output
+
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    with atomic_output(path, "wb") as f:
+        fig.savefig(f, format=fmt, **kwargs)
+
+
+def _scale_top(values) -> float:
+    """The largest value, or 0 when every value is 0 or a subnormal float64 (below 2.2e-308: rounding residue).
+
+    The plots then say "0" instead of scaling a radius or colour bar to a
+    placeholder such as 1e-300, whose tick labels read like a measured error.
+    """
+    import numpy as np
+
+    top = float(np.nanmax(values)) if np.size(values) else 0.0
+    return top if np.isfinite(top) and top >= np.finfo(np.float64).tiny else 0.0
+
+
 def _plt():
     import matplotlib
 
@@ -45,16 +68,21 @@ def plot_axis_sweeps(rows: list, output: str, path: str, title: str = "") -> str
         data = getattr(sweep, metric)[output].numpy()  # [A, K, S]
         ang = list(sweep.angles.numpy())
         ang = ang + [ang[0] + 2 * math.pi]
-        top = max(float(data.max()), 1e-300)
+        top = _scale_top(data)
         for a, name in enumerate(sweep.axes):
             ax = axs[r][a]
             for s in range(data.shape[2]):
                 ax.plot(ang, list(data[a, :, s]) + [data[a, 0, s]], lw=0.5, alpha=0.35, color="tab:blue")
             m = data[a].mean(-1)
             ax.plot(ang, list(m) + [m[0]], lw=1.8, color="tab:red")
-            ax.set_ylim(0, top * 1.05)
-            ax.set_rticks([top / 2, top])
-            ax.set_yticklabels([f"{top / 2:.2g}", f"{top:.2g}"], fontsize=6)
+            if top > 0:
+                ax.set_ylim(0, top * 1.05)
+                ax.set_rticks([top / 2, top])
+                ax.set_yticklabels([f"{top / 2:.2g}", f"{top:.2g}"], fontsize=6)
+            else:  # exactly 0 everywhere: say so instead of scaling the radius to a meaningless tiny number
+                ax.set_ylim(0, 1)
+                ax.set_rticks([])
+                ax.text(0.5, 0.5, "0 at every angle", transform=ax.transAxes, ha="center", va="center", fontsize=6)
             ax.set_thetagrids([0, 90, 180, 270], fontsize=6)
             ax.set_title(f"{'-' if sweep.improper else ''}R about {name}", fontsize=8, pad=2)
         axs[r][0].text(
@@ -71,7 +99,7 @@ def plot_axis_sweeps(rows: list, output: str, path: str, title: str = "") -> str
         title or f"{output}: orbit sweeps (blue: samples, red: mean)", fontsize=9, y=1 - 0.1 / fig.get_figheight()
     )
     fig.subplots_adjust(left=0.1, right=0.97, top=1 - 0.65 / fig.get_figheight(), bottom=0.03, hspace=0.35, wspace=0.35)
-    fig.savefig(path, dpi=70)
+    _save(fig, path, dpi=70)
     plt.close(fig)
     return path
 
@@ -98,7 +126,9 @@ def plot_disc_sweep(disc: DiscSweep, output: str, metric, path: str, title: str 
     r_eq = math.sin(math.pi / 4)
     for r, m in enumerate(metrics):
         vals = disc.mean(m, output).numpy()  # [A, P]
-        vmax = max(float(vals.max()), 1e-300)
+        vmax = _scale_top(vals)
+        all_zero = vmax == 0
+        vmax = vmax if not all_zero else 1.0
         im = None
         for a in range(n):
             ax = axs[r][a]
@@ -120,9 +150,12 @@ def plot_disc_sweep(disc: DiscSweep, output: str, metric, path: str, title: str 
             ax.set_yticks([])
         cb = fig.colorbar(im, ax=list(axs[r]), shrink=0.85, pad=0.02)
         cb.ax.tick_params(labelsize=6)
-        cb.set_label(_METRIC_LABEL.get(m, m), fontsize=7)
+        if all_zero:
+            cb.set_ticks([0.0])
+            cb.set_ticklabels(["0"])
+        cb.set_label(_METRIC_LABEL.get(m, m) + (" (0 everywhere)" if all_zero else ""), fontsize=7)
     fig.suptitle(title or f"{output}: rotations of SO(3) (axis on disc, -z at rim)", fontsize=9)
-    fig.savefig(path, dpi=70)
+    _save(fig, path, dpi=70)
     plt.close(fig)
     return path
 
@@ -145,6 +178,6 @@ def plot_group_bars(errors: dict, path: str, title: str = "") -> str:
     ax.legend(fontsize=7)
     ax.set_title(title or "aggregate relative equivariance error per group", fontsize=10)
     fig.subplots_adjust(left=0.15, right=0.98, top=0.88, bottom=0.12)
-    fig.savefig(path, dpi=70)
+    _save(fig, path, dpi=70)
     plt.close(fig)
     return path

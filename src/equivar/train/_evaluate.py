@@ -25,7 +25,8 @@ def predict(
     -------
     list of dicts, one per configuration: ``energy`` (float, eV), ``forces``
     (ndarray [N, 3], eV/Å), ``stress`` (ndarray [3, 3], eV/Å^3, or None),
-    all float64. Stress is computed for periodic structures when
+    ``virials`` (ndarray [3, 3], eV, or None: ``-stress * volume``), all
+    float64. Stress is computed for periodic structures when
     ``compute_stress`` is None.
     """
     m = unwrap(model)
@@ -42,6 +43,7 @@ def predict(
             e = pred["energy"].detach().double().cpu().numpy()
             f = pred["forces"].detach().double().cpu().numpy() if "forces" in pred else None
             s = pred["stress"].detach().double().cpu().numpy() if stress and "stress" in pred else None
+            v = pred["virials"].detach().double().cpu().numpy() if stress and "virials" in pred else None
             ptr = batch["ptr"].tolist()
             for g in range(len(ptr) - 1):
                 periodic = bool(batch["pbc"][g].any())
@@ -50,6 +52,7 @@ def predict(
                         "energy": float(e[g]),
                         "forces": None if f is None else f[ptr[g] : ptr[g + 1]],
                         "stress": None if s is None or not periodic else s[g],
+                        "virials": None if v is None or not periodic else v[g],
                     }
                 )
     finally:
@@ -90,6 +93,8 @@ _COLUMNS = [
     ("rmse_f", "F RMSE meV/Å"),
     ("mae_s", "S MAE meV/Å³"),
     ("rmse_s", "S RMSE meV/Å³"),
+    ("mae_v_per_atom", "V MAE meV/atom"),
+    ("rmse_v_per_atom", "V RMSE meV/atom"),
 ]
 
 
@@ -117,8 +122,10 @@ def write_rows_csv(path: str, rows: Sequence[Mapping]) -> None:
 
 
 def write_predictions(path: str, configs: Sequence[Configuration], preds: Sequence[Mapping]) -> None:
-    """Write structures with predicted ``energy``/``forces``/``stress`` (and references as ``REF_*``) to extxyz."""
+    """Write structures with predicted ``energy``/``forces``/``stress``/``virials`` (and references as ``REF_*``)
+    to extxyz."""
     import ase.io
+    import numpy as np
 
     frames = []
     for c, p in zip(configs, preds):
@@ -129,6 +136,10 @@ def write_predictions(path: str, configs: Sequence[Configuration], preds: Sequen
             atoms.arrays["REF_forces"] = c.forces.copy()
         if c.stress is not None:
             atoms.info["REF_stress"] = c.stress.reshape(-1).copy()
+        if p.get("virials") is not None:
+            atoms.info["virials"] = np.asarray(p["virials"]).reshape(-1).copy()
+        if c.virials is not None:
+            atoms.info["REF_virials"] = c.virials.reshape(-1).copy()
         frames.append(atoms)
     with atomic_output(path, "w") as f:  # atomic: a crash leaves no half-written file
         ase.io.write(f, frames, format="extxyz")

@@ -18,6 +18,9 @@ _FIELDS = (
     "n_s",
     "abs_s",
     "sq_s",
+    "n_v",
+    "abs_v",
+    "sq_v",
     "loss",
     "n_loss",
 )
@@ -32,6 +35,8 @@ METRICS = {
     "rmse_f": "meV/Å",
     "mae_s": "meV/Å^3, stress MAE over the 9 components",
     "rmse_s": "meV/Å^3",
+    "mae_v_per_atom": "meV/atom, virials MAE over the 9 components divided by atom count (as MACE reports them)",
+    "rmse_v_per_atom": "meV/atom",
 }
 
 
@@ -79,7 +84,8 @@ class ErrorAccumulator:
             self._add("n_loss", 1)
 
     def add_structure(self, config, pred: Mapping) -> None:
-        """Add one :class:`~equivar.data.Configuration` and its numpy prediction (``energy``, ``forces``, ``stress``)."""
+        """Add one :class:`~equivar.data.Configuration` and its numpy prediction (``energy``, ``forces``, ``stress``,
+        ``virials``)."""
         import numpy as np
 
         w = config.weight
@@ -108,6 +114,16 @@ class ErrorAccumulator:
             self._add("n_s", d.size)
             self._add("abs_s", np.abs(d).sum())
             self._add("sq_s", (d**2).sum())
+        if (
+            config.virials is not None
+            and pred.get("virials") is not None
+            and w * config.stress_weight > 0
+            and config.pbc.any()
+        ):
+            d = (np.asarray(pred["virials"]) - config.virials) / config.num_atoms
+            self._add("n_v", d.size)
+            self._add("abs_v", np.abs(d).sum())
+            self._add("sq_v", (d**2).sum())
 
     def all_reduce(self) -> None:
         """Sum over ranks when ``torch.distributed`` is initialised (no-op otherwise)."""
@@ -136,4 +152,7 @@ class ErrorAccumulator:
         if s["n_s"]:
             out["mae_s"] = 1e3 * s["abs_s"] / s["n_s"]
             out["rmse_s"] = 1e3 * (s["sq_s"] / s["n_s"]) ** 0.5
+        if s["n_v"]:
+            out["mae_v_per_atom"] = 1e3 * s["abs_v"] / s["n_v"]
+            out["rmse_v_per_atom"] = 1e3 * (s["sq_v"] / s["n_v"]) ** 0.5
         return out
