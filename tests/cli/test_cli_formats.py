@@ -56,7 +56,9 @@ def test_md_and_relax_run_on_an_npz_frame(files, capsys):
         main(["md", "--model", m, "--structure", npz, "--index", "1", "--steps", "4", "--trajectory", str(traj)]) == 0
     )
     first = ase.io.read(traj, 0)
-    np.testing.assert_allclose(first.positions, coords[1], atol=1e-7)  # extxyz text; frame 0 of the trajectory is the chosen frame
+    np.testing.assert_allclose(
+        first.positions, coords[1], atol=1e-7
+    )  # extxyz text; frame 0 of the trajectory is the chosen frame
     code = main(["relax", "--model", m, "--structure", npz, "--index", "-1", "--steps", "3"])
     out = capsys.readouterr().out
     assert code in (0, 1) and "relax (bfgs, 5 atoms)" in out
