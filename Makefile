@@ -1,5 +1,8 @@
 # All set-up happens here: `make test` and `make demo` work on a fresh clone.
-PYTHON ?= python3.11
+# The first Python >= 3.11 on the PATH (pyproject's requires-python); override with
+# `make PYTHON=/path/to/python3.12`.
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -10,6 +13,10 @@ export OMP_WAIT_POLICY ?= PASSIVE
 .PHONY: test lint doctest format demo install bench clean
 
 $(PY):
+	@if [ -z "$(PYTHON)" ]; then \
+	  echo "make: no Python >= 3.11 found (tried python3, python3.13, python3.12, python3.11);" \
+	    "install one, or name it: make PYTHON=/path/to/python3.11" >&2; exit 1; fi
+	@echo "creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version))"
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(PY)
@@ -17,6 +24,7 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
+	@echo "installed: the command is $(VENV)/bin/equivar (run it so, or 'source $(VENV)/bin/activate' to type equivar)"
 
 install: $(STAMP)
 
