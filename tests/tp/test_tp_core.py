@@ -142,7 +142,7 @@ def test_bad_inputs_raise():
         tp(x1, x2, w.double())
     with pytest.raises(ValueError, match=r"x2 must be a floating-point tensor, got dtype torch.int64"):
         tp(x1, x2.long(), w)
-    with pytest.raises(ValueError, match=r"weight must be a torch.Tensor, got list"):
+    with pytest.raises(ValueError, match=r"weight must be a torch.Tensor or a list of tensors .*got list of list"):
         tp(x1, x2, w.tolist())
     g = T.TensorProduct(
         "2x0e+2x1o",

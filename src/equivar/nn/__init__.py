@@ -22,10 +22,12 @@ attributes and an equivariance test (float32 and float64, with parity) in
 ``EGCL``                       E(n)-equivariant message passing (EGNN, Satorras et al. 2021)
 ``scatter_sum``                edge -> node aggregation
 ``gather``                     node -> edge rows (its adjoint)
+``from_e3nn``, ``e3nn_state_dict``  convert e3nn layers; state dicts e3nn loads
 =============================  ==============================================
 """
 
 from ._activation_utils import NormalizedActivation, get_activation, normalize2mom_constant
+from ._e3nn import e3nn_state_dict, from_e3nn
 from ._egcl import EGCL, inverse_degree
 from ._element_linear import ElementLinear
 from ._gate import Activation, Gate, NormActivation
@@ -57,6 +59,8 @@ __all__ = [
     "ScaleShift",
     "SplineRadial",
     "SymmetricContraction",
+    "e3nn_state_dict",
+    "from_e3nn",
     "get_activation",
     "normalize2mom_constant",
     "scatter_sum",

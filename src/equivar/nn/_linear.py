@@ -48,6 +48,13 @@ class Linear(torch.nn.Module):
     ValueError
         In ``forward``, if the last axis of ``x`` is not ``irreps_in.dim``.
 
+    Notes
+    -----
+    ``load_state_dict`` accepts an e3nn ``o3.Linear`` state dict with
+    ``strict=True`` (its constant ``output_mask`` is checked and dropped,
+    an empty ``bias`` dropped); :func:`equivar.nn.e3nn_state_dict` gives the
+    other direction and :func:`equivar.nn.from_e3nn` converts the module.
+
     Examples
     --------
     >>> lin = Linear("4x0e+2x1o", "3x0e+1x1o")
@@ -133,6 +140,29 @@ class Linear(torch.nn.Module):
         self._bias_blocks = [j for j, (mul, ir) in enumerate(outs) if ir == Irrep("0e") and mul > 0] if biases else []
         nb = sum(outs[j].mul for j in self._bias_blocks)
         self.bias = torch.nn.Parameter(torch.zeros(nb)) if biases and nb > 0 else None
+
+    def e3nn_output_mask(self) -> torch.Tensor:
+        """e3nn ``Linear.output_mask``: 1 on output blocks fed by an input block or a bias, else 0 ``[irreps_out.dim]``."""
+        fed = {j for i, j in self.instructions if self.irreps_in[i].mul > 0 and self.irreps_out[j].mul > 0}
+        fed |= set(self._bias_blocks)
+        parts = [torch.full((m * ir.dim,), 1.0 if j in fed else 0.0) for j, (m, ir) in enumerate(self.irreps_out)]
+        return torch.cat(parts) if parts else torch.ones(0)
+
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
+        # an e3nn o3.Linear state dict also holds `output_mask` (a constant) and `bias` of shape (0,) without biases
+        key = prefix + "output_mask"
+        if key in state_dict:
+            mask = state_dict.pop(key)
+            if not torch.equal(mask.detach().cpu().to(torch.float32), self.e3nn_output_mask()):
+                error_msgs.append(f"{key}: does not match this layer's irreps ({self.irreps_in} -> {self.irreps_out})")
+        key = prefix + "bias"
+        if self.bias is None and key in state_dict and state_dict[key].numel() == 0:
+            state_dict.pop(key)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def _matrix(self, g) -> torch.Tensor:
         if g["contig"] is not None:

@@ -8,11 +8,12 @@ the exact backend (``'cg'``) gives the same outputs.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Sequence
 
 import torch
 
-from ..o3 import Irreps
+from ..o3 import Irreps, wigner_3j
 from ._instructions import (
     CONNECTION_MODES,
     Instruction,
@@ -47,6 +48,24 @@ def _all_paths(irreps_in1: Irreps, irreps_in2: Irreps, irreps_out: Irreps, mode:
     return out
 
 
+#: e3nn's persistent Wigner-3j buffers: ``_compiled_main_left_right._w3j_1_1_2`` etc.
+_E3NN_W3J = re.compile(r"^_compiled_main_(left_right|right)\._w3j_(\d+)_(\d+)_(\d+)$")
+
+
+def _w3j_mismatch(value: torch.Tensor, ls: tuple[int, int, int]) -> str | None:
+    """Why an e3nn ``_w3j`` buffer is not :func:`equivar.o3.wigner_3j` (``None`` if it is, to its dtype's rounding)."""
+    shape = tuple(2 * l + 1 for l in ls)
+    if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        return f"expected a Wigner-3j tensor of shape {shape}, got {got}"
+    ours = wigner_3j(*ls, dtype=torch.float64)
+    tol = 1e-12 if value.dtype == torch.float64 else 1e-6
+    diff = float((value.detach().to("cpu", torch.float64) - ours).abs().max()) if value.numel() else 0.0
+    if diff > tol:
+        return f"differs from equivar.o3.wigner_3j{ls} by {diff:.2e} (another basis convention?)"
+    return None
+
+
 class TensorProduct(torch.nn.Module):
     r"""Tensor product of two irreps features with weighted paths.
 
@@ -67,13 +86,11 @@ class TensorProduct(torch.nn.Module):
         channel u = in1 channel), ``'uvv'``, ``'uuw'``, ``'uuu'``
         (elementwise), ``'uvuv'``. ``None``: every path allowed by the
         selection rules, parity and ``mode``, all weighted.
-    mode : str
-        Connection mode used when ``instructions`` is ``None`` (default ``'uvw'``).
-    irrep_normalization : {'component', 'norm', 'none'}
-        e3nn's meaning: 'component' keeps unit variance per component.
-    path_normalization : {'element', 'path', 'none'}
-        e3nn's meaning: 'element' normalizes each output by the number of
-        summed elements over all its paths.
+    irrep_normalization : {'component', 'norm', 'none'}, optional
+        e3nn's meaning (default 'component'): unit variance per component.
+    path_normalization : {'element', 'path', 'none'}, optional
+        e3nn's meaning (default 'element'): each output normalized by the
+        number of summed elements over all its paths.
     in1_var, in2_var, out_var : list of float, optional
         Per-block variances used by the normalization (e3nn's; default 1).
     internal_weights, shared_weights : bool, optional
@@ -81,11 +98,29 @@ class TensorProduct(torch.nn.Module):
         (a ``Parameter`` ``weight [weight_numel]``, standard normal init) if
         shared and there is any weighted path. Internal weights must be
         shared.
+    compile_left_right, compile_right, _specialized_code, _optimize_einsums : bool, optional
+        e3nn's code-generation switches, accepted so that e3nn code runs
+        unchanged (positionally too: the parameters before ``mode`` are
+        e3nn 0.6's, in its order). They change nothing here: outputs are
+        the same whatever their values (``right`` is always available).
+    normalization : str, optional
+        e3nn's deprecated alias of ``irrep_normalization``.
+    mode : str
+        Connection mode used when ``instructions`` is ``None`` (default ``'uvw'``).
     backend : str
         ``'cg'`` (exact, default) or another registered backend
         (``equivar.tp.available_backends()``).
     **backend_options
         Passed to the backend class.
+
+    Notes
+    -----
+    ``load_state_dict`` also accepts an e3nn ``TensorProduct``'s state dict
+    (``strict=True`` included): its constant Wigner-3j buffers
+    (``_compiled_main_left_right._w3j_l1_l2_l3``, ``_compiled_main_right...``)
+    are checked against :func:`equivar.o3.wigner_3j` and dropped (a mismatch,
+    i.e. another basis convention, is an error). The other direction:
+    :func:`equivar.nn.e3nn_state_dict`.
 
     Attributes
     ----------
@@ -128,19 +163,36 @@ class TensorProduct(torch.nn.Module):
         irreps_in2,
         irreps_out,
         instructions: Sequence[tuple] | None = None,
-        *,
-        mode: str = "uvw",
-        irrep_normalization: str = "component",
-        path_normalization: str = "element",
         in1_var: Sequence[float] | None = None,
         in2_var: Sequence[float] | None = None,
         out_var: Sequence[float] | None = None,
+        irrep_normalization: str | None = None,
+        path_normalization: str | None = None,
         internal_weights: bool | None = None,
         shared_weights: bool | None = None,
+        compile_left_right: bool = True,
+        compile_right: bool = False,
+        normalization: str | None = None,
+        _specialized_code: bool | None = None,
+        _optimize_einsums: bool | None = None,
+        *,
+        mode: str = "uvw",
         backend: str = "cg",
         **backend_options,
     ) -> None:
         super().__init__()
+        # e3nn's performance-only switches: accepted, recorded, no effect on the numbers
+        self._specialized_code = True if _specialized_code is None else bool(_specialized_code)
+        self._optimize_einsums = True if _optimize_einsums is None else bool(_optimize_einsums)
+        self.compile_left_right, self.compile_right = bool(compile_left_right), bool(compile_right)
+        if normalization is not None:  # e3nn's deprecated alias of irrep_normalization
+            if irrep_normalization is not None and irrep_normalization != normalization:
+                raise ValueError(
+                    f"normalization={normalization!r} and irrep_normalization={irrep_normalization!r} disagree"
+                )
+            irrep_normalization = normalization
+        irrep_normalization = "component" if irrep_normalization is None else irrep_normalization
+        path_normalization = "element" if path_normalization is None else path_normalization
         self.irreps_in1 = Irreps(irreps_in1)
         self.irreps_in2 = Irreps(irreps_in2)
         self.irreps_out = Irreps(irreps_out)
@@ -324,10 +376,12 @@ class TensorProduct(torch.nn.Module):
         ----------
         x1 : Tensor ``[..., irreps_in1.dim]``
         x2 : Tensor ``[..., irreps_in2.dim]``
-        weight : Tensor, optional
+        weight : Tensor or list of Tensor, optional
             ``[weight_numel]`` when ``shared_weights`` (default: the internal
             ``weight``), ``[..., weight_numel]`` per sample otherwise.
-            Leading dimensions of x1, x2 and weight broadcast.
+            Leading dimensions of x1, x2 and weight broadcast. As in e3nn, a
+            list with one tensor ``[..., *path_shape]`` per weighted
+            instruction (in order) is accepted too.
 
         Returns
         -------
@@ -342,6 +396,8 @@ class TensorProduct(torch.nn.Module):
         """
         if self._plain_2d(x1, x2, weight):  # the common case, checked in a few attribute reads
             return self.backend(x1, x2, weight)
+        if isinstance(weight, (list, tuple)):
+            weight = self._weight_from_list(weight)
         weight, batch = self._check_inputs(x1, x2, weight)
         Z = math.prod(batch)
         x1 = x1.expand(batch + (self.irreps_in1.dim,)).reshape(Z, self.irreps_in1.dim)
@@ -350,6 +406,77 @@ class TensorProduct(torch.nn.Module):
             weight = weight.expand(batch + (self.weight_numel,)).reshape(Z, self.weight_numel)
         out = self.backend(x1, x2, weight)
         return out.reshape(batch + (self.irreps_out.dim,))
+
+    def _weight_from_list(self, weights) -> torch.Tensor:
+        shapes = [tuple(i.path_shape) for i in self.instructions if i.has_weight]
+        bad = next((w for w in weights if not isinstance(w, torch.Tensor)), None)
+        if bad is not None:
+            raise ValueError(
+                f"{self}: weight must be a torch.Tensor or a list of tensors (one per weighted instruction), "
+                f"got {type(weights).__name__} of {type(bad).__name__}"
+            )
+        if len(weights) != len(shapes):
+            raise ValueError(
+                f"{self}: weight list has {len(weights)} tensors, expected one per weighted instruction ({len(shapes)})"
+            )
+        flat = []
+        for n, (w, shape) in enumerate(zip(weights, shapes)):
+            if tuple(w.shape[w.dim() - len(shape) :]) != shape:
+                raise ValueError(
+                    f"{self}: weight list entry {n} must end with path shape {shape}, got {tuple(w.shape)}"
+                )
+            flat.append(w.reshape(w.shape[: w.dim() - len(shape)] + (math.prod(shape),)))
+        if not flat:
+            return self.weight
+        if not self.shared_weights:
+            batch = torch.broadcast_shapes(*(f.shape[:-1] for f in flat))
+            flat = [f.expand(batch + f.shape[-1:]) for f in flat]
+        return torch.cat(flat, -1)
+
+    def right(self, x2: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        r"""The product as a matrix acting on ``x1``: ``out = einsum('...i,...ij->...j', x1, right(x2, w))``.
+
+        Parameters
+        ----------
+        x2 : Tensor ``[..., irreps_in2.dim]``
+        weight : Tensor or list of Tensor, optional
+            As in :meth:`forward`.
+
+        Returns
+        -------
+        Tensor ``[..., irreps_in1.dim, irreps_out.dim]`` (e3nn's ``TensorProduct.right``).
+
+        Raises
+        ------
+        ValueError
+            As :meth:`forward`.
+        """
+        if isinstance(weight, (list, tuple)):
+            weight = self._weight_from_list(weight)
+        d1 = self.irreps_in1.dim
+        eye = torch.eye(d1, dtype=x2.dtype, device=x2.device)
+        x2 = x2.unsqueeze(-2)  # [..., 1, d2]: one product per basis vector of in1
+        if weight is not None and not self.shared_weights:
+            weight = weight.unsqueeze(-2)
+        return self.forward(eye, x2, weight)
+
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
+        # e3nn's generated code keeps its Wigner-3j constants as persistent buffers; they are constants
+        # here (the backend's), so an e3nn state dict's copies are checked and dropped
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            m = _E3NN_W3J.match(key[len(prefix) :])
+            if m is None:
+                continue
+            value = state_dict.pop(key)
+            ls = tuple(int(g) for g in m.groups()[1:])
+            err = _w3j_mismatch(value, ls)
+            if err is not None:
+                error_msgs.append(f"{key}: {err}")
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     # ------------------------------------------------------------------
     def weight_view_for_instruction(self, instruction: int, weight: torch.Tensor | None = None) -> torch.Tensor:
