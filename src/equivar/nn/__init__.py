@@ -22,7 +22,7 @@ attributes and an equivariance test (float32 and float64, with parity) in
 ``EGCL``                       E(n)-equivariant message passing (EGNN, Satorras et al. 2021)
 ``scatter_sum``                edge -> node aggregation
 ``gather``                     node -> edge rows (its adjoint)
-``from_e3nn``, ``e3nn_state_dict``  convert e3nn layers; state dicts e3nn loads
+``from_e3nn``                 e3nn layers -> equivar (``e3nn_state_dict``: the reverse)
 =============================  ==============================================
 """
 
