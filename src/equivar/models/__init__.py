@@ -1,25 +1,34 @@
-"""Complete models built from ``equivar.nn`` and ``equivar.tp``.
+"""Complete models built from ``equivar.nn`` and ``equivar.tp``: a package per model family.
 
-Potentials follow the interface of ``docs/contracts.md``:
+Potentials derive from :class:`Potential`, which owns everything that is not
+architecture (batch parsing, element mapping, dtype, E0s, scale/shift,
+forces and stress/virials through the strain trick; ``docs/contracts.md``):
 ``model(batch, compute_forces=True, compute_stress=False) -> dict`` with
 ``energy [G]`` (eV), ``node_energy [N]``, ``forces [N, 3]`` (eV/Å) and, on
-request, ``stress [G, 3, 3]`` (eV/Å^3) and ``virials [G, 3, 3]`` (eV);
-``model.hparams`` rebuilds the model through :func:`build_model`.
+request, ``stress [G, 3, 3]`` (eV/Å^3) and ``virials [G, 3, 3]`` (eV). A new
+potential implements only ``node_energies(graph) -> [N]``.
 
-Image classifiers: ``model(images [B, C, H, W]) -> logits [B, classes]``.
+Models are registered by decorator (``@register_model("mace")``) and record
+``model.hparams`` from their constructor call, so that
+``build_model(**model.hparams)`` rebuilds them.
 
+Families:
+
+- :mod:`equivar.models.mace`: :class:`MACE` (``'mace'``), Batatia et al.,
+  NeurIPS 2022, with the Facet options (spline radial functions,
+  spherical-grid MLP self-interaction).
+- :mod:`equivar.models.egnn`: :class:`EGNN` (``'egnn'``), Satorras et al.,
+  ICML 2021, for dynamics.
 - :mod:`~equivar.models.vit_polyphase`: the shift-invariant polyphase ViT
-  (``'vit_polyphase'``) and its unanchored twin (``'vit'``), Ding et al. 2023.
-- :class:`MACE` (``'mace'``): Batatia et al., NeurIPS 2022, with the Facet
-  options (spline radial functions, spherical-grid MLP self-interaction).
+  (``'vit_polyphase'``) and its unanchored twin (``'vit'``), Ding et al. 2023;
+  image classifiers: ``model(images [B, C, H, W]) -> logits [B, classes]``.
 """
 
-from ._blocks import InteractionBlock, ProductBlock
-from ._mace import MACE
-from ._registry import available_models, build_model, model_class, register_model
+from ._potential import AtomicGraph, Potential
+from ._registry import available_models, build_model, model_class, model_name, register_model, resolve_model
 from .egnn import EGNN
+from .mace import MACE
 
-register_model("mace", MACE)
 register_model("egnn", EGNN)
 
 from . import vit_polyphase  # noqa: E402  (registers "vit_polyphase" and "vit")
@@ -27,10 +36,12 @@ from . import vit_polyphase  # noqa: E402  (registers "vit_polyphase" and "vit")
 __all__ = [
     "EGNN",
     "MACE",
-    "InteractionBlock",
-    "ProductBlock",
+    "AtomicGraph",
+    "Potential",
     "available_models",
     "build_model",
     "model_class",
+    "model_name",
     "register_model",
+    "resolve_model",
 ]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from ..nn import ElementLinear, Linear, S2GridMLP, SymmetricContraction, gather, scatter_sum
-from ..o3 import Irreps
-from ..tp import channelwise_tp
+from ...nn import ElementLinear, Linear, S2GridMLP, SymmetricContraction, gather, scatter_sum
+from ...o3 import Irreps
+from ...tp import channelwise_tp
 
 
 class InteractionBlock(torch.nn.Module):

@@ -10,52 +10,19 @@ code is used.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 
-from ..nn import MLP, AtomicEnergies, Linear, RadialEmbedding, ScaleShift, SplineRadial, scatter_sum
-from ..o3 import Irrep, Irreps, spherical_harmonics
+from ...nn import MLP, Linear, RadialEmbedding, SplineRadial
+from ...o3 import Irrep, Irreps, spherical_harmonics
+from .._potential import AtomicGraph, Potential
+from .._registry import _is_int, register_model
 from ._blocks import InteractionBlock, ProductBlock
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-
-def _dtype_name(dtype) -> str:
-    if isinstance(dtype, torch.dtype):
-        for k, v in _DTYPES.items():
-            if v == dtype:
-                return k
-    if isinstance(dtype, str):
-        d = dtype.replace("torch.", "")
-        if d in _DTYPES:
-            return d
-        if d == "double":
-            return "float64"
-        if d == "float":
-            return "float32"
-    raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-
-
-def _require(batch: Mapping, key: str) -> torch.Tensor:
-    try:
-        return batch[key]
-    except KeyError:
-        raise KeyError(f"batch has no {key!r} entry (keys: {sorted(batch)}); see docs/contracts.md") from None
-
-
-def _is_int(value, low: int) -> bool:
-    """``value`` is an integer (not a bool) >= ``low``."""
-    if isinstance(value, bool):
-        return False
-    try:
-        return operator.index(value) >= low
-    except TypeError:
-        return False
-
-
-class MACE(torch.nn.Module):
+@register_model("mace")
+class MACE(Potential):
     r"""MACE potential: energies (eV), forces (eV/Å), stress (eV/Å^3) and virials (eV).
 
     Architecture (per layer ``t = 1..num_interactions``)::
@@ -181,25 +148,6 @@ class MACE(torch.nn.Module):
         dtype: str = "float32",
         seed: int = 0,
     ):
-        super().__init__()
-        atomic_numbers = [int(z) for z in atomic_numbers]
-        if len(set(atomic_numbers)) != len(atomic_numbers) or not atomic_numbers:
-            raise ValueError(f"atomic_numbers must be distinct and non-empty, got {atomic_numbers}")
-        if any(z < 1 or z > 118 for z in atomic_numbers):
-            raise ValueError(f"atomic numbers must be in 1..118, got {atomic_numbers}")
-        E = len(atomic_numbers)
-        if atomic_energies is None:
-            e0 = [0.0] * E
-        elif isinstance(atomic_energies, Mapping):
-            try:
-                table = {int(k): float(v) for k, v in atomic_energies.items()}
-                e0 = [table[z] for z in atomic_numbers]
-            except KeyError as e:
-                raise ValueError(f"atomic_energies has no entry for Z={e.args[0]} (keys {sorted(table)})") from None
-        else:
-            e0 = [float(v) for v in atomic_energies]
-            if len(e0) != E:
-                raise ValueError(f"{len(e0)} atomic_energies for {E} atomic_numbers {atomic_numbers}")
         if radial not in ("mlp", "spline"):
             raise ValueError(f"radial must be 'mlp' or 'spline', got {radial!r}")
         if self_interaction not in ("linear", "s2grid"):
@@ -229,7 +177,6 @@ class MACE(torch.nn.Module):
             raise ValueError(f"r_max must be positive, got {r_max!r}")
         if not avg_num_neighbors > 0:
             raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors}")
-        dtype_name = _dtype_name(dtype)
         if hidden_irreps is None:
             hidden = Irreps([(num_channels, Irrep(l, (-1) ** l)) for l in range(max_L + 1)])
         else:
@@ -241,50 +188,15 @@ class MACE(torch.nn.Module):
             )
         C = muls.pop()
 
-        self.hparams = dict(
-            name="mace",
-            r_max=float(r_max),
-            num_bessel=int(num_bessel),
-            num_polynomial_cutoff=int(num_polynomial_cutoff),
-            max_ell=int(max_ell),
-            num_channels=int(num_channels),
-            max_L=int(max_L),
-            hidden_irreps=None if hidden_irreps is None else str(hidden),
-            correlation=int(correlation),
-            num_interactions=int(num_interactions),
-            atomic_numbers=atomic_numbers,
-            atomic_energies=e0,
-            avg_num_neighbors=float(avg_num_neighbors),
-            scale=float(scale),
-            shift=float(shift),
-            radial=radial,
-            radial_mlp=[int(v) for v in radial_mlp],
-            num_spline_knots=int(num_spline_knots),
-            trainable_bessel=bool(trainable_bessel),
-            readout_mlp=int(readout_mlp),
-            tp_backend=str(tp_backend),
-            tp_options=dict(tp_options) if tp_options else None,
-            self_interaction=self_interaction,
-            s2grid_band_limit=None if s2grid_band_limit is None else int(s2grid_band_limit),
-            residual_first=bool(residual_first),
-            dtype=dtype_name,
-            seed=int(seed),
-        )
-        self.r_max = float(r_max)
-        self.atomic_numbers = atomic_numbers
-        self.num_elements = E
+        super().__init__(atomic_numbers, atomic_energies, scale, shift, r_max=r_max, dtype=dtype)
+        E = self.num_elements
+        self.residual_first = bool(residual_first)
         self.hidden_irreps = hidden
         self.irreps_sh = Irreps.spherical_harmonics(max_ell)
         self.irreps_A = Irreps([(C, ir) for _, ir in self.irreps_sh])
-        z_table = torch.full((119,), -1, dtype=torch.long)
-        z_table[torch.tensor(atomic_numbers)] = torch.arange(E)
-        self.register_buffer("z_table", z_table, persistent=False)
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with self.seeded(seed):
             self.embedding = Linear(Irreps([(E, Irrep("0e"))]), Irreps([(C, Irrep("0e"))]))
-            self.atomic_energies = AtomicEnergies(e0)
-            self.scale_shift = ScaleShift(scale, shift)
             self.radial_kind = radial
             if radial == "mlp":
                 self.radial_embedding = RadialEmbedding(r_max, num_bessel, num_polynomial_cutoff, trainable_bessel)
@@ -325,109 +237,23 @@ class MACE(torch.nn.Module):
                     self.readouts.append(Linear(out_irreps, "0e"))
                 node_irreps = out_irreps
         self._num_scalars = C
-        self.to(_DTYPES[dtype_name])
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.embedding.weight.dtype
+    def _normalize_hparams(self, hp: dict) -> dict:
+        hp = super()._normalize_hparams(hp)
+        hp["hidden_irreps"] = None if hp["hidden_irreps"] is None else str(self.hidden_irreps)
+        hp["tp_options"] = dict(hp["tp_options"]) if hp["tp_options"] else None
+        hp["radial_mlp"] = [int(v) for v in hp["radial_mlp"]]
+        return hp
 
-    def element_index(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
-        """Map atomic numbers ``[N]`` to element indices ``0..E-1``.
-
-        Raises ``ValueError`` naming any element the model was not built for (CPU tensors). On other
-        devices the check is an asynchronous device assertion (``torch._assert_async``), so the
-        training step never waits for the device to answer it.
-        """
-        Z = atomic_numbers.long()
-        bad = (Z < 0) | (Z > 118)
-        idx = self.z_table[Z.clamp(0, 118)]
-        bad = bad | (idx < 0)
-        if Z.device.type != "cpu" and not torch.compiler.is_compiling():
-            torch._assert_async(~bad.any(), f"atomic number not known to this model (trained on {self.atomic_numbers})")
-        elif not torch.compiler.is_compiling() and bool(bad.any()):  # (a data-dependent branch: eager only)
-            unknown = sorted({int(z) for z in Z[bad].tolist()})
-            raise ValueError(f"atomic number(s) {unknown} not known to this model (trained on {self.atomic_numbers})")
-        return idx
-
-    def forward(
-        self, batch: Mapping[str, torch.Tensor], compute_forces: bool = True, compute_stress: bool = False
-    ) -> dict:
-        """Energies and their derivatives for a batch of graphs (``docs/contracts.md``).
-
-        Parameters
-        ----------
-        batch : dict
-            ``positions [N,3]`` Å, ``atomic_numbers [N]``, ``edge_index [2,E]``
-            (row 0 sender j, row 1 receiver i), ``shifts [E,3]`` Å (or
-            ``unit_shifts [E,3]`` + ``cell [G,3,3]``), ``batch [N]``,
-            ``ptr [G+1]``; ``cell`` and ``unit_shifts`` are required when
-            ``compute_stress``.
-        compute_forces : bool
-            Return ``forces = -dE/dpositions``.
-        compute_stress : bool
-            Return ``virials = -dE/d(strain)`` (eV) and
-            ``stress = -virials / volume`` (eV/Å^3; 0 for cells of zero volume).
-
-        Returns
-        -------
-        dict with ``energy [G]``, ``node_energy [N]``, and when requested
-        ``forces [N,3]``, ``stress [G,3,3]``, ``virials [G,3,3]``, in the
-        model dtype. The autograd graph of the derivatives is kept
-        (``create_graph``) when ``self.training``.
-
-        Raises
-        ------
-        KeyError for a missing batch entry; ValueError for an unknown element.
-        """
-        dtype = self.dtype
-        with torch.enable_grad() if (compute_forces or compute_stress) else _nullcontext():
-            return self._forward(batch, compute_forces, compute_stress, dtype)
-
-    def _forward(self, batch, compute_forces, compute_stress, dtype):
-        pos_in = _require(batch, "positions").to(dtype)
-        N = pos_in.shape[0]
-        Z = _require(batch, "atomic_numbers")
-        edge_index = _require(batch, "edge_index").long()
-        nbatch = batch.get("batch")
-        if nbatch is None:
-            nbatch = torch.zeros(N, dtype=torch.long, device=pos_in.device)
-        nbatch = nbatch.long()
-        if batch.get("ptr") is not None:
-            G = batch["ptr"].numel() - 1
-        else:
-            G = int(nbatch.max()) + 1 if N else 0
-        elem = self.element_index(Z)
-        node_attrs = torch.nn.functional.one_hot(elem, self.num_elements).to(dtype)
-
-        need_grad = compute_forces or compute_stress
-        pos = pos_in
-        if need_grad and not pos.requires_grad:
-            pos = pos.detach().clone().requires_grad_(True)
-        positions_leaf = pos
-        displacement = None
-        sender, receiver = edge_index[0], edge_index[1]
-        if compute_stress:
-            cell = _require(batch, "cell").to(dtype).reshape(-1, 3, 3)
-            unit_shifts = _require(batch, "unit_shifts").to(dtype)
-            displacement = torch.zeros(G, 3, 3, dtype=dtype, device=pos.device, requires_grad=True)
-            sym = 0.5 * (displacement + displacement.transpose(1, 2))
-            pos = pos + torch.einsum("ni,nij->nj", pos, sym[nbatch])
-            cell_strained = cell + torch.bmm(cell, sym)
-            shifts = torch.einsum("ei,eij->ej", unit_shifts, cell_strained[nbatch[sender]])
-        else:
-            cell = None
-            shifts = batch.get("shifts")
-            shifts = shifts.to(dtype) if shifts is not None else None
-
-        vec = pos.index_select(0, receiver) - pos.index_select(0, sender)
-        if shifts is not None:
-            vec = vec + shifts
-        lengths = torch.sqrt((vec * vec).sum(-1))
-        sh = spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
+    def node_energies(self, graph: AtomicGraph) -> torch.Tensor:
+        """Sum over layers of the readouts, ``[N]`` (before E0, scale and shift; see the class docstring)."""
+        node_attrs = graph.node_attrs
+        sh = spherical_harmonics(self.irreps_sh, graph.edge_vectors, normalize=True, normalization="component")
         if self.radial_kind == "mlp":
-            radial_in = self.radial_embedding(lengths)
+            radial_in = self.radial_embedding(graph.edge_lengths)
         else:
-            radial_in = self.radials[0].blend(lengths)
+            radial_in = self.radials[0].blend(graph.edge_lengths)
+        edge_index = graph.edge_index
 
         h = self.embedding(node_attrs)
         node_inter = None
@@ -437,34 +263,15 @@ class MACE(torch.nn.Module):
             h = prod(A, node_attrs, sc)
             e = readout(h).squeeze(-1)
             node_inter = e if node_inter is None else node_inter + e
-        node_energy = self.atomic_energies(elem) + self.scale_shift(node_inter, elem)
-        energy = scatter_sum(node_energy, nbatch, G)
-        out = {"energy": energy, "node_energy": node_energy}
+        return node_inter
 
-        if need_grad:
-            inputs = [positions_leaf] + ([displacement] if compute_stress else [])
-            if energy.requires_grad:
-                grads = torch.autograd.grad(energy.sum(), inputs, create_graph=self.training, allow_unused=True)
-            else:
-                grads = [None] * len(inputs)
-            grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
-            if compute_forces:
-                out["forces"] = -grads[0]
-            if compute_stress:
-                virials = -grads[1]
-                volume = torch.linalg.det(cell).abs()
-                safe = torch.where(volume > 0, volume, torch.ones_like(volume))
-                stress = torch.where(
-                    (volume > 0)[:, None, None], -virials / safe[:, None, None], torch.zeros_like(virials)
-                )
-                out["virials"] = virials
-                out["stress"] = stress
-        return out
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
+    def isolated_atom_energy(self, atomic_number: int) -> float:
+        """``E0[Z] + shift`` (eV); with ``residual_first`` the first layer's learned offset is added (evaluated)."""
+        if not self.residual_first:
+            return super().isolated_atom_energy(atomic_number)
+        pos = torch.zeros(1, 3, dtype=self.dtype, device=self.z_table.device)
+        z = torch.tensor([int(atomic_number)], device=pos.device)
+        edges = torch.zeros(2, 0, dtype=torch.long, device=pos.device)
+        with torch.no_grad():
+            out = self({"positions": pos, "atomic_numbers": z, "edge_index": edges}, compute_forces=False)
+        return float(out["energy"][0])

@@ -1,0 +1,12 @@
+"""MACE (Batatia et al., NeurIPS 2022): a node-energy model on :class:`~equivar.models.Potential`.
+
+- :class:`MACE` (registered as ``'mace'``): the potential, with the Facet options
+  (spline radial functions, spherical-grid MLP self-interaction).
+- :class:`InteractionBlock`, :class:`ProductBlock`: MACE's layers (edge tensor
+  product + aggregation; symmetric contraction + mixing).
+"""
+
+from ._blocks import InteractionBlock, ProductBlock
+from ._model import MACE
+
+__all__ = ["MACE", "InteractionBlock", "ProductBlock"]

@@ -1,0 +1,251 @@
+"""The potential plumbing (equivar.models.Potential) and the model registry, on a toy potential and on MACE."""
+
+import json
+
+import pytest
+import torch
+from mace_graphs import make_batch, random_molecule
+from toy_potential import ToyPotential
+
+from equivar.models import MACE, Potential, build_model, model_name, register_model
+from equivar.models._registry import _MODELS
+from equivar.nn import scatter_sum
+from equivar.o3 import spherical_harmonics
+from equivar.testing import Typed, assert_equivariant
+
+R_MAX = 3.0
+TOY = "toy_potential:ToyPotential"
+
+
+def _toy(dtype=torch.float64, **kw):
+    hp = dict(atomic_numbers=[1, 6, 8], atomic_energies={1: -0.5, 6: -37.8, 8: -75.0}, r_max=R_MAX, seed=2)
+    hp.update(kw)
+    return ToyPotential(dtype="float64" if dtype == torch.float64 else "float32", **hp)
+
+
+def _molecule(seed=0, n=5):
+    return random_molecule(n, [1, 6, 8], torch.Generator().manual_seed(seed))
+
+
+def _periodic_frame():
+    gen = torch.Generator().manual_seed(5)
+    cell = torch.tensor([[3.2, 0.1, 0.0], [0.3, 3.0, 0.2], [-0.1, 0.2, 3.4]], dtype=torch.float64)
+    frac = torch.rand(4, 3, generator=gen, dtype=torch.float64)
+    return frac @ cell, torch.tensor([6, 8, 1, 1]), cell, (True, True, True)
+
+
+def test_hparams_are_recorded_from_the_constructor_call():
+    model = _toy(scale=[1.0, 2.0, 0.5])
+    assert model.hparams == {
+        "name": TOY,
+        "atomic_numbers": [1, 6, 8],
+        "atomic_energies": [-0.5, -37.8, -75.0],  # normalized: a list aligned with the elements
+        "scale": [1.0, 2.0, 0.5],
+        "shift": 0.0,
+        "r_max": R_MAX,
+        "dtype": "float64",
+        "seed": 2,
+    }
+    clone = build_model(**json.loads(json.dumps(model.hparams)))
+    assert type(clone) is ToyPotential and clone.hparams == model.hparams
+    b = make_batch([_molecule()], R_MAX)
+    assert torch.equal(clone(b)["energy"], model(b)["energy"])  # same seed, same init
+
+
+def test_registry_decorator_names_subclasses_and_rejects_a_taken_name():
+    @register_model("toy_test_only")
+    class Registered(ToyPotential):
+        pass
+
+    class Derived(Registered):  # not registered itself: named by module:qualname
+        pass
+
+    try:
+        assert Registered(atomic_numbers=[1]).hparams["name"] == "toy_test_only"
+        assert (
+            model_name(Derived)
+            == f"{__name__}:test_registry_decorator_names_subclasses_and_rejects_a_taken_name.<locals>.Derived"
+        )
+        assert build_model(name="toy_test_only", atomic_numbers=[6], r_max=2.0).r_max == 2.0
+        with pytest.raises(ValueError, match="already registered"):
+            register_model("toy_test_only")(ToyPotential)
+    finally:
+        _MODELS.pop("toy_test_only", None)
+    assert model_name(MACE) == "mace"
+
+
+def test_node_energy_is_E0_plus_scaled_interaction_plus_shift_per_element(dtype):
+    model = _toy(dtype, scale=[1.0, 2.0, 0.5], shift=[0.1, -0.2, 0.3])
+    b = make_batch([_molecule(1, 6)], R_MAX, dtype)
+    out = model(b)
+    g = None
+
+    def grab(graph):
+        nonlocal g
+        g = graph
+        return ToyPotential.node_energies(model, graph)
+
+    model.node_energies = grab
+    model(b)
+    e = ToyPotential.node_energies(model, g).detach()
+    k = g.element
+    E0 = torch.tensor([-0.5, -37.8, -75.0], dtype=dtype)[k]
+    scale, shift = torch.tensor([1.0, 2.0, 0.5], dtype=dtype)[k], torch.tensor([0.1, -0.2, 0.3], dtype=dtype)[k]
+    expected = E0 + (scale * e + shift)  # MACE's order of operations
+    torch.testing.assert_close(out["node_energy"].detach(), expected, rtol=0, atol=0)
+    torch.testing.assert_close(out["energy"].detach(), expected.sum()[None])
+    assert out["energy"].dtype == dtype
+
+
+def test_toy_forces_and_stress_match_finite_differences():
+    model = _toy()
+    pos, Z, cell, pbc = _periodic_frame()
+    b = make_batch([(pos, Z, cell, pbc)], R_MAX)
+    out = model(b, compute_stress=True)
+    h = 1e-5
+    for i, a in [(0, 0), (1, 2), (3, 1)]:
+        e = []
+        for s in (1, -1):
+            p = pos.clone()
+            p[i, a] += s * h
+            e.append(model(make_batch([(p, Z, cell, pbc)], R_MAX), compute_forces=False)["energy"].item())
+        assert out["forces"][i, a].item() == pytest.approx(-(e[0] - e[1]) / (2 * h), rel=1e-6, abs=1e-9)
+    V = torch.linalg.det(cell).abs()
+    dE = torch.zeros(3, 3, dtype=torch.float64)
+    for a in range(3):
+        for c in range(a, 3):
+            e = []
+            for s in (1, -1):
+                eps = torch.zeros(3, 3, dtype=torch.float64)
+                eps[a, c] += s * h / 2
+                eps[c, a] += s * h / 2
+                F = torch.eye(3, dtype=torch.float64) + eps
+                bb = dict(b, positions=pos @ F, cell=(cell @ F)[None], shifts=b["unit_shifts"] @ (cell @ F))
+                e.append(model(bb, compute_forces=False)["energy"].item())
+            dE[a, c] = dE[c, a] = (e[0] - e[1]) / (2 * h)
+    torch.testing.assert_close(out["stress"][0], dE / V, rtol=1e-6, atol=1e-10)
+    torch.testing.assert_close(out["virials"][0], -dE, rtol=1e-6, atol=1e-10)
+    assert out["stress"].abs().max() > 1e-3  # not trivially zero
+
+
+def test_toy_symmetries(dtype):
+    model = _toy(dtype)
+
+    def fn(pos, z, edge_index, shifts):
+        b = dict(positions=pos, atomic_numbers=z.squeeze(-1).round().long(), edge_index=edge_index, shifts=shifts)
+        out = model(b)
+        return {"energy": out["energy"].detach().unsqueeze(-1), "forces": out["forces"].detach()}
+
+    pos, Z = _molecule(2, 6)
+    b = make_batch([(pos, Z)], R_MAX, dtype)
+    args = [b["positions"], b["atomic_numbers"][:, None].to(dtype), b["edge_index"], b["shifts"]]
+    it = [Typed("positions", nodes=True), Typed("0e", nodes=True), "index", "1o"]
+    ot = {"energy": "0e", "forces": Typed("1o", nodes=True)}
+    tol = 1e-5 if dtype == torch.float32 else 1e-11
+    assert_equivariant(fn, args, it, ot, permutations=True, translations=True, tolerance=tol, n_trials=2)
+
+
+@pytest.mark.parametrize("make", [lambda: _toy(shift=[0.1, -0.2, 0.3]), lambda: _mace(residual_first=True)])
+def test_isolated_atom_energy_is_what_the_model_gives_an_atom_without_neighbours(make):
+    model = make()
+    for z in (1, 6, 8):
+        b = make_batch([(torch.zeros(1, 3, dtype=torch.float64), torch.tensor([z]))], R_MAX, model.dtype)
+        assert model(b)["energy"].item() == pytest.approx(model.isolated_atom_energy(z), abs=1e-12)
+    with pytest.raises(
+        ValueError, match=r"^atomic number\(s\) \[26\] not known to this model \(trained on \[1, 6, 8\]\)$"
+    ):
+        model.isolated_atom_energy(26)
+
+
+def test_unknown_element_and_bad_arguments_are_one_line_errors():
+    model = _toy()
+    b = make_batch([(torch.zeros(1, 3), torch.tensor([26]))], R_MAX)
+    with pytest.raises(
+        ValueError, match=r"^atomic number\(s\) \[26\] not known to this model \(trained on \[1, 6, 8\]\)$"
+    ):
+        model(b)
+    for kw, match in [
+        (dict(atomic_numbers=[1, 1]), "distinct"),
+        (dict(atomic_numbers=[0]), "1..118"),
+        (dict(atomic_energies=[0.0]), "1 atomic_energies for 3"),
+        (dict(atomic_energies={1: 0.0}), "no entry for Z=6"),
+        (dict(scale=[1.0, 2.0]), "scale has 2 values"),
+        (dict(r_max=0.0), "r_max must be positive"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            _toy(**kw)
+    with pytest.raises(ValueError, match="dtype must be 'float32' or 'float64', got 'float16'"):
+        ToyPotential([1], dtype="float16")
+    with pytest.raises(NotImplementedError, match="node_energies"):
+
+        class Empty(Potential):
+            pass
+
+        Empty([26])(b)
+
+
+def test_dtype_follows_casts_and_inputs_are_cast():
+    model = _toy(torch.float32)
+    assert model.dtype == torch.float32 and model.a.dtype == torch.float32
+    b = make_batch([_molecule()], R_MAX, torch.float64)
+    assert model(b)["forces"].dtype == torch.float32
+    model.double()
+    assert model.dtype == torch.float64 and model(b)["forces"].dtype == torch.float64
+
+
+# ---- MACE on the base: the refactored forward equals the pre-refactor one ---------------------------------------
+
+
+def _mace(**kw):
+    hp = dict(
+        r_max=R_MAX,
+        num_bessel=4,
+        max_ell=2,
+        num_channels=4,
+        max_L=1,
+        correlation=3,
+        atomic_numbers=[1, 6, 8],
+        atomic_energies=[-0.5, -37.8, -75.0],
+        avg_num_neighbors=4.0,
+        radial_mlp=[16, 16],
+        readout_mlp=8,
+        scale=1.3,
+        shift=[0.1, 0.2, -0.1],
+        dtype="float64",
+        seed=1,
+    )
+    hp.update(kw)
+    return MACE(**hp)
+
+
+def _frozen_mace_forward(model, b):
+    """MACE's energy and forces as written before the potential plumbing moved out of it (a frozen copy)."""
+    pos = b["positions"].to(model.dtype).detach().clone().requires_grad_(True)
+    elem = model.element_index(b["atomic_numbers"])
+    node_attrs = torch.nn.functional.one_hot(elem, model.num_elements).to(model.dtype)
+    sender, receiver = b["edge_index"]
+    vec = pos.index_select(0, receiver) - pos.index_select(0, sender) + b["shifts"].to(model.dtype)
+    lengths = torch.sqrt((vec * vec).sum(-1))
+    sh = spherical_harmonics(model.irreps_sh, vec, normalize=True, normalization="component")
+    radial_in = model.radial_embedding(lengths) if model.radial_kind == "mlp" else model.radials[0].blend(lengths)
+    h = model.embedding(node_attrs)
+    node_inter = None
+    for inter, radial, prod, readout in zip(model.interactions, model.radials, model.products, model.readouts):
+        w = radial(radial_in) if model.radial_kind == "mlp" else radial_in @ radial.values
+        A, sc = inter(h, node_attrs, sh, w, b["edge_index"])
+        h = prod(A, node_attrs, sc)
+        e = readout(h).squeeze(-1)
+        node_inter = e if node_inter is None else node_inter + e
+    node_energy = model.atomic_energies(elem) + model.scale_shift(node_inter, elem)
+    energy = scatter_sum(node_energy, b["batch"], b["ptr"].numel() - 1)
+    (grad,) = torch.autograd.grad(energy.sum(), pos)
+    return energy.detach(), -grad
+
+
+@pytest.mark.parametrize("variant", [{}, dict(radial="spline", residual_first=True)])
+def test_mace_on_the_base_equals_the_frozen_pre_refactor_forward(variant, dtype):
+    model = _mace(dtype="float64" if dtype == torch.float64 else "float32", **variant).eval()
+    b = make_batch([_molecule(3, 5), _molecule(4, 4)], R_MAX, dtype)
+    out = model(b)
+    energy, forces = _frozen_mace_forward(model, b)
+    assert torch.equal(out["energy"], energy) and torch.equal(out["forces"], forces)  # bit for bit
