@@ -160,3 +160,12 @@ def test_long_values_are_cut_in_config_errors():
     with pytest.raises(ValueError) as e:
         load_config(None, ["data.train_file=x.xyz", "training.lr=" + "y" * 5000])
     assert len(str(e.value)) < 120
+
+
+def test_task_defaults_to_potential_and_bad_tasks_are_named():
+    assert load_config(None, ["data.train_file=x.xyz"]).task == "potential"
+    assert load_config(None, ["data.train_file=x.xyz", "task={name: potential}"]).task == {"name": "potential"}
+    with pytest.raises(ValueError, match=r"^task: unknown task 'potentail'; did you mean 'potential'\? registered: "):
+        load_config(None, ["data.train_file=x.xyz", "task=potentail"])
+    with pytest.raises(ValueError, match=r"^unknown config key 'task\.weights'; task 'potential' takes no options$"):
+        load_config(None, ["data.train_file=x.xyz", "task={name: potential, weights: 1}"])

@@ -196,8 +196,8 @@ def test_stage_two_switches_weights_and_lr_and_resumes(tiny_xyz, tmp_path):
             seen.append(
                 (
                     trainer.epoch,
-                    trainer.loss_fn.energy_weight,
-                    trainer.loss_fn.forces_weight,
+                    trainer.task.loss_fn.energy_weight,
+                    trainer.task.loss_fn.forces_weight,
                     trainer.optimizer.param_groups[0]["lr"],
                     trainer.in_stage_two,
                 )

@@ -8,14 +8,13 @@ resume, DDP), :func:`predict` / :func:`error_rows` (evaluation),
 :func:`save_checkpoint` / :func:`load_model` (CPU-loadable checkpoints).
 """
 
+from ..tasks import METRICS, ErrorAccumulator, WeightedLoss
 from ._checkpoint import FORMAT, load_checkpoint, load_model, model_payload, save_checkpoint
 from ._config import Config, DataConfig, TrainingConfig, apply_overrides, config_from_dict, load_config, save_config
 from ._distributed import DistInfo, init_distributed
 from ._ema import ExponentialMovingAverage
 from ._evaluate import error_rows, format_table, predict, write_predictions, write_rows_csv
 from ._logging import MetricsLog, read_metrics
-from ._loss import WeightedLoss
-from ._metrics import METRICS, ErrorAccumulator
 from ._models import DATA_HPARAMS, build_model, complete_hparams, model_dtype, unwrap
 from ._plots import plot_learning_curves, plot_parity
 from ._run import MODEL_FILE, Datasets, RunResult, load_datasets, resolve_path, run_training

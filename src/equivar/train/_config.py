@@ -6,6 +6,7 @@ A config has four sections plus run-level fields::
     dtype: float64            # float32 | float64 (model and training)
     device: cpu               # cpu | cuda | cuda:1
     output_dir: runs/ethanol
+    task: potential           # what the model is trained for (equivar.tasks; or {name: potential, OPTION: ...})
     data:     {...}           # DataConfig
     model:    {name: mace, ...}   # hyperparameters for equivar.models.build_model
     training: {...}           # TrainingConfig
@@ -18,11 +19,15 @@ other key is checked: an unknown key or a value of the wrong type is a
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
-from typing import Any, Union
+from typing import Any
 
 import yaml
+
+from ..data import check_e0s_spec
+from ..tasks import build_task
+from ._models import check_model_config
+from ._typecheck import coerce_value, short_repr, unknown_key_error
 
 
 @dataclasses.dataclass
@@ -117,6 +122,7 @@ class Config:
     overwrite: bool = False
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: dict = dataclasses.field(default_factory=lambda: {"name": "mace"})
+    task: Any = "potential"
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
 
     def to_dict(self) -> dict:
@@ -125,10 +131,10 @@ class Config:
     def validate(self) -> Config:
         """Check values beyond their types; raise ``ValueError`` naming the key."""
         if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {_short(self.dtype)}")
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {short_repr(self.dtype)}")
         t = self.training
         if t.optimizer not in ("adam", "amsgrad", "adamw"):
-            raise ValueError(f"training.optimizer must be adam, amsgrad or adamw, got {_short(t.optimizer)}")
+            raise ValueError(f"training.optimizer must be adam, amsgrad or adamw, got {short_repr(t.optimizer)}")
         for key in ("epochs", "batch_size", "valid_batch_size", "eval_every"):
             if getattr(t, key) < 1:
                 raise ValueError(f"training.{key} must be >= 1, got {getattr(t, key)}")
@@ -154,91 +160,31 @@ class Config:
             raise ValueError(f"data.r_max must be positive, got {self.data.r_max}")
         if not isinstance(self.model, dict) or "name" not in self.model:
             raise ValueError("model must be a mapping with a 'name' key")
-        from ..data import check_e0s_spec
-        from ._models import check_model_config
-
+        try:
+            build_task(self.task, self.training)
+        except ValueError as e:
+            msg = str(e)
+            raise ValueError(msg if msg.startswith("unknown config key") else f"task: {msg}") from None
         check_e0s_spec(self.data.e0s, "data.e0s")
         self.model = check_model_config(self.model)
         return self
 
 
-def _short(value, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters with ``...`` (a whole file read as one string stays one line)."""
-    r = repr(value)
-    return r if len(r) <= limit else r[: limit - 3] + "..."
-
-
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
-
-
-def _coerce(value, tp, key: str):
-    """Check ``value`` against annotation ``tp`` (int -> float allowed); return the converted value."""
-    origin = typing.get_origin(tp)
-    if origin is Union:
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key)
-            except ValueError as e:
-                errors.append(str(e))
-        raise ValueError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {_short(value)}")
-    if tp is Any:
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{key}: expected a number, got {_short(value)}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{key}: expected an integer, got {_short(value)}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{key}: expected true or false, got {_short(value)}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{key}: expected a string, got {_short(value)}")
-        return value
-    if tp is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"{key}: expected a mapping, got {_short(value)}")
-        return dict(value)
-    return value
-
-
-def _unknown(key: str, known) -> ValueError:
-    close = difflib.get_close_matches(key.split(".")[-1], list(known), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
-    return ValueError(f"unknown config key {_short(key)}{hint}")
-
-
 def _from_dict(cls, d: dict, prefix: str = ""):
     if not isinstance(d, dict):
-        raise ValueError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {_short(d)}")
+        raise ValueError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {short_repr(d)}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
     for k, v in d.items():
         if k not in names:
-            raise _unknown(prefix + str(k), names)
+            raise unknown_key_error(prefix + str(k), names)
         tp = hints[k]
         if dataclasses.is_dataclass(tp):
             # an empty section in a YAML file (``training:``) means defaults; 0, false, '' are errors
             kwargs[k] = _from_dict(tp, {} if v is None else v, prefix + k + ".")
         else:
-            kwargs[k] = _coerce(v, tp, prefix + k)
+            kwargs[k] = coerce_value(v, tp, prefix + k)
     return cls(**kwargs)
 
 
@@ -267,7 +213,7 @@ def apply_overrides(cfg: Config, overrides) -> Config:
     d = cfg.to_dict()
     for item in overrides or []:
         if "=" not in item:
-            raise ValueError(f"override {_short(item)} is not of the form key=value")
+            raise ValueError(f"override {short_repr(item)} is not of the form key=value")
         key, raw = item.split("=", 1)
         key = key.strip()
         value = yaml.safe_load(raw) if raw.strip() else None
@@ -275,16 +221,16 @@ def apply_overrides(cfg: Config, overrides) -> Config:
         node = d
         for p in parts[:-1]:
             if not isinstance(node, dict) or p not in node or not isinstance(node[p], dict):
-                raise _unknown(key, node.keys() if isinstance(node, dict) else [])
+                raise unknown_key_error(key, node.keys() if isinstance(node, dict) else [])
             node = node[p]
         if parts[0] != "model" and parts[-1] not in node and not (len(parts) > 2 and parts[1] in ("test_files", "e0s")):
-            raise _unknown(key, node.keys())
+            raise unknown_key_error(key, node.keys())
         if len(parts) == 1 and key in _sections():
             # a whole section: a mapping is merged key by key; anything else would silently reset it
             if not isinstance(value, dict):
                 raise ValueError(
                     f"{key} is a config section, not a value: set its keys (e.g. --set {key}.KEY=VALUE) "
-                    f"or give a mapping (--set {key}={{KEY: VALUE}}), got {_short(raw.strip())}"
+                    f"or give a mapping (--set {key}={{KEY: VALUE}}), got {short_repr(raw.strip())}"
                 )
             node[key] = {**node[key], **value}
             continue
@@ -306,7 +252,7 @@ def load_config(path: str | None = None, overrides=None) -> Config:
         if not isinstance(d, dict):
             raise ValueError(
                 f"{path}: expected a YAML mapping of config keys (data:, model:, training: ...), "
-                f"got {type(d).__name__} {_short(d)}"
+                f"got {type(d).__name__} {short_repr(d)}"
             )
     cfg = apply_overrides(config_from_dict(d), overrides)
     return cfg.validate()

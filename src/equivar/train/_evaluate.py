@@ -8,7 +8,7 @@ import torch
 
 from .._paths import atomic_output
 from ..data import AtomicGraphDataset, Configuration, batch_to, make_loader
-from ._metrics import ErrorAccumulator
+from ..tasks import ErrorAccumulator
 from ._models import model_dtype, unwrap
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections.abc
-import importlib
 import inspect
 import types
 import typing
@@ -11,31 +10,20 @@ from collections.abc import Mapping
 
 import torch
 
+from ..models import build_model as _models_build_model
+from ..models import resolve_model
+from ._typecheck import coerce_value, unknown_key_error
+
 #: Hyperparameters the trainer fills from the data and the run (``dtype``, ``seed``) unless the config sets them.
 DATA_HPARAMS = ("atomic_numbers", "atomic_energies", "r_max", "avg_num_neighbors", "scale", "shift", "dtype", "seed")
 
 
-def _resolve(name: str):
-    if ":" in name:
-        mod, attr = name.split(":", 1)
-        try:
-            return getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"model name {name!r}: cannot import {attr!r} from {mod!r} ({e})") from None
-    return None
-
-
 def _builder(name: str):
-    """The callable that builds model ``name``: a ``module:callable`` or a registered name.
+    """The callable that builds model ``name``: a registered name or a ``module:callable``.
 
-    Raises ``ValueError`` (with a did-you-mean) for an unknown registered name.
+    Raises ``ValueError`` (with a did-you-mean) for an unknown name or an unimportable callable.
     """
-    fn = _resolve(name)
-    if fn is None:
-        from ..models import model_class
-
-        fn = model_class(name)
-    return fn
+    return resolve_model(name)
 
 
 def _signature(fn):
@@ -59,8 +47,6 @@ def _accepted(name: str) -> set | None:
 
 def _check_value(value, tp, key: str):
     """``value`` checked against annotation ``tp``; returns it converted (YAML "1e-3" -> float)."""
-    from ._config import _coerce
-
     origin = typing.get_origin(tp)
     if origin is typing.Union or origin is types.UnionType:
         args = typing.get_args(tp)
@@ -86,9 +72,9 @@ def _check_value(value, tp, key: str):
                 raise ValueError(f"{key}: expected {_describe(tp)}, got {value!r}") from None
         return list(value)
     if tp in (int, float, bool, str, dict):
-        return _coerce(value, tp, key)
+        return coerce_value(value, tp, key)
     if origin in (dict, collections.abc.Mapping) or tp is collections.abc.Mapping:
-        return _coerce(value, dict, key)
+        return coerce_value(value, dict, key)
     return value
 
 
@@ -140,9 +126,7 @@ def check_model_config(model_cfg: Mapping, prefix: str = "model.") -> dict:
         if k == "name":
             continue
         if k not in params and not takes_any:
-            from ._config import _unknown
-
-            raise _unknown(prefix + str(k), known)
+            raise unknown_key_error(prefix + str(k), known)
         if k in hints:
             cfg[k] = _check_value(v, hints[k], prefix + k)
     return cfg
@@ -165,8 +149,8 @@ def complete_hparams(model_cfg: Mapping, data_info: Mapping) -> dict:
 def build_model(hparams: Mapping) -> torch.nn.Module:
     """Instantiate a model from ``hparams`` (``hparams["name"]`` picks the builder).
 
-    ``"module.path:callable"`` calls that callable with the other keys;
-    any other name goes to ``equivar.models.build_model(**hparams)``.
+    ``equivar.models.build_model(**hparams)``: a registered name or ``"module.path:callable"``
+    (called with the other keys).
 
     Raises
     ------
@@ -176,16 +160,8 @@ def build_model(hparams: Mapping) -> torch.nn.Module:
     hparams = dict(hparams)
     if "name" not in hparams:
         raise ValueError("model hyperparameters need a 'name'")
-    fn = _resolve(hparams["name"])
     try:
-        if fn is not None:
-            rest = {k: v for k, v in hparams.items() if k != "name"}
-            return fn(**rest)
-        from .. import models
-
-        if not hasattr(models, "build_model"):
-            raise ValueError(f"equivar.models has no build_model yet (model name {hparams['name']!r})")
-        return models.build_model(**hparams)
+        return _models_build_model(**hparams)
     except TypeError as e:
         raise ValueError(f"model {hparams['name']!r}: bad hyperparameters ({e})") from e
     except ValueError as e:

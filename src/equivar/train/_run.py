@@ -14,6 +14,7 @@ import torch
 
 from .. import data as D
 from .._paths import atomic_output
+from ..tasks import build_task
 from ._checkpoint import load_model
 from ._config import Config, save_config
 from ._distributed import DistInfo, device_for, init_distributed, shutdown
@@ -246,6 +247,7 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
         progress=cfg.progress,
         callbacks=callbacks,
         log=log,
+        task=build_task(cfg.task, tc),
     )
     if resume:
         trainer.resume(ckpt, resume_payload)

@@ -10,14 +10,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..data import batch_to
+from ..tasks import Task, build_task
 from ._checkpoint import load_checkpoint, model_payload, save_checkpoint
 from ._config import TrainingConfig
 from ._distributed import DistInfo
 from ._ema import ExponentialMovingAverage
 from ._logging import MetricsLog
-from ._loss import WeightedLoss
-from ._metrics import ErrorAccumulator
 from ._models import model_dtype, unwrap
 
 CHECKPOINT = "checkpoint.pt"
@@ -42,7 +40,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.O
 
 
 class Trainer:
-    """Train ``model`` on ``train_loader`` and select it on ``valid_loader``.
+    """Train ``model`` for ``task`` on ``train_loader`` and select it on ``valid_loader``.
 
     Each epoch: one pass over the (sharded) training data with gradient
     clipping and an EMA update per step; validation with the EMA weights;
@@ -51,9 +49,14 @@ class Trainer:
     hparams, metadata) when the validation loss improves; early stopping
     after ``early_stopping_patience`` epochs without improvement.
 
+    What is computed per batch (the model call, the loss, the metrics, the batch move) and
+    what stage two changes in the objective is the task's (:class:`equivar.tasks.Task`); the
+    loop, the optimiser, EMA, the schedule, budgets, checkpoints, resume, the metrics CSV
+    and DDP are the trainer's, for every task.
+
     Parameters
     ----------
-    model : the potential, possibly wrapped in ``DistributedDataParallel``
+    model : the model, possibly wrapped in ``DistributedDataParallel``
     train_loader, valid_loader : loaders of batch dicts (``valid_loader`` may be None)
     cfg : TrainingConfig
     output_dir : str
@@ -63,6 +66,9 @@ class Trainer:
     dist : DistInfo
     progress : bool, show a tqdm bar
     callbacks : sequence of :data:`Callback`
+    log : callable taking a line of text (rank 0 only)
+    task : Task, optional
+        default: ``build_task("potential", cfg)``, energies/forces/stress with ``cfg``'s loss weights.
     """
 
     def __init__(
@@ -78,6 +84,7 @@ class Trainer:
         progress: bool = True,
         callbacks: Sequence[Callback] = (),
         log: Callable[[str], None] = print,
+        task: Task | None = None,
     ):
         self.model = model
         self.train_loader = train_loader
@@ -91,7 +98,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.log = log if dist.is_main else (lambda s: None)
         self.dtype = model_dtype(unwrap(model))
-        self.loss_fn = WeightedLoss(cfg.energy_weight, cfg.forces_weight, cfg.stress_weight)
+        self.task = task if task is not None else build_task("potential", cfg)
         self.optimizer = make_optimizer(unwrap(model), cfg)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=cfg.scheduler_factor, patience=cfg.scheduler_patience
@@ -187,10 +194,8 @@ class Trainer:
             cb(event, self)
 
     def _forward(self, model, batch, training: bool):
-        b = batch_to(batch, self.device, self.dtype)
-        stress = self.loss_fn.needs_stress and bool(b["pbc"].any())
-        pred = model(b, compute_forces=True, compute_stress=stress)
-        return b, pred
+        b = self.task.prepare(batch, self.device, self.dtype)
+        return b, self.task.forward(model, b, training)
 
     def train_epoch(self) -> dict:
         from tqdm.auto import tqdm
@@ -198,7 +203,7 @@ class Trainer:
         model = self.model
         model.train()
         self.train_loader.sampler.set_epoch(self.epoch)
-        acc = ErrorAccumulator()
+        acc = self.task.metrics()
         t_limit, c_limit = self.cfg.max_time_s, self.cfg.max_cpu_s
         t0 = time.perf_counter()
         c0 = time.process_time()
@@ -212,7 +217,7 @@ class Trainer:
         )
         for batch in bar:
             b, pred = self._forward(model, batch, training=True)
-            loss, _ = self.loss_fn(pred, b)
+            loss, _ = self.task.loss(pred, b)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.cfg.clip_grad_norm:
@@ -258,7 +263,7 @@ class Trainer:
         return self._stage == 2
 
     def _update_stage(self, wall: float, cpu: float) -> None:
-        """Switch to stage two (loss weights, learning rate) once ``stage_two_start`` of the run has passed.
+        """Switch to stage two (the task's objective, the learning rate) once ``stage_two_start`` of the run has passed.
 
         Decided on rank 0's clock and broadcast, so every rank switches at the same step."""
         c = self.cfg
@@ -266,23 +271,20 @@ class Trainer:
             return
         if not self._over_budget(self.progress_fraction(wall, cpu) >= c.stage_two_start):
             return
-        self._enter_stage_two(reset_best=True)
-        self.log(
-            f"stage two from step {self.step}: energy weight {c.stage_two_energy_weight:g}, "
-            f"forces weight {c.stage_two_forces_weight:g}, lr {c.stage_two_lr:g}"
-        )
+        what = self._enter_stage_two(reset_best=True)
+        self.log(f"stage two from step {self.step}: " + (f"{what}, " if what else "") + f"lr {c.stage_two_lr:g}")
 
-    def _enter_stage_two(self, reset_best: bool) -> None:
+    def _enter_stage_two(self, reset_best: bool) -> str:
         c = self.cfg
         self._stage = 2
-        self.loss_fn.energy_weight = float(c.stage_two_energy_weight)
-        self.loss_fn.forces_weight = float(c.stage_two_forces_weight)
+        what = self.task.enter_stage_two()
         if reset_best:
             for g in self.optimizer.param_groups:
                 g["lr"] = c.stage_two_lr
             self.scheduler.best = self.scheduler.mode_worse
             self.scheduler.num_bad_epochs = 0
             self.best_loss, self.bad_epochs = math.inf, 0
+        return what
 
     def _over_budget(self, over: bool) -> bool:
         """Whether any rank is over the time budget (all ranks must stop together)."""
@@ -299,11 +301,11 @@ class Trainer:
         loader = loader or self.valid_loader
         m = unwrap(self.model)
         m.eval()
-        acc = ErrorAccumulator()
+        acc = self.task.metrics()
         with self.averaged():
             for batch in loader:
                 b, pred = self._forward(m, batch, training=False)
-                loss, _ = self.loss_fn(pred, b)
+                loss, _ = self.task.loss(pred, b)
                 acc.update(pred, b, float(loss.detach()))
         m.train()
         acc.all_reduce()
@@ -335,7 +337,7 @@ class Trainer:
             if self.valid_loader is not None and (self.epoch % cfg.eval_every == 0 or last):
                 valid = self.validate()
                 row.update({f"valid_{k}": v for k, v in valid.items() if k != "n_structures"})
-                vloss = valid.get("loss", math.inf)
+                vloss = self.task.validation_loss(valid)
                 self.scheduler.step(vloss)
                 if vloss < self.best_loss:
                     self.best_loss, self.best_epoch, self.bad_epochs = vloss, self.epoch, 0
@@ -351,19 +353,15 @@ class Trainer:
             self.save()
             if self.metrics_log is not None:
                 self.metrics_log.write(row, self.history)
-            self.log(_summary(row, cfg.epochs))
+            self.log(_summary(row, cfg.epochs, self.task.summary(row)))
             self._emit("epoch_end")
         if self.stop_reason:
             self.log(self.stop_reason)
         return self.history
 
 
-def _summary(row: dict, epochs: int) -> str:
+def _summary(row: dict, epochs: int, task_text: str = "") -> str:
     s = f"epoch {row['epoch']:>4}/{epochs}  loss {row.get('train_loss', float('nan')):.4g}"
     if "valid_loss" in row:
-        s += f"  valid loss {row['valid_loss']:.4g}"
-        if "valid_mae_e_per_atom" in row:
-            s += f"  E {row['valid_mae_e_per_atom']:.2f} meV/atom"
-        if "valid_mae_f" in row:
-            s += f"  F {row['valid_mae_f']:.1f} meV/Å"
+        s += f"  valid loss {row['valid_loss']:.4g}" + task_text
     return s + f"  lr {row['lr']:.3g}  {row['time_s']:.1f} s"
