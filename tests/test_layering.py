@@ -46,9 +46,7 @@ LAYERS: list[tuple[str, ...]] = [
 
 # Known import cycles between modules of one package (function-level imports included).
 # An entry here is a debt, not a licence: remove it when the cycle is gone.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"equivar.train._config", "equivar.train._models"}),  # issue 10, item 5 (train/ refactor)
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 # --- the checker -------------------------------------------------------------------
