@@ -40,6 +40,7 @@ class Mutant:
 
 
 VALUES = "tests/cli/test_cli_values.py"
+NATIVE = "tests/tp/test_native_build.py"
 MUTANTS = [
     Mutant(
         "eval-force-sign",
@@ -77,20 +78,27 @@ MUTANTS = [
         [VALUES],
     ),
     Mutant(
-        "native-kernel-no-compile",
-        "the C source of the native kernels fails to compile",
+        "native-cg-no-compile",
+        "the C source of the cg native kernels fails to compile (the library would fall back to PyTorch)",
         r'(C_SOURCE\s*=\s*r?""")',
         "\\1\n#error equivar mutant: this kernel does not compile\n",
-        ["tests/tp"],
+        [NATIVE, "tests/tp/test_tp_cg_kernels.py"],
         env={"EQUIVAR_REQUIRE_NATIVE": "1"},  # as .ci/run sets it
-        max_matches=4,
+    ),
+    Mutant(
+        "native-s2grid-no-compile",
+        "the C source of the s2grid native kernels fails to compile",
+        r"(C_SOURCE\s*=\s*\(\s*)",
+        '\\1"#error equivar mutant: this kernel does not compile\\\\n" + ',
+        [NATIVE, "tests/tp/test_s2grid.py"],
+        env={"EQUIVAR_REQUIRE_NATIVE": "1"},
     ),
     Mutant(
         "activation-constant",
         "an activation normalization constant 0.3% off",
         r"\b1\.0\s*/\s*math\.sqrt\(m\)",
         "1.003 / math.sqrt(m)",
-        ["tests/nn"],
+        ["tests/nn/test_activation_constants.py", "tests/nn/test_nn_gate.py"],
     ),
 ]
 
