@@ -176,3 +176,20 @@ def test_bad_parameters_are_named():
         SimulationParams.recipe("charged", sample_every=300)
     with pytest.raises(ValueError, match="n_train=5"):
         NBodyDatasetConfig(n_train=5, n_train_drawn=4)
+
+
+def test_batched_fetch_equals_collated_items():
+    import torch
+
+    traj = simulate(SimulationParams.recipe("charged", steps=500), 12, seed=2)
+    ds = nbody.frame_pairs(traj, 1, 3)
+    idx = [7, 0, 11, 3]
+    fast = ds.__getitems__(idx)
+    slow = collate_scenes([ds[i] for i in idx])
+    assert fast.keys() == slow.keys()
+    for k in slow:
+        assert torch.equal(fast[k], slow[k]), k
+    loader = torch.utils.data.DataLoader(ds, batch_size=5, shuffle=False, collate_fn=collate_scenes)
+    first = next(iter(loader))
+    assert torch.equal(first["pos"], collate_scenes([ds[i] for i in range(5)])["pos"])
+    assert first["ptr"].tolist() == [0, 5, 10, 15, 20, 25]

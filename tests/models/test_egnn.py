@@ -40,7 +40,8 @@ def _reference(model, b):
     for layer in model.layers:
         diff = x[recv] - x[send]
         r = (diff**2).sum(-1, keepdim=True)
-        m = layer.edge_mlp(torch.cat([h[recv], h[send], r, a0], -1))
+        z = torch.cat([h[recv], h[send], r, a0], -1) @ layer.edge_in_weight().T + layer.edge_in_bias
+        m = torch.nn.functional.silu(layer.edge_out(torch.nn.functional.silu(z)))
         trans = diff * layer.coord_mlp(m)
         x_new = x.clone()
         for i in range(n):

@@ -73,8 +73,37 @@ class TrajectoryDataset(Dataset):
             if self.target_mask[i].shape != (p.shape[0],):
                 raise ValueError(f"target_mask of scene {i}: shape {tuple(self.target_mask[i].shape)}")
 
+        self._stacked = None
+        if s and len({int(p.shape[0]) for p in self.pos}) == 1 and len({tuple(t.shape) for t in self.target}) == 1:
+            # every scene has the same agents and lengths (N-body): batches are built by indexing stacked tensors
+            self._stacked = {
+                "pos": torch.as_tensor(np.stack(self.pos)),
+                "vel": torch.as_tensor(np.stack(self.vel)),
+                "target": torch.as_tensor(np.stack(self.target)),
+                "node_attr": torch.as_tensor(np.stack(self.node_attr)),
+                "pair_attr": torch.as_tensor(np.stack(self.pair_attr)),
+                "target_mask": torch.as_tensor(np.stack(self.target_mask), dtype=torch.bool),
+            }
+
     def __len__(self) -> int:
         return len(self.pos)
+
+    def __getitems__(self, indices) -> list | dict:
+        """A whole batch at once (``DataLoader`` calls this when defined): the collated batch for scenes
+        of one size (:func:`collate_scenes` passes it through), else the list of scenes."""
+        if self._stacked is None:
+            return [self[i] for i in indices]
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        st = self._stacked
+        b, n = idx.numel(), st["pos"].shape[1]
+        local = fully_connected_edges(n)
+        offsets = (torch.arange(b) * n).repeat_interleave(local.shape[1])
+        out = {k: st[k][idx].flatten(0, 1) for k in ("pos", "vel", "target", "node_attr", "target_mask")}
+        out["batch"] = torch.arange(b).repeat_interleave(n)
+        out["ptr"] = torch.arange(b + 1) * n
+        out["edge_index"] = local.repeat(1, b) + offsets
+        out["edge_attr"] = st["pair_attr"][idx][:, local[1], local[0]].flatten(0, 1)
+        return out
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {
@@ -98,7 +127,9 @@ def fully_connected_edges(n: int) -> torch.Tensor:
     return torch.stack([j[keep], i[keep]])
 
 
-def collate_scenes(scenes: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def collate_scenes(
+    scenes: Sequence[Mapping[str, torch.Tensor]] | Mapping[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
     """Batch scenes into the dynamics batch of ``docs/contracts.md``.
 
     Returns
@@ -115,6 +146,8 @@ def collate_scenes(scenes: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, to
     ValueError
         Empty list, or scenes whose T_in, T_out or D differ (named).
     """
+    if isinstance(scenes, Mapping):  # already a batch (TrajectoryDataset.__getitems__)
+        return dict(scenes)
     if len(scenes) == 0:
         raise ValueError("cannot collate an empty list of scenes")
     first = scenes[0]

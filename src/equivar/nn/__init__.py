@@ -28,7 +28,7 @@ attributes and an equivariance test (float32 and float64, with parity) in
 
 from ._activation_utils import NormalizedActivation, get_activation, normalize2mom_constant
 from ._e3nn import e3nn_state_dict, from_e3nn
-from ._egcl import EGCL, inverse_degree
+from ._egcl import EGCL, aggregate, egcl_params_from_concatenated, gather_add, inverse_degree, uniform_degree
 from ._element_linear import ElementLinear
 from ._gate import Activation, Gate, NormActivation
 from ._linear import Linear
@@ -46,6 +46,10 @@ __all__ = [
     "AtomicEnergies",
     "BesselBasis",
     "EGCL",
+    "aggregate",
+    "egcl_params_from_concatenated",
+    "gather_add",
+    "uniform_degree",
     "ElementLinear",
     "Gate",
     "Linear",

@@ -19,18 +19,22 @@ its later ``egnn_clean``; both are offered. The authors' per-component clamp
 of the position messages at +-100 ("never activated") is left out: when
 active it would break rotation equivariance.
 
-Speed: the first linear map of ``phi_e`` acts on the concatenation
-``[h_i, h_j, r_ij, a_ij]``; it is applied as ``(W_i h)_i + (W_j h)_j + w_r r_ij
-+ W_a a_ij`` so the two ``F x H`` products run once per node instead of once
-per edge (same parameters and result as the concatenated form, whose weight
-layout it keeps).
+Speed: the first linear map of ``phi_e`` acts on ``[h_i, h_j, r_ij, a_ij]``; it
+is applied as ``(W_i h + b)_i + (W_j h)_j + W_r [r_ij, a_ij]``: the ``F x H``
+products run once per node (one ``[N, 2H]`` product) and the two node terms
+are gathered and added in one pass (:func:`gather_add`, whose backward and
+double backward are its adjoint scatter). On graphs whose edges are grouped
+by receiver with the same in-degree (the complete graphs of
+``collate_scenes``) the sums over neighbours are reshapes and sums instead
+of scatters. :func:`egcl_params_from_concatenated` maps the authors'
+parameters (``edge_mlp.0`` on the concatenation) onto this layout.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ._scatter import gather, scatter_sum
+from ._scatter import scatter_sum
 
 
 def _activation(name: str) -> torch.nn.Module:
@@ -39,6 +43,85 @@ def _activation(name: str) -> torch.nn.Module:
         return table[name]()
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(table)}") from None
+
+
+class _GatherAdd(torch.autograd.Function):
+    """``out[e] = t[2 i_e] + t[2 j_e + 1]`` for ``t [2N, C]`` (one ``embedding_bag`` pass)."""
+
+    @staticmethod
+    def forward(ctx, t, pairs, num_rows):
+        ctx.save_for_backward(pairs)
+        ctx.num_rows = num_rows
+        return torch.nn.functional.embedding_bag(pairs, t, mode="sum")
+
+    @staticmethod
+    def backward(ctx, g):
+        (pairs,) = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        return _ScatterPairs.apply(g.contiguous(), pairs, ctx.num_rows), None, None
+
+
+class _ScatterPairs(torch.autograd.Function):
+    """Adjoint of :class:`_GatherAdd`: ``t[pairs[e, k]] += g[e]`` for k = 0, 1."""
+
+    @staticmethod
+    def forward(ctx, g, pairs, num_rows):
+        ctx.save_for_backward(pairs)
+        out = g.new_zeros((num_rows, g.shape[1]))
+        out.index_add_(0, pairs[:, 0], g)
+        out.index_add_(0, pairs[:, 1], g)
+        return out
+
+    @staticmethod
+    def backward(ctx, gg):
+        (pairs,) = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        return _GatherAdd.apply(gg.contiguous(), pairs, gg.shape[0]), None, None
+
+
+def gather_add(first: torch.Tensor, second: torch.Tensor, receivers: torch.Tensor, senders: torch.Tensor):
+    """``first[receivers] + second[senders]`` in one pass, differentiable to any order.
+
+    Parameters
+    ----------
+    first, second : Tensor [N, C]
+    receivers, senders : Tensor [E] long
+
+    Returns
+    -------
+    Tensor [E, C]
+    """
+    n = first.shape[0]
+    t = torch.stack([first, second], dim=1).reshape(2 * n, -1)
+    pairs = torch.stack([2 * receivers, 2 * senders + 1], dim=1)
+    return _GatherAdd.apply(t, pairs, 2 * n)
+
+
+def _pairs(receivers, senders):
+    return torch.stack([2 * receivers, 2 * senders + 1], dim=1)
+
+
+def aggregate(src: torch.Tensor, receivers: torch.Tensor, num_nodes: int, degree: int | None = None):
+    """Sum of edge rows ``src [E, C]`` per receiver -> ``[N, C]``.
+
+    ``degree``: the edges are grouped by receiver (``receivers`` = 0,..,0, 1,..,1, ...)
+    with this many each (:func:`uniform_degree`), so the sum is a reshape and a sum.
+    """
+    if degree is not None:
+        return src.reshape(num_nodes, degree, -1).sum(1)
+    return scatter_sum(src, receivers, num_nodes)
+
+
+def uniform_degree(receivers: torch.Tensor, num_nodes: int) -> int | None:
+    """``d`` if ``receivers`` is ``[0]*d + [1]*d + ... + [N-1]*d`` (edges grouped by receiver, in-degree d), else None."""
+    e = receivers.numel()
+    if num_nodes == 0 or e == 0 or e % num_nodes:
+        return None
+    d = e // num_nodes
+    expected = torch.arange(num_nodes, device=receivers.device).repeat_interleave(d)
+    return d if bool(torch.equal(receivers, expected)) else None
 
 
 class EGCL(torch.nn.Module):
@@ -91,12 +174,14 @@ class EGCL(torch.nn.Module):
         self.residual = residual
         self.coords_aggregation = coords_aggregation
         self.norm_diff = norm_diff
-        self.edge_mlp = torch.nn.Sequential(
-            torch.nn.Linear(2 * f + 1 + edge_attr_dim, f),
-            _activation(activation),
-            torch.nn.Linear(f, f),
-            _activation(activation),
-        )
+        # phi_e's first linear map on [h_i, h_j, r, a], stored per node term and per pair term;
+        # initialised as torch.nn.Linear(2F + 1 + A, F) would be (U(-1/sqrt(fan_in), 1/sqrt(fan_in)))
+        bound = (2 * f + 1 + edge_attr_dim) ** -0.5
+        self.edge_in_nodes = torch.nn.Parameter(torch.empty(f, 2 * f).uniform_(-bound, bound))
+        self.edge_in_pairs = torch.nn.Parameter(torch.empty(1 + edge_attr_dim, f).uniform_(-bound, bound))
+        self.edge_in_bias = torch.nn.Parameter(torch.empty(f).uniform_(-bound, bound))
+        self.act = _activation(activation)
+        self.edge_out = torch.nn.Linear(f, f)
         self.node_mlp = torch.nn.Sequential(torch.nn.Linear(2 * f, f), _activation(activation), torch.nn.Linear(f, f))
         last = torch.nn.Linear(f, 1, bias=False)
         torch.nn.init.xavier_uniform_(last.weight, gain=0.001)
@@ -107,31 +192,36 @@ class EGCL(torch.nn.Module):
             else None
         )
 
-    def _messages(self, h, radial, edge_attr, send, recv):
-        lin = self.edge_mlp[0]
+    def edge_in_weight(self) -> torch.Tensor:
+        """``phi_e``'s first weight in the concatenated layout ``[F, 2F + 1 + A]`` (the authors' ``edge_mlp.0.weight``)."""
         f = self.hidden_dim
-        w = lin.weight
-        # [h_i, h_j, r, a] @ W^T, with the node products done per node
-        pre = gather(h @ w[:, :f].T, recv) + gather(h @ w[:, f : 2 * f].T, send)
-        pre = pre + radial * w[:, 2 * f] + lin.bias
-        if self.edge_attr_dim:
-            pre = pre + edge_attr @ w[:, 2 * f + 1 :].T
-        m = self.edge_mlp[1](pre)
-        return self.edge_mlp[3](self.edge_mlp[2](m))
+        w = self.edge_in_nodes
+        return torch.cat([w[:, :f].T, w[:, f:].T, self.edge_in_pairs.T], dim=1)
 
-    def forward(self, h, x, edge_index, edge_attr=None, vel=None, inv_degree=None):
-        """See the class docstring; ``inv_degree [N, 1]`` (1/in-degree) may be passed to skip recounting."""
+    def forward(self, h, x, edge_index, edge_attr=None, vel=None, inv_degree=None, degree=None):
+        """See the class docstring.
+
+        ``inv_degree [N, 1]`` (1 / in-degree) and ``degree`` (:func:`uniform_degree`) may be
+        passed to skip recomputing them in every layer.
+        """
         send, recv = edge_index[0], edge_index[1]
         n = h.shape[0]
-        diff = gather(x, recv) - gather(x, send)  # x_i - x_j
-        radial = (diff * diff).sum(-1, keepdim=True)
         if self.edge_attr_dim and (edge_attr is None or edge_attr.shape[-1] != self.edge_attr_dim):
             got = None if edge_attr is None else edge_attr.shape[-1]
             raise ValueError(f"EGCL: edge_attr has {got} features, the layer was built for {self.edge_attr_dim}")
-        m = self._messages(h, radial, edge_attr, send, recv)
+        pairs = _pairs(recv, send)
+        # x_i - x_j and (W_i h + b)_i + (W_j h)_j, each in one gather pass
+        diff = _GatherAdd.apply(torch.cat([x, -x], dim=1).reshape(2 * n, -1), pairs, 2 * n)
+        radial = (diff * diff).sum(-1, keepdim=True)
+        bias = torch.cat([self.edge_in_bias, self.edge_in_bias.new_zeros(self.hidden_dim)])
+        node_terms = torch.addmm(bias, h, self.edge_in_nodes).reshape(2 * n, -1)
+        pre = _GatherAdd.apply(node_terms, pairs, 2 * n)
+        pair_in = torch.cat([radial, edge_attr], dim=-1) if self.edge_attr_dim else radial
+        pre = torch.addmm(pre, pair_in, self.edge_in_pairs)
+        m = self.act(self.edge_out(self.act(pre)))
         if self.norm_diff:
             diff = diff / (radial.sqrt() + 1.0)
-        trans = scatter_sum(diff * self.coord_mlp(m), recv, n)
+        trans = aggregate(diff * self.coord_mlp(m), recv, n, degree)
         if self.coords_aggregation == "mean":
             if inv_degree is None:
                 inv_degree = inverse_degree(recv, n, x.dtype)
@@ -141,10 +231,31 @@ class EGCL(torch.nn.Module):
             if vel is None:
                 raise ValueError("EGCL(velocity=True) needs vel [N, D]")
             x = x + self.coord_mlp_vel(h) * vel
-        agg = scatter_sum(m, recv, n)
+        agg = aggregate(m, recv, n, degree)
         out = self.node_mlp(torch.cat([h, agg], dim=-1))
         h = h + out if self.residual else out
         return h, x
+
+
+def egcl_params_from_concatenated(state: dict, prefix: str = "") -> dict:
+    """Map an ``E_GCL`` / ``E_GCL_vel`` state dict of the authors' layout onto :class:`EGCL`'s.
+
+    ``edge_mlp.0.{weight,bias}`` (on ``[h_i, h_j, r, a]``) become ``edge_in_nodes``,
+    ``edge_in_pairs``, ``edge_in_bias``; ``edge_mlp.2`` becomes ``edge_out``; the other
+    keys (``node_mlp``, ``coord_mlp``, ``coord_mlp_vel``) keep their names.
+    """
+    out = {}
+    w = state[prefix + "edge_mlp.0.weight"]
+    f = w.shape[0]
+    out[prefix + "edge_in_nodes"] = torch.cat([w[:, :f].T, w[:, f : 2 * f].T], dim=1).contiguous()
+    out[prefix + "edge_in_pairs"] = w[:, 2 * f :].T.contiguous()
+    out[prefix + "edge_in_bias"] = state[prefix + "edge_mlp.0.bias"]
+    for k, v in state.items():
+        if not k.startswith(prefix) or k.startswith(prefix + "edge_mlp.0."):
+            continue
+        rest = k[len(prefix) :]
+        out[prefix + rest.replace("edge_mlp.2.", "edge_out.")] = v
+    return out
 
 
 def inverse_degree(receivers: torch.Tensor, num_nodes: int, dtype: torch.dtype) -> torch.Tensor:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ...nn import EGCL, inverse_degree
+from ...nn import EGCL, egcl_params_from_concatenated, inverse_degree, uniform_degree
 
 
 class EGNN(torch.nn.Module):
@@ -107,7 +107,24 @@ class EGNN(torch.nn.Module):
         else:
             edge_attr = dist2
         inv_deg = inverse_degree(recv, n, pos.dtype)
+        degree = uniform_degree(recv, n)
         x = pos
         for layer in self.layers:
-            h, x = layer(h, x, edge_index, edge_attr, vel, inv_degree=inv_deg)
+            h, x = layer(h, x, edge_index, edge_attr, vel, inv_degree=inv_deg, degree=degree)
         return {"pos": x.unsqueeze(1)}
+
+    def load_original_state_dict(self, state: dict) -> None:
+        """Load weights saved by the authors' ``EGNN_vel`` (``embedding``, ``gcl_0`` ... ``gcl_{L-1}``).
+
+        Raises
+        ------
+        RuntimeError
+            Missing or unexpected keys, or shapes that do not match this model.
+        """
+        out = {k: v for k, v in state.items() if k.startswith("embedding.")}
+        for i in range(len(self.layers)):
+            prefix = f"gcl_{i}."
+            layer = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            for k, v in egcl_params_from_concatenated(layer).items():
+                out[f"layers.{i}.{k}"] = v
+        self.load_state_dict(out)
