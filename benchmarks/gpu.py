@@ -546,6 +546,43 @@ def tp_bench(run: Run):
         have_cueq = False
     rows = []
     mem_cap = 12 * 2**30  # bytes of inputs + outputs (float32) per measured product: keeps double backward in memory
+    # tile size sweep of the Triton kernels (elements per program) on one configuration
+    sweep_cfg = ("P", 1, 4) if run.dry else ("P", 3, 128)
+    if run.left() > run.reserve:
+        cfg = p_config(sweep_cfg[1], sweep_cfg[2])
+        Z = 64 if run.dry else 100_000
+        old = os.environ.get("EQUIVAR_TRITON_TILE")
+        try:
+            m = build("cg", cfg, dtype, run.device)
+            P = _Peer(
+                "equivar", m, m.irreps_in1.dim, m.irreps_in2.dim, m.weight_numel, m.irreps_out.dim, Z, dtype, run.device
+            )
+            for elems in (512, 1024, 2048):
+                os.environ["EQUIVAR_TRITON_TILE"] = str(elems)
+                row = {"config": sweep_cfg[0], "L": sweep_cfg[1], "channels": sweep_cfg[2], "edges": Z}
+                row.update(backend=f"equivar tile {elems}", tile_elems=elems, sweep=True)
+                for meas in ("fwd", "fwd_bwd"):
+                    row[meas + "_ms"] = round(
+                        time_fn(getattr(P, meas), run.device, max_reps=10 if not run.dry else 1), 3
+                    )
+                rows.append(row)
+                print("  ", row, flush=True)
+            del P, m
+        except Exception as e:  # noqa: BLE001
+            rows.append(
+                {
+                    "config": sweep_cfg[0],
+                    "L": sweep_cfg[1],
+                    "channels": sweep_cfg[2],
+                    "backend": "tile sweep",
+                    "error": str(e)[:300],
+                }
+            )
+        finally:
+            if old is None:
+                os.environ.pop("EQUIVAR_TRITON_TILE", None)
+            else:
+                os.environ["EQUIVAR_TRITON_TILE"] = old
     for cname, L, ch in plan:
         if run.left() < run.reserve:  # the rest is kept for the MACE benchmark
             rows.append({"config": cname, "L": L, "channels": ch, "skipped": "time budget"})
@@ -597,7 +634,7 @@ def tp_bench(run: Run):
             print("  ", {k: v for k, v in row.items() if k not in ("useful_gflop",)}, flush=True)
     # ratios against the peers measured in the same run
     for r in rows:
-        if r.get("backend") != "equivar":
+        if r.get("backend") != "equivar" or r.get("sweep"):
             continue
         for peer in ("e3nn", "cueq"):
             p = next(
@@ -605,6 +642,7 @@ def tp_bench(run: Run):
                     x
                     for x in rows
                     if x.get("backend") == peer
+                    and not x.get("sweep")
                     and (x["config"], x["L"], x["channels"]) == (r["config"], r["L"], r["channels"])
                 ),
                 None,

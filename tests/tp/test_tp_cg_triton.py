@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(
     reason="triton not installed, or not imported in interpreter mode (TRITON_INTERPRET=1)",
 )
 
-# all paths unweighted (no weight tensor at all), a multiplicity above one channel tile (70 > 64)
+# all paths unweighted (no weight tensor at all), a multiplicity above two channel tiles (70 > 2 x 32)
 CASES_T = dict(CASES)
 CASES_T["unweighted"] = (
     "3x0e+3x1o",
@@ -84,6 +84,25 @@ def test_triton_kernels_match_torch_kernels(case, dtype):
         for which in range(len(alone)):
             assert [t is None for t in alone[which]] == [n != which for n in range(3)]
             torch.testing.assert_close(alone[which][which], grads[which], **tol)
+
+
+def test_triton_tiles_and_sample_blocks(monkeypatch):
+    """Several sample tiles with a partial last one (tile 256 elements: 32 samples x 8 channels, 70 samples)."""
+    monkeypatch.setenv("EQUIVAR_TRITON_TILE", "256")
+    m, b, x1, x2, w, G = _setup("mixed", torch.float64, Z=70, seed=2)
+    assert _cg_triton._blocks(b._plan.triton[4], torch.float64) == (32, 8)
+    consts = _consts(b, torch.float64)
+    plan_ref = dataclasses.replace(b._plan, native=None, triton=None)
+    with _cg_triton.interpret_on_cpu():
+        out = _cg_fused.fused_forward(b._plan, consts, x1, x2, w)
+        grads = _cg_fused.fused_backward(b._plan, consts, G, x1, x2, w, True, True, True)
+    torch.testing.assert_close(out, _cg_fused.fused_forward(plan_ref, consts, x1, x2, w), **_tol(torch.float64))
+    refs = _cg_fused.fused_backward(plan_ref, consts, G, x1, x2, w, True, True, True)
+    for a, r in zip(grads, refs):
+        torch.testing.assert_close(a, r, **_tol(torch.float64))
+    monkeypatch.setenv("EQUIVAR_TRITON_TILE", "100")
+    with pytest.raises(ValueError, match="EQUIVAR_TRITON_TILE=100"):
+        _cg_triton._blocks(8, torch.float64)
 
 
 def test_triton_dispatch_rules():

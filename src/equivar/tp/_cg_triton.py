@@ -246,150 +246,179 @@ def pack_plan(irreps_in1, irreps_in2, irreps_out, instructions, offsets, cg_np, 
 
 
 #: Largest channel tile; tasks are split into chunks of this many channels.
-_BU_MAX = 64
+_BU_MAX = 32
+#: Elements of one program's [samples x channels] tile (``EQUIVAR_TRITON_TILE`` overrides: 256..4096).
+#: 1024 keeps the float32 kernels at about 145 registers per thread with no spills on sm_90 (Triton 3.9's
+#: ptxas; 2048 needs 255 and spills), so three 128-thread programs fit one multiprocessor.
+TILE_ELEMS = 1024
 
 
 def _blocks(max_mul: int, dtype: torch.dtype) -> tuple[int, int]:
     """(BZ, BU): sample and channel tile sizes."""
+    elems = int(os.environ.get("EQUIVAR_TRITON_TILE", TILE_ELEMS))
+    if elems not in (256, 512, 1024, 2048, 4096):
+        raise ValueError(f"EQUIVAR_TRITON_TILE={elems}: expected one of 256, 512, 1024, 2048, 4096")
     bu = min(_BU_MAX, max(8, triton.next_power_of_2(max_mul)))
-    bz = max(8, (2048 if dtype == torch.float32 else 1024) // bu)
-    return min(bz, 64), bu
+    return max(8, min(128, elems // bu)), bu
 
 
 # --- kernels ---------------------------------------------------------------------------------------------
+# Addressing: each program shifts the tensors' base pointers to its first sample (int64, once), then all
+# tile offsets are int32 (a sample tile spans at most BZ rows), which halves the registers a pointer tile
+# takes; table entries are loaded as int64 and narrowed to int32.
 def _fwd_kernel(x1, x2, w, out, task, kptr, run, nz, coef, Z, D1, D2, DO, W, uw, BZ: tl.constexpr, BU: tl.constexpr):
     t = tl.program_id(0)
-    z = (tl.program_id(1) * BZ + tl.arange(0, BZ)).to(tl.int64)
-    zm = z < Z
-    os_ = tl.load(task + t * 5)
-    mul = tl.load(task + t * 5 + 1)
-    d3 = tl.load(task + t * 5 + 2)
-    u = tl.load(task + t * 5 + 3) + tl.arange(0, BU)
+    z0 = tl.program_id(1).to(tl.int64) * BZ
+    zl = tl.arange(0, BZ)
+    zm = zl < Z - z0
+    x1 += z0 * D1
+    x2 += z0 * D2
+    w += z0 * W
+    out += z0 * DO
+    os_ = tl.load(task + t * 5).to(tl.int32)
+    mul = tl.load(task + t * 5 + 1).to(tl.int32)
+    d3 = tl.load(task + t * 5 + 2).to(tl.int32)
+    u = tl.load(task + t * 5 + 3).to(tl.int32) + tl.arange(0, BU)
     kp = tl.load(task + t * 5 + 4)
     m = zm[:, None] & (u < mul)[None, :]
-    x1row = x1 + z[:, None] * D1
-    x2row = x2 + z * D2
-    wrow = w + z[:, None] * W
-    orow = out + z[:, None] * DO + os_ + u[None, :] * d3
+    r1 = zl[:, None] * D1
+    r2 = zl * D2
+    rw = zl[:, None] * W
+    ro = zl[:, None] * DO + os_ + u[None, :] * d3
     for k in range(0, d3):
         acc = tl.zeros([BZ, BU], dtype=out.dtype.element_ty)
         for r in range(tl.load(kptr + kp + k), tl.load(kptr + kp + k + 1)):
-            xs = tl.load(run + r * 6)
-            d1 = tl.load(run + r * 6 + 1)
-            wb = tl.load(run + r * 6 + 2)
-            ws = tl.load(run + r * 6 + 3)
+            xs = tl.load(run + r * 6).to(tl.int32)
+            d1 = tl.load(run + r * 6 + 1).to(tl.int32)
+            wb = tl.load(run + r * 6 + 2).to(tl.int32)
+            ws = tl.load(run + r * 6 + 3).to(tl.int32)
             n0 = tl.load(run + r * 6 + 4)
             nn = tl.load(run + r * 6 + 5)
-            xb = x1row + xs + u[None, :] * d1
+            xo = r1 + xs + u[None, :] * d1
             part = tl.zeros([BZ, BU], dtype=out.dtype.element_ty)
             for n in range(n0, n0 + nn):
-                i = tl.load(nz + n * 2)
-                j = tl.load(nz + n * 2 + 1)
+                i = tl.load(nz + n * 2).to(tl.int32)
+                j = tl.load(nz + n * 2 + 1).to(tl.int32)
                 c = tl.load(coef + n)
-                b = tl.load(x2row + j, mask=zm, other=0.0) * c
-                part += b[:, None] * tl.load(xb + i, mask=m, other=0.0)
-            wv = tl.load(wrow + tl.maximum(wb, 0) + u[None, :] * ws, mask=m, other=0.0)
+                b = tl.load(x2 + r2 + j, mask=zm, other=0.0) * c
+                part += b[:, None] * tl.load(x1 + xo + i, mask=m, other=0.0)
+            wv = tl.load(w + rw + tl.maximum(wb, 0) + u[None, :] * ws, mask=m, other=0.0)
             acc += part * tl.where(wb >= 0, wv, uw)
-        tl.store(orow + k, acc, mask=m)
+        tl.store(out + ro + k, acc, mask=m)
 
 
 def _dx1_kernel(G, x2, w, gx1, task, iptr, run, nz, coef, Z, D1, D2, DO, W, uw, BZ: tl.constexpr, BU: tl.constexpr):
     t = tl.program_id(0)
-    z = (tl.program_id(1) * BZ + tl.arange(0, BZ)).to(tl.int64)
-    zm = z < Z
-    xs = tl.load(task + t * 5)
-    mul = tl.load(task + t * 5 + 1)
-    d1 = tl.load(task + t * 5 + 2)
-    u = tl.load(task + t * 5 + 3) + tl.arange(0, BU)
+    z0 = tl.program_id(1).to(tl.int64) * BZ
+    zl = tl.arange(0, BZ)
+    zm = zl < Z - z0
+    G += z0 * DO
+    x2 += z0 * D2
+    w += z0 * W
+    gx1 += z0 * D1
+    xs = tl.load(task + t * 5).to(tl.int32)
+    mul = tl.load(task + t * 5 + 1).to(tl.int32)
+    d1 = tl.load(task + t * 5 + 2).to(tl.int32)
+    u = tl.load(task + t * 5 + 3).to(tl.int32) + tl.arange(0, BU)
     ip = tl.load(task + t * 5 + 4)
     m = zm[:, None] & (u < mul)[None, :]
-    grow = G + z[:, None] * DO
-    x2row = x2 + z * D2
-    wrow = w + z[:, None] * W
-    xrow = gx1 + z[:, None] * D1 + xs + u[None, :] * d1
+    rg = zl[:, None] * DO
+    r2 = zl * D2
+    rw = zl[:, None] * W
+    rx = zl[:, None] * D1 + xs + u[None, :] * d1
     for i in range(0, d1):
         acc = tl.zeros([BZ, BU], dtype=gx1.dtype.element_ty)
         for r in range(tl.load(iptr + ip + i), tl.load(iptr + ip + i + 1)):
-            os_ = tl.load(run + r * 6)
-            d3 = tl.load(run + r * 6 + 1)
-            wb = tl.load(run + r * 6 + 2)
-            ws = tl.load(run + r * 6 + 3)
+            os_ = tl.load(run + r * 6).to(tl.int32)
+            d3 = tl.load(run + r * 6 + 1).to(tl.int32)
+            wb = tl.load(run + r * 6 + 2).to(tl.int32)
+            ws = tl.load(run + r * 6 + 3).to(tl.int32)
             n0 = tl.load(run + r * 6 + 4)
             nn = tl.load(run + r * 6 + 5)
-            gb = grow + os_ + u[None, :] * d3
+            go = rg + os_ + u[None, :] * d3
             part = tl.zeros([BZ, BU], dtype=gx1.dtype.element_ty)
             for n in range(n0, n0 + nn):
-                j = tl.load(nz + n * 2)
-                k = tl.load(nz + n * 2 + 1)
+                j = tl.load(nz + n * 2).to(tl.int32)
+                k = tl.load(nz + n * 2 + 1).to(tl.int32)
                 c = tl.load(coef + n)
-                b = tl.load(x2row + j, mask=zm, other=0.0) * c
-                part += b[:, None] * tl.load(gb + k, mask=m, other=0.0)
-            wv = tl.load(wrow + tl.maximum(wb, 0) + u[None, :] * ws, mask=m, other=0.0)
+                b = tl.load(x2 + r2 + j, mask=zm, other=0.0) * c
+                part += b[:, None] * tl.load(G + go + k, mask=m, other=0.0)
+            wv = tl.load(w + rw + tl.maximum(wb, 0) + u[None, :] * ws, mask=m, other=0.0)
             acc += part * tl.where(wb >= 0, wv, uw)
-        tl.store(xrow + i, acc, mask=m)
+        tl.store(gx1 + rx + i, acc, mask=m)
 
 
 def _dw_kernel(G, x1, x2, gw, task, nz, coef, Z, D1, D2, DO, W, BZ: tl.constexpr, BU: tl.constexpr):
     t = tl.program_id(0)
-    z = (tl.program_id(1) * BZ + tl.arange(0, BZ)).to(tl.int64)
-    zm = z < Z
-    xs = tl.load(task + t * 10)
-    d1 = tl.load(task + t * 10 + 1)
-    os_ = tl.load(task + t * 10 + 2)
-    d3 = tl.load(task + t * 10 + 3)
-    wb = tl.load(task + t * 10 + 4)
-    ws = tl.load(task + t * 10 + 5)
-    mul = tl.load(task + t * 10 + 6)
-    u = tl.load(task + t * 10 + 7) + tl.arange(0, BU)
+    z0 = tl.program_id(1).to(tl.int64) * BZ
+    zl = tl.arange(0, BZ)
+    zm = zl < Z - z0
+    G += z0 * DO
+    x1 += z0 * D1
+    x2 += z0 * D2
+    gw += z0 * W
+    xs = tl.load(task + t * 10).to(tl.int32)
+    d1 = tl.load(task + t * 10 + 1).to(tl.int32)
+    os_ = tl.load(task + t * 10 + 2).to(tl.int32)
+    d3 = tl.load(task + t * 10 + 3).to(tl.int32)
+    wb = tl.load(task + t * 10 + 4).to(tl.int32)
+    ws = tl.load(task + t * 10 + 5).to(tl.int32)
+    mul = tl.load(task + t * 10 + 6).to(tl.int32)
+    u = tl.load(task + t * 10 + 7).to(tl.int32) + tl.arange(0, BU)
     n0 = tl.load(task + t * 10 + 8)
     nn = tl.load(task + t * 10 + 9)
     m = zm[:, None] & (u < mul)[None, :]
-    xb = x1 + z[:, None] * D1 + xs + u[None, :] * d1
-    gb = G + z[:, None] * DO + os_ + u[None, :] * d3
-    x2row = x2 + z * D2
+    xo = zl[:, None] * D1 + xs + u[None, :] * d1
+    go = zl[:, None] * DO + os_ + u[None, :] * d3
+    r2 = zl * D2
     acc = tl.zeros([BZ, BU], dtype=gw.dtype.element_ty)
     for n in range(n0, n0 + nn):
-        i = tl.load(nz + n * 3)
-        j = tl.load(nz + n * 3 + 1)
-        k = tl.load(nz + n * 3 + 2)
+        i = tl.load(nz + n * 3).to(tl.int32)
+        j = tl.load(nz + n * 3 + 1).to(tl.int32)
+        k = tl.load(nz + n * 3 + 2).to(tl.int32)
         c = tl.load(coef + n)
-        b = tl.load(x2row + j, mask=zm, other=0.0) * c
-        acc += b[:, None] * tl.load(xb + i, mask=m, other=0.0) * tl.load(gb + k, mask=m, other=0.0)
-    tl.store(gw + z[:, None] * W + wb + u[None, :] * ws, acc, mask=m)
+        b = tl.load(x2 + r2 + j, mask=zm, other=0.0) * c
+        acc += b[:, None] * tl.load(x1 + xo + i, mask=m, other=0.0) * tl.load(G + go + k, mask=m, other=0.0)
+    tl.store(gw + zl[:, None] * W + wb + u[None, :] * ws, acc, mask=m)
 
 
 def _dx2_kernel(G, x1, w, gx2, jptr, run, nz, coef, Z, D1, D2, DO, W, uw, BZ: tl.constexpr, BU: tl.constexpr):
-    z = (tl.program_id(0) * BZ + tl.arange(0, BZ)).to(tl.int64)
-    zm = z < Z
-    x1row = x1 + z[:, None] * D1
-    grow = G + z[:, None] * DO
-    wrow = w + z[:, None] * W
+    z0 = tl.program_id(0).to(tl.int64) * BZ
+    zl = tl.arange(0, BZ)
+    zm = zl < Z - z0
+    G += z0 * DO
+    x1 += z0 * D1
+    w += z0 * W
+    gx2 += z0 * D2
+    r1 = zl[:, None] * D1
+    rg = zl[:, None] * DO
+    rw = zl[:, None] * W
     for j in range(0, D2):
         acc = tl.zeros([BZ], dtype=gx2.dtype.element_ty)
         for r in range(tl.load(jptr + j), tl.load(jptr + j + 1)):
-            xs = tl.load(run + r * 9)
-            d1 = tl.load(run + r * 9 + 1)
-            os_ = tl.load(run + r * 9 + 2)
-            d3 = tl.load(run + r * 9 + 3)
-            mul = tl.load(run + r * 9 + 4)
-            wb = tl.load(run + r * 9 + 5)
-            ws = tl.load(run + r * 9 + 6)
+            xs = tl.load(run + r * 9).to(tl.int32)
+            d1 = tl.load(run + r * 9 + 1).to(tl.int32)
+            os_ = tl.load(run + r * 9 + 2).to(tl.int32)
+            d3 = tl.load(run + r * 9 + 3).to(tl.int32)
+            mul = tl.load(run + r * 9 + 4).to(tl.int32)
+            wb = tl.load(run + r * 9 + 5).to(tl.int32)
+            ws = tl.load(run + r * 9 + 6).to(tl.int32)
             n0 = tl.load(run + r * 9 + 7)
             nn = tl.load(run + r * 9 + 8)
             for u0 in range(0, mul, BU):
                 u = u0 + tl.arange(0, BU)
                 m = zm[:, None] & (u < mul)[None, :]
-                xb = x1row + xs + u[None, :] * d1
-                gb = grow + os_ + u[None, :] * d3
+                xo = r1 + xs + u[None, :] * d1
+                go = rg + os_ + u[None, :] * d3
                 part = tl.zeros([BZ, BU], dtype=gx2.dtype.element_ty)
                 for n in range(n0, n0 + nn):
-                    i = tl.load(nz + n * 2)
-                    k = tl.load(nz + n * 2 + 1)
+                    i = tl.load(nz + n * 2).to(tl.int32)
+                    k = tl.load(nz + n * 2 + 1).to(tl.int32)
                     c = tl.load(coef + n)
-                    part += c * tl.load(xb + i, mask=m, other=0.0) * tl.load(gb + k, mask=m, other=0.0)
-                wv = tl.load(wrow + tl.maximum(wb, 0) + u[None, :] * ws, mask=m, other=0.0)
+                    part += c * tl.load(x1 + xo + i, mask=m, other=0.0) * tl.load(G + go + k, mask=m, other=0.0)
+                wv = tl.load(w + rw + tl.maximum(wb, 0) + u[None, :] * ws, mask=m, other=0.0)
                 acc += tl.sum(part * tl.where(wb >= 0, wv, uw), axis=1)
-        tl.store(gx2 + z * D2 + j, acc, mask=zm)
+        tl.store(gx2 + zl * D2 + j, acc, mask=zm)
 
 
 @functools.cache
