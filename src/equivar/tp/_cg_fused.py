@@ -172,9 +172,12 @@ def build_plan(irreps_in1, irreps_in2, irreps_out, instructions, offsets, cg_np,
     return plan, consts
 
 
-def _chunk_size(plan: FusedPlan, Z: int) -> int:
+def _chunk_size(plan: FusedPlan, Z: int, like: torch.Tensor | None = None) -> int:
+    """Samples per chunk: work buffers of about :data:`CHUNK_BYTES` on the CPU (cache-sized), ~1 GB on a GPU
+    (few large launches)."""
     per_sample = 4 * (plan.n_o + plan.d_out + plan.n_cols)
-    return max(16, min(max(Z, 1), CHUNK_BYTES // max(per_sample, 1)))
+    budget = CHUNK_BYTES if like is None or like.device.type == "cpu" else 2**30
+    return max(16, min(max(Z, 1), budget // max(per_sample, 1)))
 
 
 def _weights_ext(plan: FusedPlan, w: torch.Tensor, z0: int, z1: int, uw: float) -> torch.Tensor:
@@ -222,7 +225,7 @@ def fused_forward_torch(plan: FusedPlan, consts: dict, x1, x2, w, uw: float = 1.
     Z = x1.shape[0]
     cbig = consts["cbig"]
     gather = consts["out_gather"]
-    step = _chunk_size(plan, Z)
+    step = _chunk_size(plan, Z, x1)
     outs = []
     for z0 in range(0, Z, step):
         z1 = min(Z, z0 + step)
@@ -277,7 +280,7 @@ def fused_backward(
     gw = None
     if need_w:
         gw = torch.zeros_like(w) if shared else torch.empty_like(w)
-    step = _chunk_size(plan, Z)
+    step = _chunk_size(plan, Z, x1)
     for z0 in range(0, Z, step):
         z1 = min(Z, z0 + step)
         c = z1 - z0

@@ -34,11 +34,13 @@ def _fit(P: torch.Tensor, U: int, K: int) -> torch.Tensor:
     return P
 
 
-def _chunk(Z: int, per_sample: int, chunk_size: int | None) -> int:
+def _chunk(Z: int, per_sample: int, chunk_size: int | None, like: torch.Tensor | None = None) -> int:
     if chunk_size:
         return max(1, int(chunk_size))
-    # ~2 MB of grid values per chunk in float32
-    return max(1, min(Z, (1 << 19) // max(1, per_sample)))
+    # CPU: ~2 MB of grid values per chunk in float32 (the chunk's grids stay in cache); GPU (``like`` not on
+    # the CPU): ~1 GB, so a batch is a few large launches rather than thousands of cache-sized ones
+    budget = (1 << 19) if like is None or like.device.type == "cpu" else (1 << 28)
+    return max(1, min(Z, budget // max(1, per_sample)))
 
 
 def _forward(A, B, SA, SB, M, n, Kc, Uo, chunk_size):
@@ -47,7 +49,7 @@ def _forward(A, B, SA, SB, M, n, Kc, Uo, chunk_size):
     Ka, Kb = SA.shape[1] // n, SB.shape[1] // n
     U = max(Ua, Ub)
     out = A.new_empty(Z, Uo, M.shape[1])
-    cs = _chunk(Z, U * max(Ka, Kb) * n, chunk_size)
+    cs = _chunk(Z, U * max(Ka, Kb) * n, chunk_size, A)
     for s in range(0, Z, cs):
         e = min(Z, s + cs)
         a = A[s:e] if A.shape[0] != 1 else A
@@ -96,7 +98,7 @@ def _fused_backward(G, A, B, SA, SB, M, n, Kc, need_a, need_b, chunk_size):
     dA = G.new_empty(Z, Ua, A.shape[2]) if need_a else None
     dB = G.new_empty(Z, Ub, B.shape[2]) if need_b else None
     Mt, SAt, SBt = M.t(), SA.t(), SB.t()
-    cs = _chunk(Z, U * max(Ka, Kb, Kc) * n, chunk_size)
+    cs = _chunk(Z, U * max(Ka, Kb, Kc) * n, chunk_size, G)
     for s in range(0, Z, cs):
         e = min(Z, s + cs)
         a = A[s:e] if A.shape[0] != 1 else A
@@ -172,7 +174,7 @@ def _sym_forward(ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, Uo, chunk_size, sav
     oe = ae.new_empty(Z, Uo, Me.shape[1])
     oo = ae.new_empty(Z, Uo, Mo.shape[1])
     saved = ae.new_empty(2, ae.shape[0], Ua, nh) if save_a else None
-    cs = _chunk(Z, max(Ua, Ub) * 2 * nh, chunk_size)
+    cs = _chunk(Z, max(Ua, Ub) * 2 * nh, chunk_size, ae)
     for s in range(0, Z, cs):
         e = min(Z, s + cs)
         if save_a and (ae.shape[0] != 1 or s == 0):
@@ -198,7 +200,7 @@ def _sym_fused_backward(ge, go, ae, ao, be, bo, SAe, SAo, SBe, SBo, Me, Mo, need
         dbe, dbo = ge.new_empty(Z, Ub, SBe.shape[0]), ge.new_empty(Z, Ub, SBo.shape[0])
     ge, go = ge.contiguous(), go.contiguous()
     Met, Mot, SAet, SAot, SBet, SBot = Me.t(), Mo.t(), SAe.t(), SAo.t(), SBe.t(), SBo.t()
-    cs = _chunk(Z, max(Ua, Ub, Uo) * 2 * nh, chunk_size)
+    cs = _chunk(Z, max(Ua, Ub, Uo) * 2 * nh, chunk_size, ge)
     for s in range(0, Z, cs):
         e = min(Z, s + cs)
         Hp, Hm = ge[s:e] @ Met, go[s:e] @ Mot
@@ -477,7 +479,7 @@ def fused_sym_product(x1, be, bo, W, P: FusedPlan, chunk_size: int | None = None
     derivatives of derivatives).
     """
     Z = x1.shape[0]
-    cs = _chunk(Z, P.U * 2 * P.Me.shape[0], chunk_size)
+    cs = _chunk(Z, P.U * 2 * P.Me.shape[0], chunk_size, x1)
     if torch.compiler.is_compiling():  # the composable form: plain ops, derivatives of any order
         return _composite(x1, be, bo, W, P, cs)
     if P.native is not None:
