@@ -1,5 +1,74 @@
-"""Test utilities: equivariance checks for any callable with typed inputs/outputs."""
+"""The test kit any model uses.
 
-from ._equivariance import EquivarianceReport, Typed, assert_equivariant, default_tolerance, equivariance_error
+- Equivariance of any callable with typed inputs and outputs
+  (:func:`assert_equivariant`, :func:`equivariance_error`), over
+  :mod:`equivar.symmetry`'s typed group actions; a module declaring
+  ``irreps_in``/``irreps_out`` needs no types or inputs (e3nn's convention).
+- Interatomic potentials (``docs/contracts.md``): :func:`check_potential`
+  and the ``check_*`` functions (symmetry, forces and stress against finite
+  differences, batching, isolated atoms, smoothness at the cutoff, hparams
+  and checkpoint round trips, native kernels vs PyTorch on the training
+  gradient), and :class:`PotentialTestKit`, the same as pytest tests for a
+  model factory (after NequIP's test mixins; needs pytest).
+"""
 
-__all__ = ["EquivarianceReport", "Typed", "assert_equivariant", "default_tolerance", "equivariance_error"]
+from ._equivariance import (
+    EquivarianceReport,
+    Typed,
+    assert_equivariant,
+    default_tolerance,
+    equivariance_error,
+    random_inputs,
+)
+from ._potential import (
+    CHECKS,
+    PotentialReport,
+    check_batch_consistency,
+    check_checkpoint_roundtrip,
+    check_cutoff_smoothness,
+    check_forces_finite_differences,
+    check_hparams_roundtrip,
+    check_isolated_atoms,
+    check_native_training_gradient,
+    check_potential,
+    check_stress_finite_strain,
+    check_symmetry,
+    isolated_atom_energy,
+    potential_batch,
+    potential_structures,
+    relative_error,
+)
+
+__all__ = [
+    "CHECKS",
+    "EquivarianceReport",
+    "PotentialReport",
+    "PotentialTestKit",
+    "Typed",
+    "assert_equivariant",
+    "check_batch_consistency",
+    "check_checkpoint_roundtrip",
+    "check_cutoff_smoothness",
+    "check_forces_finite_differences",
+    "check_hparams_roundtrip",
+    "check_isolated_atoms",
+    "check_native_training_gradient",
+    "check_potential",
+    "check_stress_finite_strain",
+    "check_symmetry",
+    "default_tolerance",
+    "equivariance_error",
+    "isolated_atom_energy",
+    "potential_batch",
+    "potential_structures",
+    "random_inputs",
+    "relative_error",
+]
+
+
+def __getattr__(name):
+    if name == "PotentialTestKit":  # imports pytest: only when asked for
+        from ._potential_kit import PotentialTestKit
+
+        return PotentialTestKit
+    raise AttributeError(f"module 'equivar.testing' has no attribute {name!r}")

@@ -38,7 +38,14 @@ import torch
 from ..o3 import Irreps, rand_matrix
 from ..symmetry import GroupElement, Typed, act, act_all, blocks, norm_type
 
-__all__ = ["EquivarianceReport", "Typed", "assert_equivariant", "default_tolerance", "equivariance_error"]
+__all__ = [
+    "EquivarianceReport",
+    "Typed",
+    "assert_equivariant",
+    "default_tolerance",
+    "equivariance_error",
+    "random_inputs",
+]
 
 
 @dataclasses.dataclass

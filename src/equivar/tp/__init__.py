@@ -78,7 +78,7 @@ from ._builders import (
 from ._cg import CGBackend
 from ._expressivity import ExpressivityReport, Interaction, all_irreps, expressivity, expressivity_table
 from ._instructions import CONNECTION_MODES, Instruction, normalize_instructions
-from ._native_build import NativeKernelWarning
+from ._native_build import NativeKernelWarning, native_available, native_kernels
 from ._registry import available_backends, get_backend, register_backend
 from ._tensor_product import TensorProduct
 
@@ -102,6 +102,8 @@ __all__ = [
     "Instruction",
     "normalize_instructions",
     "NativeKernelWarning",
+    "native_available",
+    "native_kernels",
     "available_backends",
     "get_backend",
     "register_backend",

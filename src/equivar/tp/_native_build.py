@@ -20,6 +20,7 @@ The kernels never vanish silently:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -106,6 +107,44 @@ def compile_shared_library(source: str, flags: list[str], prefix: str) -> str:
     return so
 
 
+_SCOPED_OFF = 0  # depth of active `native_kernels(False)` blocks (process-wide)
+_LIBRARIES: list = []  # every NativeLibrary created (cg, s2grid)
+
+
+def native_available() -> dict:
+    """``{library prefix: None if it loads, else why not}`` for every native kernel library (loads them)."""
+    out = {}
+    for lib in _LIBRARIES:
+        out[lib.prefix] = None if lib.get() is not None else (lib.error or "switched off by native_kernels(False)")
+    return out
+
+
+@contextlib.contextmanager
+def native_kernels(enabled: bool = True):
+    """Switch the native CPU kernels off (``enabled=False``) inside a ``with`` block: ``EQUIVAR_NATIVE=0``, scoped.
+
+    Inside the block every native kernel library reports itself unavailable,
+    so tensor products *built and run* inside use their pure-PyTorch paths
+    (the ``cg`` backend decides when it is built, ``s2grid`` when it runs).
+    Used to check that both paths agree (``equivar.testing``). Process-wide,
+    not thread-local; nests. ``enabled=True`` changes nothing (it cannot
+    force kernels that ``EQUIVAR_NATIVE=0`` or a missing compiler turned off).
+
+    >>> from equivar.tp import native_kernels
+    >>> with native_kernels(False):
+    ...     pass
+    """
+    global _SCOPED_OFF
+    if enabled:
+        yield
+        return
+    _SCOPED_OFF += 1
+    try:
+        yield
+    finally:
+        _SCOPED_OFF -= 1
+
+
 def _required() -> bool:
     return os.environ.get("EQUIVAR_REQUIRE_NATIVE", "0") not in ("", "0")
 
@@ -133,6 +172,7 @@ class NativeLibrary:
         self._tried = False
         self._disabled = False
         self.error: str | None = None
+        _LIBRARIES.append(self)
 
     def _fail_if_required(self):
         if self._lib is None and self.error is not None and self._disabled is False and _required():
@@ -140,7 +180,9 @@ class NativeLibrary:
         return self._lib
 
     def get(self):
-        """The loaded ``ctypes.CDLL``, or ``None`` (:attr:`error` says why)."""
+        """The loaded ``ctypes.CDLL``, or ``None`` (:attr:`error` says why; also inside ``native_kernels(False)``)."""
+        if _SCOPED_OFF:
+            return None
         if self._tried:
             return self._fail_if_required()
         with self._lock:
