@@ -124,6 +124,27 @@ def layer_violations(root: Path, package: str, layers: list[tuple[str, ...]]) ->
     return sorted(set(problems))
 
 
+def private_imports(root: Path, package: str, shared: set[str]) -> list[str]:
+    """Imports of another top-level package's private module or name (``equivar.o3._wigner``, ``_coerce``).
+
+    A helper used across packages gets a public name in its package instead. The
+    top-level plumbing modules in ``shared`` (``_paths``, ...) are meant to be imported
+    from anywhere and are allowed.
+    """
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        own = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        for line, mod in imports_of(path, root, package):
+            parts = mod.split(".")
+            if parts[0] != package or len(parts) < 2 or parts[1] in (own, *shared):
+                continue
+            first = next((i for i, p in enumerate(parts) if i and p.startswith("_") and not p.startswith("__")), None)
+            if first is not None:
+                problems.append(f"{rel}:{line}: imports {'.'.join(parts[: first + 1])}, private to {parts[1]}")
+    return sorted(set(problems))
+
+
 def module_cycles(root: Path, package: str) -> set[frozenset[str]]:
     """Import cycles between modules (not counting imports of a package's ``__init__`` facade)."""
     mods = {}
@@ -169,6 +190,11 @@ def module_cycles(root: Path, package: str) -> set[frozenset[str]]:
 def test_no_lower_layer_imports_a_higher_one():
     problems = layer_violations(SRC, "equivar", LAYERS)
     assert not problems, "layering violated:\n" + "\n".join(problems)
+
+
+def test_no_private_names_across_packages():
+    problems = private_imports(SRC, "equivar", set(LAYERS[0]))
+    assert not problems, "give these helpers public names in their package:\n" + "\n".join(problems)
 
 
 def test_no_new_import_cycles_between_modules():
@@ -219,7 +245,7 @@ def toy(tmp_path):
     _write(root, "_util.py", "X = 1\n")
     _write(root, "low/__init__.py", "from ._a import f\n")
     _write(root, "low/_a.py", "from .._util import X\n\ndef f():\n    return X\n")
-    _write(root, "mid/__init__.py", "from ..low import f\nimport toy.low._a\n")
+    _write(root, "mid/__init__.py", "from ..low import f\nimport toy.low\n")
     _write(root, "high/__init__.py", "def g():\n    from toy.mid import f\n    return f\n")
     return root, [("_util",), ("low",), ("mid",), ("high",)]
 
@@ -246,6 +272,17 @@ def test_checker_catches_a_lower_layer_importing_a_higher_one(toy, rel, text, ex
     _write(root, rel, text)
     problems = layer_violations(root, "toy", layers)
     assert any(expected in p for p in problems), problems
+
+
+def test_checker_finds_a_private_import_across_packages(toy):
+    root, layers = toy
+    assert private_imports(root, "toy", {"_util"}) == []  # toy.low._a imports toy._util: shared plumbing
+    _write(root, "high/_h.py", "def h():\n    from ..low._a import f\n")
+    assert private_imports(root, "toy", {"_util"}) == ["high/_h.py:2: imports toy.low._a, private to low"]
+    assert private_imports(root, "toy", set()) == [
+        "high/_h.py:2: imports toy.low._a, private to low",
+        "low/_a.py:1: imports toy._util, private to _util",
+    ]
 
 
 def test_checker_finds_a_function_level_cycle(toy):

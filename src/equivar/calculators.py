@@ -99,8 +99,7 @@ class EquivarCalculator(Calculator):
             model = load_model(str(model_or_checkpoint_path), device=self.device, dtype=default_dtype)
         else:
             model = model_or_checkpoint_path
-            from .train import model_dtype
-            from .train._checkpoint import check_finite_weights
+            from .train import check_finite_weights, model_dtype
 
             check_finite_weights(model.state_dict(), "EquivarCalculator: model ")
 

@@ -126,7 +126,7 @@ def _read_batch(path: str, r_max: float, n: int, dtype, same_size: bool, element
 
 def _as_potential(model, batch):
     """Use ``model(batch, compute_forces=True)`` if it works, else the positions interface."""
-    from ..symmetry._baselines import PositionsPotential
+    from ..symmetry.audit import PositionsPotential
 
     try:
         out = model(dict(batch), compute_forces=True)
@@ -163,8 +163,7 @@ def run(args) -> int:
     import torch
 
     from ..symmetry import get_group
-    from ..symmetry._baselines import fit_flat_mlp
-    from ..symmetry.audit import potential_subject, run_audit
+    from ..symmetry.audit import fit_flat_mlp, potential_subject, run_audit
 
     groups = [get_group(g) for g in args.group]  # fail fast on a bad name
     angles = _check_arguments(args)

@@ -92,7 +92,7 @@ def _check_model_builds(cfg) -> None:
 
     Raises the builder's ``ValueError`` (``model.max_L must be ...``) for a bad model section.
     """
-    from ..train._models import build_model, complete_hparams
+    from ..train import build_model, complete_hparams
 
     placeholders = {
         "atomic_numbers": [1],

@@ -9,7 +9,7 @@ resume, DDP), :func:`predict` / :func:`error_rows` (evaluation),
 """
 
 from ..tasks import METRICS, ErrorAccumulator, WeightedLoss
-from ._checkpoint import FORMAT, load_checkpoint, load_model, model_payload, save_checkpoint
+from ._checkpoint import FORMAT, check_finite_weights, load_checkpoint, load_model, model_payload, save_checkpoint
 from ._config import Config, DataConfig, TrainingConfig, apply_overrides, config_from_dict, load_config, save_config
 from ._distributed import DistInfo, init_distributed
 from ._ema import ExponentialMovingAverage
@@ -22,6 +22,7 @@ from ._trainer import BEST_MODEL, CHECKPOINT, Trainer
 
 __all__ = [
     "FORMAT",
+    "check_finite_weights",
     "load_checkpoint",
     "load_model",
     "model_payload",
