@@ -11,7 +11,7 @@ from equivar.models import MACE, Potential, build_model, model_name, register_mo
 from equivar.models._registry import _MODELS
 from equivar.nn import scatter_sum
 from equivar.o3 import spherical_harmonics
-from equivar.testing import Typed, assert_equivariant
+from equivar.testing import PotentialTestKit
 
 R_MAX = 3.0
 TOY = "toy_potential:ToyPotential"
@@ -25,13 +25,6 @@ def _toy(dtype=torch.float64, **kw):
 
 def _molecule(seed=0, n=5):
     return random_molecule(n, [1, 6, 8], torch.Generator().manual_seed(seed))
-
-
-def _periodic_frame():
-    gen = torch.Generator().manual_seed(5)
-    cell = torch.tensor([[3.2, 0.1, 0.0], [0.3, 3.0, 0.2], [-0.1, 0.2, 3.4]], dtype=torch.float64)
-    frac = torch.rand(4, 3, generator=gen, dtype=torch.float64)
-    return frac @ cell, torch.tensor([6, 8, 1, 1]), cell, (True, True, True)
 
 
 def test_hparams_are_recorded_from_the_constructor_call():
@@ -97,52 +90,12 @@ def test_node_energy_is_E0_plus_scaled_interaction_plus_shift_per_element(dtype)
     assert out["energy"].dtype == dtype
 
 
-def test_toy_forces_and_stress_match_finite_differences():
-    model = _toy()
-    pos, Z, cell, pbc = _periodic_frame()
-    b = make_batch([(pos, Z, cell, pbc)], R_MAX)
-    out = model(b, compute_stress=True)
-    h = 1e-5
-    for i, a in [(0, 0), (1, 2), (3, 1)]:
-        e = []
-        for s in (1, -1):
-            p = pos.clone()
-            p[i, a] += s * h
-            e.append(model(make_batch([(p, Z, cell, pbc)], R_MAX), compute_forces=False)["energy"].item())
-        assert out["forces"][i, a].item() == pytest.approx(-(e[0] - e[1]) / (2 * h), rel=1e-6, abs=1e-9)
-    V = torch.linalg.det(cell).abs()
-    dE = torch.zeros(3, 3, dtype=torch.float64)
-    for a in range(3):
-        for c in range(a, 3):
-            e = []
-            for s in (1, -1):
-                eps = torch.zeros(3, 3, dtype=torch.float64)
-                eps[a, c] += s * h / 2
-                eps[c, a] += s * h / 2
-                F = torch.eye(3, dtype=torch.float64) + eps
-                bb = dict(b, positions=pos @ F, cell=(cell @ F)[None], shifts=b["unit_shifts"] @ (cell @ F))
-                e.append(model(bb, compute_forces=False)["energy"].item())
-            dE[a, c] = dE[c, a] = (e[0] - e[1]) / (2 * h)
-    torch.testing.assert_close(out["stress"][0], dE / V, rtol=1e-6, atol=1e-10)
-    torch.testing.assert_close(out["virials"][0], -dE, rtol=1e-6, atol=1e-10)
-    assert out["stress"].abs().max() > 1e-3  # not trivially zero
+class TestToyKit(PotentialTestKit):
+    """The whole potential test kit on the toy (forces and stress against finite differences, symmetry with
+    parity, batching, isolated atoms, cutoff smoothness, round trips), with per-element scale and shift."""
 
-
-def test_toy_symmetries(dtype):
-    model = _toy(dtype)
-
-    def fn(pos, z, edge_index, shifts):
-        b = dict(positions=pos, atomic_numbers=z.squeeze(-1).round().long(), edge_index=edge_index, shifts=shifts)
-        out = model(b)
-        return {"energy": out["energy"].detach().unsqueeze(-1), "forces": out["forces"].detach()}
-
-    pos, Z = _molecule(2, 6)
-    b = make_batch([(pos, Z)], R_MAX, dtype)
-    args = [b["positions"], b["atomic_numbers"][:, None].to(dtype), b["edge_index"], b["shifts"]]
-    it = [Typed("positions", nodes=True), Typed("0e", nodes=True), "index", "1o"]
-    ot = {"energy": "0e", "forces": Typed("1o", nodes=True)}
-    tol = 1e-5 if dtype == torch.float32 else 1e-11
-    assert_equivariant(fn, args, it, ot, permutations=True, translations=True, tolerance=tol, n_trials=2)
+    def make_model(self, dtype):
+        return _toy(dtype, scale=[1.0, 2.0, 0.5], shift=[0.1, -0.2, 0.3])
 
 
 @pytest.mark.parametrize("make", [lambda: _toy(shift=[0.1, -0.2, 0.3]), lambda: _mace(residual_first=True)])
