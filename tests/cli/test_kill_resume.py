@@ -1,6 +1,6 @@
-"""A real process is killed and resumed: `equivar train` as a subprocess, SIGKILL mid-epoch and again while it
-writes its final outputs, SIGINT (Ctrl-C) mid-epoch; `--resume` then gives exactly (bit for bit, CPU) the
-weights, EMA, optimizer state, metrics.csv, error table and predictions of an uninterrupted run.
+"""A real process is killed and resumed: `equivar train` as a subprocess, SIGKILL mid-epoch, while it writes a
+checkpoint and while it writes its final outputs, SIGINT (Ctrl-C) mid-epoch; `--resume` then gives exactly (bit
+for bit, CPU) the weights, EMA, optimizer state, metrics.csv, error table and predictions of an uninterrupted run.
 
 The signals are real (``os.kill``); ``signal_runner.py`` only picks the moment reproducibly (the n-th training
 step, or the rename of one output file), so the test does not depend on timing.
@@ -100,6 +100,10 @@ def test_sigkill_mid_epoch_and_during_final_outputs_then_resume(setup):
     p = _train(["-c", str(setup / "c.yaml"), "-o", str(run)], "KILL@backward:8")  # step 8: mid epoch 2
     assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr)
     assert _epoch_of(run / "checkpoint.pt") == 1 and not (run / "model.pt").exists()
+    p = _train(["--resume", "-o", str(run)], "KILL@replace:checkpoint.pt")  # epoch 2's checkpoint, written not renamed
+    assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr)
+    assert "resumed from epoch 1" in p.stdout
+    assert _epoch_of(run / "checkpoint.pt") == 1  # the previous checkpoint is intact (atomic write)
     p = _train(["--resume", "-o", str(run)], "KILL@replace:errors.csv")  # while writing the final outputs
     assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr)
     assert "resumed from epoch 1" in p.stdout
