@@ -145,8 +145,15 @@ def main():
 
         return f
 
+    try:
+        import cuequivariance_ops_torch  # noqa: F401
+
+        cue_ops = True
+    except Exception as e:  # noqa: BLE001
+        cue_ops = f"unavailable: {type(e).__name__}: {str(e)[:200]}"
     res = {
         "variant": spec["variant"],
+        "cuequivariance_ops_torch": cue_ops,
         "edges": {"aspirin_batch5": int(b5["edge_index"].shape[1]), "cell": int(bc["edge_index"].shape[1])},
     }
     for name, fn in (

@@ -603,6 +603,8 @@ def tp_bench(run: Run):
                 t = time.perf_counter()
                 m = make()
                 row["build_s"] = round(time.perf_counter() - t, 2)
+                if pname == "cueq":  # the implementation it chose (it falls back to PyTorch ops without its CUDA ops)
+                    row["impl"] = type(getattr(getattr(m, "f", None), "m", None)).__name__
                 dw = m.weight_numel
                 dout = m.irreps_out.dim if hasattr(m.irreps_out, "dim") else io.dim
                 P = _Peer(pname, m, i1.dim, i2.dim, dw, dout, Z, dtype, run.device)

@@ -24,6 +24,9 @@ ls "$C"/whl/*.whl >/dev/null 2>&1 && pipi "$SITE" "$C"/whl/*.whl
 [ -f "$C/cueq.tar.xz" ] && tar -C "$SITE" -xJf "$C/cueq.tar.xz"
 ls "$C"/mace/*.whl >/dev/null 2>&1 && pipi "$MACE" "$C"/mace/*.whl
 echo "install: $(( $(date +%s) - t0 )) s"
+# cuEquivariance's libcue_ops.so finds libnvrtc & co. by name: put the image's nvidia/* wheel libraries on the path
+NV=$("$PY" -c 'import glob, os, nvidia; print(":".join(sorted({os.path.dirname(p) for r in nvidia.__path__ for p in glob.glob(os.path.join(r, "**", "lib*.so*"), recursive=True)})))' 2>/dev/null)
+export LD_LIBRARY_PATH="${NV}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv >"$OUT/nvidia-smi.txt" 2>&1
 MACE_FLAGS=()
 [ -d "$MACE/mace" ] && MACE_FLAGS=(--mace-python "$PY" --mace-path "$MACE:$SITE")
