@@ -6,6 +6,7 @@ import struct
 
 import numpy as np
 import pytest
+import torch
 
 from equivar.data import read_idx, read_mnist
 
@@ -87,3 +88,21 @@ def test_read_shared_mnist(shared_data, name):
     else:  # Fashion-MNIST: 1000 per class; first test label 9 (ankle boot)
         assert counts == [1000] * 10 and y[0] == 9
     assert x.max() == 255 and x.min() == 0
+
+
+def test_load_image_set(tmp_path):
+    from equivar.data import load_image_set
+
+    imgs = np.arange(5 * 2 * 3, dtype=np.uint8).reshape(5, 2, 3) * 8
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(imgs, 0x08)))
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(_idx_bytes(np.array([3, 1, 4, 1, 5], np.uint8), 0x08))
+    )
+    s = load_image_set(tmp_path, "test", limit=4)
+    assert len(s) == 4 and s.images.shape == (4, 1, 2, 3) and s.images.dtype == torch.float32
+    assert s.images[1, 0, 0, 1].item() == pytest.approx(7 * 8 / 255)
+    assert s.labels.tolist() == [3, 1, 4, 1]
+    b = list(s.batches(3))
+    assert [len(x["labels"]) for x in b] == [3, 1] and torch.equal(b[1]["images"][0], s.images[3])
+    with pytest.raises(ValueError, match="limit must be >= 1"):
+        load_image_set(tmp_path, "test", limit=0)

@@ -5,7 +5,8 @@ validated) -> :func:`config_to_graph` (neighbour lists through vesin, PBC) ->
 :func:`collate` (the batch dict of ``docs/contracts.md``).
 
 Images: :func:`read_idx` / :func:`read_mnist` read the IDX files of MNIST
-and Fashion-MNIST (gzipped or not).
+and Fashion-MNIST (gzipped or not); :func:`load_image_set` gives float
+tensors and batches ``{"images", "labels"}``.
 
 Also: isolated-atom reference energies (:func:`resolve_e0s`), seeded
 train/validation splits (:func:`random_split`), a dataset/loader pair with
@@ -31,6 +32,7 @@ from ._embedded import embedded_datasets, embedded_path
 from ._ethucy import TrackTable, ego_samples, ethucy_dataset, read_trajectory_file, scene_sequences, split_files
 from ._graph import LABELS, WEIGHTS, batch_to, collate, config_to_graph, graph_statistics
 from ._idx import read_idx, read_mnist
+from ._images import ImageSet, load_image_set
 from ._loader import AtomicGraphDataset, ShardSampler, make_loader
 from ._neighbors import neighbor_list
 from ._readers import KCAL_MOL_TO_EV, DataKeys, atoms_to_configuration, frame_source, read_ase, read_dataset, read_rmd17
@@ -66,6 +68,8 @@ __all__ = [
     "read_dataset",
     "read_rmd17",
     "read_idx",
+    "ImageSet",
+    "load_image_set",
     "read_mnist",
     "random_split",
     "TrajectoryDataset",
