@@ -98,6 +98,7 @@ def main(argv=None) -> int:
     p.add_argument("--all-shift-images", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default=None, help="JSON file for the results")
+    p.add_argument("--save-dir", default=None, help="write <model>.pt checkpoints ({hparams, state_dict}) here")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     root = os.path.join(ROOT, a.dataset)
@@ -113,6 +114,11 @@ def main(argv=None) -> int:
         r["train"] = train(model, train_set, a.cpu_seconds, a.batch_size, a.lr, a.seed)
         r["eval"] = evaluate(model, test_set, a.all_shift_images, a.seed)
         res["models"][name] = r
+        if a.save_dir:
+            os.makedirs(a.save_dir, exist_ok=True)
+            torch.save(
+                {"hparams": {"name": name}, "state_dict": model.state_dict()}, os.path.join(a.save_dir, f"{name}.pt")
+            )
         print(name, json.dumps(r), flush=True)
     if a.output:
         write_json_atomic(a.output, res)

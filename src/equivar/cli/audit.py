@@ -6,6 +6,12 @@ ASE-readable file. ``--model`` is an equivar checkpoint, a pickled or
 TorchScript ``nn.Module`` (potential interface, or ``positions [G, N, 3] ->
 energy [G]``), or ``mlp-demo``: an MLP on flattened coordinates trained on
 the data in a few seconds, to show where a non-equivariant network breaks.
+
+Image classifiers: ``--data`` an MNIST-layout folder (IDX files) and
+``--model`` image checkpoints or registered names, comma-separated
+(``vit_polyphase,vit``); groups default to planar ones (shifts, C4, SO2,
+SL2, affine), with every circular shift and rotation / scale / shear sweeps
+(:mod:`equivar.cli._audit_images`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="equivar checkpoint, pickled/TorchScript nn.Module, or 'mlp-demo' (MLP on flattened coordinates)",
     )
-    p.add_argument("--data", required=True, help="ASE-readable file (extxyz, ...), rMD17 .npz, or embedded:NAME")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="ASE-readable file (extxyz, ...), rMD17 .npz, embedded:NAME, or an MNIST-layout folder (image models)",
+    )
     p.add_argument("--out", default="audit", help="output directory (default ./audit)")
     p.add_argument(
         "--group",
@@ -34,7 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="groups: SO3 O3 translations permutations SO2:z C4:z D4:z T Td O Oh I Ih Ci "
         f"(default: {' '.join(DEFAULT_GROUPS)})",
     )
-    p.add_argument("--max-structures", type=int, default=8, help="structures audited (first N of the file, >= 1)")
+    p.add_argument(
+        "--max-structures", type=int, default=8, help="structures (or test images) audited (first N of the file, >= 1)"
+    )
     p.add_argument("--n-elements", type=int, default=8, help="sampled elements per continuous group (>= 1)")
     p.add_argument(
         "--n-angles",
@@ -164,7 +176,10 @@ def run(args) -> int:
 
     from ..symmetry import get_group
     from ..symmetry.audit import fit_flat_mlp, potential_subject, run_audit
+    from ._audit_images import is_image_folder, run_images
 
+    if is_image_folder(args.data):
+        return run_images(args)
     groups = [get_group(g) for g in args.group]  # fail fast on a bad name
     angles = _check_arguments(args)
     if args.threads:

@@ -1,0 +1,91 @@
+"""``equivar audit`` on image classifiers: planar groups, every circular shift, rotation / scale / shear sweeps.
+
+Used when ``--data`` is an MNIST-layout folder (IDX files). ``--model`` is one
+or more comma-separated equivar image checkpoints (``{hparams, state_dict}``)
+or registered image model names (``vit_polyphase``, ``vit``: freshly
+initialized with ``--seed``, the same weights for both). Writes
+``groups_<model>.png``, ``shifts.png`` (error of the logits for every
+circular shift, consistency in the titles), ``rotation.png`` / ``scale.png``
+/ ``shear.png`` and ``audit.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+IMAGE_GROUPS = ("planar:shifts", "planar:C4", "planar:SO2", "planar:SL2", "planar:affine(SL2)")
+
+
+def is_image_folder(path: str) -> bool:
+    """Whether ``path`` is a folder holding MNIST-layout IDX files."""
+    if not os.path.isdir(path):
+        return False
+    return any(n.startswith(("t10k-images-idx", "train-images-idx")) for n in os.listdir(path))
+
+
+def _load(spec: str, seed: int, dtype):
+    import torch
+
+    from ..models import available_models, build_model
+
+    if os.path.isfile(spec):
+        obj = torch.load(spec, map_location="cpu", weights_only=True)
+        if not isinstance(obj, dict) or "hparams" not in obj or "state_dict" not in obj:
+            raise ValueError(f"{spec}: not an image-model checkpoint (want a dict with 'hparams' and 'state_dict')")
+        m = build_model(**obj["hparams"])
+        m.load_state_dict(obj["state_dict"])
+        name = os.path.splitext(os.path.basename(spec))[0]
+    elif spec in available_models():
+        torch.manual_seed(seed)
+        m, name = build_model(spec), spec
+    else:
+        raise FileNotFoundError(f"--model {spec!r}: neither a checkpoint file nor a registered model name")
+    return name, (m.to(dtype) if dtype is not None else m).eval()
+
+
+def run_images(args) -> int:
+    import torch
+
+    from .. import data as D
+    from ..symmetry import audit, get_group
+    from ..symmetry.audit import DEFAULT_GROUPS
+    from ._mlip import prepare_output_dir, require
+
+    names = list(IMAGE_GROUPS) if list(args.group) == list(DEFAULT_GROUPS) else list(args.group)
+    groups = [get_group(g) for g in names]
+    require(args.max_structures >= 1, "--max-structures", args.max_structures, ">= 1 (images)")
+    require(args.n_elements >= 1, "--n-elements", args.n_elements, ">= 1")
+    prepare_output_dir(args.out, "--out")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    images = D.load_image_set(args.data, "test", args.max_structures)
+    t0 = time.time()
+    report = {"data": images.source, "images": len(images), "models": {}}
+    shifts, flows, files = {}, {"rotation": {}, "scale": {}, "shear": {}}, []
+    for spec in args.model.split(","):
+        name, model = _load(spec.strip(), args.seed, dtype)
+        x = images.images.to(next(model.parameters()).dtype)
+        subject = audit.Subject.batched(model, [x], ["image"], "invariant", max_rows=1024)
+        errs = audit.equivariance_errors(subject, groups, n_elements=args.n_elements, seed=args.seed)
+        files.append(audit.plot_group_bars(errs, os.path.join(args.out, f"groups_{name}.png"), title=name))
+        shifts[name] = audit.shift_sweep(subject)
+        for kind in flows:
+            flows[kind][name] = audit.flow_sweep(subject, kind)
+        report["models"][name] = {
+            "groups": {g: e.to_dict() for g, e in errs.items()},
+            "shifts": shifts[name].to_dict(),
+            "flows": {k: v[name].to_dict() for k, v in flows.items()},
+        }
+        line = ", ".join(f"{g} {e.aggregate['out']:.3g}" for g, e in errs.items())
+        print(f"{name}: consistency over all shifts {100 * shifts[name].consistency('out'):.1f}%; {line}")
+    files.append(audit.plot_shift_sweep(shifts, "out", os.path.join(args.out, "shifts.png"), title=images.source))
+    for kind, sw in flows.items():
+        files.append(audit.plot_flow_sweeps(sw, "out", os.path.join(args.out, f"{kind}.png"), title=kind))
+    report["seconds"] = time.time() - t0
+    with open(os.path.join(args.out, "audit.json"), "w") as fh:
+        json.dump(report, fh, indent=1)
+    print(f"wrote {len(files) + 1} files to {args.out}/ ({report['seconds']:.1f} s)")
+    return 0
