@@ -141,14 +141,10 @@ def isolated_atom_energy(model, z: int) -> float:
     return e + float(shift[k] if isinstance(shift, (list, tuple)) else shift)
 
 
-@dataclasses.dataclass
-class _Eval:
-    model: torch.nn.Module
-
-    def __call__(self, configs, stress=False, forces=True, batch=None):
-        b = potential_batch(self.model, configs) if batch is None else batch
-        out = self.model(b, compute_forces=forces, compute_stress=stress)
-        return {k: v.detach() for k, v in out.items()}
+def _outputs(model, configs, stress: bool = False) -> dict:
+    """The model's outputs (detached) on the batch of ``configs``, forces included."""
+    out = model(potential_batch(model, configs), compute_forces=True, compute_stress=stress)
+    return {k: v.detach() for k, v in out.items()}
 
 
 # --- the checks --------------------------------------------------------------------------------------
@@ -308,9 +304,8 @@ def check_batch_consistency(model, configs: dict | None = None, *, tolerance: fl
     tol = _tol(model, tolerance)
     cs = list((potential_structures(model) if configs is None else configs).values())[:2]
     stress = all(bool(np.any(c.pbc)) for c in cs)  # stress only where every graph has a cell
-    ev = _Eval(model)
-    joint = ev(cs, stress=stress)
-    sep = [ev([c], stress=stress) for c in cs]
+    joint = _outputs(model, cs, stress)
+    sep = [_outputs(model, [c], stress) for c in cs]
     keys = ["energy", "node_energy", "forces"] + (["stress", "virials"] if stress else [])
     err = 0.0
     for k in keys:
@@ -339,8 +334,8 @@ def check_isolated_atoms(model, *, tolerance: float | None = None) -> float:
         pair = Configuration(
             np.concatenate([[z], mol.atomic_numbers]), np.concatenate([np.zeros((1, 3)), far]), source=f"Z={z}+mol"
         )
-        out_alone = _Eval(model)([alone])
-        out_pair = _Eval(model)([pair])
+        out_alone = _outputs(model, [alone])
+        out_pair = _outputs(model, [pair])
         err = max(
             err,
             relative_error(out_alone["energy"], expected),
@@ -373,8 +368,9 @@ def check_cutoff_smoothness(model, *, delta: float = 1e-5, tolerance: float = 1e
         pos = np.stack([np.zeros(3), rb * u, -0.45 * r * u + np.array([0.0, 0.1 * r, 0.0])])
         return Configuration(np.array([za, zb, zc]), pos, source=f"cutoff r={rb}")
 
-    ev = _Eval(model)
-    near, inside, outside, far = (ev([conf(x)]) for x in (0.6 * r, r * (1 - delta), r * (1 + delta), 3.0 * r))
+    near, inside, outside, far = (
+        _outputs(model, [conf(x)]) for x in (0.6 * r, r * (1 - delta), r * (1 + delta), 3.0 * r)
+    )
     e_scale = abs(float(near["energy"].sum() - far["energy"].sum()))
     f_scale = float(near["forces"].abs().max())
     if e_scale == 0.0 or f_scale == 0.0:
@@ -391,8 +387,8 @@ def _build(hparams: dict):
     return build_model(**json.loads(json.dumps(hparams)))
 
 
-def _same_outputs(a, b, configs, tol) -> float:
-    oa, ob = _Eval(a)(configs), _Eval(b)(configs)
+def _same_outputs(a, b, configs) -> float:
+    oa, ob = _outputs(a, configs), _outputs(b, configs)
     return max(relative_error(oa[k], ob[k]) for k in ("energy", "forces"))
 
 
@@ -403,7 +399,7 @@ def check_hparams_roundtrip(model, *, tolerance: float | None = None) -> float:
     clone.load_state_dict(model.state_dict())
     if _dtype(clone) != _dtype(model):
         raise AssertionError(f"rebuilt model is {_dtype(clone)}, the original {_dtype(model)}")
-    err = _same_outputs(model, clone, list(potential_structures(model).values())[:1], tol)
+    err = _same_outputs(model, clone, list(potential_structures(model).values())[:1])
     return _require(err <= tol, "build_model(**hparams) outputs", err, tol)
 
 
@@ -418,7 +414,7 @@ def check_checkpoint_roundtrip(model, *, directory: str | None = None, tolerance
         loaded = load_model(path)
     if _dtype(loaded) != _dtype(model):
         raise AssertionError(f"loaded model is {_dtype(loaded)}, the saved one {_dtype(model)}")
-    err = _same_outputs(model, loaded, list(potential_structures(model).values())[:1], tol)
+    err = _same_outputs(model, loaded, list(potential_structures(model).values())[:1])
     return _require(err <= tol, "checkpoint round trip outputs", err, tol)
 
 
