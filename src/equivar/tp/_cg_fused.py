@@ -370,6 +370,23 @@ class FusedTPBackward(torch.autograd.Function):
         ggw = ggw.contiguous() if (nw and ggw is not None) else None
 
         nW_ = nW and w.numel() > 0
+        flags = [
+            bool(nG and (ggx1 is not None or ggx2 is not None or ggw is not None)),
+            bool(n1 and (ggx2 is not None or ggw is not None)),
+            bool(n2 and (ggw is not None or ggx1 is not None)),
+            bool(nW_ and (ggx2 is not None or ggx1 is not None)),
+        ]
+        if (
+            plan.triton is not None
+            and not torch.is_grad_enabled()
+            and _cg_triton.usable(x1, x2, w)
+            and G.dtype == x1.dtype
+            and G.device == x1.device
+        ):  # a first-order result on the GPU: one launch per output
+            oG, o1, o2, oW = _cg_triton.uvu_double_backward(
+                consts, plan.triton, G, x1, x2, w, ggx1, ggx2, ggw, flags, uw
+            )
+            return None, None, oG, o1, o2, oW, None, None, None, None
         if (
             plan.native is not None
             and not torch.is_grad_enabled()
@@ -390,12 +407,7 @@ class FusedTPBackward(torch.autograd.Function):
                 consts["n_coef_i"],
                 consts["n_zero"],
                 list(plan.native),
-                [
-                    bool(nG and (ggx1 is not None or ggx2 is not None or ggw is not None)),
-                    bool(n1 and (ggx2 is not None or ggw is not None)),
-                    bool(n2 and (ggw is not None or ggx1 is not None)),
-                    bool(nW_ and (ggx2 is not None or ggx1 is not None)),
-                ],
+                flags,
                 float(uw),
             )
             return None, None, oG, o1, o2, oW, None, None, None, None

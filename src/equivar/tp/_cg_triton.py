@@ -7,8 +7,13 @@ an x2 irrep coupled with the ``u`` channels of one x1 block),
     out[z, os + u d3 + k] += w_s[z, u] * sum_{(i, j, k) in nnz(C_s)} C_s[i, j, k] x1[z, xs + u d1 + i] x2[z, j]
 
 and ``uvu_backward`` the three gradients of ``<G, out>``. The map is
-trilinear, so the double backward of :class:`equivar.tp._cg_fused.FusedTPBackward`
-is these two kernels called with permuted arguments (derivatives of any order).
+trilinear, so derivatives of the backward are the same contractions with
+some operands replaced: ``uvu_double_backward`` (the second backward of a
+force loss) is one launch per output, each kernel summing the terms with
+the substituted operands (flags fixed at compile time) and writing its output
+once; under gradient recording (third derivatives) the autograd Functions of
+:class:`equivar.tp._cg_fused.FusedTPBackward` compose forward and backward
+calls instead (derivatives of any order).
 
 The kernels are data driven: the Clebsch-Gordan structure is read from small
 integer tables (built once per module by :func:`pack_plan`), so one compiled
@@ -266,14 +271,26 @@ def _blocks(max_mul: int, dtype: torch.dtype) -> tuple[int, int]:
 # Addressing: each program shifts the tensors' base pointers to its first sample (int64, once), then all
 # tile offsets are int32 (a sample tile spans at most BZ rows), which halves the registers a pointer tile
 # takes; table entries are loaded as int64 and narrowed to int32.
-def _fwd_kernel(x1, x2, w, out, task, kptr, run, nz, coef, Z, D1, D2, DO, W, uw, BZ: tl.constexpr, BU: tl.constexpr):
+#
+# Terms: every kernel sums up to four trilinear terms over the same coefficients, chosen by constexpr flags:
+# T0 the product itself (x1, x2, w); TA with y1 in place of x1; TB with y2 in place of x2; TC with yw in
+# place of w (the weighted paths alone: unweighted ones do not depend on w). The plain forward and backward
+# use T0; the double backward (derivatives of <gg1, dx1> + <gg2, dx2> + <ggw, dw>) is one launch per output
+# with the other flags, each output written once.
+def _fwd_kernel(
+    x1, x2, w, y1, y2, yw, out, task, kptr, run, nz, coef, Z, D1, D2, DO, W, uw,
+    BZ: tl.constexpr, BU: tl.constexpr, T0: tl.constexpr, TA: tl.constexpr, TB: tl.constexpr, TC: tl.constexpr,
+):  # fmt: skip
     t = tl.program_id(0)
     z0 = tl.program_id(1).to(tl.int64) * BZ
     zl = tl.arange(0, BZ)
     zm = zl < Z - z0
     x1 += z0 * D1
+    y1 += z0 * D1
     x2 += z0 * D2
+    y2 += z0 * D2
     w += z0 * W
+    yw += z0 * W
     out += z0 * DO
     os_ = tl.load(task + t * 5).to(tl.int32)
     mul = tl.load(task + t * 5 + 1).to(tl.int32)
@@ -295,26 +312,45 @@ def _fwd_kernel(x1, x2, w, out, task, kptr, run, nz, coef, Z, D1, D2, DO, W, uw,
             n0 = tl.load(run + r * 6 + 4)
             nn = tl.load(run + r * 6 + 5)
             xo = r1 + xs + u[None, :] * d1
-            part = tl.zeros([BZ, BU], dtype=out.dtype.element_ty)
+            pw = tl.zeros([BZ, BU], dtype=out.dtype.element_ty)  # terms weighted by w
+            py = tl.zeros([BZ, BU], dtype=out.dtype.element_ty)  # term weighted by yw
             for n in range(n0, n0 + nn):
                 i = tl.load(nz + n * 2).to(tl.int32)
                 j = tl.load(nz + n * 2 + 1).to(tl.int32)
                 c = tl.load(coef + n)
-                b = tl.load(x2 + r2 + j, mask=zm, other=0.0) * c
-                part += b[:, None] * tl.load(x1 + xo + i, mask=m, other=0.0)
-            wv = tl.load(w + rw + tl.maximum(wb, 0) + u[None, :] * ws, mask=m, other=0.0)
-            acc += part * tl.where(wb >= 0, wv, uw)
+                if T0 or TA or TC:
+                    b = tl.load(x2 + r2 + j, mask=zm, other=0.0) * c
+                if T0 or TB or TC:
+                    a = tl.load(x1 + xo + i, mask=m, other=0.0)
+                if T0:
+                    pw += b[:, None] * a
+                if TA:
+                    pw += b[:, None] * tl.load(y1 + xo + i, mask=m, other=0.0)
+                if TB:
+                    pw += (tl.load(y2 + r2 + j, mask=zm, other=0.0) * c)[:, None] * a
+                if TC:
+                    py += b[:, None] * a
+            wo = tl.maximum(wb, 0) + u[None, :] * ws
+            if T0 or TA or TB:
+                acc += pw * tl.where(wb >= 0, tl.load(w + rw + wo, mask=m, other=0.0), uw)
+            if TC:
+                acc += py * tl.where(wb >= 0, tl.load(yw + rw + wo, mask=m, other=0.0), 0.0)
         tl.store(out + ro + k, acc, mask=m)
 
 
-def _dx1_kernel(G, x2, w, gx1, task, iptr, run, nz, coef, Z, D1, D2, DO, W, uw, BZ: tl.constexpr, BU: tl.constexpr):
+def _dx1_kernel(
+    G, x2, w, y2, yw, gx1, task, iptr, run, nz, coef, Z, D1, D2, DO, W, uw,
+    BZ: tl.constexpr, BU: tl.constexpr, T0: tl.constexpr, TB: tl.constexpr, TC: tl.constexpr,
+):  # fmt: skip
     t = tl.program_id(0)
     z0 = tl.program_id(1).to(tl.int64) * BZ
     zl = tl.arange(0, BZ)
     zm = zl < Z - z0
     G += z0 * DO
     x2 += z0 * D2
+    y2 += z0 * D2
     w += z0 * W
+    yw += z0 * W
     gx1 += z0 * D1
     xs = tl.load(task + t * 5).to(tl.int32)
     mul = tl.load(task + t * 5 + 1).to(tl.int32)
@@ -336,26 +372,42 @@ def _dx1_kernel(G, x2, w, gx1, task, iptr, run, nz, coef, Z, D1, D2, DO, W, uw, 
             n0 = tl.load(run + r * 6 + 4)
             nn = tl.load(run + r * 6 + 5)
             go = rg + os_ + u[None, :] * d3
-            part = tl.zeros([BZ, BU], dtype=gx1.dtype.element_ty)
+            pw = tl.zeros([BZ, BU], dtype=gx1.dtype.element_ty)
+            py = tl.zeros([BZ, BU], dtype=gx1.dtype.element_ty)
             for n in range(n0, n0 + nn):
                 j = tl.load(nz + n * 2).to(tl.int32)
                 k = tl.load(nz + n * 2 + 1).to(tl.int32)
                 c = tl.load(coef + n)
-                b = tl.load(x2 + r2 + j, mask=zm, other=0.0) * c
-                part += b[:, None] * tl.load(G + go + k, mask=m, other=0.0)
-            wv = tl.load(w + rw + tl.maximum(wb, 0) + u[None, :] * ws, mask=m, other=0.0)
-            acc += part * tl.where(wb >= 0, wv, uw)
+                g = tl.load(G + go + k, mask=m, other=0.0)
+                if T0 or TC:
+                    b = tl.load(x2 + r2 + j, mask=zm, other=0.0) * c
+                if T0:
+                    pw += b[:, None] * g
+                if TB:
+                    pw += (tl.load(y2 + r2 + j, mask=zm, other=0.0) * c)[:, None] * g
+                if TC:
+                    py += b[:, None] * g
+            wo = tl.maximum(wb, 0) + u[None, :] * ws
+            if T0 or TB:
+                acc += pw * tl.where(wb >= 0, tl.load(w + rw + wo, mask=m, other=0.0), uw)
+            if TC:
+                acc += py * tl.where(wb >= 0, tl.load(yw + rw + wo, mask=m, other=0.0), 0.0)
         tl.store(gx1 + rx + i, acc, mask=m)
 
 
-def _dw_kernel(G, x1, x2, gw, task, nz, coef, Z, D1, D2, DO, W, BZ: tl.constexpr, BU: tl.constexpr):
+def _dw_kernel(
+    G, x1, x2, y1, y2, gw, task, nz, coef, Z, D1, D2, DO, W,
+    BZ: tl.constexpr, BU: tl.constexpr, T0: tl.constexpr, TA: tl.constexpr, TB: tl.constexpr,
+):  # fmt: skip
     t = tl.program_id(0)
     z0 = tl.program_id(1).to(tl.int64) * BZ
     zl = tl.arange(0, BZ)
     zm = zl < Z - z0
     G += z0 * DO
     x1 += z0 * D1
+    y1 += z0 * D1
     x2 += z0 * D2
+    y2 += z0 * D2
     gw += z0 * W
     xs = tl.load(task + t * 10).to(tl.int32)
     d1 = tl.load(task + t * 10 + 1).to(tl.int32)
@@ -377,18 +429,32 @@ def _dw_kernel(G, x1, x2, gw, task, nz, coef, Z, D1, D2, DO, W, BZ: tl.constexpr
         j = tl.load(nz + n * 3 + 1).to(tl.int32)
         k = tl.load(nz + n * 3 + 2).to(tl.int32)
         c = tl.load(coef + n)
-        b = tl.load(x2 + r2 + j, mask=zm, other=0.0) * c
-        acc += b[:, None] * tl.load(x1 + xo + i, mask=m, other=0.0) * tl.load(G + go + k, mask=m, other=0.0)
+        g = tl.load(G + go + k, mask=m, other=0.0)
+        if T0 or TA:
+            b = tl.load(x2 + r2 + j, mask=zm, other=0.0) * c
+        if T0 or TB:
+            a = tl.load(x1 + xo + i, mask=m, other=0.0)
+        if T0:
+            acc += b[:, None] * a * g
+        if TA:
+            acc += b[:, None] * tl.load(y1 + xo + i, mask=m, other=0.0) * g
+        if TB:
+            acc += (tl.load(y2 + r2 + j, mask=zm, other=0.0) * c)[:, None] * a * g
     tl.store(gw + zl[:, None] * W + wb + u[None, :] * ws, acc, mask=m)
 
 
-def _dx2_kernel(G, x1, w, gx2, jptr, run, nz, coef, Z, D1, D2, DO, W, uw, BZ: tl.constexpr, BU: tl.constexpr):
+def _dx2_kernel(
+    G, x1, w, y1, yw, gx2, jptr, run, nz, coef, Z, D1, D2, DO, W, uw,
+    BZ: tl.constexpr, BU: tl.constexpr, T0: tl.constexpr, TA: tl.constexpr, TC: tl.constexpr,
+):  # fmt: skip
     z0 = tl.program_id(0).to(tl.int64) * BZ
     zl = tl.arange(0, BZ)
     zm = zl < Z - z0
     G += z0 * DO
     x1 += z0 * D1
+    y1 += z0 * D1
     w += z0 * W
+    yw += z0 * W
     gx2 += z0 * D2
     r1 = zl[:, None] * D1
     rg = zl[:, None] * DO
@@ -410,14 +476,25 @@ def _dx2_kernel(G, x1, w, gx2, jptr, run, nz, coef, Z, D1, D2, DO, W, uw, BZ: tl
                 m = zm[:, None] & (u < mul)[None, :]
                 xo = r1 + xs + u[None, :] * d1
                 go = rg + os_ + u[None, :] * d3
-                part = tl.zeros([BZ, BU], dtype=gx2.dtype.element_ty)
+                pw = tl.zeros([BZ, BU], dtype=gx2.dtype.element_ty)
+                py = tl.zeros([BZ, BU], dtype=gx2.dtype.element_ty)
                 for n in range(n0, n0 + nn):
                     i = tl.load(nz + n * 2).to(tl.int32)
                     k = tl.load(nz + n * 2 + 1).to(tl.int32)
-                    c = tl.load(coef + n)
-                    part += c * tl.load(x1 + xo + i, mask=m, other=0.0) * tl.load(G + go + k, mask=m, other=0.0)
-                wv = tl.load(w + rw + tl.maximum(wb, 0) + u[None, :] * ws, mask=m, other=0.0)
-                acc += tl.sum(part * tl.where(wb >= 0, wv, uw), axis=1)
+                    cg = tl.load(coef + n) * tl.load(G + go + k, mask=m, other=0.0)
+                    if T0 or TC:
+                        a = tl.load(x1 + xo + i, mask=m, other=0.0)
+                    if T0:
+                        pw += cg * a
+                    if TA:
+                        pw += cg * tl.load(y1 + xo + i, mask=m, other=0.0)
+                    if TC:
+                        py += cg * a
+                wo = tl.maximum(wb, 0) + u[None, :] * ws
+                if T0 or TA:
+                    acc += tl.sum(pw * tl.where(wb >= 0, tl.load(w + rw + wo, mask=m, other=0.0), uw), axis=1)
+                if TC:
+                    acc += tl.sum(py * tl.where(wb >= 0, tl.load(yw + rw + wo, mask=m, other=0.0), 0.0), axis=1)
         tl.store(gx2 + zl * D2 + j, acc, mask=zm)
 
 
@@ -433,63 +510,123 @@ def _launch_ok(tab: torch.Tensor) -> bool:
 
 
 # --- entry points ----------------------------------------------------------------------------------------
-def uvu_forward(consts: dict, sizes: tuple, x1, x2, w, uw: float) -> torch.Tensor:
-    """``out [Z, Dout]`` of the channelwise sub-paths; ``w``: ``[Z, W]`` or ``[0]``/``[Z, 0]`` (none)."""
+def _fwd(consts, sizes, x1, x2, w, uw, y1=None, y2=None, yw=None, t0=True):
+    """Sum of the forward terms (see the kernels' comment); ``None`` operands switch their term off."""
     D1, D2, DO, W, max_mul, _, out_cov, _ = sizes
     Z = x1.shape[0]
-    x1, x2, w = x1.contiguous(), x2.contiguous(), w.contiguous()
     out = (x1.new_empty if out_cov else x1.new_zeros)(Z, DO)
     task = consts["t_ftask"]
     if Z == 0 or not _launch_ok(task):
         return out
-    if w.shape[-1] == 0:
-        w, W = x1, 0
+    no_w = w.shape[-1] == 0
+    if no_w:
+        w, yw, W = x1, None, 0
+    TA, TB, TC = y1 is not None, y2 is not None, yw is not None
     BZ, BU = _blocks(max_mul, x1.dtype)
-    k = _kernels()["fwd"]
     c = consts["t_fcoef"].to(x1.dtype)
-    grid = (task.shape[0], triton.cdiv(Z, BZ))
-    k[grid](
-        x1, x2, w, out, task, consts["t_fkptr"], consts["t_frun"], consts["t_fnz"], c,
-        Z, D1, D2, DO, W, float(uw), BZ=BZ, BU=BU,
+    _kernels()["fwd"][(task.shape[0], triton.cdiv(Z, BZ))](
+        x1, x2, w, y1 if TA else x1, y2 if TB else x2, yw if TC else w, out,
+        task, consts["t_fkptr"], consts["t_frun"], consts["t_fnz"], c,
+        Z, D1, D2, DO, W, float(uw), BZ=BZ, BU=BU, T0=t0, TA=TA, TB=TB, TC=TC,
     )  # fmt: skip
     return out
+
+
+def _dx1(consts, sizes, G, x2, w, uw, y2=None, yw=None, t0=True, like=None):
+    D1, D2, DO, W, max_mul, x1_cov, _, _ = sizes
+    Z = G.shape[0]
+    gx1 = (G.new_empty if x1_cov else G.new_zeros)(like.shape)
+    task = consts["t_xtask"]
+    if Z == 0 or not _launch_ok(task):
+        return gx1
+    if w.shape[-1] == 0:
+        w, yw, W = G, None, 0
+    TB, TC = y2 is not None, yw is not None
+    BZ, BU = _blocks(max_mul, G.dtype)
+    c = consts["t_xcoef"].to(G.dtype)
+    _kernels()["dx1"][(task.shape[0], triton.cdiv(Z, BZ))](
+        G, x2, w, y2 if TB else x2, yw if TC else w, gx1,
+        task, consts["t_xiptr"], consts["t_xrun"], consts["t_xnz"], c,
+        Z, D1, D2, DO, W, float(uw), BZ=BZ, BU=BU, T0=t0, TB=TB, TC=TC,
+    )  # fmt: skip
+    return gx1
+
+
+def _dx2(consts, sizes, G, x1, w, uw, y1=None, yw=None, t0=True, like=None):
+    D1, D2, DO, W, max_mul, _, _, _ = sizes
+    Z = G.shape[0]
+    gx2 = G.new_empty(like.shape)
+    if Z == 0:
+        return gx2
+    if w.shape[-1] == 0:
+        w, yw, W = G, None, 0
+    TA, TC = y1 is not None, yw is not None
+    BZ, BU = _blocks(max_mul, G.dtype)
+    c = consts["t_jcoef"].to(G.dtype)
+    _kernels()["dx2"][(triton.cdiv(Z, BZ),)](
+        G, x1, w, y1 if TA else x1, yw if TC else w, gx2,
+        consts["t_jptr"], consts["t_jrun"], consts["t_jnz"], c,
+        Z, D1, D2, DO, W, float(uw), BZ=BZ, BU=BU, T0=t0, TA=TA, TC=TC,
+    )  # fmt: skip
+    return gx2
+
+
+def _dw(consts, sizes, G, x1, x2, y1=None, y2=None, t0=True, like=None):
+    D1, D2, DO, W, max_mul, _, _, w_cov = sizes
+    Z = G.shape[0]
+    gw = (G.new_empty if w_cov else G.new_zeros)(like.shape)
+    task = consts["t_wtask"]
+    if Z == 0 or like.shape[-1] == 0 or not _launch_ok(task):
+        return gw
+    TA, TB = y1 is not None, y2 is not None
+    BZ, BU = _blocks(max_mul, G.dtype)
+    c = consts["t_wcoef"].to(G.dtype)
+    _kernels()["dw"][(task.shape[0], triton.cdiv(Z, BZ))](
+        G, x1, x2, y1 if TA else x1, y2 if TB else x2, gw, task, consts["t_wnz"], c,
+        Z, D1, D2, DO, W, BZ=BZ, BU=BU, T0=t0, TA=TA, TB=TB,
+    )  # fmt: skip
+    return gw
+
+
+def uvu_forward(consts: dict, sizes: tuple, x1, x2, w, uw: float) -> torch.Tensor:
+    """``out [Z, Dout]`` of the channelwise sub-paths; ``w``: ``[Z, W]`` or ``[0]``/``[Z, 0]`` (none)."""
+    return _fwd(consts, sizes, x1.contiguous(), x2.contiguous(), w.contiguous(), uw)
 
 
 def uvu_backward(consts: dict, sizes: tuple, G, x1, x2, w, need_x1: bool, need_x2: bool, need_w: bool, uw: float):
     """Gradients ``(dx1, dx2, dw)`` of ``<G, out>`` (``None`` where not needed); ``dw`` only for the
     weighted sub-paths (the unweighted ones do not depend on ``w``)."""
-    D1, D2, DO, W, max_mul, x1_cov, _, w_cov = sizes
-    Z = x1.shape[0]
     G, x1, x2, w = G.contiguous(), x1.contiguous(), x2.contiguous(), w.contiguous()
-    no_w = w.shape[-1] == 0
-    wp, Wp = (x1, 0) if no_w else (w, W)
-    BZ, BU = _blocks(max_mul, x1.dtype)
-    K = _kernels()
-    nzb = triton.cdiv(Z, BZ) if Z > 0 else 0
-    gx1 = gx2 = gw = None
-    if need_x1:
-        gx1 = (x1.new_empty if x1_cov else x1.new_zeros)(x1.shape)
-        task = consts["t_xtask"]
-        if nzb and _launch_ok(task):
-            c = consts["t_xcoef"].to(x1.dtype)
-            K["dx1"][(task.shape[0], nzb)](
-                G, x2, wp, gx1, task, consts["t_xiptr"], consts["t_xrun"], consts["t_xnz"], c,
-                Z, D1, D2, DO, Wp, float(uw), BZ=BZ, BU=BU,
-            )  # fmt: skip
-    if need_x2:
-        gx2 = x2.new_empty(x2.shape)
-        if nzb:
-            c = consts["t_jcoef"].to(x1.dtype)
-            K["dx2"][(nzb,)](
-                G, x1, wp, gx2, consts["t_jptr"], consts["t_jrun"], consts["t_jnz"], c,
-                Z, D1, D2, DO, Wp, float(uw), BZ=BZ, BU=BU,
-            )  # fmt: skip
-    if need_w:
-        gw = (w.new_empty if w_cov else w.new_zeros)(w.shape)
-        task = consts["t_wtask"]
-        if nzb and not no_w and _launch_ok(task):
-            c = consts["t_wcoef"].to(x1.dtype)
-            K["dw"][(task.shape[0], nzb)](
-                G, x1, x2, gw, task, consts["t_wnz"], c, Z, D1, D2, DO, W, BZ=BZ, BU=BU
-            )  # fmt: skip
+    gx1 = _dx1(consts, sizes, G, x2, w, uw, like=x1) if need_x1 else None
+    gx2 = _dx2(consts, sizes, G, x1, w, uw, like=x2) if need_x2 else None
+    gw = _dw(consts, sizes, G, x1, x2, like=w) if need_w else None
     return gx1, gx2, gw
+
+
+def uvu_double_backward(consts: dict, sizes: tuple, G, x1, x2, w, gg1, gg2, ggw, need, uw: float):
+    """Derivatives of ``<gg1, dx1> + <gg2, dx2> + <ggw, dw>`` (the backward's outputs against directions
+    ``gg*``, ``None`` = zero) with respect to ``(G, x1, x2, w)``: one launch per output that ``need``
+    asks for (others ``None``), the same contract as :func:`equivar.tp._cg_native.uvu_double_backward`.
+    Not differentiable (called with gradient recording off; the composed form in
+    :class:`equivar.tp._cg_fused.FusedTPBackward` is the differentiable one)::
+
+        dG  = TP(gg1, x2, w) + TP(x1, gg2, w) + TP_weighted(x1, x2, ggw)
+        dx1 = dx1[G](x2 -> gg2) + dx1_weighted[G](w -> ggw)
+        dx2 = dx2[G](x1 -> gg1) + dx2_weighted[G](w -> ggw)
+        dw  = dw[G](x2 -> gg2) + dw[G](x1 -> gg1)
+    """
+    nG, n1, n2, nW = need
+    G, x1, x2, w = G.contiguous(), x1.contiguous(), x2.contiguous(), w.contiguous()
+    gg1, gg2, ggw = (None if t is None else t.contiguous() for t in (gg1, gg2, ggw))
+    if w.shape[-1] == 0:
+        ggw = None
+    oG = o1 = o2 = oW = None
+    if nG:
+        oG = _fwd(consts, sizes, x1, x2, w, uw, y1=gg1, y2=gg2, yw=ggw, t0=False)
+    if n1:
+        o1 = _dx1(consts, sizes, G, x2, w, uw, y2=gg2, yw=ggw, t0=False, like=x1)
+    if n2:
+        o2 = _dx2(consts, sizes, G, x1, w, uw, y1=gg1, yw=ggw, t0=False, like=x2)
+    if nW:
+        oW = _dw(consts, sizes, G, x1, x2, y1=gg1, y2=gg2, t0=False, like=w)
+    return oG, o1, o2, oW
