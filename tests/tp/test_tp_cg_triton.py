@@ -86,7 +86,7 @@ def test_triton_kernels_match_torch_kernels(case, dtype):
             torch.testing.assert_close(alone[which][which], grads[which], **tol)
 
 
-@pytest.mark.parametrize("dirs", ["all", "x1", "x2", "w", "x2w"])
+@pytest.mark.parametrize("dirs", ["all", "x1", "w"])
 def test_triton_double_backward_kernels_match_composed(dirs, dtype):
     """The fused double backward (one launch per output) equals the composed forward/backward calls."""
     m, b, x1, x2, w, G = _setup("mixed", dtype, Z=13, seed=4)
