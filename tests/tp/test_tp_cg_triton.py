@@ -6,6 +6,8 @@ import dataclasses
 
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from test_tp_cg_kernels import CASES, _consts
 
 from equivar import tp as T
@@ -214,3 +216,62 @@ def test_triton_p_config_l2_matches_e3nn_layout(dtype):
     with _cg_triton.interpret_on_cpu():
         out = m(x1, x2, w)
     assert _rel(out, ref) < (1e-6 if dtype == torch.float32 else 1e-13)
+
+
+@st.composite
+def _channelwise(draw):
+    """A random channelwise product: in1 / in2 irreps up to l=2 (both parities), a random nonempty subset of
+    the allowed paths, each weighted or not, outputs sometimes shared by two paths."""
+    from equivar.o3 import Irreps
+
+    irs = [(l, p) for l in range(3) for p in (1, -1)]
+    n1 = draw(st.integers(1, 3))
+    in1 = [(draw(st.integers(1, 5)), draw(st.sampled_from(irs))) for _ in range(n1)]
+    in2 = [(draw(st.integers(1, 2)), draw(st.sampled_from(irs))) for _ in range(draw(st.integers(1, 2)))]
+    out, ins = [], []
+    for a, (m1, (l1, p1)) in enumerate(in1):
+        for b, (_, (l2, p2)) in enumerate(in2):
+            for l3 in range(abs(l1 - l2), min(l1 + l2, 2) + 1):
+                if not draw(st.booleans()):
+                    continue
+                key = (m1, l3, p1 * p2)
+                c = next((i for i, o in enumerate(out) if o == key), None) if draw(st.booleans()) else None
+                if c is None:
+                    out.append(key)
+                    c = len(out) - 1
+                ins.append((a, b, c, "uvu", draw(st.booleans())))
+    assume(ins)
+    fmt = lambda lst: Irreps([(m, (l, p)) for m, (l, p) in lst])  # noqa: E731
+    return fmt(in1), fmt(in2), Irreps([(m, (l, p)) for m, l, p in out]), ins, draw(st.integers(1, 40))
+
+
+@settings(max_examples=6, deadline=None)
+@given(_channelwise(), st.sampled_from([torch.float32, torch.float64]))
+def test_triton_kernels_property_random_configurations(case, dtype):
+    """For any channelwise configuration, the Triton forward, gradients and double backward equal the
+    PyTorch kernels."""
+    i1, i2, io, ins, Z = case
+    m = T.TensorProduct(i1, i2, io, ins, shared_weights=False, internal_weights=False).to(dtype)
+    b = m.backend
+    g = torch.Generator().manual_seed(Z)
+    x1 = torch.randn(Z, m.irreps_in1.dim, generator=g, dtype=dtype)
+    x2 = torch.randn(Z, m.irreps_in2.dim, generator=g, dtype=dtype)
+    w = torch.randn(Z, m.weight_numel, generator=g, dtype=dtype)
+    G = torch.randn(Z, m.irreps_out.dim, generator=g, dtype=dtype)
+    gg = [torch.randn(t.shape, generator=g, dtype=dtype) for t in (x1, x2, w)]
+    consts = _consts(b, dtype)
+    ref_plan = dataclasses.replace(b._plan, native=None, triton=None)
+    want = [_cg_fused.fused_forward(ref_plan, consts, x1, x2, w)]
+    want += list(_cg_fused.fused_backward(ref_plan, consts, G, x1, x2, w, True, True, True))
+    want += list(
+        _cg_fused.FusedTPBackward.backward(_Ctx((ref_plan, consts, G, x1, x2, w, 1.0, True, True, True)), *gg)[2:6]
+    )
+    with _cg_triton.interpret_on_cpu():
+        got = [_cg_fused.fused_forward(b._plan, consts, x1, x2, w)]
+        got += list(_cg_fused.fused_backward(b._plan, consts, G, x1, x2, w, True, True, True))
+        need = [t is not None for t in want[4:]]
+        got += list(_cg_triton.uvu_double_backward(consts, b._plan.triton, G, x1, x2, w, *gg, need, 1.0))
+    for a, r in zip(got, want):
+        assert (a is None) == (r is None)
+        if r is not None:
+            torch.testing.assert_close(a, r, **_tol(dtype))
