@@ -9,7 +9,7 @@
 #   .devcarry/mace/*.whl  mace-torch 0.3.16 with e3nn 0.4.4 and its other needs (its own path: the
 #                         equivar side benchmarks against the image's e3nn)
 #   .devcarry/aspirin.npz the first frames of rMD17 aspirin (train split 01)
-# Writes OUT/gpu.json, OUT/gpu.md, OUT/gpu.log, OUT/nvidia-smi.txt.
+# Writes OUT/gpu.json, OUT/gpu.md, OUT/gpu.log, OUT/nvidia-smi.txt, OUT/sanitizer.txt.
 set -u
 OUT=${1:?usage: gpu.sh OUT [flags]}
 shift
@@ -33,3 +33,10 @@ MACE_FLAGS=()
 DATA=()
 [ -f "$C/aspirin.npz" ] && DATA=(--data "$C/aspirin.npz")
 PYTHONPATH="$PWD/src:$SITE" PYTHONUNBUFFERED=1 "$PY" -u benchmarks/gpu.py "$OUT" "${MACE_FLAGS[@]}" "${DATA[@]}" "$@" 2>&1 | tee "$OUT/gpu.log"
+# out-of-bounds accesses and races in the Triton kernels (first runs on a GPU): compute-sanitizer on a small
+# workload, bounded; skipped with GPU_SANITIZE=0 or where the tool is missing
+if [ "${GPU_SANITIZE:-1}" != 0 ] && command -v compute-sanitizer >/dev/null; then
+  PYTHONPATH="$PWD/src:$SITE" timeout "${GPU_SANITIZE_S:-90}" compute-sanitizer --tool memcheck --target-processes all \
+    "$PY" benchmarks/_gpu_sanitize.py >"$OUT/sanitizer.txt" 2>&1
+  echo "compute-sanitizer: exit $? (OUT/sanitizer.txt)"; tail -5 "$OUT/sanitizer.txt"
+fi
