@@ -1,6 +1,7 @@
 """The potential plumbing (equivar.models.Potential) and the model registry, on a toy potential and on MACE."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -202,3 +203,59 @@ def test_mace_on_the_base_equals_the_frozen_pre_refactor_forward(variant, dtype)
     out = model(b)
     energy, forces = _frozen_mace_forward(model, b)
     assert torch.equal(out["energy"], energy) and torch.equal(out["forces"], forces)  # bit for bit
+
+
+_USER_MODULE = """
+import torch
+from equivar.models import Potential, register_model
+from equivar.nn import scatter_sum
+
+
+@register_model("user_pair_model")
+class UserPair(Potential):
+    def __init__(self, atomic_numbers, atomic_energies=None, r_max=3.0, dtype="float64", width=1.5):
+        super().__init__(atomic_numbers, atomic_energies, r_max=r_max, dtype=dtype)
+        self.width = torch.nn.Parameter(torch.tensor(float(width)))
+
+    def node_energies(self, graph):
+        d = graph.edge_lengths
+        pair = torch.exp(-d / self.width) * (1 - d / self.r_max) ** 2
+        return scatter_sum(pair, graph.edge_index[1], graph.positions.shape[0])
+"""
+
+
+def test_a_model_registered_in_a_user_module_loads_in_a_fresh_process(tmp_path):
+    """The checkpoint records where the class lives, so load_model imports the user's module by itself."""
+    import subprocess
+    import sys
+
+    from equivar.train import model_payload, save_checkpoint
+
+    (tmp_path / "user_models.py").write_text(_USER_MODULE)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import user_models
+
+        model = user_models.UserPair(atomic_numbers=[1, 6], atomic_energies=[-0.5, -37.8], width=0.7)
+        assert model.hparams["name"] == "user_pair_model"
+        save_checkpoint(str(tmp_path / "m.pt"), model_payload(model))
+        b = make_batch([random_molecule(4, [1, 6], torch.Generator().manual_seed(1))], 3.0)
+        energy = float(model(b)["energy"].sum())
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("user_models", None)
+        _MODELS.pop("user_pair_model", None)
+    code = (
+        "import sys, torch; from equivar.train import load_model; "
+        f"m = load_model({str(tmp_path / 'm.pt')!r}); print(type(m).__name__, float(m.width))"
+    )
+    env = dict(__import__("os").environ, PYTHONPATH=os.pathsep.join([str(tmp_path)] + sys.path))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    name, width = out.stdout.split()
+    assert name == "UserPair" and float(width) == pytest.approx(0.7)
+    # without the module on the path the error says where the class lives and what to do
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "defined in module 'user_models'" in out.stderr and "PYTHONPATH" in out.stderr
+    assert energy != 0.0

@@ -14,6 +14,7 @@ It holds only tensors and plain Python containers, so it loads with
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 from collections.abc import Mapping
@@ -139,9 +140,33 @@ def model_payload(model: torch.nn.Module, metadata: Mapping | None = None, state
         "format": FORMAT,
         "version": 1,
         "hparams": dict(m.hparams),
+        # where the class is defined: load_model imports it when hparams['name'] is a name
+        # registered by a module of the user's own (not imported yet in a fresh process)
+        "model_class": f"{type(m).__module__}:{type(m).__qualname__}",
         "state_dict": {k: v.detach().cpu().clone() for k, v in sd.items()},
         "metadata": dict(metadata or {}),
     }
+
+
+def _import_model_module(payload: Mapping) -> str:
+    """Import the module that defines the checkpoint's model class when its registered name is unknown.
+
+    A model registered with ``@register_model("name")`` in a module of the user's own is known
+    only once that module is imported; the checkpoint records the class's ``module:QualName``.
+    Returns a hint for the error message when the module cannot be imported, else ``""``.
+    """
+    from ..models import available_models
+
+    name = payload.get("hparams", {}).get("name")
+    origin = payload.get("model_class")
+    if not isinstance(name, str) or ":" in name or name in available_models() or not isinstance(origin, str):
+        return ""
+    module = origin.split(":", 1)[0]
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        return f"; it is defined in module {module!r}, which cannot be imported ({e}): put it on PYTHONPATH"
+    return ""
 
 
 def load_model(
@@ -165,10 +190,11 @@ def load_model(
     if "hparams" not in payload or "state_dict" not in payload:
         raise ValueError(f"{where}checkpoint lacks {'hparams' if 'hparams' not in payload else 'state_dict'}")
     check_finite_weights(payload["state_dict"], where)
+    hint = _import_model_module(payload)
     try:
         model = build_model(payload["hparams"])
     except ValueError as e:
-        raise ValueError(f"{where}cannot rebuild the model from its hyperparameters ({e})") from None
+        raise ValueError(f"{where}cannot rebuild the model from its hyperparameters ({e}){hint}") from None
     sd = payload["state_dict"]
     saved_dtype = next((v.dtype for v in sd.values() if v.is_floating_point()), None)
     if saved_dtype is not None:
