@@ -32,7 +32,7 @@ from ._embedded import embedded_datasets, embedded_path
 from ._ethucy import TrackTable, ego_samples, ethucy_dataset, read_trajectory_file, scene_sequences, split_files
 from ._graph import LABELS, WEIGHTS, batch_to, collate, config_to_graph, graph_statistics
 from ._idx import read_idx, read_mnist
-from ._images import ImageSet, load_image_set
+from ._images import ImageSet, collate_images, load_image_set
 from ._loader import AtomicGraphDataset, ShardSampler, make_loader
 from ._neighbors import neighbor_list
 from ._readers import KCAL_MOL_TO_EV, DataKeys, atoms_to_configuration, frame_source, read_ase, read_dataset, read_rmd17
@@ -69,6 +69,7 @@ __all__ = [
     "read_rmd17",
     "read_idx",
     "ImageSet",
+    "collate_images",
     "load_image_set",
     "read_mnist",
     "random_split",

@@ -26,6 +26,14 @@ class ImageSet:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def __getitem__(self, i: int) -> dict:
+        """One item ``{"images": [C, H, W], "labels": []}`` (a ``torch.utils.data.Dataset``)."""
+        return {"images": self.images[i], "labels": self.labels[i]}
+
+    def subset(self, index) -> ImageSet:
+        """The rows ``index`` as a new set (same source)."""
+        return ImageSet(self.images[index], self.labels[index], self.source)
+
     def batch(self, index) -> dict:
         """The batch ``{"images", "labels"}`` of the rows ``index`` (slice, list or long tensor)."""
         return {"images": self.images[index], "labels": self.labels[index]}
@@ -53,3 +61,11 @@ def load_image_set(root: str | os.PathLike, split: str = "train", limit: int | N
         images, labels = images[:limit], labels[:limit]
     x = torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32).div_(255.0)[:, None]
     return ImageSet(x, torch.from_numpy(labels), f"{os.fspath(root)} ({split})")
+
+
+def collate_images(items) -> dict:
+    """Stack items ``{"images", "labels"}`` into the batch of the module docstring."""
+    return {
+        "images": torch.stack([it["images"] for it in items]),
+        "labels": torch.stack([it["labels"] for it in items]),
+    }

@@ -54,6 +54,7 @@ def make_loader(
     rank: int = 0,
     world_size: int = 1,
     drop_last: bool = False,
+    collate_fn=None,
 ) -> DataLoader:
     """A ``DataLoader`` yielding batch dicts, sharded over ``world_size`` ranks.
 
@@ -62,6 +63,8 @@ def make_loader(
     ``DistributedSampler`` is used also for one process), so resumed runs see
     the same batches as uninterrupted ones. Without ``shuffle`` every item is
     seen exactly once over all ranks (:class:`ShardSampler`), for evaluation.
+    ``collate_fn`` defaults to the graph :func:`collate` (images:
+    :func:`~equivar.data.collate_images`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -72,5 +75,10 @@ def make_loader(
     else:
         sampler = ShardSampler(len(dataset), rank, world_size)
     return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=0, drop_last=drop_last
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=collate_fn or collate,
+        num_workers=0,
+        drop_last=drop_last,
     )

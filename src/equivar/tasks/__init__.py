@@ -11,13 +11,21 @@ Tasks:
 
 - ``potential`` (:class:`PotentialTask`): energies, forces and stress of atomic
   structures (:class:`WeightedLoss`, :class:`ErrorAccumulator`).
+- ``classification`` (:class:`ClassificationTask`): image classifiers on
+  MNIST-layout folders (cross-entropy, accuracy, shift consistency); it reads
+  its own data (``load_data`` -> :class:`TaskData`) and writes its own report.
 """
 
+from ._data import TaskData
 from ._registry import available_tasks, build_task, register_task, task_class, task_options
 from ._task import LossAccumulator, Task
+from .classification import AccuracyAccumulator, ClassificationTask
 from .potential import METRICS, ErrorAccumulator, PotentialTask, WeightedLoss
 
 __all__ = [
+    "AccuracyAccumulator",
+    "ClassificationTask",
+    "TaskData",
     "METRICS",
     "ErrorAccumulator",
     "LossAccumulator",

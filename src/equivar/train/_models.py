@@ -15,7 +15,19 @@ from ..models import resolve_model
 from ._typecheck import coerce_value, unknown_key_error
 
 #: Hyperparameters the trainer fills from the data and the run (``dtype``, ``seed``) unless the config sets them.
-DATA_HPARAMS = ("atomic_numbers", "atomic_energies", "r_max", "avg_num_neighbors", "scale", "shift", "dtype", "seed")
+DATA_HPARAMS = (
+    "atomic_numbers",
+    "atomic_energies",
+    "r_max",
+    "avg_num_neighbors",
+    "scale",
+    "shift",
+    "dtype",
+    "seed",
+    "image_size",
+    "in_channels",
+    "num_classes",
+)
 
 
 def _builder(name: str):

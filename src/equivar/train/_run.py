@@ -172,9 +172,27 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
             raise ValueError(f"{ckpt}: holds a model only, no training state to resume")
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    device = device_for(cfg.device, info)
-    dtype = getattr(torch, cfg.dtype)
     _seed_everything(cfg.seed)
+    task = build_task(cfg.task, cfg.training)
+    if hasattr(task, "load_data"):  # tasks that read their own data (classification: image folders)
+        td = task.load_data(cfg, log)
+        hparams = complete_hparams(cfg.model, td.data_info)
+        trainer, final, live_state = _fit(
+            cfg,
+            info,
+            resume,
+            resume_payload,
+            callbacks,
+            log,
+            task,
+            hparams,
+            td.train,
+            td.valid,
+            td.collate,
+            td.metadata,
+        )
+        rows = task.report(final, td, cfg, trainer.history, log) if info.is_main else []
+        return RunResult(final, trainer.history, rows, out, live_state, info)
     t0 = time.perf_counter()
     ds = load_datasets(cfg, log)
     r_max = cfg.data.r_max
@@ -192,13 +210,37 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
         "seed": cfg.seed,
     }
     hparams = complete_hparams(cfg.model, data_info)
+    metadata = {
+        "r_max": r_max,
+        "atomic_numbers": ds.atomic_numbers,
+        "e0s": {int(z): float(e) for z, e in ds.e0s.items()},
+        "dtype": cfg.dtype,
+        "statistics": stats,
+        "config": cfg.to_dict(),
+    }
+    built = f"; graphs built in {time.perf_counter() - t0:.1f} s, {stats['avg_num_neighbors']:.1f} neighbours/atom"
+    trainer, final, live_state = _fit(
+        cfg, info, resume, resume_payload, callbacks, log, task, hparams, train_set, valid_set, None, metadata, built
+    )
+    rows = _final_report(final, ds, cfg, trainer.history, log) if info.is_main else []
+    return RunResult(final, trainer.history, rows, out, live_state, info)
+
+
+def _fit(
+    cfg, info, resume, resume_payload, callbacks, log, task, hparams, train_set, valid_set, collate, metadata, built=""
+):
+    """Build the model, fit it with :class:`Trainer` and select it (any task): ``(trainer, final model, live state)``."""
+    out = cfg.output_dir
+    ckpt = os.path.join(out, CHECKPOINT)
+    device = device_for(cfg.device, info)
+    dtype = getattr(torch, cfg.dtype)
     torch.manual_seed(cfg.seed)
     model = build_model(hparams).to(dtype=dtype).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     log(
         f"model {hparams['name']}: {n_params} parameters, {cfg.dtype}, {device}"
         + (f", {info.world_size} processes (DDP)" if info.distributed else "")
-        + f"; graphs built in {time.perf_counter() - t0:.1f} s, {stats['avg_num_neighbors']:.1f} neighbours/atom"
+        + built
         + (f"; {torch.get_num_threads()} torch threads" if device.type == "cpu" else "")
     )
     if device.type == "cpu" and cfg.num_threads is None and torch.get_num_threads() > 1:
@@ -213,21 +255,26 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
         )
     tc = cfg.training
     train_loader = D.make_loader(
-        train_set, tc.batch_size, shuffle=True, seed=cfg.seed, rank=info.rank, world_size=info.world_size
+        train_set,
+        tc.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+        collate_fn=collate,
     )
     valid_loader = (
-        D.make_loader(valid_set, tc.valid_batch_size, shuffle=False, rank=info.rank, world_size=info.world_size)
+        D.make_loader(
+            valid_set,
+            tc.valid_batch_size,
+            shuffle=False,
+            rank=info.rank,
+            world_size=info.world_size,
+            collate_fn=collate,
+        )
         if valid_set is not None
         else None
     )
-    metadata = {
-        "r_max": r_max,
-        "atomic_numbers": ds.atomic_numbers,
-        "e0s": {int(z): float(e) for z, e in ds.e0s.items()},
-        "dtype": cfg.dtype,
-        "statistics": stats,
-        "config": cfg.to_dict(),
-    }
     if resume:  # every refusal before anything is written: a refused resume leaves the run as it was
         from ._checkpoint import check_resumable
 
@@ -247,23 +294,21 @@ def _run(cfg: Config, info: DistInfo, resume: bool, callbacks, log) -> RunResult
         progress=cfg.progress,
         callbacks=callbacks,
         log=log,
-        task=build_task(cfg.task, tc),
+        task=task,
     )
     if resume:
         trainer.resume(ckpt, resume_payload)
-    history = trainer.fit()
+    trainer.fit()
     live_state = {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
     if trainer.ema is not None:
         live_state.update({f"ema.{i}": s.detach().cpu().clone() for i, s in enumerate(trainer.ema.shadow)})
-    rows: list = []
     final = unwrap(model)
     if info.is_main:
         best = os.path.join(out, BEST_MODEL)
         final = load_model(best, device=device)
         with open(best, "rb") as src, atomic_output(os.path.join(out, MODEL_FILE), "wb") as dst:
             shutil.copyfileobj(src, dst)
-        rows = _final_report(final, ds, cfg, history, log)
-    return RunResult(final, history, rows, out, live_state, info)
+    return trainer, final, live_state
 
 
 def _final_report(model, ds: Datasets, cfg: Config, history, log) -> list:
