@@ -146,6 +146,8 @@ def test_triton_dispatch_rules():
     with _cg_triton.interpret_on_cpu():
         assert _cg_triton.usable(x1, x2, w)
         assert not _cg_triton.usable(x1, x2, w[0])  # shared weights: PyTorch kernels
+        assert not _cg_triton.usable(x1, x2, w[:1])  # one weight row for many samples (no broadcasting)
+        assert not _cg_triton.usable(x1, x2[:3], w)  # mismatched sample counts
         assert not _cg_triton.usable(x1, x2.float(), w)  # mixed dtypes
         assert not _cg_triton.usable(x1.to(torch.bfloat16), x2.to(torch.bfloat16), w.to(torch.bfloat16))
 

@@ -39,6 +39,7 @@ weights ``[W]`` use the PyTorch kernels. Accumulation is in the data's dtype
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -113,8 +114,15 @@ def usable(x1: torch.Tensor, x2: torch.Tensor, w: torch.Tensor) -> bool:
         and w.dtype == x1.dtype
         and x2.device == x1.device
         and w.device == x1.device
-        and (w.dim() == 2 or w.shape[-1] == 0)
+        and x1.dim() == 2
+        and x2.shape[0] == x1.shape[0]
+        and ((w.dim() == 2 and w.shape[0] == x1.shape[0]) or w.shape[-1] == 0)
     )
+
+
+def _on(t: torch.Tensor):
+    """Launch on ``t``'s GPU (Triton launches on the current device)."""
+    return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
 
 
 # --- plan tables ----------------------------------------------------------------------------------------
@@ -524,11 +532,12 @@ def _fwd(consts, sizes, x1, x2, w, uw, y1=None, y2=None, yw=None, t0=True):
     TA, TB, TC = y1 is not None, y2 is not None, yw is not None
     BZ, BU = _blocks(max_mul, x1.dtype)
     c = consts["t_fcoef"].to(x1.dtype)
-    _kernels()["fwd"][(task.shape[0], triton.cdiv(Z, BZ))](
-        x1, x2, w, y1 if TA else x1, y2 if TB else x2, yw if TC else w, out,
-        task, consts["t_fkptr"], consts["t_frun"], consts["t_fnz"], c,
-        Z, D1, D2, DO, W, float(uw), BZ=BZ, BU=BU, T0=t0, TA=TA, TB=TB, TC=TC,
-    )  # fmt: skip
+    with _on(x1):
+        _kernels()["fwd"][(task.shape[0], triton.cdiv(Z, BZ))](
+            x1, x2, w, y1 if TA else x1, y2 if TB else x2, yw if TC else w, out,
+            task, consts["t_fkptr"], consts["t_frun"], consts["t_fnz"], c,
+            Z, D1, D2, DO, W, float(uw), BZ=BZ, BU=BU, T0=t0, TA=TA, TB=TB, TC=TC,
+        )  # fmt: skip
     return out
 
 
@@ -544,11 +553,12 @@ def _dx1(consts, sizes, G, x2, w, uw, y2=None, yw=None, t0=True, like=None):
     TB, TC = y2 is not None, yw is not None
     BZ, BU = _blocks(max_mul, G.dtype)
     c = consts["t_xcoef"].to(G.dtype)
-    _kernels()["dx1"][(task.shape[0], triton.cdiv(Z, BZ))](
-        G, x2, w, y2 if TB else x2, yw if TC else w, gx1,
-        task, consts["t_xiptr"], consts["t_xrun"], consts["t_xnz"], c,
-        Z, D1, D2, DO, W, float(uw), BZ=BZ, BU=BU, T0=t0, TB=TB, TC=TC,
-    )  # fmt: skip
+    with _on(G):
+        _kernels()["dx1"][(task.shape[0], triton.cdiv(Z, BZ))](
+            G, x2, w, y2 if TB else x2, yw if TC else w, gx1,
+            task, consts["t_xiptr"], consts["t_xrun"], consts["t_xnz"], c,
+            Z, D1, D2, DO, W, float(uw), BZ=BZ, BU=BU, T0=t0, TB=TB, TC=TC,
+        )  # fmt: skip
     return gx1
 
 
@@ -563,11 +573,12 @@ def _dx2(consts, sizes, G, x1, w, uw, y1=None, yw=None, t0=True, like=None):
     TA, TC = y1 is not None, yw is not None
     BZ, BU = _blocks(max_mul, G.dtype)
     c = consts["t_jcoef"].to(G.dtype)
-    _kernels()["dx2"][(triton.cdiv(Z, BZ),)](
-        G, x1, w, y1 if TA else x1, yw if TC else w, gx2,
-        consts["t_jptr"], consts["t_jrun"], consts["t_jnz"], c,
-        Z, D1, D2, DO, W, float(uw), BZ=BZ, BU=BU, T0=t0, TA=TA, TC=TC,
-    )  # fmt: skip
+    with _on(G):
+        _kernels()["dx2"][(triton.cdiv(Z, BZ),)](
+            G, x1, w, y1 if TA else x1, yw if TC else w, gx2,
+            consts["t_jptr"], consts["t_jrun"], consts["t_jnz"], c,
+            Z, D1, D2, DO, W, float(uw), BZ=BZ, BU=BU, T0=t0, TA=TA, TC=TC,
+        )  # fmt: skip
     return gx2
 
 
@@ -581,10 +592,11 @@ def _dw(consts, sizes, G, x1, x2, y1=None, y2=None, t0=True, like=None):
     TA, TB = y1 is not None, y2 is not None
     BZ, BU = _blocks(max_mul, G.dtype)
     c = consts["t_wcoef"].to(G.dtype)
-    _kernels()["dw"][(task.shape[0], triton.cdiv(Z, BZ))](
-        G, x1, x2, y1 if TA else x1, y2 if TB else x2, gw, task, consts["t_wnz"], c,
-        Z, D1, D2, DO, W, BZ=BZ, BU=BU, T0=t0, TA=TA, TB=TB,
-    )  # fmt: skip
+    with _on(G):
+        _kernels()["dw"][(task.shape[0], triton.cdiv(Z, BZ))](
+            G, x1, x2, y1 if TA else x1, y2 if TB else x2, gw, task, consts["t_wnz"], c,
+            Z, D1, D2, DO, W, BZ=BZ, BU=BU, T0=t0, TA=TA, TB=TB,
+        )  # fmt: skip
     return gw
 
 
