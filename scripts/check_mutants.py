@@ -136,13 +136,16 @@ def apply(mutant: Mutant, tree: str) -> list[str]:
     return changed
 
 
-def run_tests(tree: str, tests: list[str], env_extra: dict, timeout: float) -> tuple[int, str, float]:
+def run_tests(
+    tree: str, tests: list[str], env_extra: dict, timeout: float, stop_first: bool = True
+) -> tuple[int, str, float]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.path.join(tree, "src")
     env.setdefault("EQUIVAR_SHARED_DATA", os.path.abspath(os.path.join(ROOT, "..", "shared", "data")))
     env["EQUIVAR_CACHE"] = os.path.join(tree, ".cache")  # native kernels built from the copy's source
     env.update(env_extra)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-rfE", "-p", "no:cacheprovider", *tests]
+    cmd = [sys.executable, "-m", "pytest", "-q", *(["-x"] if stop_first else []), "-rfE", "-p", "no:cacheprovider"]
+    cmd += tests
     t0 = time.perf_counter()
     try:
         p = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
@@ -152,11 +155,10 @@ def run_tests(tree: str, tests: list[str], env_extra: dict, timeout: float) -> t
     return rc, out, time.perf_counter() - t0
 
 
-def _first_failure(out: str) -> str:
-    for line in out.splitlines():
-        if line.startswith(("FAILED ", "ERROR ")):
-            return line.split(" - ")[0].split(" ", 1)[1]
-    return out.strip().splitlines()[-1] if out.strip() else "?"
+def _failures(out: str) -> list[str]:
+    """The failing test ids of a pytest ``-rfE`` summary (or its last line when there is none)."""
+    ids = [ln.split(" - ")[0].split(" ", 1)[1] for ln in out.splitlines() if ln.startswith(("FAILED ", "ERROR "))]
+    return ids or ([out.strip().splitlines()[-1]] if out.strip() else ["?"])
 
 
 def main(argv=None) -> int:
@@ -165,6 +167,7 @@ def main(argv=None) -> int:
     p.add_argument("--full", action="store_true", help="run the whole test suite for each mutant")
     p.add_argument("--timeout", type=float, default=1200, help="seconds per test run")
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
+    p.add_argument("--all-failures", action="store_true", help="run every test (no -x) and list all that fail")
     args = p.parse_args(argv)
     mutants = [m for m in MUTANTS if not args.mutant or m.name in args.mutant]
     if args.list or not mutants:
@@ -197,9 +200,9 @@ def main(argv=None) -> int:
             except RuntimeError as e:
                 print(f"ERROR {e}")
                 return 2
-            rc, out, dt = run_tests(tree, m.tests, m.env, args.timeout)
+            rc, out, dt = run_tests(tree, m.tests, m.env, args.timeout, stop_first=not args.all_failures)
             caught = rc != 0
-            by = _first_failure(out) if caught else "-"
+            by = ", ".join(_failures(out)) if caught else "-"
             results.append((m, caught, by))
             print(f"{'CAUGHT  ' if caught else 'SURVIVED'} {m.name:26s} {', '.join(files)} ({dt:.0f} s) by {by}")
             shutil.rmtree(tree, ignore_errors=True)
