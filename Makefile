@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # small models an order of magnitude slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: test lint doctest format demo install bench clean
+.PHONY: test lint doctest format demo install bench mutants clean
 
 $(PY):
 	@if [ -z "$(PYTHON)" ]; then \
@@ -48,6 +48,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/sh.py
+
+# the known bugs of scripts/check_mutants.py, each applied to a copy of the tree: a test must fail (minutes)
+mutants: $(STAMP)
+	$(PY) scripts/check_mutants.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -206,7 +206,7 @@ def main(argv=None) -> int:
             results.append((m, caught, by))
             print(f"{'CAUGHT  ' if caught else 'SURVIVED'} {m.name:26s} {', '.join(files)} ({dt:.0f} s) by {by}")
             shutil.rmtree(tree, ignore_errors=True)
-        print("\n| mutant | what | caught | first failing test |\n|---|---|---|---|")
+        print("\n| mutant | what | caught | failing tests (the first only, unless --all-failures) |\n|---|---|---|---|")
         for m, caught, by in results:
             print(f"| {m.name} | {m.what} | {'yes' if caught else 'NO'} | {by} |")
         return 0 if all(c for _, c, _ in results) else 1
