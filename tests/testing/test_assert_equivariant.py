@@ -134,6 +134,19 @@ def test_module_types_catch_a_wrong_declaration():
     assert_equivariant(lin, group="SO3")
 
 
+def test_e3nn_keyword_names():
+    from equivar.nn import Linear
+
+    lin = Linear("2x0e+1x1o", "1x0e+2x1o").double()
+    x = torch.randn(3, lin.irreps_in.dim, dtype=torch.float64)
+    rep = assert_equivariant(lin, args_in=[x], irreps_in=[lin.irreps_in], irreps_out=lin.irreps_out)
+    assert rep.max < 1e-12
+    with pytest.raises(AssertionError, match="not equivariant"):
+        assert_equivariant(lin, args_in=[x], irreps_in=["2x0e+1x1o"], irreps_out="1x0e+2x1e")
+    with pytest.raises(ValueError, match="not both"):
+        assert_equivariant(lin, [x], irreps_in=[lin.irreps_in], args_in=[x])
+
+
 def test_module_without_declared_types_is_one_line():
     with pytest.raises(ValueError, match="declares no irreps_in"):
         assert_equivariant(torch.nn.Identity())

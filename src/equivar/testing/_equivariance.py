@@ -292,7 +292,9 @@ def assert_equivariant(
     Returns the report when it passes.
 
     ``assert_equivariant(module)`` reads ``irreps_in``/``irreps_out`` from the
-    module and draws its own inputs (e3nn's convention).
+    module and draws its own inputs (e3nn's convention); e3nn's keyword
+    names ``args_in``, ``irreps_in`` and ``irreps_out`` are accepted for
+    ``args``, ``in_types`` and ``out_types``.
 
     Examples
     --------
@@ -301,6 +303,13 @@ def assert_equivariant(
     >>> report.max < 1e-9
     True
     """
+    given = {"args": args, "in_types": in_types, "out_types": out_types}
+    for e3nn_name, name in (("args_in", "args"), ("irreps_in", "in_types"), ("irreps_out", "out_types")):
+        if e3nn_name in kwargs:  # e3nn's keyword names
+            if given[name] is not None:
+                raise ValueError(f"give {name} or {e3nn_name}, not both")
+            given[name] = kwargs.pop(e3nn_name)
+    args, in_types, out_types = given["args"], given["in_types"], given["out_types"]
     args, in_types, out_types = _resolve(
         fn, args, in_types, out_types, kwargs.pop("dtype", None), kwargs.pop("batch", 5), kwargs.get("seed", 0)
     )
