@@ -19,6 +19,7 @@ attributes and an equivariance test (float32 and float64, with parity) in
 ``symmetric_contraction_basis``  generalised CG (U) tensors
 ``S2GridMLP``                  pointwise MLP on a sphere grid (Facet)
 ``AtomicEnergies``, ``ScaleShift``  E0s and energy scale/shift
+``neighbour_weight``           smooth 0..1 weight of an atom's neighbours within r_max (isolated atoms: 0)
 ``EGCL``                       E(n)-equivariant message passing (EGNN, Satorras et al. 2021)
 ``scatter_sum``                edge -> node aggregation
 ``gather``                     node -> edge rows (its adjoint)
@@ -31,6 +32,7 @@ from ._e3nn import e3nn_state_dict, from_e3nn
 from ._egcl import EGCL, aggregate, egcl_params_from_concatenated, gather_add, inverse_degree, uniform_degree
 from ._element_linear import ElementLinear
 from ._gate import Activation, Gate, NormActivation
+from ._isolation import neighbour_weight, smootherstep
 from ._linear import Linear
 from ._mlp import MLP
 from ._radial import BesselBasis, PolynomialCutoff, RadialEmbedding, RadialMLP
@@ -69,6 +71,8 @@ __all__ = [
     "normalize2mom_constant",
     "scatter_sum",
     "gather",
+    "neighbour_weight",
+    "smootherstep",
     "inverse_degree",
     "symmetric_contraction_basis",
 ]
