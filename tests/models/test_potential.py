@@ -68,6 +68,18 @@ def test_registry_decorator_names_subclasses_and_rejects_a_taken_name():
     assert model_name(MACE) == "mace"
 
 
+def _isolation_weight(pos, r_max, width=1.0):
+    """w_i of the Potential base from all pair distances (not the edge list): smootherstep of the smooth count."""
+
+    def step(t):
+        t = t.clamp(0, 1)
+        return t**3 * (6 * t**2 - 15 * t + 10)
+
+    d = torch.cdist(pos, pos)
+    others = ~torch.eye(len(pos), dtype=torch.bool)
+    return step((step((r_max - d) / width) * others).sum(1))
+
+
 def test_node_energy_is_E0_plus_scaled_interaction_plus_shift_per_element(dtype):
     model = _toy(dtype, scale=[1.0, 2.0, 0.5], shift=[0.1, -0.2, 0.3])
     b = make_batch([_molecule(1, 6)], R_MAX, dtype)
@@ -85,7 +97,7 @@ def test_node_energy_is_E0_plus_scaled_interaction_plus_shift_per_element(dtype)
     k = g.element
     E0 = torch.tensor([-0.5, -37.8, -75.0], dtype=dtype)[k]
     scale, shift = torch.tensor([1.0, 2.0, 0.5], dtype=dtype)[k], torch.tensor([0.1, -0.2, 0.3], dtype=dtype)[k]
-    expected = E0 + (scale * e + shift)  # MACE's order of operations
+    expected = E0 + _isolation_weight(g.positions.detach(), R_MAX) * (scale * e + shift)  # MACE's order, times w_i
     torch.testing.assert_close(out["node_energy"].detach(), expected, rtol=0, atol=0)
     torch.testing.assert_close(out["energy"].detach(), expected.sum()[None])
     assert out["energy"].dtype == dtype
@@ -198,7 +210,8 @@ def _frozen_mace_forward(model, b):
 
 @pytest.mark.parametrize("variant", [{}, dict(radial="spline", residual_first=True)])
 def test_mace_on_the_base_equals_the_frozen_pre_refactor_forward(variant, dtype):
-    model = _mace(dtype="float64" if dtype == torch.float64 else "float32", **variant).eval()
+    # isolation_width=None: the constant shift of the frozen forward (and of mace-torch)
+    model = _mace(dtype="float64" if dtype == torch.float64 else "float32", isolation_width=None, **variant).eval()
     b = make_batch([_molecule(3, 5), _molecule(4, 4)], R_MAX, dtype)
     out = model(b)
     energy, forces = _frozen_mace_forward(model, b)

@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 import torch
 
-from ..nn import AtomicEnergies, ScaleShift, scatter_sum
+from ..nn import AtomicEnergies, ScaleShift, neighbour_weight, scatter_sum
+from ..nn._isolation import ISOLATION_WIDTH
 from ._registry import record_hparams
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -99,11 +100,21 @@ class Potential(torch.nn.Module):
 
     .. code-block:: text
 
-        e_i = node_energies(graph)              interaction energy of atom i (architecture)
-        E_i = E0[Z_i] + scale * e_i + shift     per-element scale / shift allowed (MACE's ScaleShiftBlock)
-        E   = sum_i E_i                         per graph
+        e_i = node_energies(graph)                    interaction energy of atom i (architecture)
+        w_i = neighbour_weight(r_ij < r_max)          1 with a neighbour within r_max - width, 0 isolated
+        E_i = E0[Z_i] + w_i * (scale * e_i + shift)   per-element scale / shift allowed (MACE's ScaleShiftBlock)
+        E   = sum_i E_i                               per graph
         F   = -dE/dpositions
         W   = -dE/d(strain)  (virials, eV),  stress = -W / volume   (strain trick, periodic cells)
+
+    The isolated-atom limit: ``w_i`` (:func:`equivar.nn.neighbour_weight`) is a C2 function of
+    the distances, exactly 1 for an atom with a neighbour closer than ``r_max - isolation_width``
+    (every atom of the molecules and solids potentials are trained on, so there it changes
+    nothing: ``E_i = E0 + scale * e_i + shift``, MACE's convention) and exactly 0 for an atom
+    with no neighbour within ``r_max``, which therefore has energy ``E0[Z]``, the isolated-atom
+    energy the user gave. A molecule pulled apart tends smoothly (energy and forces continuous)
+    to the sum of its atoms' E0s. ``isolation_width=None`` (or no ``r_max``) gives MACE's
+    constant shift, where an isolated atom has ``E0 + shift``.
 
     The strain trick (as MACE's ``get_outputs`` and NequIP's ``ForceStressOutput``): positions
     and cell are multiplied by ``1 + sym(strain)`` at ``strain = 0``, so ``dE/d(strain)`` is the
@@ -120,9 +131,12 @@ class Potential(torch.nn.Module):
     atomic_energies : sequence of float or dict {Z: eV}, optional
         Reference energies E0 (eV) aligned with ``atomic_numbers`` or keyed by Z; default 0.
     scale, shift : float or sequence of float (one per element)
-        ``E_i = E0 + scale * e_i + shift`` (eV; MACE's ``ScaleShiftBlock``).
+        ``E_i = E0 + w_i * (scale * e_i + shift)`` (eV; MACE's ``ScaleShiftBlock``).
     r_max : float, optional
         Cutoff radius (Å) the model was built for (neighbour lists, calculators); ``None`` if none.
+    isolation_width : float or None
+        Width (Å, default 1) of the shell below ``r_max`` over which ``w_i`` goes from 1 to 0
+        as an atom's last neighbour leaves; ``None``: ``w_i = 1`` (MACE's convention).
     dtype : {'float32', 'float64'}
         Parameters and computation; inputs are cast to it.
 
@@ -141,6 +155,7 @@ class Potential(torch.nn.Module):
         shift=0.0,
         r_max: float | None = None,
         dtype: str = "float32",
+        isolation_width: float | None = ISOLATION_WIDTH,
     ):
         super().__init__()
         atomic_numbers = [int(z) for z in atomic_numbers]
@@ -166,6 +181,9 @@ class Potential(torch.nn.Module):
                 raise ValueError(f"{key} has {len(value)} values for {K} atomic_numbers {atomic_numbers}")
         if r_max is not None and not r_max > 0:
             raise ValueError(f"r_max must be positive, got {r_max!r}")
+        if isolation_width is not None and not (isinstance(isolation_width, (int, float)) and isolation_width > 0):
+            raise ValueError(f"isolation_width must be a positive width in Å (or None), got {isolation_width!r}")
+        self.isolation_width = None if isolation_width is None or r_max is None else float(isolation_width)
         self._dtype_name = dtype_name(dtype)
         self.atomic_numbers = atomic_numbers
         self.num_elements = K
@@ -211,8 +229,9 @@ class Potential(torch.nn.Module):
 
         Must be invariant under rotations, reflections and translations of the positions and
         equivariant under permutations of the atoms, a smooth function of ``graph.edge_vectors``
-        (and ``graph.positions``) that goes to 0 for an atom without neighbours (else override
-        :meth:`isolated_atom_energy`).
+        (and ``graph.positions``). With ``isolation_width`` set (the default) an atom without
+        neighbours gets exactly ``E0`` whatever this returns for it; with ``None`` it should go to 0
+        for such an atom (else override :meth:`isolated_atom_energy`).
         """
         raise NotImplementedError(f"{type(self).__name__} must implement node_energies(graph) -> [N]")
 
@@ -242,10 +261,10 @@ class Potential(torch.nn.Module):
         return idx
 
     def isolated_atom_energy(self, atomic_number: int) -> float:
-        """Energy (eV) the model gives an atom with no neighbour within ``r_max``: ``E0[Z] + shift[Z]``.
-
-        (``node_energies`` of an atom without neighbours is 0 by contract; a model for which it
-        is not overrides this.)
+        """Energy (eV) the model gives an atom with no neighbour within ``r_max``: ``E0[Z]``, the
+        reference energy it was given (``E0[Z] + shift[Z]`` with ``isolation_width=None``, MACE's
+        convention; ``node_energies`` of an atom without neighbours is 0 by contract, and a model
+        for which it is not overrides this).
 
         Raises
         ------
@@ -256,6 +275,8 @@ class Potential(torch.nn.Module):
         if z not in self.atomic_numbers:
             raise ValueError(f"atomic number(s) [{z}] not known to this model (trained on {self.atomic_numbers})")
         k = self.atomic_numbers.index(z)
+        if self.isolation_width is not None:
+            return float(self._e0[k])
         shift = self.scale_shift.shift
         s = shift[k] if shift.dim() > 0 else shift
         return float(self._e0[k]) + float(s)
@@ -336,7 +357,10 @@ class Potential(torch.nn.Module):
         lengths = torch.sqrt((vec * vec).sum(-1))
         graph = AtomicGraph(pos, edge_index, vec, lengths, elem, node_attrs, nbatch, G, batch)
         node_inter = self.node_energies(graph)
-        node_energy = self.atomic_energies(elem) + self.scale_shift(node_inter, elem)
+        interaction = self.scale_shift(node_inter, elem)
+        if self.isolation_width is not None:  # -> 0 as the last neighbour leaves r_max: an isolated atom has E0
+            interaction = interaction * neighbour_weight(lengths, receiver, N, self.r_max, self.isolation_width)
+        node_energy = self.atomic_energies(elem) + interaction
         energy = scatter_sum(node_energy, nbatch, G)
         out = {"energy": energy, "node_energy": node_energy}
 

@@ -25,9 +25,16 @@ ISOLATION_WIDTH = 1.0
 
 def smootherstep(t: torch.Tensor) -> torch.Tensor:
     """``6 t^5 - 15 t^4 + 10 t^3`` with ``t`` clamped to [0, 1] (Perlin's smootherstep; C2, values 0 and 1 at the
-    ends with zero first and second derivatives). Same shape and dtype as ``t``."""
+    ends with zero first and second derivatives). Same shape and dtype as ``t``.
+
+    Evaluated as ``1 - s(1 - t)`` above ``t = 1/2`` (the polynomial is point-symmetric about (1/2, 1/2)), so that
+    in float32 it stays within [0, 1] and reaches 1 without rounding past it.
+    """
     t = t.clamp(0.0, 1.0)
-    return t * t * t * (t * (6.0 * t - 15.0) + 10.0)
+    near_one = t > 0.5
+    x = torch.where(near_one, 1.0 - t, t)
+    p = x * x * x * (x * (6.0 * x - 15.0) + 10.0)
+    return torch.where(near_one, 1.0 - p, p)
 
 
 def neighbour_weight(

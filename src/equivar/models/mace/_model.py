@@ -30,7 +30,7 @@ class MACE(Potential):
         h^0   = Linear(one_hot(Z))                           C x 0e
         A^t   = Linear( sum_j R_t(r_ij) * (Linear h_j^{t-1} (x) Y(r_ij)) ) / avg_num_neighbors
         h^t   = Mix( SymmetricContraction_nu(A^t, Z) ) + SkipLinear_Z(h^{t-1})
-        E_i   = E0[Z_i] + scale * sum_t Readout_t(h^t) + shift
+        E_i   = E0[Z_i] + w_i * (scale * sum_t Readout_t(h^t) + shift)
         E     = sum_i E_i   (per graph)
 
     ``Y`` are the edge spherical harmonics up to ``max_ell`` (e3nn
@@ -41,7 +41,11 @@ class MACE(Potential):
     intermediate readouts are linear, the last one an MLP (16 hidden, SiLU).
     The last layer keeps only scalars (``C x 0e``). The first layer has no
     skip connection (its input is only the element embedding), so an atom
-    without neighbours has features 0 and energy exactly ``E0[Z] + shift``.
+    without neighbours has features 0. ``w_i`` (the :class:`~equivar.models.Potential`
+    base's isolated-atom weight) is 1 for an atom with a neighbour within ``r_max -
+    isolation_width`` and 0 for one with none within ``r_max``: an isolated atom has
+    energy exactly ``E0[Z]`` (``E0[Z] + shift`` with ``isolation_width=None``, as in
+    mace-torch).
 
     Parameters
     ----------
@@ -72,7 +76,10 @@ class MACE(Potential):
         Normaliser of the message sum (set it to the training set's mean
         neighbour count; default 1).
     scale, shift : float
-        Interaction energies are ``scale * sum_t readout_t + shift`` per atom (eV).
+        Interaction energies are ``scale * sum_t readout_t + shift`` per atom (eV), times ``w_i``.
+    isolation_width : float or None
+        Shell width (Å, 1.0) below ``r_max`` over which ``w_i`` goes from 1 to 0; ``None``:
+        ``w_i = 1`` (mace-torch's constant shift).
     radial : {'mlp', 'spline'}
         MACE radial MLP (``radial_mlp`` hidden widths) or learned cubic
         splines on ``num_spline_knots`` intervals (Facet).
@@ -147,6 +154,7 @@ class MACE(Potential):
         residual_first: bool = False,
         dtype: str = "float32",
         seed: int = 0,
+        isolation_width: float | None = 1.0,
     ):
         if radial not in ("mlp", "spline"):
             raise ValueError(f"radial must be 'mlp' or 'spline', got {radial!r}")
@@ -188,7 +196,9 @@ class MACE(Potential):
             )
         C = muls.pop()
 
-        super().__init__(atomic_numbers, atomic_energies, scale, shift, r_max=r_max, dtype=dtype)
+        super().__init__(
+            atomic_numbers, atomic_energies, scale, shift, r_max=r_max, dtype=dtype, isolation_width=isolation_width
+        )
         E = self.num_elements
         self.residual_first = bool(residual_first)
         self.hidden_irreps = hidden
@@ -266,8 +276,9 @@ class MACE(Potential):
         return node_inter
 
     def isolated_atom_energy(self, atomic_number: int) -> float:
-        """``E0[Z] + shift`` (eV); with ``residual_first`` the first layer's learned offset is added (evaluated)."""
-        if not self.residual_first:
+        """``E0[Z]`` (eV), or with ``isolation_width=None`` ``E0[Z] + shift`` plus, with ``residual_first``, the
+        first layer's learned offset (evaluated)."""
+        if not self.residual_first or self.isolation_width is not None:
             return super().isolated_atom_energy(atomic_number)
         pos = torch.zeros(1, 3, dtype=self.dtype, device=self.z_table.device)
         z = torch.tensor([int(atomic_number)], device=pos.device)
