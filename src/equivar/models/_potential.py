@@ -14,8 +14,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..nn import AtomicEnergies, ScaleShift, neighbour_weight, scatter_sum
-from ..nn._isolation import ISOLATION_WIDTH
+from ..nn import ISOLATION_WIDTH, AtomicEnergies, ScaleShift, neighbour_weight, scatter_sum
 from ._registry import record_hparams
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}

@@ -32,7 +32,7 @@ from ._e3nn import e3nn_state_dict, from_e3nn
 from ._egcl import EGCL, aggregate, egcl_params_from_concatenated, gather_add, inverse_degree, uniform_degree
 from ._element_linear import ElementLinear
 from ._gate import Activation, Gate, NormActivation
-from ._isolation import neighbour_weight, smootherstep
+from ._isolation import ISOLATION_WIDTH, neighbour_weight, smootherstep
 from ._linear import Linear
 from ._mlp import MLP
 from ._radial import BesselBasis, PolynomialCutoff, RadialEmbedding, RadialMLP
@@ -44,6 +44,7 @@ from ._symmetric_basis import symmetric_contraction_basis
 from ._symmetric_contraction import SymmetricContraction
 
 __all__ = [
+    "ISOLATION_WIDTH",
     "Activation",
     "AtomicEnergies",
     "BesselBasis",
