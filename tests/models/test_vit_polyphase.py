@@ -20,16 +20,17 @@ def _rel(y, y0):
     return ((y - y0).abs().amax(-1) / y0.abs().amax(-1)).max().item()
 
 
-def _small(anchored, dtype, seed=0):
+def _small(anchored, dtype, seed=0, patch_size=2, sr_ratio=2):
     torch.manual_seed(seed)
     cls = PolyphaseViT if anchored else ViT
-    return cls(image_size=12, in_channels=2, num_classes=5, patch_size=2, dim=16, depth=2, heads=2, sr_ratio=2).to(
-        dtype
-    )
+    hp = dict(image_size=12, in_channels=2, num_classes=5, dim=16, depth=2, heads=2)
+    return cls(patch_size=patch_size, sr_ratio=sr_ratio, **hp).to(dtype)
 
 
-def test_anchored_logits_invariant_to_every_circular_shift(dtype):
-    model = _small(True, dtype).eval()
+@pytest.mark.parametrize("patch_size, sr_ratio", [(2, 2), (3, 2), (2, 3)])
+def test_anchored_logits_invariant_to_every_circular_shift(dtype, patch_size, sr_ratio):
+    """Strides 3 as well: for stride 2 a shift by -offset and by +offset agree modulo the stride."""
+    model = _small(True, dtype, patch_size=patch_size, sr_ratio=sr_ratio).eval()
     x = torch.randn(1, 2, 12, 12, generator=torch.Generator().manual_seed(1), dtype=dtype)
     with torch.no_grad():
         y = model(_all_shifts(x))
