@@ -28,7 +28,12 @@ SRC = Path(equivar.__file__).parent
 
 # Lowest first. Each entry is one layer: the top-level subpackages / modules of equivar in it.
 LAYERS: list[tuple[str, ...]] = [
-    ("_paths", "_device", "_allocator"),  # plumbing with no equivar imports: paths, devices, the allocator
+    (
+        "_paths",
+        "_device",
+        "_allocator",
+        "_typecheck",
+    ),  # plumbing with no equivar imports: paths, devices, the allocator, config value checks
     ("o3",),
     ("planar",),
     ("tp",),

@@ -27,9 +27,9 @@ inside functions, against this order):
 - ``bench``: benchmarks against peers (no benchmark code below it);
 - ``cli``: the ``equivar`` command.
 
-Below all of them: ``_paths``, ``_device`` and ``_allocator`` (file checks
-and atomic writes, device names, the heap allocator), which import nothing
-from ``equivar``.
+Below all of them: ``_paths``, ``_device``, ``_allocator`` and ``_typecheck``
+(file checks and atomic writes, device names, the heap allocator, config
+value checks), which import nothing from ``equivar``.
 """
 
 import os as _os

@@ -272,3 +272,16 @@ def test_a_model_registered_in_a_user_module_loads_in_a_fresh_process(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "defined in module 'user_models'" in out.stderr and "PYTHONPATH" in out.stderr
     assert energy != 0.0
+
+
+def test_a_registered_builder_function_gets_hparams_from_its_arguments():
+    @register_model("mlp_test_only")
+    def mlp(width: int = 4, depth=(2, 3)):
+        return torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in depth])
+
+    try:
+        model = build_model(name="mlp_test_only", width=3)
+        assert model.hparams == {"name": "mlp_test_only", "width": 3, "depth": [2, 3]}  # defaults, tuples as lists
+        assert len(build_model(**model.hparams)) == 2
+    finally:
+        _MODELS.pop("mlp_test_only", None)

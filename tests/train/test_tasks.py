@@ -102,3 +102,15 @@ def test_potential_task_reads_the_training_weights_and_stage_two():
     assert "energy weight 11" in task.enter_stage_two() and task.loss_fn.energy_weight == 11.0
     with pytest.raises(ValueError, match="already registered"):
         register_task("potential")(Regression)
+
+
+def test_task_options_are_type_checked_against_the_constructor():
+    register_task("regression_test_only")(Regression)
+    try:
+        assert build_task({"name": "regression_test_only", "weight": "1e-1"}).weight == 0.1  # YAML 1.1 string
+        with pytest.raises(ValueError, match=r"^task\.weight: expected a number, got 'heavy'$"):
+            build_task({"name": "regression_test_only", "weight": "heavy"})
+        with pytest.raises(ValueError, match=r"^unknown config key 'task\.wieght'; did you mean 'weight'\?$"):
+            build_task({"name": "regression_test_only", "wieght": 2.0})
+    finally:
+        _TASKS.pop("regression_test_only", None)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import typing
 from collections.abc import Mapping
+
+from .._typecheck import check_annotated
 
 _TASKS: dict = {}
 
@@ -71,7 +74,8 @@ def build_task(spec="potential", training=None):
     Raises
     ------
     ValueError
-        unknown task or option (named as ``task.OPTION``).
+        unknown task or option, or an option value of the wrong type (checked against the
+        constructor's annotation), named as ``task.OPTION``.
     """
     if isinstance(spec, Mapping):
         spec = dict(spec)
@@ -85,4 +89,9 @@ def build_task(spec="potential", training=None):
             close = difflib.get_close_matches(str(k), known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; task {name!r} takes {known or 'no options'}"
             raise ValueError(f"unknown config key 'task.{k}'{hint}")
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: skip the type checks
+        hints = {}
+    spec = {k: check_annotated(v, hints[k], f"task.{k}") if k in hints else v for k, v in spec.items()}
     return cls(training, **spec)

@@ -24,10 +24,10 @@ from typing import Any
 
 import yaml
 
+from .._typecheck import coerce_value, short_repr, unknown_key_error
 from ..data import check_e0s_spec
 from ..tasks import build_task
 from ._models import check_model_config
-from ._typecheck import coerce_value, short_repr, unknown_key_error
 
 
 @dataclasses.dataclass

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import collections.abc
 import inspect
-import types
 import typing
 from collections.abc import Mapping
 
 import torch
 
+from .._typecheck import check_annotated, unknown_key_error
 from ..models import build_model as _models_build_model
 from ..models import resolve_model
-from ._typecheck import coerce_value, unknown_key_error
 
 #: Hyperparameters the trainer fills from the data and the run (``dtype``, ``seed``) unless the config sets them.
 DATA_HPARAMS = (
@@ -57,49 +55,6 @@ def _accepted(name: str) -> set | None:
     return {k for k, p in params.items() if p.kind is not p.VAR_POSITIONAL and k != "self"}
 
 
-def _check_value(value, tp, key: str):
-    """``value`` checked against annotation ``tp``; returns it converted (YAML "1e-3" -> float)."""
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or origin is types.UnionType:
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _check_value(value, a, key)
-            except ValueError:
-                pass
-        names = " or ".join("null" if a is type(None) else _describe(a) for a in args)
-        raise ValueError(f"{key}: expected {names}, got {value!r}")
-    if origin in (list, tuple, collections.abc.Sequence) and origin is not None:
-        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise ValueError(f"{key}: expected {_describe(tp)}, got {value!r}")
-        if args:
-            try:
-                return [_check_value(v, args[0], key) for v in value]
-            except ValueError:
-                raise ValueError(f"{key}: expected {_describe(tp)}, got {value!r}") from None
-        return list(value)
-    if tp in (int, float, bool, str, dict):
-        return coerce_value(value, tp, key)
-    if origin in (dict, collections.abc.Mapping) or tp is collections.abc.Mapping:
-        return coerce_value(value, dict, key)
-    return value
-
-
-def _describe(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (list, tuple, collections.abc.Sequence) and origin is not None:
-        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        return f"a list of {_describe(args[0])}s" if args else "a list"
-    return {int: "integer", float: "number", bool: "true/false", str: "string", dict: "mapping"}.get(
-        tp, getattr(tp, "__name__", str(tp))
-    )
-
-
 def check_model_config(model_cfg: Mapping, prefix: str = "model.") -> dict:
     """Check the ``model`` section against its builder's signature, before any data is read.
 
@@ -140,7 +95,7 @@ def check_model_config(model_cfg: Mapping, prefix: str = "model.") -> dict:
         if k not in params and not takes_any:
             raise unknown_key_error(prefix + str(k), known)
         if k in hints:
-            cfg[k] = _check_value(v, hints[k], prefix + k)
+            cfg[k] = check_annotated(v, hints[k], prefix + k)
     return cfg
 
 

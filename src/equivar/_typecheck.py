@@ -1,8 +1,15 @@
-"""Type checks of config values against annotations, and the errors that name the key (used by the config and the model section)."""
+"""Type checks of config values against annotations, and errors that name the key.
+
+Plumbing with no ``equivar`` imports (below every layer), so that the training config
+(``equivar.train``), the ``model:`` section and the options of a task (``equivar.tasks``)
+report a bad value the same way: ``training.lr: expected a number, got 'fast'``.
+"""
 
 from __future__ import annotations
 
+import collections.abc
 import difflib
+import types
 import typing
 from typing import Any, Union
 
@@ -78,3 +85,57 @@ def unknown_key_error(key: str, known) -> ValueError:
     close = difflib.get_close_matches(key.split(".")[-1], list(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
     return ValueError(f"unknown config key {short_repr(key)}{hint}")
+
+
+def check_annotated(value, tp, key: str):
+    """``value`` checked against a constructor's annotation ``tp``; returns it converted (YAML ``"1e-3"`` -> float).
+
+    Handles ``int``, ``float``, ``bool``, ``str``, ``dict``/``Mapping``, ``list[X]``/``Sequence[X]``/
+    ``tuple[X, ...]`` and ``Optional``/unions of them; other annotations pass the value through.
+    Used for the ``model:`` and ``task:`` sections, whose keys are constructor arguments.
+
+    Raises
+    ------
+    ValueError
+        ``"{key}: expected an integer, got 'abc'"`` (the key as the config spells it).
+    """
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return check_annotated(value, a, key)
+            except ValueError:
+                pass
+        names = " or ".join("null" if a is type(None) else describe_type(a) for a in args)
+        raise ValueError(f"{key}: expected {names}, got {value!r}")
+    if origin in (list, tuple, collections.abc.Sequence) and origin is not None:
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key}: expected {describe_type(tp)}, got {value!r}")
+        if args:
+            try:
+                return [check_annotated(v, args[0], key) for v in value]
+            except ValueError:
+                raise ValueError(f"{key}: expected {describe_type(tp)}, got {value!r}") from None
+        return list(value)
+    if tp in (int, float, bool, str, dict):
+        return coerce_value(value, tp, key)
+    if origin in (dict, collections.abc.Mapping) or tp is collections.abc.Mapping:
+        return coerce_value(value, dict, key)
+    return value
+
+
+def describe_type(tp) -> str:
+    """How an error message names annotation ``tp`` (``'integer'``, ``'a list of numbers'``)."""
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple, collections.abc.Sequence) and origin is not None:
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return f"a list of {describe_type(args[0])}s" if args else "a list"
+    return {int: "integer", float: "number", bool: "true/false", str: "string", dict: "mapping"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
