@@ -17,7 +17,8 @@ Monte-Carlo sampling (:meth:`GLPlus2.sample_haar`). :class:`Flow`: a velocity
 generating a one-parameter subgroup acting on sequences over time (Keller,
 FERNN 2025). Polyphase sampling: :func:`anchor`, :func:`aps_downsample`
 (Chaman & Dokmanic 2021; Ding et al. 2023), exactly equivariant to circular
-shifts.
+shifts. Group convolutions on ``p4 = Z^2 x| C4``: :class:`LiftingConvP4`,
+:class:`GroupConvP4`, :func:`group_pool` (Cohen & Welling 2016), exact.
 
 Layer: imports only :mod:`torch` (and nothing above ``o3`` in ``equivar``).
 
@@ -37,6 +38,7 @@ True
 from ._affine import Affine, AffineElement
 from ._base import PlanarGroup
 from ._flows import Flow
+from ._gconv import GroupConvP4, LiftingConvP4, group_pool, rotate_p4
 from ._linear import SL2, GLPlus2, HaarSample, Scalings, log_jacobian
 from ._matrix import MatrixGroup
 from ._polyphase import (
@@ -60,6 +62,8 @@ __all__ = [
     "CyclicRotations",
     "Flow",
     "GLPlus2",
+    "GroupConvP4",
+    "LiftingConvP4",
     "HaarSample",
     "IntegerShifts",
     "MatrixGroup",
@@ -71,6 +75,7 @@ __all__ = [
     "anchor",
     "aps_downsample",
     "log_jacobian",
+    "group_pool",
     "pixel_coordinates",
     "polar",
     "polyphase_anchor",
@@ -78,6 +83,7 @@ __all__ = [
     "polyphase_norms",
     "rotation_matrix",
     "roll_per_sample",
+    "rotate_p4",
     "spd_logm",
     "spd_sqrtm",
     "sym_expm",
