@@ -6,7 +6,8 @@ validated) -> :func:`config_to_graph` (neighbour lists through vesin, PBC) ->
 
 Images: :func:`read_idx` / :func:`read_mnist` read the IDX files of MNIST
 and Fashion-MNIST (gzipped or not); :func:`load_image_set` gives float
-tensors and batches ``{"images", "labels"}``.
+tensors and batches ``{"images", "labels"}``; :func:`translating_mnist` /
+:func:`rotating_mnist` generate FERNN's moving-digit sequences.
 
 Also: isolated-atom reference energies (:func:`resolve_e0s`), seeded
 train/validation splits (:func:`random_split`), a dataset/loader pair with
@@ -34,6 +35,7 @@ from ._graph import LABELS, WEIGHTS, batch_to, collate, config_to_graph, graph_s
 from ._idx import read_idx, read_mnist
 from ._images import ImageSet, collate_images, load_image_set
 from ._loader import AtomicGraphDataset, ShardSampler, make_loader
+from ._moving_mnist import MovingSequences, rotating_mnist, translating_mnist
 from ._neighbors import neighbor_list
 from ._readers import KCAL_MOL_TO_EV, DataKeys, atoms_to_configuration, frame_source, read_ase, read_dataset, read_rmd17
 from ._split import random_split
@@ -69,6 +71,9 @@ __all__ = [
     "read_rmd17",
     "read_idx",
     "ImageSet",
+    "MovingSequences",
+    "rotating_mnist",
+    "translating_mnist",
     "collate_images",
     "load_image_set",
     "read_mnist",
