@@ -18,7 +18,7 @@ from ._logging import MetricsLog, read_metrics
 from ._models import DATA_HPARAMS, build_model, complete_hparams, model_dtype, unwrap
 from ._plots import plot_learning_curves, plot_parity
 from ._run import MODEL_FILE, Datasets, RunResult, load_datasets, resolve_path, run_training
-from ._trainer import BEST_MODEL, CHECKPOINT, Trainer
+from ._trainer import BEST_MODEL, CHECKPOINT, Trainer, TrainingDiverged
 
 __all__ = [
     "FORMAT",
@@ -63,4 +63,5 @@ __all__ = [
     "BEST_MODEL",
     "CHECKPOINT",
     "Trainer",
+    "TrainingDiverged",
 ]

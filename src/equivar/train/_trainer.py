@@ -21,6 +21,13 @@ from ._models import model_dtype, unwrap
 CHECKPOINT = "checkpoint.pt"
 BEST_MODEL = "best_model.pt"
 
+
+class TrainingDiverged(ValueError):
+    """Training produced a non-finite loss, gradient or weight; raised before the bad update is applied or saved,
+    so ``checkpoint.pt`` still holds the last good epoch. The message is one line: epoch, step, what, and what to
+    do (a lower learning rate, a look at the data)."""
+
+
 #: A callback is called as ``callback(event, trainer)`` with event in
 #: ``"step_end"``, ``"epoch_end"``; raising from it stops training (tests use
 #: this to simulate a crash).
@@ -181,6 +188,14 @@ class Trainer:
         if self.metrics_log is not None:
             self.metrics_log.rewrite(self.history)
         self.log(f"resumed from epoch {self.epoch} (step {self.step})")
+        # a learning rate changed on the command line (--resume --set training.lr=...) replaces the saved one, which
+        # the optimizer state would otherwise restore: the way to continue a run that diverged
+        saved_lr = ((payload.get("metadata") or {}).get("config") or {}).get("training", {}).get("lr")
+        if saved_lr is not None and float(saved_lr) != float(self.cfg.lr):
+            for g in self.optimizer.param_groups:
+                g["lr"] = float(self.cfg.lr)
+            self.scheduler.num_bad_epochs = 0
+            self.log(f"learning rate {self.cfg.lr:g} (training.lr changed from {float(saved_lr):g})")
 
     def averaged(self):
         """Context manager: the model holds the EMA weights inside (no-op without EMA)."""
@@ -221,12 +236,15 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.cfg.clip_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.clip_grad_norm)
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.clip_grad_norm)
+            else:
+                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+            loss_value = float(loss.detach())
+            self._check_step(loss_value, float(grad_norm))  # before the update: the weights stay the last good ones
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update()
             self.step += 1
-            loss_value = float(loss.detach())
             acc.update(pred, b, loss_value)
             bar.set_postfix(loss=f"{loss_value:.4g}")
             self._emit("step_end")
@@ -246,6 +264,49 @@ class Trainer:
         self.cpu_elapsed += time.process_time() - c0
         acc.all_reduce()
         return acc.compute()
+
+    # ---- divergence -----------------------------------------------------------------------
+    def _diverged(self, what: str, epoch: int | None = None, step: int | None = None) -> TrainingDiverged:
+        """The one-line error for a non-finite ``what`` (``"the loss is nan"``) in ``epoch`` (1-based; default the
+        one running) at the current step."""
+        epoch = self.epoch + 1 if epoch is None else epoch
+        step = self.step + 1 if step is None else step
+        ckpt = self.checkpoint_path()
+        if os.path.isfile(ckpt) and epoch > 1:
+            where = (
+                f"{ckpt} still holds the last good state (epoch {epoch - 1}): continue it with --resume "
+                "and a lower training.lr"
+            )
+        else:
+            where = "no epoch finished, so there is no checkpoint: start again with a lower training.lr"
+        lr = self.optimizer.param_groups[0]["lr"]
+        return TrainingDiverged(
+            f"training diverged at epoch {epoch}, step {step}: {what}; {where} "
+            f"(lr is {lr:g}), or look for outliers in the data (labels, units, overlapping atoms)"
+        )
+
+    def _check_step(self, loss: float, grad_norm: float) -> None:
+        """Raise :class:`TrainingDiverged` when the loss or the gradient norm is not finite (on any rank)."""
+        bad = not math.isfinite(loss) or not math.isfinite(grad_norm)
+        if self._any_rank(bad):
+            what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {grad_norm}"
+            raise self._diverged(what + " (weights not updated with it)")
+
+    def _check_weights(self) -> None:
+        """Raise :class:`TrainingDiverged` naming the first parameter (or EMA copy) that is not finite."""
+        bad = next((n for n, p in unwrap(self.model).named_parameters() if not bool(torch.isfinite(p).all())), None)
+        if bad is None and self.ema is not None:
+            bad = next(
+                (f"EMA copy {i}" for i, t in enumerate(self.ema.shadow) if not bool(torch.isfinite(t).all())), None
+            )
+        if self._any_rank(bad is not None):
+            raise self._diverged(
+                f"parameter {bad or '(on another rank)'} is not finite after the update", step=self.step
+            )
+
+    def _any_rank(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any rank (all ranks must stop together)."""
+        return self._over_budget(flag)
 
     def progress_fraction(self, wall: float = 0.0, cpu: float = 0.0) -> float:
         """How far through the run training is, in [0, 1]: the largest of the epoch fraction and
@@ -323,6 +384,7 @@ class Trainer:
         cfg = self.cfg
         while self.epoch < cfg.epochs and not self.stop_reason:
             train = self.train_epoch()
+            self._check_weights()  # finite losses and gradients can still step to an overflow: never save that
             self.epoch += 1
             row = {
                 "epoch": self.epoch,
@@ -338,6 +400,10 @@ class Trainer:
                 valid = self.validate()
                 row.update({f"valid_{k}": v for k, v in valid.items() if k != "n_structures"})
                 vloss = self.task.validation_loss(valid)
+                if self._any_rank("loss" in valid and not math.isfinite(valid["loss"])):
+                    raise self._diverged(
+                        f"the validation loss is {valid['loss']} (EMA weights)", epoch=self.epoch, step=self.step
+                    )
                 self.scheduler.step(vloss)
                 if vloss < self.best_loss:
                     self.best_loss, self.best_epoch, self.bad_epochs = vloss, self.epoch, 0
