@@ -10,6 +10,8 @@
   and checkpoint round trips, native kernels vs PyTorch on the training
   gradient), and :class:`PotentialTestKit`, the same as pytest tests for a
   model factory (after NequIP's test mixins; needs pytest).
+- Image classifiers: :func:`check_image_model` checks the planar groups a
+  model claims (``model.symmetry_groups``) in float32 and float64.
 """
 
 from ._equivariance import (
@@ -20,6 +22,7 @@ from ._equivariance import (
     equivariance_error,
     random_inputs,
 )
+from ._images import check_image_model, claimed_groups
 from ._potential import (
     CHECKS,
     PotentialReport,
@@ -51,11 +54,13 @@ __all__ = [
     "check_cutoff_smoothness",
     "check_forces_finite_differences",
     "check_hparams_roundtrip",
+    "check_image_model",
     "check_isolated_atoms",
     "check_native_training_gradient",
     "check_potential",
     "check_stress_finite_strain",
     "check_symmetry",
+    "claimed_groups",
     "default_tolerance",
     "equivariance_error",
     "isolated_atom_energy",

@@ -48,7 +48,8 @@ class P4CNN(nn.Module):
         kernel_size: int = 3,
     ):
         super().__init__()
-        self.image_size = int(image_size)
+        self.image_size, self.in_channels = int(image_size), int(in_channels)
+        self.symmetry_groups = ("planar:shifts", "planar:C4")
         self.lift = LiftingConvP4(in_channels, channels, kernel_size)
         self.convs = nn.ModuleList(GroupConvP4(channels, channels, kernel_size) for _ in range(depth))
         self.head = nn.Linear(channels, num_classes)
@@ -82,7 +83,8 @@ class CNN(nn.Module):
         super().__init__()
         if int(kernel_size) % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
-        self.image_size = int(image_size)
+        self.image_size, self.in_channels = int(image_size), int(in_channels)
+        self.symmetry_groups = ("planar:shifts",)
         pad = dict(padding=kernel_size // 2, padding_mode="circular")
         self.convs = nn.ModuleList(
             [nn.Conv2d(in_channels, channels, kernel_size, **pad)]

@@ -87,6 +87,11 @@ class PolyphaseViT(nn.Module):
                 x = self.pos(x)
         return self.head(self.norm(x).mean(dim=(1, 2)))
 
+    @property
+    def symmetry_groups(self) -> tuple:
+        """The planar groups the logits are invariant under (``equivar.testing.check_image_model``)."""
+        return ("planar:shifts",) if self.anchored else ()
+
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Class indices ``[B]`` (long)."""
