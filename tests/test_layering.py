@@ -28,12 +28,8 @@ SRC = Path(equivar.__file__).parent
 
 # Lowest first. Each entry is one layer: the top-level subpackages / modules of equivar in it.
 LAYERS: list[tuple[str, ...]] = [
-    (
-        "_paths",
-        "_device",
-        "_allocator",
-        "_typecheck",
-    ),  # plumbing with no equivar imports: paths, devices, the allocator, config value checks
+    # plumbing with no equivar imports (but _paths): paths, devices, the allocator, config value checks, matplotlib
+    ("_paths", "_device", "_allocator", "_typecheck", "_plotting"),
     ("o3",),
     ("planar",),
     ("tp",),

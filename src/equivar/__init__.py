@@ -27,9 +27,10 @@ inside functions, against this order):
 - ``bench``: benchmarks against peers (no benchmark code below it);
 - ``cli``: the ``equivar`` command.
 
-Below all of them: ``_paths``, ``_device``, ``_allocator`` and ``_typecheck``
-(file checks and atomic writes, device names, the heap allocator, config
-value checks), which import nothing from ``equivar``.
+Below all of them: ``_paths``, ``_device``, ``_allocator``, ``_typecheck`` and
+``_plotting`` (file checks and atomic writes, device names, the heap
+allocator, config value checks, matplotlib on Agg), which import nothing
+from ``equivar`` but ``_paths``.
 """
 
 import os as _os

@@ -28,6 +28,7 @@ Families:
 
 from ._potential import AtomicGraph, Potential
 from ._registry import available_models, build_model, model_class, model_name, register_model, resolve_model
+from ._utils import model_dtype, unwrap
 from .egnn import EGNN
 from .mace import MACE
 
@@ -43,6 +44,8 @@ __all__ = [
     "available_models",
     "build_model",
     "model_class",
+    "model_dtype",
+    "unwrap",
     "model_name",
     "register_model",
     "resolve_model",

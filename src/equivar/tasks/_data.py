@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 @dataclasses.dataclass
 class TaskData:
-    """Datasets and facts of a run whose task reads its own data (``task.load_data(cfg, log)``).
+    """What ``task.load_data(cfg, log)`` hands to the run: datasets, how to batch them, facts for the model.
 
     Attributes
     ----------
@@ -17,6 +17,10 @@ class TaskData:
     collate : callable turning a list of items into a batch dict
     data_info : dict of data-derived model hyperparameters (``equivar.train.DATA_HPARAMS``)
     metadata : dict stored in every checkpoint
+    note : str
+        Shown in the run's model line (e.g. ``graphs built in 1.2 s, 11.3 neighbours/atom``).
+    extra : object
+        Anything the task's :meth:`~equivar.tasks.Task.report` needs (the potential task: the configurations).
     """
 
     train: object
@@ -25,3 +29,5 @@ class TaskData:
     collate: Callable
     data_info: dict
     metadata: dict
+    note: str = ""
+    extra: object = None

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
 from ..data import batch_to
+from ._data import TaskData
 
 
 class Task:
     """What a model is trained for: the forward call, the loss, the metrics and the batch contract.
 
-    The trainer (:class:`equivar.train.Trainer`) is the same for every task; per batch it calls
+    A run (:func:`equivar.train.run_training`) asks the task for its data (:meth:`load_data`)
+    and, after training, for its report (:meth:`report`). The trainer
+    (:class:`equivar.train.Trainer`) is the same for every task; per batch it calls
 
     .. code-block:: text
 
@@ -41,6 +44,23 @@ class Task:
 
     def __init__(self, training=None):
         self.training = training
+
+    # ---- per run -----------------------------------------------------------------------------
+    def load_data(self, cfg, log: Callable[[str], None] = print) -> TaskData:
+        """Read, split and check the run's data (``cfg`` is the whole :class:`equivar.train.Config`).
+
+        Returns the datasets (items that ``collate`` batches into this task's batch contract), the
+        data-derived model hyperparameters the run fills in when the model takes them, and the
+        checkpoint metadata. Raises ``ValueError`` / ``FileNotFoundError`` naming the file or key.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement load_data(cfg, log) -> TaskData")
+
+    def report(self, model: torch.nn.Module, data: TaskData, cfg, history: list, log: Callable[[str], None] = print):
+        """Evaluate the selected ``model`` after training; write the task's files to ``cfg.output_dir``.
+
+        Returns the rows of the error table (``RunResult.rows``). Default: nothing written, ``[]``.
+        """
+        return []
 
     # ---- per batch ---------------------------------------------------------------------------
     def prepare(self, batch: Mapping[str, torch.Tensor], device, dtype: torch.dtype) -> dict:

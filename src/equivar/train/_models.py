@@ -10,7 +10,7 @@ import torch
 
 from .._typecheck import check_annotated, unknown_key_error
 from ..models import build_model as _models_build_model
-from ..models import resolve_model
+from ..models import model_dtype, resolve_model, unwrap  # noqa: F401  (unwrap, model_dtype: re-exported)
 
 #: Hyperparameters the trainer fills from the data and the run (``dtype``, ``seed``) unless the config sets them.
 DATA_HPARAMS = (
@@ -138,18 +138,3 @@ def build_model(hparams: Mapping) -> torch.nn.Module:
         if key in hparams and key != "name" and not msg.startswith("model."):
             raise ValueError(f"model.{msg}") from e
         raise
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The bare model inside a ``DistributedDataParallel`` wrapper (or the model itself)."""
-    return getattr(model, "module", model)
-
-
-def model_dtype(model: torch.nn.Module) -> torch.dtype:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    for b in model.buffers():
-        if b.is_floating_point():
-            return b.dtype
-    return torch.get_default_dtype()

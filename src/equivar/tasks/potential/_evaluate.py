@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from .._paths import atomic_output
-from ..data import AtomicGraphDataset, Configuration, batch_to, make_loader
-from ..tasks import ErrorAccumulator
-from ._models import model_dtype, unwrap
+from ..._paths import atomic_output
+from ...data import AtomicGraphDataset, Configuration, batch_to, make_loader
+from ...models import model_dtype, unwrap
+from ._metrics import ErrorAccumulator
 
 
 def predict(
