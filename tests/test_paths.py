@@ -69,6 +69,35 @@ def test_fifo_is_written_not_replaced(tmp_path):
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
+def test_fifo_with_a_reader_already_waiting_gets_the_data(tmp_path):
+    """The reader opens first (`cat pipe &` then `equivar eval -o pipe`): the early output check must not hand it
+    an end-of-file, or it leaves and the write that follows blocks for ever (it hung `make test` at random)."""
+    import time
+
+    fifo = str(tmp_path / "pipe")
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo).read()), daemon=True)
+    reader.start()
+    time.sleep(0.3)  # the reader is now blocked in open(), waiting for a writer
+
+    def write():
+        check_output_file(fifo, "--output")
+        time.sleep(0.3)  # the command's work between its early output check and the write
+        with atomic_output(fifo) as f:
+            f.write("through the pipe\n")
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    writer.join(10)
+    reader.join(10)
+    if writer.is_alive():  # unblock it before failing, so the test process can exit
+        with open(fifo) as f:
+            f.read()
+    assert not writer.is_alive(), "the write blocked: the reader left after an end-of-file"
+    assert got == ["through the pipe\n"]
+
+
 def test_null_device_written_directly(tmp_path):
     null = _char_device(tmp_path / "null", 3)
     check_output_file(null, "--output")

@@ -81,9 +81,15 @@ def check_output_file(path, flag: str) -> None:
     if os.path.isdir(target):
         raise ValueError(f"{flag} {shown}: is a directory, expected a file name")
     if is_special_file(target):
+        if stat.S_ISFIFO(os.stat(target).st_mode):
+            # never open a FIFO to probe it: a reader already waiting would get end-of-file at the close and
+            # leave, and the real write would then block for ever waiting for another
+            if not os.access(target, os.W_OK):
+                raise ValueError(f"{flag} {shown}: cannot write to it (permission denied)")
+            return
         try:
             fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as e:  # a FIFO without a reader says ENXIO: it will block until one comes, fine
+        except OSError as e:
             import errno
 
             if e.errno != errno.ENXIO:
