@@ -175,3 +175,22 @@ def test_torchscript_positions_module(tiny_xyz, tmp_path):
     rep = _json(os.path.join(out, "audit.json"))
     assert rep["meta"]["interface"] == "positions"
     assert rep["groups"]["SO3"]["outputs"]["forces"]["aggregate"] > 1e-3
+
+
+def test_checkpoint_of_a_model_whose_module_is_missing_says_where_it_lives(tiny_xyz, tmp_path, capsys):
+    path = tmp_path / "m.pt"
+    payload = {
+        "format": "equivar-checkpoint",
+        "version": 1,
+        "hparams": {"name": "not_registered_anywhere", "r_max": 3.0},
+        "state_dict": {"w": torch.zeros(2)},
+        "model_class": "no_such_user_module:Model",
+        "metadata": {},
+    }
+    from equivar.train import FORMAT
+
+    payload["format"] = FORMAT
+    torch.save(payload, path)
+    assert main(["audit", "--model", str(path), "--data", tiny_xyz, "--out", str(tmp_path / "a")]) != 0
+    err = capsys.readouterr().err
+    assert "cannot rebuild the model" in err and "'no_such_user_module'" in err and "PYTHONPATH" in err

@@ -172,3 +172,28 @@ def test_task_defaults_to_potential_and_bad_tasks_are_named():
         load_config(None, ["data.train_file=x.xyz", "task=potentail"])
     with pytest.raises(ValueError, match=r"^unknown config key 'task\.weights'; task 'potential' takes no options$"):
         load_config(None, ["data.train_file=x.xyz", "task={name: potential, weights: 1}"])
+
+
+def test_model_r_max_beyond_the_neighbour_lists_is_refused():
+    from equivar.train import complete_hparams
+
+    with pytest.raises(ValueError, match=r"^model.r_max=5.0 is larger than data.r_max=4.0"):
+        complete_hparams({"name": "mace", "r_max": 5.0}, {"r_max": 4.0, "atomic_numbers": [1]})
+    assert complete_hparams({"name": "mace", "r_max": 3.0}, {"r_max": 4.0})["r_max"] == 3.0
+    assert complete_hparams({"name": "mace"}, {"r_max": 4.0})["r_max"] == 4.0
+
+
+def test_unannotated_numeric_model_option_names_its_key():
+    from equivar.train._models import check_model_config
+
+    cfg = {"name": "standin:PairPotential", "hidden": "abc"}
+    with pytest.raises(ValueError, match=r"^model.hidden: expected a number \(default 32\), got 'abc'$"):
+        check_model_config(cfg)
+    assert check_model_config({"name": "standin:PairPotential", "hidden": "16"})["hidden"] == 16
+
+
+def test_a_model_constructor_runtime_error_is_one_line():
+    from equivar.train import build_model
+
+    with pytest.raises(ValueError, match=r"^model 'standin:PairPotential': bad hyperparameters \("):
+        build_model({"name": "standin:PairPotential", "atomic_numbers": [1], "hidden": -3})

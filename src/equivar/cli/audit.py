@@ -83,8 +83,10 @@ def _load_model(path: str, dtype):
 
         m = load_model(path, dtype=dtype)
         return m, m.equivar_metadata.get("r_max"), f"equivar checkpoint {path}"
-    except ValueError:
-        pass
+    except ValueError as e:
+        if "cannot rebuild the model" in str(e) or "non-finite" in str(e):
+            raise  # an equivar checkpoint whose model cannot be built: its own message says why
+
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:

@@ -96,7 +96,17 @@ def check_model_config(model_cfg: Mapping, prefix: str = "model.") -> dict:
             raise unknown_key_error(prefix + str(k), known)
         if k in hints:
             cfg[k] = check_annotated(v, hints[k], prefix + k)
+        elif k in params and _is_number(params[k].default) and isinstance(v, str):
+            # no annotation, a numeric default: a value that is not a number is named here, not deep in the model
+            try:
+                cfg[k] = type(params[k].default)(v) if isinstance(params[k].default, int) else float(v)
+            except ValueError:
+                raise ValueError(f"{prefix}{k}: expected a number (default {params[k].default!r}), got {v!r}") from None
     return cfg
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def complete_hparams(model_cfg: Mapping, data_info: Mapping) -> dict:
@@ -107,6 +117,12 @@ def complete_hparams(model_cfg: Mapping, data_info: Mapping) -> dict:
     """
     hp = dict(model_cfg)
     accepted = _accepted(hp["name"])
+    r_model, r_data = hp.get("r_max"), data_info.get("r_max")
+    if _is_number(r_model) and _is_number(r_data) and r_model > r_data:
+        raise ValueError(
+            f"model.r_max={r_model} is larger than data.r_max={r_data}: the neighbour lists are built at "
+            "data.r_max, so the model would miss neighbours; set the cutoff once, in data.r_max"
+        )
     for k in DATA_HPARAMS:
         if k in data_info and k not in hp and (accepted is None or k in accepted):
             hp[k] = data_info[k]
@@ -129,7 +145,7 @@ def build_model(hparams: Mapping) -> torch.nn.Module:
         raise ValueError("model hyperparameters need a 'name'")
     try:
         return _models_build_model(**hparams)
-    except TypeError as e:
+    except (TypeError, RuntimeError) as e:  # RuntimeError: e.g. a negative layer width reaching torch
         raise ValueError(f"model {hparams['name']!r}: bad hyperparameters ({e})") from e
     except ValueError as e:
         # a builder's "max_L must be >= 0, got -1" names the key: say it as the config does (model.max_L)
