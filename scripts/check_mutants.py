@@ -100,6 +100,14 @@ MUTANTS = [
         "1.003 / math.sqrt(m)",
         ["tests/nn/test_activation_constants.py", "tests/nn/test_nn_gate.py"],
     ),
+    # beyond issue 11's seven: a resumed run that loses its EMA must not pass for an uninterrupted one
+    Mutant(
+        "resume-forgets-ema",
+        "--resume does not restore the EMA weights",
+        r'self\.ema\.load_state_dict\(st\["ema"\]\)',
+        "pass",
+        ["tests/cli/test_kill_resume.py"],
+    ),
 ]
 
 
