@@ -59,7 +59,7 @@ def test_fifo_is_written_not_replaced(tmp_path):
     fifo = str(tmp_path / "pipe")
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
+    reader = threading.Thread(target=lambda: got.append(open(fifo).read()), daemon=True)
     reader.start()
     check_output_file(fifo, "--output")
     with atomic_output(fifo) as f:

@@ -131,3 +131,28 @@ def test_md_announces_where_files_are(files, tmp_path, capsys):
     assert len(ase.io.read(traj, ":")) == 3  # steps 0, 3, 6
     log = np.genfromtxt(tmp_path / "e.csv", delimiter=",", names=True)
     assert list(log["step"].astype(int)) == [0, 3, 6, 7]
+
+
+def test_stream_is_on_disk_every_flush_every_steps(tmp_path):
+    """What a crash (SIGKILL) would leave: every frame and log line up to the last flush, at most N steps back."""
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from equivar.cli._md_stream import MDStream
+
+    traj, log = tmp_path / "t.xyz", tmp_path / "e.csv"
+    stream = MDStream(str(traj), str(log), flush_every=3)
+    atoms = bulk("Cu", "fcc", a=3.6)
+    on_disk = []
+    for step in range(8):
+        frame = atoms.copy()
+        frame.calc = SinglePointCalculator(frame, energy=-float(step), forces=np.zeros((1, 3)))
+        stream.frame(frame)
+        stream.energy(step, step * 1e-3, -float(step), 0.1, 300.0)
+        stream.step(step)
+        text = traj.read_text()  # read through another handle: only what reached the file
+        on_disk.append((text.count("Lattice="), len(log.read_text().splitlines()) - 1))
+    stream.close()
+    # flushed after steps 3 and 6 (every 3 steps), nothing lost at the end
+    assert on_disk == [(0, 0), (0, 0), (0, 0), (4, 4), (4, 4), (4, 4), (7, 7), (7, 7)]
+    assert len(ase.io.read(traj, ":")) == 8 and len(log.read_text().splitlines()) == 9

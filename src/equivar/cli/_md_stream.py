@@ -58,6 +58,7 @@ class MDStream:
                     raise OutputError(f"{path}: cannot open for writing ({e.strerror or e})") from None
             if "log" in self.files:
                 self._write("log", ",".join(LOG_COLUMNS) + "\n")
+            self.flush()  # the files exist (with the log's header) from the start
         except BaseException:
             self.close()
             raise
