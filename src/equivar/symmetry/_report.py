@@ -151,7 +151,9 @@ def run_audit(
         report.files = files
         path = p("audit.json")
         report.files.append(path)
-        with open(path, "w") as f:
+        from .._paths import atomic_output
+
+        with atomic_output(path, "w") as f:  # no half-written report; a symlink's target replaced
             json.dump(report.to_dict(), f, indent=1)
     return report
 
