@@ -41,6 +41,7 @@ class Mutant:
 
 VALUES = "tests/cli/test_cli_values.py"
 NATIVE = "tests/tp/test_native_build.py"
+POTENTIAL = "tests/models/test_potential.py"
 MUTANTS = [
     Mutant(
         "eval-force-sign",
@@ -107,6 +108,41 @@ MUTANTS = [
         r'self\.ema\.load_state_dict\(st\["ema"\]\)',
         "pass",
         ["tests/cli/test_kill_resume.py"],
+    ),
+    Mutant(
+        "potential-stress-sign",
+        "the Potential base returns stress with the wrong sign (stress = +virials / volume)",
+        r"-virials / safe\[:, None, None\]",
+        "virials / safe[:, None, None]",
+        [POTENTIAL],
+    ),
+    Mutant(
+        "potential-no-strain",
+        "the strain trick leaves the positions unstrained (only the cell is strained)",
+        r'pos = pos \+ torch\.einsum\("ni,nij->nj", pos, sym\[nbatch\]\)',
+        "pos = pos",
+        [POTENTIAL],
+    ),
+    Mutant(
+        "potential-no-scale-shift",
+        "the Potential base skips scale/shift of the node energies",
+        r"interaction = self\.scale_shift\(node_inter, elem\)",
+        "interaction = node_inter",
+        [POTENTIAL],
+    ),
+    Mutant(
+        "hparams-no-defaults",
+        "recorded hparams omit the constructor defaults (a rebuild could differ when a default changes)",
+        r"\n    bound\.apply_defaults\(\)\n",
+        "\n",
+        [POTENTIAL],
+    ),
+    Mutant(
+        "stage-two-not-in-task",
+        "stage two switches the learning rate but never the task's objective",
+        r"what = self\.task\.enter_stage_two\(\)",
+        "what = ''",
+        ["tests/train/test_tasks.py"],
     ),
 ]
 
