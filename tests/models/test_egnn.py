@@ -131,3 +131,22 @@ def test_registered_and_errors():
         EGNN(num_layers=0)
     with pytest.raises(ValueError, match="coords_aggregation='max'"):
         EGNN(coords_aggregation="max")
+
+
+def test_hparams_and_checkpoint_round_trip(tmp_path):
+    import json
+
+    from equivar.train import load_model, model_payload, save_checkpoint
+
+    model = _model(torch.float64, hidden_dim=8, num_layers=2, coords_aggregation="sum")
+    b = {k: (v.double() if v.is_floating_point() else v) for k, v in _batch().items()}
+    hp = json.loads(json.dumps(model.hparams))
+    assert hp["name"] == "egnn" and hp["hidden_dim"] == 8 and hp["coords_aggregation"] == "sum"
+    clone = build_model(**hp).double()
+    clone.load_state_dict(model.state_dict())
+    torch.testing.assert_close(clone(b)["pos"], model(b)["pos"], rtol=0, atol=0)
+    path = str(tmp_path / "egnn.pt")
+    save_checkpoint(path, model_payload(model))
+    loaded = load_model(path)
+    assert next(loaded.parameters()).dtype == torch.float64
+    torch.testing.assert_close(loaded(b)["pos"], model(b)["pos"], rtol=0, atol=0)

@@ -14,17 +14,25 @@ Tasks:
 - ``classification`` (:class:`ClassificationTask`): image classifiers on
   MNIST-layout folders (cross-entropy, accuracy, shift consistency); it reads
   its own data (``load_data`` -> :class:`TaskData`) and writes its own report.
+- ``dynamics`` (:class:`DynamicsTask`): future positions of interacting agents
+  (N-body, ETH-UCY); MSE, ADE/FDE, minADE/minFDE over K hypotheses. Its data
+  are set under ``task: {name: dynamics, data: {...}}`` (:class:`DynamicsData`:
+  simulated N-body systems or ETH-UCY files), not the ``data:`` section.
 """
 
 from ._data import TaskData
 from ._registry import available_tasks, build_task, register_task, task_class, task_options
 from ._task import LossAccumulator, Task
 from .classification import AccuracyAccumulator, ClassificationTask
+from .dynamics import DynamicsData, DynamicsMetrics, DynamicsTask
 from .potential import METRICS, ErrorAccumulator, PotentialTask, WeightedLoss
 
 __all__ = [
     "AccuracyAccumulator",
     "ClassificationTask",
+    "DynamicsData",
+    "DynamicsMetrics",
+    "DynamicsTask",
     "TaskData",
     "METRICS",
     "ErrorAccumulator",

@@ -41,6 +41,9 @@ class Task:
 
     #: registered name (set by :func:`register_task`)
     name: str = ""
+    #: the task reads the config's ``data:`` section (False: its data are among its own options, and
+    #: ``Config.validate`` requires ``data.train_file`` to be unset instead of set)
+    data_section: bool = True
 
     def __init__(self, training=None):
         self.training = training

@@ -152,19 +152,23 @@ class Config:
             raise ValueError(f"training.ema_decay must be in (0, 1) or null, got {t.ema_decay}")
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"num_threads must be >= 1 or null, got {self.num_threads}")
-        if not self.data.valid_file and not 0.0 < self.data.valid_fraction < 1.0:  # unused with a valid_file
-            raise ValueError(f"data.valid_fraction must be in (0, 1), got {self.data.valid_fraction}")
-        if not self.data.train_file:
-            raise ValueError("data.train_file is required")
+        try:
+            task = build_task(self.task, self.training)
+        except ValueError as e:
+            msg = str(e)
+            raise ValueError(msg if msg.startswith("unknown config key") else f"task: {msg}") from None
+        if not task.data_section:  # the task's data are among its options (task.data); data: is not used
+            if self.data.train_file:
+                raise ValueError(f"data.train_file is not used by task {task.name!r}: its data are set under task.data")
+        else:
+            if not self.data.valid_file and not 0.0 < self.data.valid_fraction < 1.0:  # unused with a valid_file
+                raise ValueError(f"data.valid_fraction must be in (0, 1), got {self.data.valid_fraction}")
+            if not self.data.train_file:
+                raise ValueError("data.train_file is required")
         if self.data.r_max <= 0:
             raise ValueError(f"data.r_max must be positive, got {self.data.r_max}")
         if not isinstance(self.model, dict) or "name" not in self.model:
             raise ValueError("model must be a mapping with a 'name' key")
-        try:
-            build_task(self.task, self.training)
-        except ValueError as e:
-            msg = str(e)
-            raise ValueError(msg if msg.startswith("unknown config key") else f"task: {msg}") from None
         check_e0s_spec(self.data.e0s, "data.e0s")
         self.model = check_model_config(self.model)
         return self
