@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 
 from ._limits import MAX_L
-from ._rotation import check_rotation
+from ._rotation import angles_to_matrix, check_rotation
 from ._wigner import wigner_D
 
 _IRREP_RE = re.compile(r"^\s*(\d+)\s*([eoy])\s*$")
@@ -124,6 +124,20 @@ class Irrep(tuple):
         if self.p == -1:
             D = D * sign[..., None, None]
         return D
+
+    def D_from_angles(self, alpha, beta, gamma, k=None) -> torch.Tensor:
+        """Representation ``[..., 2l+1, 2l+1]`` of the rotation with e3nn Euler angles ``(alpha, beta, gamma)``
+        composed with ``k`` inversions (``p^k`` factor), as e3nn's ``Irrep.D_from_angles``."""
+        return self.D_from_matrix(_angles_matrix(alpha, beta, gamma, k))
+
+
+def _angles_matrix(alpha, beta, gamma, k=None) -> torch.Tensor:
+    """``angles_to_matrix(alpha, beta, gamma)``, times ``(-1)^k`` (``k`` inversions) when ``k`` is given."""
+    R = angles_to_matrix(*(torch.as_tensor(t, dtype=torch.get_default_dtype()) for t in (alpha, beta, gamma)))
+    if k is not None:
+        k = torch.as_tensor(k, device=R.device)
+        R = R * torch.where(k % 2 == 1, -1.0, 1.0).to(R.dtype)[..., None, None]
+    return R
 
 
 class _MulIr(NamedTuple):
@@ -359,6 +373,15 @@ class Irreps(tuple):
             return R.new_zeros(R.shape[:-2] + (0, 0))
         return _block_diag(blocks)
 
+    def D_from_angles(self, alpha, beta, gamma, k=None) -> torch.Tensor:
+        """Block-diagonal representation ``[..., dim, dim]`` from e3nn Euler angles and ``k`` inversions."""
+        return self.D_from_matrix(_angles_matrix(alpha, beta, gamma, k))
+
+    @property
+    def slice_by_mul(self) -> _SliceByMul:
+        """Slice over copies of irreps: ``Irreps("10x0e+2e+10x1e").slice_by_mul[5:15]`` is ``5x0e+1x2e+4x1e``."""
+        return _SliceByMul(self)
+
     def __repr__(self) -> str:
         return "+".join(repr(mi) for mi in self)
 
@@ -374,6 +397,27 @@ class Irreps(tuple):
 
     def __hash__(self) -> int:
         return super().__hash__()
+
+
+class _SliceByMul:
+    def __init__(self, irreps: Irreps) -> None:
+        self.irreps = irreps
+
+    def __getitem__(self, index: slice) -> Irreps:
+        if not isinstance(index, slice):
+            raise ValueError(f"slice_by_mul takes a slice, got {index!r}")
+        start, stop, step = index.indices(self.irreps.num_irreps)
+        if step != 1:
+            raise ValueError(f"slice_by_mul needs step 1, got {index.step!r}")
+        out, first = [], 0
+        for mul, ir in self.irreps:
+            end = first + mul
+            if start <= first and end <= stop:  # the whole block (empty blocks inside the range too, as e3nn)
+                out.append((mul, ir))
+            elif start < end and first < stop:
+                out.append((min(stop, end) - max(start, first), ir))
+            first = end
+        return Irreps(out)
 
 
 class _SortResult(NamedTuple):

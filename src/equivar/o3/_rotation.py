@@ -155,3 +155,148 @@ def matrix_to_axis_angle(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         axis.norm(dim=-1, keepdim=True) == 0, torch.tensor([0.0, 1.0, 0.0], dtype=R.dtype, device=R.device), axis
     )
     return axis, angle
+
+
+# ----------------------------------------------------------------------------------------------------------
+# e3nn's parametrizations of rotations and their conversions. Euler angles are e3nn's (``Y(alpha) X(beta)
+# Y(gamma)``); quaternions are ``(w, x, y, z)`` with ``quaternion_to_matrix(q1 * q2) = R(q1) @ R(q2)``;
+# axis-angle is ``(axis [..., 3], angle [...])``, right-handed. Every conversion goes through the matrix or
+# the quaternion, so they agree with each other to rounding.
+
+
+def _like(shape, requires_grad, dtype, device, values):
+    t = values.to(dtype=dtype or torch.get_default_dtype(), device=device).reshape(shape)
+    return t.detach().requires_grad_(requires_grad)
+
+
+def identity_angles(*shape: int, requires_grad: bool = False, dtype=None, device=None):
+    """Euler angles ``(alpha, beta, gamma)`` of the identity, each ``[*shape]`` (zeros)."""
+    z = torch.zeros(shape, dtype=torch.float64)
+    return tuple(_like(shape, requires_grad, dtype, device, z) for _ in range(3))
+
+
+def rand_angles(*shape: int, requires_grad: bool = False, generator=None, dtype=None, device=None):
+    """Haar-random Euler angles ``(alpha, beta, gamma)``, each ``[*shape]``.
+
+    ``alpha, gamma`` uniform on ``[0, 2 pi)``, ``cos(beta)`` uniform on ``[-1, 1]`` (the Haar measure
+    in these coordinates is ``sin(beta) d alpha d beta d gamma``).
+    """
+    u = torch.rand((3,) + tuple(shape), generator=generator, dtype=torch.float64)
+    a, c = 2 * math.pi * u[0], 2 * math.pi * u[2]
+    b = torch.acos(2 * u[1] - 1)
+    return tuple(_like(shape, requires_grad, dtype, device, t) for t in (a, b, c))
+
+
+def angles_to_xyz(alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Unit vector ``[..., 3]`` of direction ``(alpha, beta)``: ``R(alpha, beta, 0) @ (0, 1, 0)``; inverse of ``xyz_to_angles``."""
+    alpha, beta = torch.broadcast_tensors(torch.as_tensor(alpha), torch.as_tensor(beta))
+    return torch.stack([beta.sin() * alpha.sin(), beta.cos(), beta.sin() * alpha.cos()], -1)
+
+
+def inverse_angles(alpha, beta, gamma):
+    """Euler angles of the inverse rotation: ``(Y(a) X(b) Y(c))^-1 = Y(-c) X(-b) Y(-a)``."""
+    return -gamma, -beta, -alpha
+
+
+def compose_angles(a1, b1, c1, a2, b2, c2):
+    """Euler angles of ``R(a1, b1, c1) @ R(a2, b2, c2)``."""
+    return matrix_to_angles(angles_to_matrix(a1, b1, c1) @ angles_to_matrix(a2, b2, c2))
+
+
+def identity_quaternion(*shape: int, requires_grad: bool = False, dtype=None, device=None) -> torch.Tensor:
+    """The identity quaternion ``(1, 0, 0, 0)``, ``[*shape, 4]``."""
+    q = torch.zeros(tuple(shape) + (4,), dtype=torch.float64)
+    q[..., 0] = 1
+    return _like(tuple(shape) + (4,), requires_grad, dtype, device, q)
+
+
+def rand_quaternion(*shape: int, requires_grad: bool = False, generator=None, dtype=None, device=None) -> torch.Tensor:
+    """Haar-random unit quaternions ``[*shape, 4]`` (a normalized Gaussian 4-vector)."""
+    q = torch.randn(tuple(shape) + (4,), generator=generator, dtype=torch.float64)
+    return _like(tuple(shape) + (4,), requires_grad, dtype, device, q / q.norm(dim=-1, keepdim=True))
+
+
+def compose_quaternion(q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
+    """Hamilton product ``q1 q2`` ``[..., 4]`` (the rotation ``R(q1) @ R(q2)``)."""
+    q1, q2 = torch.broadcast_tensors(q1, q2)
+    w1, x1, y1, z1 = q1.unbind(-1)
+    w2, x2, y2, z2 = q2.unbind(-1)
+    return torch.stack(
+        [
+            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+        ],
+        -1,
+    )
+
+
+def inverse_quaternion(q: torch.Tensor) -> torch.Tensor:
+    """Inverse of unit quaternions (their conjugate) ``[..., 4]``."""
+    return q * torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=q.dtype, device=q.device)
+
+
+def axis_angle_to_quaternion(axis: torch.Tensor, angle) -> torch.Tensor:
+    """``(cos(angle/2), sin(angle/2) axis/|axis|)`` ``[..., 4]``."""
+    angle = torch.as_tensor(angle, dtype=axis.dtype, device=axis.device)
+    axis = torch.nn.functional.normalize(axis, dim=-1)
+    axis, angle = torch.broadcast_tensors(axis, angle[..., None])
+    half = angle[..., :1] / 2
+    return torch.cat([half.cos(), half.sin() * axis], -1)
+
+
+def quaternion_to_axis_angle(q: torch.Tensor):
+    """Unit quaternions ``[..., 4]`` to ``(axis [..., 3], angle [...])``, angle in ``[0, pi]``."""
+    q = q * torch.where(q[..., :1] < 0, -1.0, 1.0).to(q.dtype)  # q and -q are one rotation: take w >= 0
+    v = q[..., 1:]
+    angle = 2 * torch.atan2(v.norm(dim=-1), q[..., 0])
+    return torch.nn.functional.normalize(v, dim=-1), angle
+
+
+def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
+    """Proper rotations ``[..., 3, 3]`` to unit quaternions ``[..., 4]`` (``w >= 0``)."""
+    return axis_angle_to_quaternion(*matrix_to_axis_angle(R))
+
+
+def angles_to_quaternion(alpha, beta, gamma) -> torch.Tensor:
+    """Euler angles to quaternions: ``q_y(alpha) q_x(beta) q_y(gamma)``."""
+    alpha, beta, gamma = torch.broadcast_tensors(torch.as_tensor(alpha), torch.as_tensor(beta), torch.as_tensor(gamma))
+    ex = torch.tensor([1.0, 0.0, 0.0], dtype=alpha.dtype, device=alpha.device)
+    ey = torch.tensor([0.0, 1.0, 0.0], dtype=alpha.dtype, device=alpha.device)
+    qa, qb, qc = (
+        axis_angle_to_quaternion(ey, alpha),
+        axis_angle_to_quaternion(ex, beta),
+        axis_angle_to_quaternion(ey, gamma),
+    )
+    return compose_quaternion(compose_quaternion(qa, qb), qc)
+
+
+def quaternion_to_angles(q: torch.Tensor):
+    """Unit quaternions ``[..., 4]`` to Euler angles ``(alpha, beta, gamma)``."""
+    return matrix_to_angles(quaternion_to_matrix(q))
+
+
+def angles_to_axis_angle(alpha, beta, gamma):
+    """Euler angles to ``(axis, angle)``."""
+    return quaternion_to_axis_angle(angles_to_quaternion(alpha, beta, gamma))
+
+
+def axis_angle_to_angles(axis: torch.Tensor, angle):
+    """``(axis, angle)`` to Euler angles."""
+    return matrix_to_angles(axis_angle_to_matrix(axis, angle))
+
+
+def rand_axis_angle(*shape: int, requires_grad: bool = False, generator=None, dtype=None, device=None):
+    """Haar-random ``(axis [*shape, 3], angle [*shape])``."""
+    axis, angle = quaternion_to_axis_angle(rand_quaternion(*shape, generator=generator, dtype=torch.float64))
+    return (
+        _like(tuple(shape) + (3,), requires_grad, dtype, device, axis),
+        _like(tuple(shape), requires_grad, dtype, device, angle),
+    )
+
+
+def compose_axis_angle(axis1, angle1, axis2, angle2):
+    """``(axis, angle)`` of the rotation ``R(axis1, angle1) @ R(axis2, angle2)``."""
+    q = compose_quaternion(axis_angle_to_quaternion(axis1, angle1), axis_angle_to_quaternion(axis2, angle2))
+    return quaternion_to_axis_angle(q)
