@@ -18,8 +18,9 @@ import torch
 KCAL = 0.0433641
 
 
-def time_fn(fn, device, max_reps=20, target_s=1.0):
-    fn()
+def time_fn(fn, device, max_reps=20, target_s=1.0, warmup=3):
+    for _ in range(warmup):  # TorchScript's profiling executor re-optimizes over the first calls
+        fn()
     if device == "cuda":
         torch.cuda.synchronize()
     ts, t0 = [], time.perf_counter()

@@ -137,10 +137,15 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return d / n if n > 0 else d
 
 
-def time_fn(fn, device, min_reps=3, max_reps=20, target_s=0.3) -> float:
-    """Median milliseconds of ``fn()`` after one warm-up call (CUDA events on the GPU)."""
-    fn()
-    sync(device)
+def time_fn(fn, device, min_reps=3, max_reps=20, target_s=0.3, warmup=1) -> float:
+    """Median milliseconds of ``fn()`` after ``warmup`` calls (CUDA events on the GPU); one timed call when a
+    warm-up call took over a second."""
+    for _ in range(warmup):
+        t = time.perf_counter()
+        fn()
+        sync(device)
+    if time.perf_counter() - t > 1.0:
+        min_reps = max_reps = 1
     ts = []
     t_start = time.perf_counter()
     while len(ts) < max_reps and (len(ts) < min_reps or time.perf_counter() - t_start < target_s):
@@ -538,6 +543,7 @@ def tp_bench(run: Run):
     else:
         plan = [("P", L, ch) for ch in (32, 128) for L in (1, 2, 3, 4)]
         plan += [("S", L, ch) for ch in (32, 128) for L in range(2, 9)]
+        plan = [x for x in plan if x[0] in run.configs and x[2] in run.channels]
         edges = 100_000
     have_e3nn = _e3nn_ok()
     try:
@@ -559,7 +565,7 @@ def tp_bench(run: Run):
             P = _Peer(
                 "equivar", m, m.irreps_in1.dim, m.irreps_in2.dim, m.weight_numel, m.irreps_out.dim, Z, dtype, run.device
             )
-            for elems in (512, 1024, 2048):
+            for elems in (256, 512, 1024):
                 os.environ["EQUIVAR_TRITON_TILE"] = str(elems)
                 row = {"config": sweep_cfg[0], "L": sweep_cfg[1], "channels": sweep_cfg[2], "edges": Z}
                 row.update(backend=f"equivar tile {elems}", tile_elems=elems, sweep=True)
@@ -699,7 +705,14 @@ def _equivar_mace_times(run: Run, cell_cfg):
             out[name] = {"skipped": "time budget"}
             continue
         try:
-            out[name] = {"ms": round(time_fn(fn, run.device, max_reps=20 if not run.dry else 1, target_s=1.0), 3)}
+            out[name] = {
+                "ms": round(
+                    time_fn(
+                        fn, run.device, max_reps=20 if not run.dry else 1, target_s=1.0, warmup=1 if run.dry else 3
+                    ),
+                    3,
+                )
+            }
             out[name]["peak_mb"] = peak_mb(fn, run.device)
         except Exception as e:  # noqa: BLE001
             out[name] = {"error": "OOM" if is_oom(e) else f"{type(e).__name__}: {str(e)[:300]}"}
@@ -737,7 +750,7 @@ def mace_bench(run: Run):
                 [py, worker, json.dumps(spec)],
                 capture_output=True,
                 text=True,
-                timeout=max(20, min(240, run.left() - 10)),
+                timeout=max(20, min(200, run.left() - 5)),
                 env={**os.environ, "PYTHONPATH": run.mace_path, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
             )
             line = next((x for x in reversed(p.stdout.splitlines()) if x.startswith("{")), None)
@@ -847,6 +860,16 @@ def markdown(res: dict) -> str:
     return "\n".join(L) + "\n"
 
 
+SECTIONS = [
+    ("tp_cuda_vs_cpu", tp_cuda_vs_cpu),
+    ("equivariance_cuda", equivariance_cuda),
+    ("mace_cuda_vs_cpu", mace_cuda_vs_cpu),
+    ("sync", sync_check),
+    ("tp_bench", tp_bench),
+    ("mace_bench", mace_bench),
+]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("out", help="output folder (gpu.json, gpu.md)")
@@ -855,24 +878,22 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=None, help="rMD17 aspirin .npz (default: .devcarry/aspirin.npz or shared data)")
     p.add_argument("--mace-python", default=None, help="interpreter for the mace-torch worker (omit: skip it)")
     p.add_argument("--mace-path", default="", help="PYTHONPATH for the mace-torch worker")
-    p.add_argument("--sections", nargs="+", default=None, help="run only these sections")
+    p.add_argument("--sections", nargs="+", default=None, help="run only these sections, in this order")
+    p.add_argument("--configs", nargs="+", default=["P", "S"], choices=["P", "S"], help="TP benchmark configurations")
+    p.add_argument("--channels", nargs="+", type=int, default=[32, 128], help="TP benchmark channel counts")
     a = p.parse_args(argv)
     device = "cuda" if (torch.cuda.is_available() and not a.dry_run) else "cpu"
     run = Run(a.out, a.budget_s, a.dry_run, device)
     run.data, run.mace_python, run.mace_path = a.data, a.mace_python, a.mace_path
-    run.reserve = 0.0 if a.dry_run else TP_RESERVE_S
-    sections = [
-        ("tp_cuda_vs_cpu", tp_cuda_vs_cpu),
-        ("equivariance_cuda", equivariance_cuda),
-        ("mace_cuda_vs_cpu", mace_cuda_vs_cpu),
-        ("sync", sync_check),
-        ("tp_bench", tp_bench),
-        ("mace_bench", mace_bench),
-    ]
-    for name, fn in sections:
-        if a.sections and name not in a.sections:
-            continue
-        run.section(name, fn)
+    order = a.sections or [n for n, _ in SECTIONS]
+    mace_after_tp = (
+        "mace_bench" in order and "tp_bench" in order and order.index("mace_bench") > order.index("tp_bench")
+    )
+    run.reserve = TP_RESERVE_S if (mace_after_tp and not a.dry_run) else 0.0
+    run.configs, run.channels = a.configs, a.channels
+    fns = dict(SECTIONS)
+    for name in order:
+        run.section(name, fns[name])
     run.res["meta"]["total_s"] = round(time.perf_counter() - run.t0, 1)
     run.save()
     print(markdown(run.res))

@@ -285,7 +285,9 @@ class SymmetricContraction(ExactConstants):
                     f"node_attrs must be one-hot [N={N}, {E}] or [N] indices, got {tuple(node_attrs.shape)}"
                 )
             elem = node_attrs.argmax(-1)
-        if not self.analytic_backward or torch.compiler.is_compiling():  # (a traced Function loses its double backward)
+        # (a traced Function loses its double backward; on a GPU, grouping nodes by element needs the counts
+        # on the host, a synchronisation per call: the batched form below needs none)
+        if not self.analytic_backward or torch.compiler.is_compiling() or x.device.type != "cpu":
             return self._forward_autograd(x, node_attrs, elem)
         # group nodes by element: mul_ir [N, C*D blocks] -> [C, D, N sorted] with one gather
         if E == 1:

@@ -192,7 +192,9 @@ def _sh_forward_fast(lmax: int, v: torch.Tensor, normalize: bool) -> torch.Tenso
             inv = n2.rsqrt_()
             bad = ~(inv < 1 / tiny)  # zero (or denormal) vectors, also catches inf
             vt.mul_(inv)
-            if lmax > 0 and bool(bad.any()):
+            if lmax > 0 and vt.device.type != "cpu":  # masked, not branched: no host-device synchronisation
+                vt.masked_fill_(bad, 0.0)
+            elif lmax > 0 and bool(bad.any()):
                 vt[:, bad] = 0.0
             else:
                 bad = None
@@ -204,7 +206,7 @@ def _sh_forward_fast(lmax: int, v: torch.Tensor, normalize: bool) -> torch.Tenso
             rr = r2[0] if r2 is not None else 1.0
             _sh_rows(lmax, vt[0], vt[1], vt[2], rr, out=out)
             if bad is not None:
-                out[1:, bad] = 0.0
+                out[1:].masked_fill_(bad, 0.0)
             return out.t()
         X_, Y_, Z_ = vt[2:3], vt[0:1], vt[1:2]  # polar axis is e3nn's y
         tens, pidx, cidx = _plan_tensors(lmax, v.dtype, v.device)
@@ -232,7 +234,7 @@ def _sh_forward_fast(lmax: int, v: torch.Tensor, normalize: bool) -> torch.Tenso
         else:
             out = P
         if bad is not None:
-            out[1:, bad] = 0.0
+            out[1:].masked_fill_(bad, 0.0)
         return out.t()
 
 
