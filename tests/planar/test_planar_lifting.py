@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from equivar import planar as P
-from equivar.planar import AffineLiftingConv
+from equivar.planar import AffineGroupConv, AffineLiftingConv
 
 
 def _tol(dtype):
@@ -49,3 +49,27 @@ def test_lifting_errors():
         AffineLiftingConv(1, 1, kernel_size=4)
     with pytest.raises(ValueError, match=r"samples must be \[N, 2, 2\]"):
         AffineLiftingConv(1, 1, 3)(torch.zeros(1, 1, 5, 5), torch.zeros(2, 3))
+
+
+def test_lift_then_group_conv_equivariance(dtype):
+    torch.manual_seed(0)
+    lift, conv = AffineLiftingConv(1, 3, 5).to(dtype), AffineGroupConv(3, 2, 3).to(dtype)
+    G = P.SL2(0.3)
+    s_in, s_out = G.sample(4, torch.Generator().manual_seed(1)), G.sample(5, torch.Generator().manual_seed(2))
+
+    def net(x, si, so):
+        return conv(torch.relu(lift(x, si)), so, si)
+
+    x = torch.randn(2, 1, 9, 9, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    R = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=torch.float64)  # a quarter turn, exactly
+    y = net(torch.rot90(x, 1, dims=(-2, -1)), s_in, s_out)
+    assert y.shape == (2, 2, 5, 9, 9)
+    torch.testing.assert_close(y, torch.rot90(net(x, R.T @ s_in, R.T @ s_out), 1, dims=(-2, -1)), **_tol(dtype))
+    torch.testing.assert_close(
+        net(torch.roll(x, (1, 4), dims=(-2, -1)), s_in, s_out),
+        torch.roll(net(x, s_in, s_out), (1, 4), dims=(-2, -1)),
+        **_tol(dtype),
+    )
+    assert not torch.allclose(y, torch.rot90(net(x, R.T @ s_in, s_out), 1, dims=(-2, -1)), atol=1e-4)
+    with pytest.raises(ValueError, match="N_in = 4 samples"):
+        conv(torch.zeros(1, 3, 3, 9, 9), s_out, s_in)

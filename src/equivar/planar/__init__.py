@@ -20,7 +20,8 @@ FERNN 2025). Polyphase sampling: :func:`anchor`, :func:`aps_downsample`
 shifts. Group convolutions on ``p4 = Z^2 x| C4``: :class:`LiftingConvP4`,
 :class:`GroupConvP4`, :func:`group_pool` (Cohen & Welling 2016), exact.
 Monte-Carlo lifting to ``R^2 x| G`` with a kernel MLP on transformed grids:
-:class:`AffineLiftingConv` (Mironenco & Forre 2024).
+:class:`AffineLiftingConv` and the group convolution between sampled elements
+:class:`AffineGroupConv` (Mironenco & Forre 2024).
 
 Layer: imports only :mod:`torch` (and nothing above ``o3`` in ``equivar``).
 
@@ -41,7 +42,7 @@ from ._affine import Affine, AffineElement
 from ._base import PlanarGroup
 from ._flows import Flow
 from ._gconv import GroupConvP4, LiftingConvP4, group_pool, rotate_p4
-from ._lifting import AffineLiftingConv
+from ._lifting import AffineGroupConv, AffineLiftingConv
 from ._linear import SL2, GLPlus2, HaarSample, Scalings, log_jacobian
 from ._matrix import MatrixGroup
 from ._polyphase import (
@@ -60,6 +61,7 @@ from ._translations import CircularShifts, IntegerShifts
 
 __all__ = [
     "Affine",
+    "AffineGroupConv",
     "AffineLiftingConv",
     "AffineElement",
     "CircularShifts",

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._linear import GLPlus2
 from ._resample import pixel_coordinates
 
 
@@ -80,3 +81,72 @@ class AffineLiftingConv(nn.Module):
         N, O, C, k, _ = w.shape
         y = F.conv2d(F.pad(x, (k // 2,) * 4, mode="circular"), w.transpose(0, 1).reshape(O * N, C, k, k))
         return y.reshape(x.shape[0], O, N, *y.shape[-2:]) + self.bias[:, None, None, None]
+
+
+def _group_features(rel: torch.Tensor) -> torch.Tensor:
+    """``[..., 5]`` kernel inputs of relative elements ``B^-1 A`` ``[..., 2, 2]`` (``det > 0``): the global chart
+    ``g = exp(S(a, b1, b2)) R(angle)`` of :class:`~equivar.planar.GLPlus2` as ``(a, b1, b2, cos, sin)``."""
+    c = GLPlus2().log_coordinates(rel)
+    return torch.cat([c[..., :3], torch.cos(c[..., 3:]), torch.sin(c[..., 3:])], dim=-1)
+
+
+class AffineGroupConv(nn.Module):
+    """Monte-Carlo group convolution on ``R^2 x| G`` between sampled elements.
+
+    ``(G f)(t, B_i) = (1/N_in) sum_j sum_q f(q, A_j) k(B_i^-1 (q - t), B_i^-1 A_j) / |det B_i|``
+    with a kernel MLP taking the grid point moved by ``B_i^-1`` and the
+    relative element ``B_i^-1 A_j`` in the Lie group decomposition's chart
+    (Mironenco & Forre 2024, ``GConv2d``). For fixed sample sets,
+    ``G[h . f](S_out, S_in) = h . G[f](h^-1 S_out, h^-1 S_in)`` (exact for
+    quarter turns on the pixel grid and for circular shifts).
+
+    Shapes
+    ------
+    ``forward(f [B, C_in, N_in, H, W], out_samples [N_out, 2, 2], in_samples [N_in, 2, 2])
+    -> [B, C_out, N_out, H, W]``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, hidden: int = 32):
+        super().__init__()
+        if int(kernel_size) % 2 == 0 or kernel_size < 3:
+            raise ValueError(f"kernel_size must be odd and >= 3, got {kernel_size}")
+        self.in_channels, self.out_channels, self.kernel_size = int(in_channels), int(out_channels), int(kernel_size)
+        self.mlp = nn.Sequential(
+            nn.Linear(7, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, out_channels * in_channels),
+        )
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def kernels(self, out_samples: torch.Tensor, in_samples: torch.Tensor) -> torch.Tensor:
+        """``[N_out, C_out, C_in, N_in, k, k]``."""
+        for name, s in (("out_samples", out_samples), ("in_samples", in_samples)):
+            if s.dim() != 3 or s.shape[-2:] != (2, 2):
+                raise ValueError(f"{name} must be [N, 2, 2] matrices, got shape {tuple(s.shape)}")
+        k = self.kernel_size
+        p = self.mlp[0].weight
+        grid = pixel_coordinates(k, k, dtype=p.dtype, device=p.device) / (k // 2)
+        Bo = out_samples.to(dtype=p.dtype, device=p.device)
+        Ai = in_samples.to(dtype=p.dtype, device=p.device)
+        Binv = torch.linalg.inv(Bo)
+        q = torch.einsum("nij,hwj->nhwi", Binv, grid)  # [No, k, k, 2]
+        rel = _group_features(Binv[:, None] @ Ai[None])  # [No, Ni, 5]
+        No, Ni = Bo.shape[0], Ai.shape[0]
+        inp = torch.cat([q[:, None].expand(No, Ni, k, k, 2), rel[:, :, None, None].expand(No, Ni, k, k, 5)], dim=-1)
+        w = self.mlp(inp).reshape(No, Ni, k, k, self.out_channels, self.in_channels)
+        w = w * (q.norm(dim=-1) <= 1.0)[:, None, :, :, None, None].to(w.dtype)
+        w = w / (torch.linalg.det(Bo).abs()[:, None, None, None, None, None] * Ni)
+        return w.permute(0, 4, 5, 1, 2, 3)
+
+    def forward(self, f: torch.Tensor, out_samples: torch.Tensor, in_samples: torch.Tensor) -> torch.Tensor:
+        if f.dim() != 5 or f.shape[2] != in_samples.shape[0]:
+            raise ValueError(
+                f"features must be [B, C, N_in, H, W] with N_in = {in_samples.shape[0]} samples, got {tuple(f.shape)}"
+            )
+        w = self.kernels(out_samples, in_samples)  # [No, O, C, Ni, k, k]
+        No, O, C, Ni, k, _ = w.shape
+        x = F.pad(f.reshape(f.shape[0], C * Ni, *f.shape[-2:]), (k // 2,) * 4, mode="circular")
+        y = F.conv2d(x, w.transpose(0, 1).reshape(O * No, C * Ni, k, k))
+        return y.reshape(f.shape[0], O, No, *y.shape[-2:]) + self.bias[:, None, None, None]
