@@ -6,6 +6,7 @@ from equivar.models import build_model
 from equivar.testing import check_image_model, claimed_groups
 
 SMALL = {
+    "affine_cnn": dict(image_size=12, channels=3, num_samples=3, depth=1),
     "vit_polyphase": dict(image_size=12, dim=16, depth=2, patch_size=2, sr_ratio=2),
     "vit": dict(image_size=12, dim=16, depth=2, patch_size=2, sr_ratio=2),
     "p4cnn": dict(image_size=12, channels=4, depth=2),

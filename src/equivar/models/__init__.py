@@ -21,6 +21,8 @@ Families:
   ICML 2021, for dynamics.
 - :mod:`~equivar.models.vit_polyphase`: the shift-invariant polyphase ViT
   (``'vit_polyphase'``) and its unanchored twin (``'vit'``), Ding et al. 2023;
+- :mod:`~equivar.models.affine`: an affine-equivariant CNN by Lie group
+  decomposition (``'affine_cnn'``, Mironenco & Forre 2024; Monte-Carlo);
 - :mod:`~equivar.models.gcnn`: the p4 group CNN (``'p4cnn'``, Cohen & Welling
   2016; quarter turns and shifts) and a plain CNN of the same size (``'cnn'``);
   image classifiers: ``model(images [B, C, H, W]) -> logits [B, classes]``.
@@ -34,7 +36,7 @@ from .mace import MACE
 
 register_model("egnn", EGNN)
 
-from . import gcnn, vit_polyphase  # noqa: E402  (register "p4cnn", "cnn", "vit_polyphase" and "vit")
+from . import affine, gcnn, vit_polyphase  # noqa: E402  (register "affine_cnn", "p4cnn", "cnn", "vit_polyphase", "vit")
 
 __all__ = [
     "EGNN",

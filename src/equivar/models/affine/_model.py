@@ -1,0 +1,91 @@
+"""An affine-equivariant CNN by Lie group decomposition (Monte-Carlo lifting and group convolutions)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...planar import SL2, AffineGroupConv, AffineLiftingConv, GLPlus2
+
+
+class AffineCNN(nn.Module):
+    """Lifting + group convolutions on ``R^2 x| G`` (``G`` = SL(2) or GL+(2)), mean over samples and space, linear head.
+
+    Source: Mironenco & Forre, "Lie Group Decompositions for Equivariant Neural
+    Networks" (ICLR 2024): group elements are sampled through the polar
+    decomposition ``g = P R`` (log-normal SPD factor of scale ``sample_scale``,
+    Haar rotation; :class:`~equivar.planar.GLPlus2`), kernels are MLPs on the
+    kernel grid moved by each sample and on relative elements in the
+    decomposition's chart. In training every forward pass draws new samples
+    (``num_samples`` per layer); in evaluation the samples are fixed (drawn
+    from ``seed``), so the model is deterministic. Invariance to circular
+    shifts is exact (circular padding, mean pooling); invariance to ``G`` holds
+    in expectation over the samples, up to the Monte-Carlo error and the pixel
+    grid (measured, not claimed: ``symmetry_groups`` lists shifts only).
+
+    Parameters
+    ----------
+    image_size, in_channels, num_classes : int
+    group : {'SL2', 'GL+2'}
+    num_samples : int
+        Group samples per layer.
+    sample_scale : float
+        Spread of the SPD factor's log-eigenvalues.
+    channels : int
+        Channels per sample of each hidden layer.
+    depth : int
+        Group convolutions after the lifting layer.
+    kernel_size : int
+        Odd; the lifting layer uses ``kernel_size + 2``.
+    seed : int
+        Seeds the evaluation samples.
+
+    Shapes
+    ------
+    ``forward(images [B, C, H, W]) -> logits [B, num_classes]``.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 28,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        group: str = "SL2",
+        num_samples: int = 8,
+        sample_scale: float = 0.2,
+        channels: int = 8,
+        depth: int = 1,
+        kernel_size: int = 3,
+        seed: int = 0,
+    ):
+        super().__init__()
+        groups = {"SL2": SL2, "GL+2": GLPlus2}
+        if group not in groups:
+            raise ValueError(f"group must be 'SL2' or 'GL+2', got {group!r}")
+        if int(num_samples) < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        self.image_size, self.in_channels = int(image_size), int(in_channels)
+        self.group = groups[group](sample_scale)
+        self.num_samples, self.depth = int(num_samples), int(depth)
+        self.symmetry_groups = ("planar:shifts",)
+        self.lift = AffineLiftingConv(in_channels, channels, kernel_size + 2)
+        self.convs = nn.ModuleList(AffineGroupConv(channels, channels, kernel_size) for _ in range(depth))
+        self.head = nn.Linear(channels, num_classes)
+        gen = torch.Generator().manual_seed(seed)
+        self.register_buffer(
+            "eval_samples", torch.stack([self.group.sample(num_samples, gen) for _ in range(depth + 1)])
+        )
+
+    def samples(self) -> torch.Tensor:
+        """``[depth + 1, num_samples, 2, 2]``: fresh ones in training, the fixed ``eval_samples`` otherwise."""
+        if self.training:
+            return torch.stack([self.group.sample(self.num_samples) for _ in range(self.depth + 1)])
+        return self.eval_samples
+
+    def forward(self, images: torch.Tensor, samples: torch.Tensor | None = None) -> torch.Tensor:
+        s = self.samples() if samples is None else samples
+        f = F.relu(self.lift(images, s[0]))
+        for i, conv in enumerate(self.convs):
+            f = F.relu(conv(f, s[i + 1], s[i]))
+        return self.head(f.mean(dim=(2, 3, 4)))
