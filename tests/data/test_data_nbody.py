@@ -124,10 +124,11 @@ def test_deterministic_per_seed_and_split_stream_positions(tmp_path):
     np.testing.assert_allclose(splits.train.positions, stream.positions[:2], rtol=0, atol=1e-13)
     np.testing.assert_allclose(splits.valid.positions, stream.positions[5:7], rtol=0, atol=1e-13)
     np.testing.assert_allclose(splits.test.positions, stream.positions[7:], rtol=0, atol=1e-13)
-    assert not splits.from_cache and splits.generation_seconds > 0
+    assert not splits.from_cache and splits.generation_seconds > 0 and splits.generation_cpu_seconds > 0
     again = nbody.load_nbody(cfg, cache_dir=str(tmp_path))
     assert again.from_cache and again.path == splits.path
     assert again.generation_seconds == splits.generation_seconds
+    assert again.generation_cpu_seconds == splits.generation_cpu_seconds
     np.testing.assert_array_equal(again.valid.velocities, splits.valid.velocities)
     other = nbody.load_nbody(
         NBodyDatasetConfig(simulation=p, n_train=2, n_train_drawn=5, n_valid=2, n_test=1, seed=44),

@@ -82,6 +82,8 @@ class NBodySplits:
     generation_seconds : float
         Wall time the simulation took when these trajectories were generated
         (stored in the cache, so a cached load reports the original cost).
+    generation_cpu_seconds : float or None
+        Process CPU time of the same (None for caches written before it was recorded).
     path : str or None
         Cache file.
     from_cache : bool
@@ -93,6 +95,7 @@ class NBodySplits:
     config: NBodyDatasetConfig
     generation_seconds: float
     path: str | None = None
+    generation_cpu_seconds: float | None = None
     from_cache: bool = False
 
     def split(self, name: str) -> Trajectories:
@@ -110,7 +113,7 @@ def generate_nbody(config: NBodyDatasetConfig) -> NBodySplits:
     -------
     NBodySplits
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     p = config.simulation
     rs = np.random.RandomState(config.seed)
     train_init = draw_initial_conditions(p, rs, config.n_train)
@@ -118,10 +121,10 @@ def generate_nbody(config: NBodyDatasetConfig) -> NBodySplits:
     valid_init = draw_initial_conditions(p, rs, config.n_valid)
     test_init = draw_initial_conditions(p, rs, config.n_test)
     splits = [simulate_from(p, init) for init in (train_init, valid_init, test_init)]
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     total = config.n_train + config.n_valid + config.n_test
-    log.info("simulated %d %s trajectories (%d steps) in %.1f s", total, p.system, p.steps, seconds)
-    return NBodySplits(*splits, config=config, generation_seconds=seconds)
+    log.info("simulated %d %s trajectories (%d steps) in %.1f s (%.1f CPU-s)", total, p.system, p.steps, seconds, cpu)
+    return NBodySplits(*splits, config=config, generation_seconds=seconds, generation_cpu_seconds=cpu)
 
 
 def default_cache_dir() -> str:
@@ -136,6 +139,8 @@ _FIELDS = ("positions", "velocities", "charges", "edges", "masses")
 def _save(path: str, splits: NBodySplits) -> None:
     arrays = {"meta": np.array(json.dumps(splits.config.to_dict(), sort_keys=True))}
     arrays["generation_seconds"] = np.array(splits.generation_seconds)
+    if splits.generation_cpu_seconds is not None:
+        arrays["generation_cpu_seconds"] = np.array(splits.generation_cpu_seconds)
     for name in ("train", "valid", "test"):
         traj = getattr(splits, name)
         for f in _FIELDS:
@@ -163,10 +168,13 @@ def _load(path: str, config: NBodyDatasetConfig) -> NBodySplits | None:
             for name in ("train", "valid", "test"):
                 parts[name] = Trajectories(*(z[f"{name}/{f}"] for f in _FIELDS), steps=z[f"{name}/steps"])
             seconds = float(z["generation_seconds"])
+            cpu = float(z["generation_cpu_seconds"]) if "generation_cpu_seconds" in z.files else None
     except (OSError, KeyError, ValueError) as e:
         log.warning("%s: unreadable N-body cache (%s); regenerating", path, e)
         return None
-    return NBodySplits(**parts, config=config, generation_seconds=seconds, path=path, from_cache=True)
+    return NBodySplits(
+        **parts, config=config, generation_seconds=seconds, generation_cpu_seconds=cpu, path=path, from_cache=True
+    )
 
 
 def load_nbody(

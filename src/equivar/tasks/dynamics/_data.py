@@ -115,7 +115,8 @@ class DynamicsData:
         how = f"read from {splits.path}" if splits.from_cache else "simulated"
         log(
             f"data: {self.system} N-body, {self.n_train} train, {self.n_valid} valid, {self.n_test} test trajectories "
-            f"({how}; generation took {splits.generation_seconds:.1f} s)"
+            f"({how}; generation took {splits.generation_seconds:.1f} s"
+            + (f", {splits.generation_cpu_seconds:.1f} CPU-s)" if splits.generation_cpu_seconds is not None else ")")
         )
         out = {}
         for name in ("train", "valid", "test"):
