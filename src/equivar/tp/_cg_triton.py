@@ -261,9 +261,11 @@ def pack_plan(irreps_in1, irreps_in2, irreps_out, instructions, offsets, cg_np, 
 #: Largest channel tile; tasks are split into chunks of this many channels.
 _BU_MAX = 32
 #: Elements of one program's [samples x channels] tile (``EQUIVAR_TRITON_TILE`` overrides: 256..4096).
-#: Measured on an H200 (configuration P, L=3, 128 channels, 100k edges, float32): 512 elements took 30.9 ms
-#: forward and 132 ms forward+backward, 1024 took 54.1 / 233 ms, 2048 55.8 / 236 ms (benchmarks/results).
-TILE_ELEMS = 512
+#: Measured on an H200 (configuration P, L=3, 128 channels, 100k edges, float32; forward / forward+backward):
+#: 256 elements 20.0 / 81.6 ms, 512 30.6 / 131.6 ms, 1024 54.2 / 232.2 ms (benchmarks/results/
+#: 2026-12-04_gpu_h200_run2.json); smaller tiles, more programs in flight, hide the latency of the
+#: table-driven loads better.
+TILE_ELEMS = 256
 
 
 def _blocks(max_mul: int, dtype: torch.dtype) -> tuple[int, int]:
