@@ -53,7 +53,8 @@ def scatter_sum(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.
     Raises what ``index_add`` raises for out-of-range indices or mismatched shapes.
     """
     if torch.compiler.is_compiling():  # plain ops: autograd (not a traced Function) gives every order
-        return src.new_zeros((int(dim_size),) + src.shape[1:]).index_add(0, index, src)
+        n = dim_size if isinstance(dim_size, torch.SymInt) else int(dim_size)  # int() would specialize a SymInt
+        return src.new_zeros((n,) + src.shape[1:]).index_add(0, index, src)
     return _ScatterSum.apply(src, index, int(dim_size))
 
 

@@ -225,10 +225,13 @@ def fused_forward_torch(plan: FusedPlan, consts: dict, x1, x2, w, uw: float = 1.
     Z = x1.shape[0]
     cbig = consts["cbig"]
     gather = consts["out_gather"]
-    step = _chunk_size(plan, Z, x1)
+    if isinstance(Z, torch.SymInt):  # symbolic batch (torch.export with dynamic shapes): one chunk, no loop over Z
+        bounds = [(0, Z)]
+    else:
+        step = _chunk_size(plan, Z, x1)
+        bounds = [(z0, min(Z, z0 + step)) for z0 in range(0, Z, step)]
     outs = []
-    for z0 in range(0, Z, step):
-        z1 = min(Z, z0 + step)
+    for z0, z1 in bounds:
         c = z1 - z0
         B = x2[z0:z1] @ cbig
         wc = _weights_ext(plan, w, z0, z1, uw)
