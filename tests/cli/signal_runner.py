@@ -2,8 +2,8 @@
 
 Used by ``test_kill_resume.py`` to kill a training run at a reproducible moment. ``EQUIVAR_TEST_SIGNAL``:
 
-- ``KILL@backward:8`` / ``INT@backward:8``: SIGKILL / SIGINT at the 8th ``torch.autograd.backward`` call (the
-  8th training step; validation and force predictions use ``torch.autograd.grad``, not ``backward``);
+- ``KILL@backward:8`` / ``INT@backward:8`` / ``TERM@backward:8``: SIGKILL / SIGINT / SIGTERM at the 8th
+  ``torch.autograd.backward`` call (the 8th training step; validation and force predictions use ``torch.autograd.grad``, not ``backward``);
 - ``KILL@replace:errors.csv``: SIGKILL just before a file named ``errors.csv`` is renamed into place (every
   output is written to a temporary file and ``os.replace``-d), i.e. while the final outputs are being written.
 

@@ -1,5 +1,5 @@
 """A real process is killed and resumed: `equivar train` as a subprocess, SIGKILL mid-epoch, while it writes a
-checkpoint and while it writes its final outputs, SIGINT (Ctrl-C) mid-epoch; `--resume` then gives exactly (bit
+checkpoint and while it writes its final outputs, SIGINT (Ctrl-C) or SIGTERM mid-epoch; `--resume` then gives exactly (bit
 for bit, CPU) the weights, EMA, optimizer state, metrics.csv, error table and predictions of an uninterrupted run.
 
 The signals are real (``os.kill``); ``signal_runner.py`` only picks the moment reproducibly (the n-th training
@@ -114,13 +114,15 @@ def test_sigkill_mid_epoch_and_during_final_outputs_then_resume(setup):
     _assert_same_run(setup / "ref", run)
 
 
-def test_sigint_ends_cleanly_with_a_resumable_checkpoint(setup):
-    run = setup / "interrupted"
-    p = _train(["-c", str(setup / "c.yaml"), "-o", str(run)], "INT@backward:8")
-    assert p.returncode == 130, (p.returncode, p.stderr)
+@pytest.mark.parametrize("sig, status, named", [("INT", 130, "interrupted;"), ("TERM", 143, "interrupted by SIGTERM;")])
+def test_sigint_or_sigterm_ends_cleanly_with_a_resumable_checkpoint(setup, sig, status, named):
+    """Ctrl-C and SIGTERM (``kill``, SLURM preemption) both end with one line and a resumable checkpoint."""
+    run = setup / f"interrupted_{sig}"
+    p = _train(["-c", str(setup / "c.yaml"), "-o", str(run)], f"{sig}@backward:8")
+    assert p.returncode == status, (p.returncode, p.stderr)
     err = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len(err) == 1 and "Traceback" not in p.stderr, p.stderr
-    assert "interrupted" in err[0] and "checkpoint.pt holds epoch 1" in err[0] and "--resume" in err[0], err[0]
+    assert named in err[0] and "checkpoint.pt holds epoch 1" in err[0] and "--resume" in err[0], err[0]
     assert _epoch_of(run / "checkpoint.pt") == 1
     assert not [f for f in os.listdir(run) if ".tmp" in f], os.listdir(run)  # no temporary files left behind
     p = _train(["--resume", "-o", str(run)])
@@ -133,3 +135,5 @@ def test_interrupt_message_before_any_checkpoint(tmp_path):
 
     msg = interrupted_message(str(tmp_path))
     assert msg == f"equivar train: interrupted before the first epoch ended: nothing to resume in {tmp_path}"
+    msg = interrupted_message(str(tmp_path), signal.SIGTERM)
+    assert msg == f"equivar train: interrupted by SIGTERM before the first epoch ended: nothing to resume in {tmp_path}"

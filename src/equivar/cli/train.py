@@ -8,7 +8,11 @@ torchrun --nproc_per_node 2 -m equivar train --config ...
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import threading
+from collections.abc import Iterator
 
 HELP = "Train an interatomic potential from a YAML config"
 
@@ -64,27 +68,60 @@ def run(args) -> int:
         )  # value ranges are the builder's: a bad model.max_L fails here, not after training starts
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
-    try:
-        run_training(cfg, resume=args.resume)
-    except KeyboardInterrupt:  # Ctrl-C: the last epoch's checkpoint (written atomically) is intact
-        import sys
+    with sigterm_as_interrupt() as got:
+        try:
+            run_training(cfg, resume=args.resume)
+        except KeyboardInterrupt:  # Ctrl-C / SIGTERM: the last epoch's checkpoint (written atomically) is intact
+            import sys
 
-        print(interrupted_message(cfg.output_dir), file=sys.stderr)
-        return 130
+            print(interrupted_message(cfg.output_dir, got["signal"]), file=sys.stderr)
+            return 128 + got["signal"]
     return 0
 
 
-def interrupted_message(output_dir: str) -> str:
-    """One line after Ctrl-C: what ``output_dir/checkpoint.pt`` holds and how to continue (or that nothing can)."""
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM turned into the same unwinding as Ctrl-C (``KeyboardInterrupt``)."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[dict]:
+    """While training, SIGTERM (``kill``, SLURM preemption / time limit, torchrun) unwinds like Ctrl-C.
+
+    Yields ``{"signal": int}``: ``signal.SIGINT`` unless a SIGTERM arrived, then ``signal.SIGTERM``; the exit
+    status is ``128 + signal`` (130 / 143, the shell convention). Only in the main thread (elsewhere signals
+    cannot be handled and nothing changes); the previous SIGTERM handler is restored on exit.
+    """
+    state = {"signal": int(signal.SIGINT)}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum, frame):
+        if state["signal"] == signal.SIGTERM:
+            return  # already unwinding: a repeated SIGTERM must not interrupt the cleanup
+        state["signal"] = int(signum)
+        raise _Terminated
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def interrupted_message(output_dir: str, signum: int = signal.SIGINT) -> str:
+    """One line after Ctrl-C (or SIGTERM): what ``output_dir/checkpoint.pt`` holds and how to continue (or that
+    nothing can). ``signum`` names the signal in the line when it is not SIGINT."""
     from ..train import CHECKPOINT, load_checkpoint
 
+    how = "interrupted" if signum == signal.SIGINT else f"interrupted by {signal.Signals(signum).name}"
     ckpt = os.path.join(output_dir, CHECKPOINT)
     try:
         state = load_checkpoint(ckpt)["train_state"]
         held = f"{ckpt} holds epoch {state['epoch']} (step {state['step']})"
     except Exception:  # noqa: BLE001 - no checkpoint yet (or not a training one): nothing to resume
-        return f"equivar train: interrupted before the first epoch ended: nothing to resume in {output_dir}"
-    return f"equivar train: interrupted; {held}: continue with `equivar train --resume -o {output_dir}`"
+        return f"equivar train: {how} before the first epoch ended: nothing to resume in {output_dir}"
+    return f"equivar train: {how}; {held}: continue with `equivar train --resume -o {output_dir}`"
 
 
 def _check_model_builds(cfg) -> None:
