@@ -1,0 +1,97 @@
+"""Commands meeting a model of the wrong task (dynamics EGNN, classification ViT) refuse in one line naming the
+file and its task, before anything is written."""
+
+import os
+
+import ase
+import ase.io
+import numpy as np
+import pytest
+import torch
+from standin import PairPotential
+
+from equivar.cli._model_kind import checkpoint_task
+from equivar.cli.main import main
+from equivar.models import EGNN, build_model
+from equivar.train import model_payload, save_checkpoint
+
+
+@pytest.fixture
+def egnn_pt(tmp_path):
+    torch.manual_seed(0)
+    path = str(tmp_path / "egnn_run" / "model.pt")
+    save_checkpoint(path, model_payload(EGNN(hidden_dim=4, num_layers=1), {"task": "dynamics"}))
+    return path
+
+
+@pytest.fixture
+def vit_pt(tmp_path):
+    torch.manual_seed(0)
+    m = build_model("vit_polyphase", image_size=8, patch_size=2, dim=8, depth=1, heads=2, sr_ratio=2)
+    path = str(tmp_path / "vit_run" / "model.pt")
+    save_checkpoint(path, model_payload(m, {"task": "classification", "image_shape": [1, 8, 8], "num_classes": 10}))
+    return path
+
+
+@pytest.fixture
+def potential_pt(tmp_path):
+    torch.manual_seed(0)
+    model = PairPotential([1, 6, 8], [1.0, 1.5, 1.4], r_max=4.0, hidden=4).double()
+    path = str(tmp_path / "pot" / "model.pt")
+    save_checkpoint(path, model_payload(model, {"r_max": 4.0, "atomic_numbers": [1, 6, 8]}))
+    return path
+
+
+@pytest.fixture
+def structures(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = [ase.Atoms("CH2O", positions=rng.normal(size=(4, 3)) + np.arange(4)[:, None] * 1.2) for _ in range(2)]
+    path = str(tmp_path / "s.xyz")
+    ase.io.write(path, frames, format="extxyz")
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    d = tmp_path / "mnist"
+    d.mkdir()
+    (d / "t10k-images-idx3-ubyte").write_bytes(b"")  # the layout is recognised by name; never read here
+    return str(d)
+
+
+def test_checkpoint_task(egnn_pt, vit_pt, potential_pt, tmp_path):
+    assert checkpoint_task(egnn_pt) == ("dynamics", "egnn")
+    assert checkpoint_task(vit_pt) == ("classification", "vit_polyphase")
+    assert checkpoint_task(potential_pt)[0] == "potential"  # no task recorded: a Potential subclass
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert checkpoint_task(str(tmp_path / "junk.pt")) == (None, "?")
+
+
+def _err_line(capsys):
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_audit_dynamics_model_on_structures(egnn_pt, structures, tmp_path, capsys):
+    out = tmp_path / "audit_out"
+    assert main(["audit", "--model", egnn_pt, "--data", structures, "--out", str(out)]) == 2
+    err = _err_line(capsys)
+    assert egnn_pt in err and "dynamics" in err and structures in err
+    assert not out.exists()
+
+
+def test_audit_potential_on_images(potential_pt, image_folder, tmp_path, capsys):
+    out = tmp_path / "audit_out"
+    assert main(["audit", "--model", potential_pt, "--data", image_folder, "--out", str(out)]) == 2
+    err = _err_line(capsys)
+    assert potential_pt in err and "'potential'" in err and image_folder in err
+    assert not out.exists()
+
+
+def test_audit_classifier_on_structures(vit_pt, structures, tmp_path, capsys):
+    out = tmp_path / "audit_out"
+    assert main(["audit", "--model", vit_pt, "--data", structures, "--out", str(out)]) == 2
+    err = _err_line(capsys)
+    assert vit_pt in err and "classification" in err
+    assert not out.exists()
