@@ -95,3 +95,20 @@ def test_audit_classifier_on_structures(vit_pt, structures, tmp_path, capsys):
     err = _err_line(capsys)
     assert vit_pt in err and "classification" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("which", ["egnn_pt", "vit_pt"])
+@pytest.mark.parametrize("command", ["md", "relax", "eval"])
+def test_md_relax_eval_refuse_non_potentials(which, command, structures, tmp_path, capsys, request):
+    model = request.getfixturevalue(which)
+    task = {"egnn_pt": "dynamics", "vit_pt": "classification"}[which]
+    args = {
+        "md": ["md", "--model", model, "--structure", structures, "--steps", "1",
+               "--trajectory", str(tmp_path / "o" / "t.xyz")],
+        "relax": ["relax", "--model", model, "--structure", structures, "--output", str(tmp_path / "o" / "r.xyz")],
+        "eval": ["eval", "--model", model, "--data", structures, "--out-dir", str(tmp_path / "o")],
+    }[command]  # fmt: skip
+    assert main(args) == 2
+    err = _err_line(capsys)
+    assert model in err and f"is a {task} model" in err and f"equivar {command} takes interatomic potentials" in err
+    assert not os.path.exists(tmp_path / "o" / "t.xyz") and not os.path.exists(tmp_path / "o" / "r.xyz")

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from ._mlip import add_model_arguments, check_model_file, check_output_file, prepare_output_dir, require, setup_threads
+from ._model_kind import require_potential
 
 HELP = "Evaluate a trained model on a dataset (error table, predictions)"
 
@@ -42,6 +43,7 @@ def run(args) -> int:
     from ..train import error_rows, format_table, load_model, predict, resolve_path, write_predictions, write_rows_csv
 
     check_model_file(args.model)
+    require_potential(args.model, "eval")
     require(args.batch_size >= 1, "--batch-size", args.batch_size, ">= 1")
     if args.output and len(args.data) > 1:
         raise ValueError(

@@ -29,6 +29,7 @@ from ._mlip import (
     require,
     setup_threads,
 )
+from ._model_kind import require_potential
 
 HELP = "Run molecular dynamics with a trained model (ASE)"
 
@@ -242,6 +243,7 @@ def run(args) -> int:
     from ..calculators import EquivarCalculator
 
     check_model_file(args.model)
+    require_potential(args.model, "md")
     check_md_settings(args.steps, args.dt, args.temperature, args.friction, args.interval, flush_every=args.flush_every)
     parse_index(args.index)
     rep = parse_repeat(args.repeat)

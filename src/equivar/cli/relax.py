@@ -20,6 +20,7 @@ from ._mlip import (
     setup_threads,
     write_atoms_atomic,
 )
+from ._model_kind import require_potential
 
 HELP = "Relax a structure with a trained model (ASE)"
 
@@ -112,6 +113,7 @@ def run(args) -> int:
     from ..calculators import EquivarCalculator
 
     check_model_file(args.model)
+    require_potential(args.model, "relax")
     require(args.fmax > 0 and np.isfinite(args.fmax), "--fmax", args.fmax, "a positive force threshold in eV/Å")
     require(args.steps >= 1, "--steps", args.steps, ">= 1")
     require(args.rattle >= 0 and np.isfinite(args.rattle), "--rattle", args.rattle, ">= 0 Å")
