@@ -112,12 +112,12 @@ def test_md_streams_and_stops_cleanly_on_ctrl_c(files, tmp_path):
     assert len(frames) >= frames_while_running
     assert f"trajectory -> {traj} ({len(frames)} frames)" in out
     assert f"energy log -> {tmp_path / 'md_energy.csv'} ({len(log)} lines)" in out
-    # a frame every 5 steps, and the log has the same steps: nothing lost at the interrupt
+    # a frame every 5 steps plus the step where the run stopped, and the log has the same steps: nothing lost
     steps = log["step"].astype(int)
-    assert list(steps[: len(frames)]) == list(range(0, 5 * len(frames), 5))
-    assert len(log) in (len(frames), len(frames) + 1)  # + the final step when it is not a multiple of 5
+    assert len(log) == len(frames)
+    assert list(steps[:-1]) == list(range(0, 5 * (len(frames) - 1), 5)) and steps[-1] > steps[-2]
     np.testing.assert_allclose(log["etot_eV"], log["epot_eV"] + log["ekin_eV"], rtol=1e-9)
-    np.testing.assert_allclose(log["epot_eV"][: len(frames)], [a.get_potential_energy() for a in frames], rtol=1e-9)
+    np.testing.assert_allclose(log["epot_eV"], [a.get_potential_energy() for a in frames], rtol=1e-9)
     done = int(out.split("interrupted (Ctrl-C) after ")[1].split()[0])
     assert steps[-1] == done and done >= 5 * (frames_while_running - 1)
 
@@ -128,9 +128,24 @@ def test_md_announces_where_files_are(files, tmp_path, capsys):
     assert main(args + ["--interval", "3", "--trajectory", str(traj), "--log", str(tmp_path / "e.csv")]) == 0
     out = capsys.readouterr().out
     assert f"streaming trajectory -> {traj} and log -> {tmp_path / 'e.csv'} (every 3 steps, flushed every 100" in out
-    assert len(ase.io.read(traj, ":")) == 3  # steps 0, 3, 6
+    frames = ase.io.read(traj, ":")
     log = np.genfromtxt(tmp_path / "e.csv", delimiter=",", names=True)
     assert list(log["step"].astype(int)) == [0, 3, 6, 7]
+    assert len(frames) == 4  # steps 0, 3, 6 and the last step, 7, off the interval
+    np.testing.assert_allclose(log["epot_eV"], [a.get_potential_energy() for a in frames], rtol=1e-9)
+    assert np.abs(frames[3].positions - frames[2].positions).max() > 0  # step 7 is a new frame, not step 6 again
+
+
+def test_md_writes_the_last_step_when_steps_is_below_the_interval(files, tmp_path, capsys):
+    """``--steps 5`` with the default ``--interval 10``: the trajectory and the log hold steps 0 and 5."""
+    traj = tmp_path / "t.xyz"
+    args = ["md", "--model", str(files / "model.pt"), "--structure", str(files / "test.xyz"), "--steps", "5"]
+    assert main(args + ["--trajectory", str(traj)]) == 0
+    frames = ase.io.read(traj, ":")
+    log = np.genfromtxt(tmp_path / "t_energy.csv", delimiter=",", names=True)
+    assert list(log["step"].astype(int)) == [0, 5] and len(frames) == 2
+    np.testing.assert_allclose(log["epot_eV"], [a.get_potential_energy() for a in frames], rtol=1e-9)
+    assert f"trajectory -> {traj} (2 frames)" in capsys.readouterr().out
 
 
 def test_stream_is_on_disk_every_flush_every_steps(tmp_path):

@@ -5,7 +5,7 @@ drift: the slope of a linear fit of E_total / N over time (meV/atom/ps) and
 the largest excursion from the initial value (meV/atom).
 
 The trajectory (extxyz) and the energy log (CSV) are streamed: a frame and a
-log line every ``--interval`` steps, flushed to disk every ``--flush-every``
+log line every ``--interval`` steps and at the last step, flushed to disk every ``--flush-every``
 steps, so a crash loses at most that many steps; Ctrl-C (or SIGTERM) stops
 after the current step with both files complete (exit code 130, or 143).
 """
@@ -105,9 +105,10 @@ def run_md(
     """Run MD on ``atoms`` with ``calc``; return statistics.
 
     ``dt`` in fs, ``temperature`` in K (initial Maxwell-Boltzmann velocities,
-    and the Langevin bath), ``friction`` in 1/fs. Every ``interval`` steps a
-    frame is streamed to ``trajectory`` (extxyz path), a line to ``log`` (CSV
-    of energies, :data:`equivar.cli._md_stream.LOG_COLUMNS`) and, with
+    and the Langevin bath), ``friction`` in 1/fs. Every ``interval`` steps,
+    and at the last step done (``steps``, or where a signal stopped the run),
+    a frame is streamed to ``trajectory`` (extxyz path), a line to ``log``
+    (CSV of energies, :data:`equivar.cli._md_stream.LOG_COLUMNS`) and, with
     ``keep_frames``, the frame is kept for the result. Both files are flushed
     every ``flush_every`` steps and when the run ends, however it ends.
     ``announce(text)`` is called once the files are open, naming them.
@@ -177,9 +178,12 @@ def run_md(
                 temps.append(atoms.get_temperature())
                 k = dyn.nsteps
                 stopping = stop["signal"] is not None and k < steps
-                if k % interval == 0 or k == steps or stopping:  # the last step done is always logged
+                # every interval-th step, and the last step done (the end, or a stop) even off the interval:
+                # the trajectory and the log always hold the same steps, the final state included
+                record = k % interval == 0 or k == steps or stopping
+                if record:
                     stream.energy(k, k * dt * 1e-3, epot, ekin, temps[-1])
-                if k % interval == 0 and (stream.paths.get("trajectory") or keep_frames):
+                if record and (stream.paths.get("trajectory") or keep_frames):
                     from ase.calculators.singlepoint import SinglePointCalculator
 
                     frame = atoms.copy()
