@@ -112,3 +112,32 @@ def test_md_relax_eval_refuse_non_potentials(which, command, structures, tmp_pat
     err = _err_line(capsys)
     assert model in err and f"is a {task} model" in err and f"equivar {command} takes interatomic potentials" in err
     assert not os.path.exists(tmp_path / "o" / "t.xyz") and not os.path.exists(tmp_path / "o" / "r.xyz")
+
+
+@pytest.mark.parametrize("ext", ["", ".xyz", ".npz"])
+def test_read_dataset_directory(tmp_path, ext):
+    from equivar.data import read_dataset
+
+    d = tmp_path / f"frames{ext}"
+    d.mkdir()
+    with pytest.raises(ValueError, match=r"frames[.a-z]*: is a directory, expected a file$"):
+        read_dataset(str(d))
+
+
+@pytest.mark.parametrize("command", ["eval", "md", "relax", "audit", "train"])
+def test_directory_as_data_file(command, potential_pt, tmp_path, capsys):
+    d = tmp_path / "frames"
+    d.mkdir()
+    out = str(tmp_path / "o")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("training:\n  epochs: 1\n")
+    args = {
+        "eval": ["eval", "--model", potential_pt, "--data", str(d), "--out-dir", out],
+        "md": ["md", "--model", potential_pt, "--structure", str(d), "--trajectory", str(tmp_path / "t.xyz")],
+        "relax": ["relax", "--model", potential_pt, "--structure", str(d), "--output", str(tmp_path / "r.xyz")],
+        "audit": ["audit", "--model", potential_pt, "--data", str(d), "--out", out],
+        "train": ["train", "-c", str(cfg), "--set", f"data.train_file={d}", "--set", f"output_dir={out}"],
+    }[command]  # fmt: skip
+    assert main(args) == 2
+    err = _err_line(capsys)
+    assert f"{d}: is a directory, expected a file" in err

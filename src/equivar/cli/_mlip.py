@@ -87,6 +87,8 @@ def read_structure(path: str, index="0", format: str | None = None):
     path = resolve_path(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory, expected a file")
 
     def out_of_range(n):
         have = "" if n is None else f": the file has {n} frame{'s' if n != 1 else ''}"

@@ -46,6 +46,8 @@ def frame_source(path: str, frame) -> str:
 def _check_file(path: str) -> None:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory, expected a file")
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise ValueError(f"{path}: empty file (no configurations)")
 
