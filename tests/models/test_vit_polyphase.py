@@ -100,6 +100,25 @@ def test_default_mnist_model_invariant_on_all_784_shifts(shared_data):
         assert _rel(y_twin, y_twin[:1]) > 1e-2
 
 
+def test_mnist_image_with_tied_polyphase_norms_invariant_on_all_784_shifts(shared_data, dtype):
+    """MNIST train[1711]: two stride-2 components with equal norms (and equal multisets of values)."""
+    from equivar.data import read_mnist
+    from equivar.planar import polyphase_norms, polyphase_tie_counts
+
+    images, _ = read_mnist(os.path.join(shared_data, "mnist"), "train")
+    x = torch.from_numpy(images[1711:1712].astype(np.float32) / 255.0)[:, None].to(dtype)
+    norms = polyphase_norms(x, 2)[0]
+    assert (norms == norms.max()).sum() == 2
+    torch.manual_seed(0)
+    model = build_model("vit_polyphase").eval().to(dtype)
+    polyphase_tie_counts(reset=True)
+    with torch.no_grad():
+        y = model(_all_shifts(x))
+    assert polyphase_tie_counts(reset=True)["broken"] >= 784  # the tie was met on every shift
+    assert _rel(y, y[:1]) < (1e-5 if dtype == torch.float32 else 1e-12)
+    assert (y.argmax(-1) == y[0].argmax()).all()
+
+
 def test_build_gradients_and_errors():
     m = build_model("vit_polyphase", image_size=8, patch_size=2, sr_ratio=2, dim=8, depth=1, num_classes=3)
     x = torch.randn(4, 1, 8, 8)

@@ -52,3 +52,43 @@ def test_polyphase_errors():
         P.aps_downsample(torch.zeros(1, 1, 8, 8), 3)
     with pytest.raises(ValueError, match=r"x \[B, C, H, W\]"):
         P.anchor(torch.zeros(8, 8), 2)
+
+
+def _tied_image(dtype):
+    """8 x 8, stride 2: components (0, 0) and (0, 1) tie in norm (and in every symmetric criterion), and the
+    two anchored images differ by an odd shift, so they are not equivalent modulo the stride."""
+    x = torch.zeros(1, 1, 8, 8, dtype=dtype)
+    x[0, 0, 0, 0] = x[0, 0, 0, 1] = 2.0
+    x[0, 0, 1, 0] = 1.0
+    return x
+
+
+def test_tied_norms_anchor_is_shift_equivariant(dtype):
+    x = _tied_image(dtype)
+    norms = P.polyphase_norms(x, 2)
+    assert norms[0, 0] == norms[0, 1] == norms.max()  # an exact tie of the largest norm
+    P.polyphase_tie_counts(reset=True)
+    a0, off = P.anchor(x, 2)
+    y = P.aps_downsample(x, 2)
+    for u, v in itertools.product(range(8), repeat=2):
+        xs = torch.roll(x, (u, v), dims=(-2, -1))
+        offs = P.polyphase_anchor(xs, 2)[0]
+        assert offs.tolist() == [(u + off[0, 0].item()) % 2, (v + off[0, 1].item()) % 2], (u, v)
+        a = P.anchor(xs, 2)[0]  # the anchored image moves by a multiple of the stride
+        assert any(torch.equal(a, torch.roll(a0, (2 * i, 2 * j), (-2, -1))) for i in range(4) for j in range(4))
+        du, dv = (u + off[0, 0].item()) // 2, (v + off[0, 1].item()) // 2
+        assert torch.equal(P.aps_downsample(xs, 2)[0], torch.roll(y[0], (du, dv), dims=(-2, -1))), (u, v)
+    counts = P.polyphase_tie_counts(reset=True)
+    assert counts["broken"] >= 64 and counts["equivalent"] == 0
+
+
+def test_equivalent_ties_are_counted_and_harmless(dtype):
+    """Columns periodic with period 1: every column offset gives the same anchored image up to even shifts."""
+    col = torch.tensor([3.0, 1.0, 0.0, 2.0, 0.5, 0.0, 1.0, 4.0], dtype=dtype)
+    x = col[None, None, :, None].expand(1, 1, 8, 8).contiguous()
+    P.polyphase_tie_counts(reset=True)
+    a0, _ = P.anchor(x, 2)
+    for u, v in itertools.product(range(8), repeat=2):
+        a = P.anchor(torch.roll(x, (u, v), dims=(-2, -1)), 2)[0]
+        assert any(torch.equal(a, torch.roll(a0, (2 * i, 2 * j), (-2, -1))) for i in range(4) for j in range(4))
+    assert P.polyphase_tie_counts(reset=True) == {"broken": 0, "equivalent": 64 + 1}

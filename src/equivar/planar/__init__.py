@@ -52,6 +52,7 @@ from ._polyphase import (
     polyphase_anchor,
     polyphase_components,
     polyphase_norms,
+    polyphase_tie_counts,
     roll_per_sample,
 )
 from ._resample import pixel_coordinates, warp
@@ -87,6 +88,7 @@ __all__ = [
     "polyphase_anchor",
     "polyphase_components",
     "polyphase_norms",
+    "polyphase_tie_counts",
     "rotation_matrix",
     "roll_per_sample",
     "rotate_p4",
