@@ -1,5 +1,7 @@
 """EGNN: the paper's equations, E(n) x permutation equivariance (3D through equivar.testing, 2D by hand), batching."""
 
+import re
+
 import pytest
 import torch
 
@@ -127,9 +129,9 @@ def test_registered_and_errors():
     b["edge_attr"] = torch.zeros(b["edge_index"].shape[1], 3)
     with pytest.raises(ValueError, match="edge_attr has 3 features, the model was built for 1"):
         model({k: (v.float() if v.is_floating_point() else v) for k, v in b.items()})
-    with pytest.raises(ValueError, match="num_layers=0"):
+    with pytest.raises(ValueError, match="num_layers must be an integer >= 1, got 0"):
         EGNN(num_layers=0)
-    with pytest.raises(ValueError, match="coords_aggregation='max'"):
+    with pytest.raises(ValueError, match="coords_aggregation must be .mean. or .sum., got .max."):
         EGNN(coords_aggregation="max")
 
 
@@ -150,3 +152,30 @@ def test_hparams_and_checkpoint_round_trip(tmp_path):
     loaded = load_model(path)
     assert next(loaded.parameters()).dtype == torch.float64
     torch.testing.assert_close(loaded(b)["pos"], model(b)["pos"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("hidden_dim", 0, "an integer >= 1"),
+        ("hidden_dim", -3, "an integer >= 1"),
+        ("hidden_dim", 2.5, "an integer >= 1"),
+        ("num_layers", 0, "an integer >= 1"),
+        ("num_layers", True, "an integer >= 1"),
+        ("edge_attr_dim", -1, "an integer >= 0"),
+        ("node_attr_dim", "2", "an integer >= 0"),
+        ("residual", "yes", "true or false"),
+        ("velocity", 1, "true or false"),
+        ("coords_aggregation", "max", "'mean' or 'sum'"),
+    ],
+)
+def test_constructor_options_are_validated_naming_the_config_key(key, value, message):
+    """``--set model.hidden_dim=0`` used to train a zero-width model: each option is checked, the error names
+    ``model.KEY`` (through the trainer's build_model) and the value."""
+    from equivar.train import build_model as train_build_model
+
+    with pytest.raises(ValueError, match=rf"^model\.{key} must be {re.escape(message)}, got {re.escape(repr(value))}$"):
+        train_build_model({"name": "egnn", key: value})
+    with pytest.raises(ValueError, match=rf"^{key} must be"):
+        EGNN(**{key: value})
+    EGNN(hidden_dim=1, num_layers=1, edge_attr_dim=0, node_attr_dim=0)  # the smallest valid settings build

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from ...nn import EGCL, egcl_params_from_concatenated, inverse_degree, uniform_degree
+from .._registry import _is_int
 
 
 class EGNN(torch.nn.Module):
@@ -43,6 +44,13 @@ class EGNN(torch.nn.Module):
     norm_diff : bool
         Normalised coordinate differences (off in the paper's runs).
 
+    Raises
+    ------
+    ValueError
+        an option out of range or of the wrong type (``hidden_dim`` / ``num_layers`` not an integer >= 1,
+        ``edge_attr_dim`` / ``node_attr_dim`` not an integer >= 0, a non-bool flag, an unknown
+        ``coords_aggregation`` or ``activation``); the message names the option and the value.
+
     Shapes
     ------
     ``model(batch)`` with the dynamics batch of ``docs/contracts.md``
@@ -66,8 +74,19 @@ class EGNN(torch.nn.Module):
         norm_diff: bool = False,
     ):
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"num_layers={num_layers}: need at least one layer")
+        for key, value, low in (
+            ("hidden_dim", hidden_dim, 1),
+            ("num_layers", num_layers, 1),
+            ("edge_attr_dim", edge_attr_dim, 0),
+            ("node_attr_dim", node_attr_dim, 0),
+        ):
+            if not _is_int(value, low):
+                raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
+        for key, value in (("residual", residual), ("velocity", velocity), ("norm_diff", norm_diff)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false, got {value!r}")
+        if coords_aggregation not in ("mean", "sum"):
+            raise ValueError(f"coords_aggregation must be 'mean' or 'sum', got {coords_aggregation!r}")
         self.edge_attr_dim = edge_attr_dim
         self.node_attr_dim = node_attr_dim
         self.embedding = torch.nn.Linear(1 + node_attr_dim, hidden_dim)
