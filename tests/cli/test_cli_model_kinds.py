@@ -141,3 +141,16 @@ def test_directory_as_data_file(command, potential_pt, tmp_path, capsys):
     assert main(args) == 2
     err = _err_line(capsys)
     assert f"{d}: is a directory, expected a file" in err
+
+
+def test_audit_bad_data_or_model_name_leaves_no_out_directory(potential_pt, image_folder, tmp_path, capsys):
+    out = tmp_path / "audit_out"
+    bad = tmp_path / "bad.xyz"
+    bad.write_text("not an xyz file\n")
+    assert main(["audit", "--model", potential_pt, "--data", str(bad), "--out", str(out)]) == 2
+    assert str(bad) in _err_line(capsys) and not out.exists()
+    assert main(["audit", "--model", "vit_nope", "--data", image_folder, "--out", str(out)]) == 2
+    assert "'vit_nope'" in _err_line(capsys) and not out.exists()
+    (tmp_path / "a_file").write_text("")
+    assert main(["audit", "--model", potential_pt, "--data", str(bad), "--out", str(tmp_path / "a_file")]) == 2
+    assert "--out" in _err_line(capsys)

@@ -57,11 +57,14 @@ def run_images(args) -> int:
     groups = [get_group(g) for g in names]
     require(args.max_structures >= 1, "--max-structures", args.max_structures, ">= 1 (images)")
     require(args.n_elements >= 1, "--n-elements", args.n_elements, ">= 1")
+    from ..models import available_models
     from .audit import check_model_matches_data
 
     for spec in args.model.split(","):
         if os.path.isfile(spec.strip()):
             check_model_matches_data(spec.strip(), args.data)
+        elif spec.strip() not in available_models():
+            raise FileNotFoundError(f"--model {spec.strip()!r}: neither a checkpoint file nor a registered model name")
     prepare_output_dir(args.out, "--out")
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -153,7 +153,7 @@ def _as_potential(model, batch):
 
 def _check_arguments(args):
     """Check the numeric flags and the output directory before any model is loaded; return the disc angles."""
-    from ._mlip import prepare_output_dir, require
+    from ._mlip import require
 
     require(args.max_structures >= 1, "--max-structures", args.max_structures, ">= 1")
     require(args.n_elements >= 1, "--n-elements", args.n_elements, ">= 1")
@@ -171,7 +171,8 @@ def _check_arguments(args):
         raise FileNotFoundError(f"{args.model}: no such model file")
     if args.model != "mlp-demo":
         check_model_matches_data(args.model, args.data)
-    prepare_output_dir(args.out, "--out")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out}: exists and is not a directory")
     return angles
 
 
@@ -219,6 +220,9 @@ def run(args) -> int:
         batch, real = _read_batch(args.data, r_max, args.max_structures, mdt, same_size=False, elements=elements)
         model, interface = _as_potential(model, batch)
     subject = potential_subject(model, batch)
+    from ._mlip import prepare_output_dir
+
+    prepare_output_dir(args.out, "--out")  # only now: a model or data error leaves no empty directory
     meta = {
         "model": desc,
         "interface": interface,
