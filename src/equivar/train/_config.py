@@ -70,6 +70,10 @@ class TrainingConfig:
     per-configuration weights. ``optimizer``: adam | amsgrad | adamw.
     ``ema_decay`` null disables EMA; ``early_stopping_patience`` null
     disables early stopping; ``clip_grad_norm`` null disables clipping.
+    ``divergence_factor``: training stops (``TrainingDiverged``, the last good checkpoint
+    kept) when a step's loss exceeds this many times the run's first-step loss (the
+    untrained model's), or the validation loss does; null disables this finite test
+    (non-finite losses, gradients and weights always stop training).
     ``max_time_s`` stops training after that many wall-clock seconds of training steps
     (validation excluded; equal-budget runs); ``max_cpu_s`` after that many process CPU
     seconds of training steps (all threads; fair under load from other jobs). metrics.csv
@@ -99,6 +103,7 @@ class TrainingConfig:
     scheduler_factor: float = 0.8
     early_stopping_patience: int | None = None
     clip_grad_norm: float | None = 10.0
+    divergence_factor: float | None = 1e6
     eval_every: int = 1
     max_time_s: float | None = None
     max_cpu_s: float | None = None
@@ -144,6 +149,8 @@ class Config:
             v = getattr(t, key)
             if v is not None and v < 0:
                 raise ValueError(f"training.{key} must be >= 0 or null, got {v}")
+        if t.divergence_factor is not None and not t.divergence_factor > 1.0:
+            raise ValueError(f"training.divergence_factor must be > 1 or null, got {t.divergence_factor}")
         if t.stage_two_lr <= 0:
             raise ValueError(f"training.stage_two_lr must be positive, got {t.stage_two_lr}")
         if t.stage_two_start is not None and not 0.0 <= t.stage_two_start < 1.0:

@@ -22,10 +22,16 @@ CHECKPOINT = "checkpoint.pt"
 BEST_MODEL = "best_model.pt"
 
 
+#: The largest finite float32 (3.4e38): a loss or gradient norm beyond it has overflowed in a float32 run, and in a
+#: float64 run is a blow-up all the same.
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
 class TrainingDiverged(ValueError):
-    """Training produced a non-finite loss, gradient or weight; raised before the bad update is applied or saved,
-    so ``checkpoint.pt`` still holds the last good epoch. The message is one line: epoch, step, what, and what to
-    do (a lower learning rate, a look at the data)."""
+    """Training produced a non-finite loss, gradient or weight, or blew up while staying finite (a loss above
+    ``training.divergence_factor`` times the first step's loss, a gradient norm beyond the float32 range); raised
+    before the bad update is applied or saved, so ``checkpoint.pt`` still holds the last good epoch. The message
+    is one line: epoch, step, what, and what to do (a lower learning rate, a look at the data)."""
 
 
 #: A callback is called as ``callback(event, trainer)`` with event in
@@ -121,6 +127,7 @@ class Trainer:
         self.history: list[dict] = []
         self.stop_reason = ""
         self._stage = 1
+        self.reference_loss: float | None = None  # the run's first training-step loss: the divergence test's scale
         self.metrics_log = MetricsLog(output_dir) if dist.is_main else None
 
     # ---- state -------------------------------------------------------------------------
@@ -138,6 +145,7 @@ class Trainer:
             "cpu_elapsed": self.cpu_elapsed,
             "history": list(self.history),
             "stage": self._stage,
+            "reference_loss": self.reference_loss,
             "torch_rng": torch.get_rng_state(),
             "python_rng": random.getstate(),
         }
@@ -150,6 +158,7 @@ class Trainer:
         for k in ("epoch", "step", "best_loss", "best_epoch", "bad_epochs", "elapsed"):
             setattr(self, k, st[k])
         self.cpu_elapsed = st.get("cpu_elapsed", 0.0)
+        self.reference_loss = st.get("reference_loss")  # absent from older checkpoints: the next step's loss
         if st.get("stage", 1) == 2:  # the optimizer and scheduler states already hold stage two's lr
             self._enter_stage_two(reset_best=False)
         self.history = list(st["history"])
@@ -286,11 +295,32 @@ class Trainer:
         )
 
     def _check_step(self, loss: float, grad_norm: float) -> None:
-        """Raise :class:`TrainingDiverged` when the loss or the gradient norm is not finite (on any rank)."""
-        bad = not math.isfinite(loss) or not math.isfinite(grad_norm)
-        if self._any_rank(bad):
-            what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {grad_norm}"
-            raise self._diverged(what + " (weights not updated with it)")
+        """Raise :class:`TrainingDiverged` (on every rank when it holds on any) when the loss or the gradient norm
+        is not finite, the gradient norm is beyond the float32 range, or the loss is above
+        ``divergence_factor`` times :attr:`reference_loss` (the run's first-step loss, set here)."""
+        if self.reference_loss is None and math.isfinite(loss) and loss > 0:
+            self.reference_loss = loss
+        what = self._step_problem(loss, grad_norm)
+        if self._any_rank(what is not None):
+            raise self._diverged((what or "on another rank") + " (weights not updated with it)")
+
+    def _step_problem(self, loss: float, grad_norm: float) -> str | None:
+        if not math.isfinite(loss):
+            return f"the loss is {loss}"
+        if not math.isfinite(grad_norm):
+            return f"the gradient norm is {grad_norm}"
+        if grad_norm > FLOAT32_MAX:
+            return f"the gradient norm {grad_norm:.3g} is beyond the float32 range ({FLOAT32_MAX:.3g})"
+        return self._blown_up("loss", loss)
+
+    def _blown_up(self, name: str, loss: float) -> str | None:
+        """``"the <name> 3.3e+157 is over 1e+06 x the first step's loss 12.5"`` when ``loss`` is that large."""
+        factor, ref = self.cfg.divergence_factor, self.reference_loss
+        if factor is None or ref is None or not loss > factor * ref:
+            return None
+        return (
+            f"the {name} {loss:.3g} is over {factor:g} x the first step's loss {ref:.3g} (training.divergence_factor)"
+        )
 
     def _check_weights(self) -> None:
         """Raise :class:`TrainingDiverged` naming the first parameter (or EMA copy) that is not finite."""
@@ -400,10 +430,16 @@ class Trainer:
                 valid = self.validate()
                 row.update({f"valid_{k}": v for k, v in valid.items() if k != "n_structures"})
                 vloss = self.task.validation_loss(valid)
-                if self._any_rank("loss" in valid and not math.isfinite(valid["loss"])):
-                    raise self._diverged(
-                        f"the validation loss is {valid['loss']} (EMA weights)", epoch=self.epoch, step=self.step
+                vbad = None
+                if "loss" in valid:
+                    vbad = (
+                        f"the validation loss is {valid['loss']}"
+                        if not math.isfinite(valid["loss"])
+                        else self._blown_up("validation loss", valid["loss"])
                     )
+                if self._any_rank(vbad is not None):  # before the checkpoint: it keeps the last good epoch
+                    weights = " (EMA weights)" if self.ema is not None else ""
+                    raise self._diverged(f"{vbad or 'on another rank'}{weights}", epoch=self.epoch, step=self.step)
                 self.scheduler.step(vloss)
                 if vloss < self.best_loss:
                     self.best_loss, self.best_epoch, self.bad_epochs = vloss, self.epoch, 0
