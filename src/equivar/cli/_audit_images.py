@@ -58,7 +58,6 @@ def run_images(args) -> int:
     require(args.max_structures >= 1, "--max-structures", args.max_structures, ">= 1 (images)")
     require(args.n_elements >= 1, "--n-elements", args.n_elements, ">= 1")
     from ..models import available_models
-    from .audit import check_model_matches_data
 
     for spec in args.model.split(","):
         if os.path.isfile(spec.strip()):
@@ -97,3 +96,17 @@ def run_images(args) -> int:
         json.dump(report, fh, indent=1)
     print(f"wrote {len(files) + 1} files to {args.out}/ ({report['seconds']:.1f} s)")
     return 0
+
+
+def check_model_matches_data(model: str, data: str) -> None:
+    """Raise a one-line ``ValueError`` naming the model file, its task and the data when an equivar checkpoint's
+    task does not fit the data: atomic structures take potentials, an MNIST-layout folder classifiers."""
+    from ._model_kind import checkpoint_task, describe
+
+    task, name = checkpoint_task(model)
+    want, what = ("classification", "images") if is_image_folder(data) else ("potential", "atomic structures")
+    if task is not None and task != want:
+        raise ValueError(
+            f"--model {model} is {describe(task)} ({name}, task {task!r}) but --data {data} holds {what}: "
+            f"audit {what} with {describe(want)}"
+        )

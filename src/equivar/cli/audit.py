@@ -170,25 +170,12 @@ def _check_arguments(args):
     if args.model != "mlp-demo" and not os.path.isfile(args.model):
         raise FileNotFoundError(f"{args.model}: no such model file")
     if args.model != "mlp-demo":
+        from ._audit_images import check_model_matches_data
+
         check_model_matches_data(args.model, args.data)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out {args.out}: exists and is not a directory")
     return angles
-
-
-def check_model_matches_data(model: str, data: str) -> None:
-    """Raise a one-line ``ValueError`` naming the model file, its task and the data when an equivar checkpoint's
-    task does not fit the data: atomic structures take potentials, an MNIST-layout folder classifiers."""
-    from ._audit_images import is_image_folder
-    from ._model_kind import checkpoint_task, describe
-
-    task, name = checkpoint_task(model)
-    want, what = ("classification", "images") if is_image_folder(data) else ("potential", "atomic structures")
-    if task is not None and task != want:
-        raise ValueError(
-            f"--model {model} is {describe(task)} ({name}, task {task!r}) but --data {data} holds {what}: "
-            f"audit {what} with {describe(want)}"
-        )
 
 
 def run(args) -> int:
