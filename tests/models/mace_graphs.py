@@ -66,3 +66,20 @@ def random_molecule(n, elements, gen, spread=1.2, min_dist=0.9):
             pts.append(p)
     Z = [elements[int(i)] for i in torch.randint(len(elements), (n,), generator=gen)]
     return torch.stack(pts), torch.tensor(Z)
+
+
+#: a small MACE (4 channels, L=1, correlation 3, two layers, r_max 3 Å) shared by the model tests
+SMALL_MACE = dict(
+    r_max=3.0,
+    num_bessel=4,
+    max_ell=2,
+    num_channels=4,
+    max_L=1,
+    correlation=3,
+    num_interactions=2,
+    atomic_numbers=[1, 6, 8],
+    atomic_energies=[-0.5, -37.8, -75.0],
+    avg_num_neighbors=4.0,
+    radial_mlp=[16, 16],
+    readout_mlp=8,
+)

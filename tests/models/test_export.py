@@ -9,27 +9,12 @@ import textwrap
 
 import pytest
 import torch
-from mace_graphs import make_batch, random_molecule
+from mace_graphs import SMALL_MACE, make_batch, random_molecule
 
 from equivar.models import MACE
 from equivar.models.export import export_potential
 
-HP = dict(
-    r_max=3.0,
-    num_bessel=4,
-    max_ell=2,
-    num_channels=4,
-    max_L=1,
-    correlation=3,
-    num_interactions=2,
-    atomic_numbers=[1, 6, 8],
-    atomic_energies=[-0.5, -37.8, -75.0],
-    avg_num_neighbors=4.0,
-    radial_mlp=[16, 16],
-    readout_mlp=8,
-    dtype="float64",
-    seed=1,
-)
+HP = dict(SMALL_MACE, dtype="float64", seed=1)
 KEYS = ("positions", "atomic_numbers", "edge_index", "shifts")
 
 LOADER = textwrap.dedent(

@@ -5,27 +5,14 @@ import time
 
 import pytest
 import torch
-from mace_graphs import make_batch, random_molecule
+from mace_graphs import SMALL_MACE, make_batch, random_molecule
 
 from equivar.models import MACE, build_model
 from equivar.testing import PotentialTestKit, check_forces_finite_differences, check_hparams_roundtrip, check_symmetry
 from equivar.tp import available_backends
 
 R_MAX = 3.0
-SMALL = dict(
-    r_max=R_MAX,
-    num_bessel=4,
-    max_ell=2,
-    num_channels=4,
-    max_L=1,
-    correlation=3,
-    num_interactions=2,
-    atomic_numbers=[1, 6, 8],
-    atomic_energies=[-0.5, -37.8, -75.0],
-    avg_num_neighbors=4.0,
-    radial_mlp=[16, 16],
-    readout_mlp=8,
-)
+SMALL = SMALL_MACE
 
 
 def _model(dtype, **kw):

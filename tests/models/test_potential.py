@@ -5,7 +5,7 @@ import os
 
 import pytest
 import torch
-from mace_graphs import make_batch, random_molecule
+from mace_graphs import SMALL_MACE, make_batch, random_molecule
 from toy_potential import ToyPotential
 
 from equivar.models import MACE, Potential, build_model, model_name, register_model
@@ -164,17 +164,7 @@ def test_dtype_follows_casts_and_inputs_are_cast():
 
 def _mace(**kw):
     hp = dict(
-        r_max=R_MAX,
-        num_bessel=4,
-        max_ell=2,
-        num_channels=4,
-        max_L=1,
-        correlation=3,
-        atomic_numbers=[1, 6, 8],
-        atomic_energies=[-0.5, -37.8, -75.0],
-        avg_num_neighbors=4.0,
-        radial_mlp=[16, 16],
-        readout_mlp=8,
+        SMALL_MACE,
         scale=1.3,
         shift=[0.1, 0.2, -0.1],
         dtype="float64",
