@@ -1,17 +1,27 @@
 #!/usr/bin/env python
-"""Accuracy at equal CPU budget: equivar vs mace-torch 0.3.16 on rMD17 ethanol (split 01).
+"""Accuracy at equal CPU budget: equivar vs mace-torch 0.3.16 (default: rMD17 ethanol, split 01).
 
 Both packages train the same scaled-down MACE (32 channels, max_L 1, max_ell 3,
 correlation 3, 2 interactions, r_max 5 Å, 8 Bessel functions, p = 5, radial
 MLP [64, 64, 64], batch 5, float32, AMSGrad lr 0.01, E:F weights 1:1000,
 EMA 0.99, ReduceLROnPlateau 50/0.8, gradient clipping 10, weight decay 0) on
-the same 950/50 train/valid split of ``rmd17_ethanol_train_01.npz`` (equivar's
-seeded ``random_split``, seed 0), each through its own command line tool, with
+the same 95/5 train/valid split of the training file (default
+``rmd17_ethanol_train_01.npz``: 950/50; equivar's seeded ``random_split``,
+seed 0), each through its own command line tool, with
 1 torch thread, at the same time (pinned to different cores when two are
 available), for ``--budget-s`` CPU-seconds of training each. The final models
 (EMA weights of the best validation epoch, as each package saves them) are
-then evaluated on the 1000 frames of ``rmd17_ethanol_test_01.npz``, and the
-MAEs are computed here, the same way for both, against the npz labels.
+then evaluated on the test file (default the 1000 frames of
+``rmd17_ethanol_test_01.npz``), and the MAEs are computed here, the same way
+for both, against the test file's labels.
+
+Data (``--train``, ``--test``): rMD17 ``.npz`` (keys ``nuclear_charges``,
+``coords``, ``energies``, ``forces`` in kcal/mol) or anything ASE reads
+(extxyz: energies in eV under ``--energy-key``, forces in eV/Å under
+``--forces-key``; e.g. BOTNet's 3BPA). Test frames that also occur in the
+training file (same elements and positions to 1e-6 Å) are left out of the
+test errors, and the output says how many. ``--name`` labels the table and
+the JSON (default: from the training file's name).
 
 Budget rule, the same on both sides: process CPU seconds (all threads) spent
 inside the per-epoch training loops (loader, forward, loss, backward,
@@ -45,6 +55,10 @@ differ, and the output says so).
     python3.11 -m venv /tmp/macevenv && /tmp/macevenv/bin/pip install torch==2.13.0 mace-torch==0.3.16
     .venv/bin/python benchmarks/mlip_budget.py --budget-s 1800 --json budget.json
     .venv/bin/python benchmarks/mlip_budget.py --budget-s 60        # quick end-to-end check (~4 min)
+    .venv/bin/python benchmarks/mlip_budget.py --name rmd17_aspirin_01 \
+        --train ../shared/data/rmd17/rmd17_aspirin_train_01.npz --test ../shared/data/rmd17/rmd17_aspirin_test_01.npz
+    .venv/bin/python benchmarks/mlip_budget.py --name 3bpa_300K \
+        --train ../shared/data/botnet/3bpa/train_300K.xyz --test ../shared/data/botnet/3bpa/test_300K.xyz
 """
 
 from __future__ import annotations
@@ -67,8 +81,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "..", "shared", "data", "rmd17")
-TRAIN_NPZ = os.path.join(DATA, "rmd17_ethanol_train_01.npz")
-TEST_NPZ = os.path.join(DATA, "rmd17_ethanol_test_01.npz")
+TRAIN_FILE = os.path.join(DATA, "rmd17_ethanol_train_01.npz")
+TEST_FILE = os.path.join(DATA, "rmd17_ethanol_test_01.npz")
 CONFIG = os.path.join(ROOT, "configs", "rmd17_ethanol.yaml")
 KCAL = 0.0433641  # eV per kcal/mol (DESIGN.md, ../shared/data/README)
 SEED = 0
@@ -226,27 +240,135 @@ main()
 
 
 # ---- data ------------------------------------------------------------------------------------
-def load_npz(path):
-    npz = np.load(path)
-    return (
-        np.asarray(npz["nuclear_charges"], dtype=int),
-        np.asarray(npz["coords"], dtype=np.float64),
-        np.asarray(npz["energies"], dtype=np.float64) * KCAL,
-        np.asarray(npz["forces"], dtype=np.float64) * KCAL,
-    )
+@dataclasses.dataclass
+class Frames:
+    """Labelled frames in eV and Å: ``z[i]`` (n_i,) int, ``pos[i]`` (n_i, 3), ``energy`` (n_frames,), ``forces[i]``
+    (n_i, 3); ``path`` the file they came from."""
+
+    path: str
+    z: list
+    pos: list
+    energy: np.ndarray
+    forces: list
+
+    def __len__(self) -> int:
+        return len(self.energy)
 
 
-def write_xyz(path, z, coords, energies, forces, idx):
+class DataError(ValueError):
+    """A data file this benchmark cannot use (one line naming the file, frame or key)."""
+
+
+def load_frames(path: str, energy_key: str = "energy", forces_key: str = "forces") -> Frames:
+    """Read an rMD17 ``.npz`` (kcal/mol -> eV with ``KCAL``) or an ASE-readable file (extxyz; energies in eV under
+    ``energy_key``, forces in eV/Å under ``forces_key``, from ``atoms.info``/``atoms.arrays`` or, where ASE moved
+    them there, the attached calculator's results).
+
+    Raises
+    ------
+    DataError
+        One line naming the file (missing, unreadable, empty) or the frame and key (label missing, wrong shape,
+        isolated-atom frame in a file used here).
+    """
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: not a regular file")
+    if path.endswith(".npz"):
+        try:
+            npz = np.load(path)
+            missing = [k for k in ("nuclear_charges", "coords", "energies", "forces") if k not in npz.files]
+            if not missing:
+                z, coords = np.asarray(npz["nuclear_charges"], dtype=int), np.asarray(npz["coords"], dtype=np.float64)
+                e = np.asarray(npz["energies"], dtype=np.float64) * KCAL
+                f = np.asarray(npz["forces"], dtype=np.float64) * KCAL
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path}: cannot read as .npz ({err})") from None
+        if missing:
+            raise DataError(
+                f"{path}: no key {missing[0]!r} (rMD17 npz files have nuclear_charges, coords, energies, forces)"
+            )
+        if (
+            coords.ndim != 3
+            or coords.shape[1:] != (len(z), 3)
+            or f.shape != coords.shape
+            or e.shape != coords.shape[:1]
+        ):
+            raise DataError(
+                f"{path}: inconsistent shapes: nuclear_charges {z.shape}, coords {coords.shape}, "
+                f"energies {e.shape}, forces {f.shape}"
+            )
+        out = Frames(path, [z] * len(e), list(coords), e, list(f))
+    else:
+        import ase.io
+
+        try:
+            frames = ase.io.read(path, ":")
+        except Exception as err:  # noqa: BLE001 - ASE raises many types for unreadable files
+            raise DataError(f"{path}: cannot read with ase.io.read ({type(err).__name__}: {err})") from None
+        es, fs = [], []
+        for i, a in enumerate(frames):
+            res = a.calc.results if a.calc is not None else {}
+            e = a.info.get(energy_key, res.get(energy_key))
+            f = a.arrays.get(forces_key, res.get(forces_key))
+            if len(a) == 1 or a.info.get("config_type") == "IsolatedAtom":
+                raise DataError(
+                    f"{path}: frame {i} is an isolated atom; this benchmark fits E0s by least squares on both "
+                    "sides: remove isolated-atom frames from the file"
+                )
+            if e is None:
+                raise DataError(f"{path}: frame {i} has no energy under key {energy_key!r} (--energy-key)")
+            if f is None:
+                raise DataError(f"{path}: frame {i} has no forces under key {forces_key!r} (--forces-key)")
+            f = np.asarray(f, dtype=np.float64)
+            if f.shape != (len(a), 3):
+                raise DataError(
+                    f"{path}: frame {i}: forces {forces_key!r} have shape {f.shape}, expected ({len(a)}, 3)"
+                )
+            es.append(float(e))
+            fs.append(f)
+        zs = [np.asarray(a.numbers, dtype=int) for a in frames]
+        out = Frames(path, zs, [np.asarray(a.positions, dtype=np.float64) for a in frames], np.array(es), fs)
+    if len(out) == 0:
+        raise DataError(f"{path}: no frames")
+    bad = [i for i in range(len(out)) if not (np.isfinite(out.energy[i]) and np.isfinite(out.forces[i]).all())]
+    if bad:
+        raise DataError(f"{path}: frame {bad[0]} has a non-finite energy or force label")
+    return out
+
+
+def frame_key(z, pos) -> bytes:
+    """Identity of a frame for the train/test overlap check: its elements and positions rounded to 1e-6 Å."""
+    return np.asarray(z, dtype=np.int64).tobytes() + np.round(np.asarray(pos, dtype=np.float64), 6).tobytes()
+
+
+def held_out_test_indices(train: Frames, test: Frames) -> np.ndarray:
+    """Indices of the test frames that do not occur in the training file (same elements, positions to 1e-6 Å)."""
+    seen = {frame_key(z, p) for z, p in zip(train.z, train.pos)}
+    return np.array([i for i in range(len(test)) if frame_key(test.z[i], test.pos[i]) not in seen], dtype=int)
+
+
+def write_xyz(path, data: Frames, idx):
     import ase.io
     from ase import Atoms
 
     frames = []
     for i in idx:
-        a = Atoms(numbers=z, positions=coords[i], pbc=False)
-        a.info["REF_energy"] = float(energies[i])
-        a.arrays["REF_forces"] = np.array(forces[i])
+        a = Atoms(numbers=data.z[i], positions=data.pos[i], pbc=False)
+        a.info["REF_energy"] = float(data.energy[i])
+        a.arrays["REF_forces"] = np.array(data.forces[i])
         frames.append(a)
     ase.io.write(path, frames, format="extxyz")
+
+
+def default_name(train_path: str) -> str:
+    """A dataset label from the training file's name: ``rmd17_ethanol_train_01.npz`` -> ``rmd17_ethanol_01``;
+    ``3bpa/train_300K.xyz`` -> ``3bpa_300K`` (a name that starts with ``train`` gets its folder's name)."""
+    stem = os.path.splitext(os.path.basename(train_path))[0]
+    if stem.lower().startswith("train"):
+        folder = os.path.basename(os.path.dirname(os.path.abspath(train_path)))
+        stem = folder + stem[len("train") :]
+    return re.sub(r"_train(?=_|$)", "", stem) or "data"
 
 
 def split_indices(n):
@@ -322,17 +444,18 @@ def read_json(path):
 
 
 # ---- errors ----------------------------------------------------------------------------------
-def errors(e_pred, f_pred, npz):
-    """Test errors against the npz labels: E MAE meV/atom and meV, F MAE and RMSE meV/Å (over Cartesian components)."""
-    z, _, e_ref, f_ref = npz
-    n = len(z)
-    de = np.asarray(e_pred, dtype=np.float64) - e_ref
-    df = np.asarray(f_pred, dtype=np.float64) - f_ref
+def errors(e_pred, f_pred, data: Frames, keep):
+    """Test errors against ``data``'s labels over the frames ``keep``: E MAE and RMSE in meV/atom (each frame's
+    error divided by its atom count), E MAE meV per structure, F MAE and RMSE in meV/Å over Cartesian components."""
+    keep = np.asarray(keep, dtype=int)
+    n = np.array([len(data.z[i]) for i in keep], dtype=np.float64)
+    de = np.asarray(e_pred, dtype=np.float64)[keep] - data.energy[keep]
+    df = np.concatenate([np.asarray(f_pred[i], dtype=np.float64) - data.forces[i] for i in keep]).ravel()
     return {
-        "n": int(len(de)),
-        "e_mae_mev_per_atom": 1e3 * float(np.mean(np.abs(de))) / n,
+        "n": int(len(keep)),
+        "e_mae_mev_per_atom": 1e3 * float(np.mean(np.abs(de) / n)),
         "e_mae_mev": 1e3 * float(np.mean(np.abs(de))),
-        "e_rmse_mev_per_atom": 1e3 * float(np.sqrt(np.mean(de**2))) / n,
+        "e_rmse_mev_per_atom": 1e3 * float(np.sqrt(np.mean((de / n) ** 2))),
         "f_mae_mev_per_a": 1e3 * float(np.mean(np.abs(df))),
         "f_rmse_mev_per_a": 1e3 * float(np.sqrt(np.mean(df**2))),
     }
@@ -350,13 +473,20 @@ def read_predictions(path, n_expected, energy_key=None, forces_key=None):
     else:
         e = [a.get_potential_energy() for a in frames]
         f = [a.get_forces() for a in frames]
-    return np.array(e), np.array(f)
+    return np.array(e), f
 
 
 # ---- main ------------------------------------------------------------------------------------
-def main() -> None:
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--budget-s", type=float, default=1800.0, help="CPU-seconds of training per side (default 1800)")
+    p.add_argument(
+        "--train", default=TRAIN_FILE, help="training file, rMD17 .npz or extxyz (default: rMD17 ethanol 01)"
+    )
+    p.add_argument("--test", default=TEST_FILE, help="test file, rMD17 .npz or extxyz (default: rMD17 ethanol 01)")
+    p.add_argument("--name", default=None, help="dataset label for the table and JSON (default: from --train)")
+    p.add_argument("--energy-key", default="energy", help="extxyz energy key, eV (default energy)")
+    p.add_argument("--forces-key", default="forces", help="extxyz forces key, eV/Å (default forces)")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--mace-python", default="/tmp/macevenv/bin/python", help="interpreter with mace-torch 0.3.16")
     p.add_argument("--workdir", default=None, help="keep runs and logs here (default: a temporary directory, removed)")
@@ -367,7 +497,15 @@ def main() -> None:
         action="store_true",
         help="keep the config's stage two on the equivar side (default: off on both sides, the same recipe)",
     )
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    if not a.budget_s > 0:
+        raise SystemExit(f"--budget-s must be > 0, got {a.budget_s}")
+    try:  # read and check the data before anything is created or started
+        train, test = (load_frames(os.path.abspath(f), a.energy_key, a.forces_key) for f in (a.train, a.test))
+    except DataError as err:
+        raise SystemExit(f"error: {err}") from None
+    if a.json and not os.path.isdir(os.path.dirname(os.path.abspath(a.json))):
+        raise SystemExit(f"error: --json {a.json}: its directory does not exist")
     if not os.path.isfile(a.mace_python):
         raise SystemExit(
             f"{a.mace_python} not found; build it with:\n  python3.11 -m venv /tmp/macevenv && "
@@ -383,25 +521,33 @@ def main() -> None:
         raise SystemExit("--workdir must be outside the repository (no data inside it)")
     notes = []
     try:
-        result = run(a, budget, tmp, fields, notes)
+        result = run(a, budget, tmp, fields, notes, train, test)
     finally:
         if a.workdir is None:
             shutil.rmtree(tmp, ignore_errors=True)
     report(result, a.json)
 
 
-def run(a, budget, tmp, fields, notes) -> dict:
+def run(a, budget, tmp, fields, notes, train: Frames, test: Frames) -> dict:
     import torch
 
-    train_npz, test_npz = load_npz(TRAIN_NPZ), load_npz(TEST_NPZ)
-    tr_idx, va_idx = split_indices(len(train_npz[1]))
+    name = a.name or default_name(a.train)
+    keep = held_out_test_indices(train, test)
+    if len(keep) == 0:
+        raise SystemExit(f"error: every frame of --test {a.test} also occurs in --train {a.train}")
+    if len(keep) < len(test):
+        notes.append(
+            f"{len(test) - len(keep)} of the {len(test)} test frames also occur in the training file "
+            "(same elements and positions): left out of the test errors"
+        )
+    tr_idx, va_idx = split_indices(len(train))
     steps_per_epoch = -(-len(tr_idx) // BATCH)
     data_dir = os.path.join(tmp, "data")
     os.makedirs(data_dir)
     paths = {k: os.path.join(data_dir, f"{k}.xyz") for k in ("train", "valid", "test")}
-    write_xyz(paths["train"], *train_npz, tr_idx)
-    write_xyz(paths["valid"], *train_npz, va_idx)
-    write_xyz(paths["test"], *test_npz, range(len(test_npz[1])))
+    write_xyz(paths["train"], train, tr_idx)
+    write_xyz(paths["valid"], train, va_idx)
+    write_xyz(paths["test"], test, range(len(test)))
 
     env = {
         **os.environ,
@@ -429,6 +575,14 @@ def run(a, budget, tmp, fields, notes) -> dict:
         CONFIG,
         "--set",
         f"output_dir={eq_dir}",
+        "--set",  # the data: the files given (JSON strings: any path stays a string in the YAML override)
+        f"data.train_file={json.dumps(train.path)}",
+        "--set",
+        f"data.test_files={json.dumps({'test': test.path})}",
+        "--set",
+        f"data.energy_key={json.dumps(a.energy_key)}",
+        "--set",
+        f"data.forces_key={json.dumps(a.forces_key)}",
         "--set",
         "num_threads=1",
         "--set",
@@ -465,7 +619,9 @@ def run(a, budget, tmp, fields, notes) -> dict:
         paths["valid"],
     ] + MACE_ARGS
     print(
-        f"rMD17 ethanol split 01: {len(tr_idx)} train / {len(va_idx)} valid / {len(test_npz[1])} test; "
+        f"{name}: {len(tr_idx)} train / {len(va_idx)} valid / {len(keep)} test"
+        + (f" (of {len(test)})" if len(keep) < len(test) else "")
+        + "; "
         f"budget {budget:.0f} CPU-s of training per side, 1 thread each, concurrent"
         + (f" (equivar on CPU {pin[0]}, mace-torch on CPU {pin[1]})" if pin[0] is not None else ""),
         flush=True,
@@ -524,6 +680,9 @@ def run(a, budget, tmp, fields, notes) -> dict:
     )
 
     out = {
+        "dataset": name,
+        "train_file": os.path.relpath(train.path, ROOT),
+        "test_file": os.path.relpath(test.path, ROOT),
         "budget_cpu_s": budget,
         "budget_rule": "process CPU seconds inside the training loops (start-up, validation and checkpoints excluded)",
         "equivar_budget_option": f"training.{budget_key}",
@@ -533,7 +692,8 @@ def run(a, budget, tmp, fields, notes) -> dict:
         "mace_stage_two": False,
         "n_train": len(tr_idx),
         "n_valid": len(va_idx),
-        "n_test": len(test_npz[1]),
+        "n_test": int(len(keep)),
+        "n_test_file": len(test),
         "steps_per_epoch": steps_per_epoch,
         "torch_equivar_side": torch.__version__,
         "notes": notes,
@@ -567,7 +727,7 @@ def run(a, budget, tmp, fields, notes) -> dict:
         e["selected_epoch"] = None
     pred = os.path.join(eq_dir, "predictions_test.xyz")
     if eq.rc == 0 and os.path.isfile(pred):
-        e["test"] = errors(*read_predictions(pred, len(test_npz[1])), test_npz)
+        e["test"] = errors(*read_predictions(pred, len(test)), test, keep)
     else:
         e["error"] = f"equivar run failed (rc {eq.rc}):\n" + tail(os.path.join(tmp, "equivar.log"))
         print(e["error"], file=sys.stderr)
@@ -619,7 +779,7 @@ def run(a, budget, tmp, fields, notes) -> dict:
             preexec_fn=(lambda: os.sched_setaffinity(0, {pin[1]})) if pin[1] is not None else None,
         )
         if ev.returncode == 0:
-            mres["test"] = errors(*read_predictions(pred, len(test_npz[1]), "MACE_energy", "MACE_forces"), test_npz)
+            mres["test"] = errors(*read_predictions(pred, len(test), "MACE_energy", "MACE_forces"), test, keep)
             mres["eval_wall_s"] = time.time() - t0
         else:
             mres["error"] = f"mace_eval_configs failed:\n{ev.stderr[-3000:]}"
@@ -650,7 +810,8 @@ def report(r: dict, json_path) -> None:
         return f(d.get("test", {}), k, "{:.2f}")
 
     lines = [
-        f"| rMD17 ethanol, {r['budget_cpu_s']:.0f} CPU-s of training each | equivar | mace-torch {m.get('versions', '').split(' ')[0]} |",
+        f"| {r['dataset']}, {r['budget_cpu_s']:.0f} CPU-s of training each | equivar | "
+        f"mace-torch {m.get('versions', '').split(' ')[0]} |",
         "|---|---|---|",
         f"| training CPU s (budget rule) | {f(e, 'train_cpu_s')} | {f(m, 'train_cpu_s')} |",
         f"| training steps (epochs of {r['steps_per_epoch']} steps) | {f(e, 'steps', '{}')} ({f(e, 'epochs', '{:.2f}')}) "
@@ -660,6 +821,7 @@ def report(r: dict, json_path) -> None:
         f"{f(e, 'process_wall_s')} | {f(m, 'process_cpu_s')} / {f(m, 'process_wall_s')} |",
         f"| selected epoch (best validation, EMA weights) | {f(e, 'selected_epoch', '{}')} | {f(m, 'selected_epoch', '{}')} |",
         f"| test E MAE meV/atom | {t(e, 'e_mae_mev_per_atom')} | {t(m, 'e_mae_mev_per_atom')} |",
+        f"| test E RMSE meV/atom | {t(e, 'e_rmse_mev_per_atom')} | {t(m, 'e_rmse_mev_per_atom')} |",
         f"| test E MAE meV (per structure) | {t(e, 'e_mae_mev')} | {t(m, 'e_mae_mev')} |",
         f"| test F MAE meV/Å | {t(e, 'f_mae_mev_per_a')} | {t(m, 'f_mae_mev_per_a')} |",
         f"| test F RMSE meV/Å | {t(e, 'f_rmse_mev_per_a')} | {t(m, 'f_rmse_mev_per_a')} |",
