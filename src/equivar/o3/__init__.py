@@ -4,6 +4,7 @@ Conventions are e3nn's (basis, signs, normalizations, Euler angles), so
 tensors and weights are interchangeable with e3nn, MACE and NequIP.
 """
 
+from ._fibonacci import fibonacci_sphere
 from ._irreps import MAX_L, Irrep, Irreps
 from ._quadrature import SphereGrid, sphere_grid
 from ._rotation import (
@@ -51,6 +52,7 @@ from ._wigner import (
 )
 
 __all__ = [
+    "fibonacci_sphere",
     "MAX_L",
     "Irrep",
     "Irreps",

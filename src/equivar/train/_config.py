@@ -68,6 +68,11 @@ class TrainingConfig:
     Loss = ``energy_weight`` * mean((dE/N)^2) + ``forces_weight`` * mean(dF^2)
     + ``stress_weight`` * mean(dS^2) [+ virials/N], each term also scaled by
     per-configuration weights. ``optimizer``: adam | amsgrad | adamw.
+    ``scheduler``: ``plateau`` (ReduceLROnPlateau on the validation loss, ``scheduler_patience`` /
+    ``scheduler_factor``) or ``cosine`` (``lr * (1 + cos(pi f)) / 2`` at every step, ``f`` the
+    fraction of the run done: of ``epochs``, or of ``max_time_s`` / ``max_cpu_s`` when a budget
+    would end the run first, so a budgeted run anneals to 0 at its end; times a linear warm-up
+    over the first ``warmup_epochs``; PONITA's ``CosineWarmupScheduler``).
     ``ema_decay`` null disables EMA; ``early_stopping_patience`` null
     disables early stopping; ``clip_grad_norm`` null disables clipping.
     ``divergence_factor``: training stops (``TrainingDiverged``, the last good checkpoint
@@ -99,8 +104,10 @@ class TrainingConfig:
     forces_weight: float = 100.0
     stress_weight: float = 0.0
     ema_decay: float | None = 0.99
+    scheduler: str = "plateau"
     scheduler_patience: int = 50
     scheduler_factor: float = 0.8
+    warmup_epochs: float = 0.0
     early_stopping_patience: int | None = None
     clip_grad_norm: float | None = 10.0
     divergence_factor: float | None = 1e6
@@ -145,6 +152,12 @@ class Config:
                 raise ValueError(f"training.{key} must be >= 1, got {getattr(t, key)}")
         if t.lr <= 0:
             raise ValueError(f"training.lr must be positive, got {t.lr}")
+        if t.scheduler not in ("plateau", "cosine"):
+            raise ValueError(f"training.scheduler must be plateau or cosine, got {short_repr(t.scheduler)}")
+        if not t.warmup_epochs >= 0:
+            raise ValueError(f"training.warmup_epochs must be >= 0, got {t.warmup_epochs}")
+        if t.scheduler == "cosine" and t.stage_two_start is not None:
+            raise ValueError("training.scheduler cosine and training.stage_two_start cannot be combined (pick one)")
         for key in ("max_time_s", "max_cpu_s"):
             v = getattr(t, key)
             if v is not None and v < 0:

@@ -239,7 +239,10 @@ class Trainer:
             disable=(None if self.progress and self.dist.is_main else True),  # None: off when not a terminal
             dynamic_ncols=True,
         )
-        for batch in bar:
+        n_batches = max(len(self.train_loader), 1)
+        for i, batch in enumerate(bar):
+            if self.cfg.scheduler == "cosine":
+                self._set_cosine_lr(i / n_batches, time.perf_counter() - t0, time.process_time() - c0)
             b, pred = self._forward(model, batch, training=True)
             loss, _ = self.task.loss(pred, b)
             self.optimizer.zero_grad(set_to_none=True)
@@ -273,6 +276,16 @@ class Trainer:
         self.cpu_elapsed += time.process_time() - c0
         acc.all_reduce()
         return acc.compute()
+
+    def _set_cosine_lr(self, epoch_fraction: float, wall: float, cpu: float) -> None:
+        """``training.scheduler: cosine``: ``lr (1 + cos(pi f)) / 2`` times the linear warm-up, before each step."""
+        c = self.cfg
+        f = max(self.progress_fraction(wall, cpu), (self.epoch + epoch_fraction) / c.epochs)
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(f, 1.0)))
+        if c.warmup_epochs > 0:
+            factor *= min(1.0, (self.epoch + epoch_fraction + 1.0 / max(len(self.train_loader), 1)) / c.warmup_epochs)
+        for g in self.optimizer.param_groups:
+            g["lr"] = c.lr * factor
 
     # ---- divergence -----------------------------------------------------------------------
     def _diverged(self, what: str, epoch: int | None = None, step: int | None = None) -> TrainingDiverged:
@@ -440,7 +453,8 @@ class Trainer:
                 if self._any_rank(vbad is not None):  # before the checkpoint: it keeps the last good epoch
                     weights = " (EMA weights)" if self.ema is not None else ""
                     raise self._diverged(f"{vbad or 'on another rank'}{weights}", epoch=self.epoch, step=self.step)
-                self.scheduler.step(vloss)
+                if cfg.scheduler == "plateau":
+                    self.scheduler.step(vloss)
                 if vloss < self.best_loss:
                     self.best_loss, self.best_epoch, self.bad_epochs = vloss, self.epoch, 0
                     self.save_best()
