@@ -71,6 +71,8 @@ def test_shipped_configs_load(path):
     assert cfg.data.train_file
     if cfg.model["name"] == "mace":
         assert cfg.training.stage_two_start == 0.75  # MACE's recipe: stage two over the last quarter
+    elif cfg.task == "potential":  # another potential's smoke configuration (rmd17_ethanol_ponita.yaml)
+        assert cfg.training.max_cpu_s
     else:  # the image configs: a classification task with a CPU budget
         assert cfg.task["name"] == "classification" and cfg.training.max_cpu_s
 
