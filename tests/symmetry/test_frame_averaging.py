@@ -222,3 +222,43 @@ def test_unbatched_and_errors():
         FrameAveraging(lambda x: x, "E3", ["0e"], "0e")
     with pytest.raises(ValueError, match="not finite"):
         fa(torch.full((4, 3), float("nan"), dtype=torch.float64))
+
+
+@pytest.mark.parametrize("proper", [False, True])
+def test_batched_pca_path_matches_frame_set(proper):
+    """The batched ``pca`` decision and frames equal :func:`frame_set`'s, cloud by cloud, for generic, nearly
+    degenerate and degenerate clouds (the batched path only takes the clouds frame_set puts in its ``pca`` case)."""
+    from equivar.symmetry._frames import batched_pca_frames
+
+    g = torch.Generator().manual_seed(5)
+    clouds = [torch.randn(7, 3, generator=g, dtype=torch.float64) * torch.tensor([3.0, 1.5, 0.5]) for _ in range(6)]
+    t = torch.arange(6, dtype=torch.float64) * math.pi / 3
+    hexagon = torch.stack([t.cos(), t.sin(), torch.zeros(6, dtype=torch.float64)], -1)
+    clouds.append(torch.cat([hexagon, torch.zeros(1, 3, dtype=torch.float64)]))  # two equal eigenvalues
+    near = hexagon * torch.tensor([1.0 + 1e-6, 1.0, 1.0], dtype=torch.float64)  # gap 2e-6, below both eig_tol
+    clouds.append(torch.cat([near, torch.zeros(1, 3, dtype=torch.float64)]))
+    clouds.append(torch.zeros(7, 3, dtype=torch.float64) + 1.0)  # coincident
+    X = torch.stack(clouds) + 4.0
+    for dtype, (eig_tol, tie_tol) in ((torch.float64, (1e-4, 1e-6)), (torch.float32, (1e-2, 1e-4))):
+        F, ok = batched_pca_frames(X.to(dtype), proper=proper, eig_tol=eig_tol, tie_tol=tie_tol)
+        assert F.shape == (len(clouds), 4 if proper else 8, 3, 3)
+        for b, x in enumerate(X.to(dtype)):
+            fs = frame_set(x, proper=proper, use_centroid=False, eig_tol=eig_tol, tie_tol=tie_tol)
+            assert bool(ok[b]) == (fs.case == "pca"), (b, fs.case)
+            if fs.case == "pca":  # the same set of frames (eigenvector signs may differ: compare as sets)
+                d = (F[b][:, None] - fs.frames[None]).flatten(2).norm(dim=-1)
+                assert d.min(1).values.max() < 1e-12 and d.min(0).values.max() < 1e-12
+        assert ok[:6].all() and not ok[6:].any()
+
+
+def test_frame_grad_false_treats_frames_as_constants():
+    x = _inputs(torch.float64)[0].requires_grad_(True)
+    fa_const = FrameAveraging(
+        lambda p: (p[:, :, 0] ** 4).sum(1, keepdim=True), "E3", ["positions"], "0e", frame_grad=False
+    )
+    fa_grad = FrameAveraging(fa_const.backbone, "E3", ["positions"], "0e")
+    y_const, y_grad = fa_const(x), fa_grad(x)
+    torch.testing.assert_close(y_const, y_grad, rtol=1e-13, atol=1e-13)  # same value
+    (g_const,) = torch.autograd.grad(y_const.sum(), x)
+    (g_grad,) = torch.autograd.grad(y_grad.sum(), x)
+    assert (g_const - g_grad).abs().max() > 1e-6  # the frames' dependence on x is dropped only with frame_grad=False

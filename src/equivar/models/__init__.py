@@ -19,6 +19,8 @@ Families:
   spherical-grid MLP self-interaction).
 - :mod:`equivar.models.egnn`: :class:`EGNN` (``'egnn'``), Satorras et al.,
   ICML 2021, for dynamics.
+- :mod:`equivar.models.fagnn`: :class:`FAGNN` (``'fagnn'``), frame averaging
+  of a plain GNN, Puny et al., ICLR 2022, for dynamics.
 - :mod:`equivar.models.ponita`: PONITA (Bekkers et al., ICLR 2024) on R^3 x S^2,
   for dynamics (``'ponita'``) and as a potential (``'ponita_potential'``).
 - :mod:`~equivar.models.vit_polyphase`: the shift-invariant polyphase ViT
@@ -38,7 +40,7 @@ from .mace import MACE
 
 register_model("egnn", EGNN)
 
-from . import affine, gcnn, ponita, vit_polyphase  # noqa: E402  (register "affine_cnn", "p4cnn", "cnn", "ponita", ...)
+from . import affine, fagnn, gcnn, ponita, vit_polyphase  # noqa: E402  (register "affine_cnn", "fagnn", "p4cnn", "cnn", "ponita", ...)
 
 __all__ = [
     "EGNN",

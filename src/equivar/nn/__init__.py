@@ -21,6 +21,7 @@ attributes and an equivariance test (float32 and float64, with parity) in
 ``AtomicEnergies``, ``ScaleShift``  E0s and energy scale/shift
 ``neighbour_weight``           smooth 0..1 weight of an atom's neighbours within r_max (isolated atoms: 0)
 ``EGCL``                       E(n)-equivariant message passing (EGNN, Satorras et al. 2021)
+``GCL``, ``GNN``               plain message passing and EGNN's GNN baseline (FA-GNN's backbone)
 ``scatter_sum``                edge -> node aggregation
 ``gather``                     node -> edge rows (its adjoint)
 ``from_e3nn``                 e3nn layers -> equivar (``e3nn_state_dict``: the reverse)
@@ -32,6 +33,7 @@ from ._e3nn import e3nn_state_dict, from_e3nn
 from ._egcl import EGCL, aggregate, egcl_params_from_concatenated, gather_add, inverse_degree, uniform_degree
 from ._element_linear import ElementLinear
 from ._gate import Activation, Gate, NormActivation
+from ._gcl import GCL, GNN
 from ._isolation import ISOLATION_WIDTH, neighbour_weight, smootherstep
 from ._linear import Linear
 from ._mlp import MLP
@@ -49,6 +51,8 @@ __all__ = [
     "AtomicEnergies",
     "BesselBasis",
     "EGCL",
+    "GCL",
+    "GNN",
     "aggregate",
     "egcl_params_from_concatenated",
     "gather_add",

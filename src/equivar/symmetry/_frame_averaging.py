@@ -14,7 +14,7 @@ import collections
 
 import torch
 
-from ._frames import CASES, default_tolerances, frame_set, pca_frames
+from ._frames import CASES, batched_pca_frames, default_tolerances, frame_set
 from ._types import GroupElement, act, map_structure, norm_type
 
 _GROUPS = {"O3": (False, False), "SO3": (True, False), "E3": (False, True), "SE3": (True, True)}
@@ -58,6 +58,12 @@ class FrameAveraging(torch.nn.Module):
         Cap on frames per sample (counted in ``stats['truncated']``).
     seed : int, optional
         Seeds the stochastic frame choice.
+    frame_grad : bool
+        Differentiate through the PCA frames when the frame input requires
+        gradients (default). ``False`` treats the frames as constants, as
+        Puny et al.'s code does (``symeig`` of the detached covariance); the
+        average is equivariant either way, the gradient then omits the
+        frames' dependence on the input.
 
     Shapes
     ------
@@ -79,7 +85,7 @@ class FrameAveraging(torch.nn.Module):
 
     Notes
     -----
-    Gradients: in the ``pca`` case frames are differentiable (eigenvalue gaps
+    Gradients: with ``frame_grad`` (default), in the ``pca`` case frames are differentiable (eigenvalue gaps
     are bounded below by ``eig_tol``); in degenerate cases frames are
     treated as constants, so ``d FA / d x`` is the frame average of the
     backbone gradient (still exactly equivariant).
@@ -107,6 +113,7 @@ class FrameAveraging(torch.nn.Module):
         n_average: int = 12,
         max_frames: int = 512,
         seed: int | None = None,
+        frame_grad: bool = True,
     ):
         super().__init__()
         if group not in _GROUPS:
@@ -129,6 +136,7 @@ class FrameAveraging(torch.nn.Module):
         self.stochastic = stochastic
         self.eig_tol, self.tie_tol = eig_tol, tie_tol
         self.n_average, self.max_frames = n_average, max_frames
+        self.frame_grad = frame_grad
         self._gen = torch.Generator().manual_seed(seed) if seed is not None else None
         self.stats: collections.Counter = collections.Counter()
 
@@ -141,12 +149,25 @@ class FrameAveraging(torch.nn.Module):
         self.stats.clear()
 
     def frames(self, X: torch.Tensor) -> list[torch.Tensor]:
-        """Frame sets ``[K_b, 3, 3]`` (float64) of each sample of ``X [B, N, 3]``; updates ``stats``."""
+        """Frame sets ``[K_b, 3, 3]`` (float64) of each sample of ``X [B, N, 3]``; updates ``stats``.
+
+        The ``pca`` case is decided and computed for all samples at once (one
+        batched ``eigh``); only the other samples go through :func:`frame_set`.
+        """
         eig_tol, tie_tol = default_tolerances(X.dtype)
         eig_tol = self.eig_tol if self.eig_tol is not None else eig_tol
         tie_tol = self.tie_tol if self.tie_tol is not None else tie_tol
+        if not torch.isfinite(X).all():
+            raise ValueError("FrameAveraging: the frame input is not finite")
+        grad = self.frame_grad and X.requires_grad and torch.is_grad_enabled()
+        pca_sets, pca = batched_pca_frames(X, proper=self.proper, eig_tol=eig_tol, tie_tol=tie_tol, grad=grad)
         out = []
-        for b in range(X.shape[0]):
+        for b, is_pca in enumerate(pca.tolist()):
+            self.stats["samples"] += 1
+            if is_pca:
+                self.stats["pca"] += 1
+                out.append(pca_sets[b])
+                continue
             fs = frame_set(
                 X[b],
                 proper=self.proper,
@@ -156,13 +177,9 @@ class FrameAveraging(torch.nn.Module):
                 n_average=self.n_average,
                 max_frames=self.max_frames,
             )
-            F = fs.frames
-            if fs.case == "pca" and X.requires_grad and torch.is_grad_enabled():
-                F = pca_frames(X[b], self.proper)
-            self.stats["samples"] += 1
             self.stats[fs.case] += 1
             self.stats["truncated"] += int(fs.truncated)
-            out.append(F)
+            out.append(fs.frames)
         return out
 
     def forward(self, *args):

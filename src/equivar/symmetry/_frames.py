@@ -236,6 +236,55 @@ def _isotropic(proper: bool) -> FrameSet:
     return FrameSet(G if proper else _finite.with_inversion(G), "isotropic")
 
 
+def _sign_ops(proper: bool) -> torch.Tensor:
+    """Column signs ``[K, 3]`` in the order of :func:`_sign_frames` (the third sign unused when ``proper``)."""
+    if proper:
+        return torch.tensor([[s1, s2, 1.0] for s1 in (1.0, -1.0) for s2 in (1.0, -1.0)], dtype=torch.float64)
+    return torch.tensor(
+        [[s1, s2, s3] for s1 in (1.0, -1.0) for s2 in (1.0, -1.0) for s3 in (1.0, -1.0)], dtype=torch.float64
+    )
+
+
+def batched_pca_frames(
+    X: torch.Tensor, *, proper: bool, eig_tol: float, tie_tol: float, grad: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PCA frame sets of a batch of clouds, and which clouds are in the ``pca`` case of :func:`frame_set`.
+
+    The same decision as :func:`frame_set` (centred spread above rounding,
+    both relative eigenvalue gaps above ``eig_tol``), made for all clouds at
+    once with one batched ``eigh`` (float64).
+
+    Parameters
+    ----------
+    X : Tensor ``[B, N, 3]`` (finite)
+    proper, eig_tol, tie_tol
+        As :func:`frame_set`.
+    grad : bool
+        Keep the autograd graph from ``X`` to the frames (differentiable in the
+        ``pca`` case: the gaps are bounded below).
+
+    Returns
+    -------
+    frames : Tensor ``[B, K, 3, 3]`` float64 (K = 4 proper, 8 otherwise)
+        The sign frames of every cloud (meaningful only where ``pca`` is True).
+    pca : Tensor ``[B]`` bool
+    """
+    x = X.to(torch.float64) if grad else X.detach().to(torch.float64)
+    P = x - x.mean(1, keepdim=True)
+    lam, U = torch.linalg.eigh(P.transpose(1, 2) @ P / P.shape[1])
+    lam, U = lam.flip(-1).detach(), U.flip(-1)
+    floor = tie_tol * x.detach().norm(dim=-1).amax(1)
+    spread = P.detach().norm(dim=-1).amax(1)
+    ok = (
+        (spread > floor) & (lam[:, 0] - lam[:, 1] > eig_tol * lam[:, 0]) & (lam[:, 1] - lam[:, 2] > eig_tol * lam[:, 0])
+    )
+    S = _sign_ops(proper).to(U.device)
+    F = U[:, None] * S[None, :, None, :]  # [B, K, 3, 3], column k scaled by S[:, k]
+    if proper:
+        F = torch.cat([F[..., :2], torch.linalg.cross(F[..., 0], F[..., 1])[..., None]], -1)
+    return F, ok
+
+
 def pca_frames(points: torch.Tensor, proper: bool) -> torch.Tensor:
     """Differentiable PCA frames ``[K, 3, 3]`` of ``points [N, 3]`` (non-degenerate case only).
 
