@@ -12,10 +12,12 @@ inside functions, against this order):
   s2grid, cp) and their expressivity;
 - ``nn``: layers on irreps features (linear, gates, radial bases,
   scatter, symmetric contraction, S2-grid MLP);
+- ``symmetry``: typed group actions, audits on orbits, frame averaging,
+  soft-equivariance regularizers (model-agnostic: it imports no model, and
+  sits below ``models`` so that a model can be built by frame averaging,
+  as FA-GNN is; the design notes had it above);
 - ``models``: a package per model family, registered by name; potentials
   share one plumbing module;
-- ``symmetry``: typed group actions, audits on orbits, frame averaging,
-  soft-equivariance regularizers (model-agnostic);
 - ``data``: readers, neighbour lists, batching, E0s;
 - ``tasks``: what a model is trained for (forward call, loss, metrics);
 - ``train``: the trainer, configs, checkpoints;
