@@ -21,8 +21,10 @@ the ego first, then its nearest neighbours at the last observed frame within
 zara2 1); when the scene has fewer agents than ``max_agents`` every agent is
 kept (ego first, then file order). Only the ego's prediction is scored.
 Coordinates are not normalised (EqMotion divides them by ``traj_scale`` = 1;
-its test script divides ETH's *test* coordinates by 1.6, which scales the
-reported ETH errors by 1/1.6; ``scale`` reproduces that when asked).
+its test script divides ETH's *test* coordinates by 1.6 and multiplies the
+errors back by 1.6, so its reported errors stay in metres; ``scale`` divides
+the coordinates, and the dynamics task's ``test_scale`` reproduces the whole
+test-time rescaling).
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ Families:
   of a plain GNN, Puny et al., ICLR 2022, for dynamics.
 - :mod:`equivar.models.ponita`: PONITA (Bekkers et al., ICLR 2024) on R^3 x S^2,
   for dynamics (``'ponita'``) and as a potential (``'ponita_potential'``).
+- :mod:`equivar.models.eqmotion`: :class:`EqMotion` (``'eqmotion'``), Xu et al.,
+  CVPR 2023, for dynamics (K-hypothesis pedestrian trajectories, N-body).
 - :mod:`~equivar.models.vit_polyphase`: the shift-invariant polyphase ViT
   (``'vit_polyphase'``) and its unanchored twin (``'vit'``), Ding et al. 2023;
 - :mod:`~equivar.models.affine`: an affine-equivariant CNN by Lie group
@@ -36,6 +38,7 @@ from ._potential import AtomicGraph, Potential
 from ._registry import available_models, build_model, model_class, model_name, register_model, resolve_model
 from ._utils import model_dtype, unwrap
 from .egnn import EGNN
+from .eqmotion import EqMotion
 from .mace import MACE
 
 register_model("egnn", EGNN)
@@ -44,6 +47,7 @@ from . import affine, fagnn, gcnn, ponita, vit_polyphase  # noqa: E402  (registe
 
 __all__ = [
     "EGNN",
+    "EqMotion",
     "MACE",
     "AtomicGraph",
     "Potential",

@@ -23,10 +23,13 @@ class DynamicsTask(Task):
     """Trajectory prediction on the dynamics batch of ``docs/contracts.md``.
 
     Forward: ``model(batch) -> {"pos": [N, T_out, D]}`` (deterministic) or
-    ``{"pos": [K, N, T_out, D]}`` (K hypotheses). Loss: the MSE of the scored
-    agents' positions (EGNN: ``torch.nn.MSELoss`` on positions), or with K
-    hypotheses the mean over scored agents of the smallest average
-    displacement error over hypotheses (EqMotion's "best of K" loss).
+    ``{"pos": [K, N, T_out, D]}`` (K hypotheses). Loss of a deterministic
+    prediction: the MSE of the scored agents' positions (``loss: mse``, EGNN's
+    ``torch.nn.MSELoss``) or their average displacement error (``loss: ade``,
+    the mean Euclidean distance EqMotion's N-body script trains on); with K
+    hypotheses always the mean over scored agents of the smallest average
+    displacement error over hypotheses (EqMotion's "best of K" loss, only the
+    best hypothesis of each agent gets a gradient).
     Metrics: ``mse``, ``ade``, ``fde`` (``min_ade``, ``min_fde`` with K
     hypotheses); model selection on the validation loss.
 
@@ -37,17 +40,22 @@ class DynamicsTask(Task):
     data : mapping or DynamicsData
         The ``task.data`` section: :class:`DynamicsData` (default EGNN's charged N-body,
         frame 30 -> 40, 3000 / 2000 / 2000).
+    loss : str
+        ``'mse'`` (default) or ``'ade'``: the loss of deterministic predictions.
 
     Raises
     ------
     ValueError
-        Unknown ``task.data`` key or a wrong type (named).
+        Unknown ``task.data`` key or a wrong type (named), or an unknown ``task.loss``.
     """
 
     data_section = False
 
-    def __init__(self, training=None, *, data: Mapping | None = None):
+    def __init__(self, training=None, *, data: Mapping | None = None, loss: str = "mse"):
         super().__init__(training)
+        if loss not in ("mse", "ade"):
+            raise ValueError(f"task.loss must be 'mse' or 'ade', got {loss!r}")
+        self.loss_kind = loss
         self.data = DynamicsData.from_mapping(data)
 
     def load_data(self, cfg, log=print) -> TaskData:
@@ -66,14 +74,22 @@ class DynamicsTask(Task):
         )
 
     def evaluate(self, model: torch.nn.Module, dataset, batch_size: int = 500) -> dict[str, float]:
-        """The task's metrics of ``model`` (eval mode, no gradients) over ``dataset``."""
+        """The task's metrics of ``model`` (eval mode, no gradients) over ``dataset``.
+
+        A dataset with a ``length_scale`` attribute (ETH-UCY's ``test_scale``) holds coordinates divided by
+        it; predictions and targets are multiplied back before the loss and the metrics.
+        """
         p = next(model.parameters())
         model.eval()
         acc = self.metrics()
+        scale = float(getattr(dataset, "length_scale", 1.0))  # test-time rescaled data: errors back in the data's units
         with torch.no_grad():
             for batch in make_loader(dataset, batch_size, shuffle=False, collate_fn=collate_scenes):
                 b = self.prepare(batch, p.device, p.dtype)
                 pred = self.forward(model, b, False)
+                if scale != 1.0:
+                    pred = dict(pred, pos=pred["pos"] * scale)
+                    b = dict(b, target=b["target"] * scale)
                 loss, _ = self.loss(pred, b)
                 acc.update(pred, b, float(loss))
         return acc.compute()
@@ -124,6 +140,8 @@ class DynamicsTask(Task):
         if p.dim() == 4:
             ade = (p[:, mask] - target[mask]).norm(dim=-1).mean(-1)  # [K, N_scored]
             loss = ade.min(0).values.mean()
+        elif self.loss_kind == "ade":
+            loss = (p[mask] - target[mask]).norm(dim=-1).mean()
         else:
             loss = ((p[mask] - target[mask]) ** 2).mean()
         return loss, {"loss": float(loss.detach())}
