@@ -2,6 +2,7 @@
 batching, the authors' DCT and angle conventions, options, hparams round trip."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -13,7 +14,6 @@ from equivar.models.eqmotion._model import dct_matrix, turning_angle
 from equivar.testing import Typed, assert_equivariant
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
-ETH = "/work/shared/data/eth_ucy"
 
 
 def _scenes(dim=3, sizes=(3, 1, 4), past=8, future=12, seed=0):
@@ -89,9 +89,9 @@ def _orthogonal_2d(theta, reflect, dtype):
     return r.to(dtype)
 
 
-def test_equivariance_2d(dtype):
+def test_equivariance_2d(dtype, shared_data):
     """E(2) with reflections and permutations, on real ETH-UCY scenes (zara1: up to 3 agents), K = 20 heads."""
-    ds = ethucy_dataset(ETH, "zara1", "test")
+    ds = ethucy_dataset(os.path.join(shared_data, "eth_ucy"), "zara1", "test")
     b = collate_scenes([ds[i] for i in range(0, 600, 20)])
     b = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in b.items()}
     model = _model(dtype, num_hypotheses=20).requires_grad_(False)
