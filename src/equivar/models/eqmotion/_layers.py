@@ -80,24 +80,28 @@ def masked_centroid(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * w).sum(dim=(2, 3), keepdim=True) / count
 
 
-def pair_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``[1, G, N, N, 1]``: 1 for pairs of real agents ``i != j``."""
-    m = mask[:, :, None] & mask[:, None, :]
-    m = m & ~torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
-    return m.to(dtype)[None, ..., None]
+def others(n: int, device=None) -> torch.Tensor:
+    """``[n, n - 1]``: row i lists the agents j != i (the pairs that can interact; i = j contributes nothing:
+    ``x_i - x_i = 0`` and the authors mask the diagonal out of every sum)."""
+    j = torch.arange(n, device=device).expand(n, n)
+    return j[~torch.eye(n, dtype=torch.bool, device=device)].reshape(n, n - 1)
 
 
-def pairs(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``h [K, G, N, F]`` -> ``(h_i, h_j)`` broadcast to ``[K, G, N, N, F]`` (receiver i on axis 2)."""
-    n = h.shape[2]
-    return h[:, :, :, None].expand(-1, -1, -1, n, -1), h[:, :, None].expand(-1, -1, n, -1, -1)
+def pair_mask(mask: torch.Tensor, idx: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``[1, G, N, N - 1, 1]``: 1 where agent i and its partner ``idx[i, j]`` are both real."""
+    return (mask[:, :, None] & mask[:, idx]).to(dtype)[None, ..., None]
+
+
+def pairs(h: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``h [K, G, N, F]`` -> ``(h_i, h_j)`` as ``[K, G, N, N - 1, F]`` over the pairs ``j = idx[i, :]``."""
+    return h[:, :, :, None].expand(-1, -1, -1, idx.shape[1], -1), h[:, :, idx]
 
 
 class FeatureLearningLayer(torch.nn.Module):
     """One EqMotion layer: equivariant geometric features ``x`` and invariant pattern features ``h``.
 
     Given ``h [K, G, N, H]``, ``x [K, G, N, C, D]``, the velocity features
-    ``v [K, G, N, C, D]`` and the interaction categories ``c [K, G, N, N, M]``:
+    ``v [K, G, N, C, D]`` and the interaction categories ``c [K, G, N, N - 1, M]`` (pairs ``j = others(N)[i]``):
 
     1. pair features ``e_ij = phi_e(h_i, h_j, |x_i - x_j|)`` (one distance per channel);
     2. inner-agent attention ``x_i <- x_i + phi_q(h_i) * (x_i - xbar)`` (``xbar``: centroid of the
@@ -151,10 +155,11 @@ class FeatureLearningLayer(torch.nn.Module):
         self.k_map = CopiesLinear(k, c, c, bias=False)
 
     def forward(self, h, x, vel, category, mask):
-        pm = pair_mask(mask, x.dtype)  # [1, G, N, N, 1]
-        diff = x[:, :, :, None] - x[:, :, None]  # [K, G, N, N, C, D], x_i - x_j
-        dist = vnorm(diff)  # [K, G, N, N, C]
-        hi, hj = pairs(h)
+        idx = others(x.shape[2], x.device)
+        pm = pair_mask(mask, idx, x.dtype)  # [1, G, N, N - 1, 1]
+        diff = x[:, :, :, None] - x[:, :, idx]  # [K, G, N, N - 1, C, D], x_i - x_j
+        dist = vnorm(diff)  # [K, G, N, N - 1, C]
+        hi, hj = pairs(h, idx)
         pair_in = torch.cat([hi, hj, dist], dim=-1)
 
         x = x + self.attention(h)[..., None] * (x - masked_centroid(x, mask))
@@ -162,7 +167,7 @@ class FeatureLearningLayer(torch.nn.Module):
         factors = 0.0
         for m in range(self.active_categories):
             factors = factors + category[..., m : m + 1] * self.category_mlp[m](pair_in)
-        factors = self.factor_mlp(factors)  # [K, G, N, N, C]
+        factors = self.factor_mlp(factors)  # [K, G, N, N - 1, C]
         x = x + ((pm * factors)[..., None] * diff).sum(dim=3)
         x = x + channel_map(self.vel_map, vel)
 
@@ -179,7 +184,8 @@ class FeatureLearningLayer(torch.nn.Module):
 
 
 class InteractionReasoning(torch.nn.Module):
-    """Invariant interaction categories ``c_ij = softmax(phi_c(h'_i, h'_j, d_ij) / tau)`` (``[1, G, N, N, M]``).
+    """Invariant interaction categories ``c_ij = softmax(phi_c(h'_i, h'_j, d_ij) / tau)`` (``[1, G, N, N - 1, M]``,
+    pairs ``j = others(N)[i]``).
 
     ``d_ij = phi_d(|x_i - x_j|)`` over the channels of the geometric and velocity features, ``h'`` one
     message-passing update of ``h`` (the authors' ``calc_category``; ``tau = 1``).
@@ -195,10 +201,11 @@ class InteractionReasoning(torch.nn.Module):
         self.category_mlp = mlp(1, [2 * hd + c2, hd, num_categories])
 
     def forward(self, h, x_cat, mask):
-        pm = pair_mask(mask, x_cat.dtype)
-        d = self.dist_mlp(vnorm(x_cat[:, :, :, None] - x_cat[:, :, None]))
-        hi, hj = pairs(h)
+        idx = others(x_cat.shape[2], x_cat.device)
+        pm = pair_mask(mask, idx, x_cat.dtype)
+        d = self.dist_mlp(vnorm(x_cat[:, :, :, None] - x_cat[:, :, idx]))
+        hi, hj = pairs(h, idx)
         e = self.edge_mlp(torch.cat([hi, hj, d], dim=-1))
         h2 = self.node_mlp(torch.cat([h, (pm * e).sum(dim=3)], dim=-1))
-        hi, hj = pairs(h2)
+        hi, hj = pairs(h2, idx)
         return torch.softmax(self.category_mlp(torch.cat([hi, hj, d], dim=-1)) / self.temperature, dim=-1)
