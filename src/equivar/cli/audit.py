@@ -7,6 +7,10 @@ TorchScript ``nn.Module`` (potential interface, or ``positions [G, N, 3] ->
 energy [G]``), or ``mlp-demo``: an MLP on flattened coordinates trained on
 the data in a few seconds, to show where a non-equivariant network breaks.
 
+Dynamics models (``task: dynamics`` checkpoints): ``--data train|valid|test``
+picks a split of the checkpoint's own trajectory data; positions and
+velocities in, predicted positions out (:mod:`equivar.cli._audit_dynamics`).
+
 Image classifiers: ``--data`` an MNIST-layout folder (IDX files) and
 ``--model`` image checkpoints or registered names, comma-separated
 (``vit_polyphase,vit``); groups default to planar ones (shifts, C4, SO2,
@@ -34,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         required=True,
-        help="ASE-readable file (extxyz, ...), rMD17 .npz, embedded:NAME, or an MNIST-layout folder (image models)",
+        help="ASE-readable file (extxyz, ...), rMD17 .npz, embedded:NAME, an MNIST-layout folder (image models), "
+        "or for a dynamics checkpoint the split of its own trajectory data: train, valid or test",
     )
     p.add_argument("--out", default="audit", help="output directory (default ./audit)")
     p.add_argument(
@@ -169,7 +174,9 @@ def _check_arguments(args):
         ) from None
     if args.model != "mlp-demo" and not os.path.isfile(args.model):
         raise FileNotFoundError(f"{args.model}: no such model file")
-    if args.model != "mlp-demo":
+    from ._audit_dynamics import is_dynamics_checkpoint
+
+    if args.model != "mlp-demo" and not is_dynamics_checkpoint(args.model):  # dynamics: --data names a split
         from ._audit_images import check_model_matches_data
 
         check_model_matches_data(args.model, args.data)
@@ -183,12 +190,15 @@ def run(args) -> int:
 
     from ..symmetry import get_group
     from ..symmetry.audit import fit_flat_mlp, potential_subject, run_audit
+    from ._audit_dynamics import is_dynamics_checkpoint, run_dynamics
     from ._audit_images import is_image_folder, run_images
 
     if is_image_folder(args.data):
         return run_images(args)
     groups = [get_group(g) for g in args.group]  # fail fast on a bad name
     angles = _check_arguments(args)
+    if is_dynamics_checkpoint(args.model):
+        return run_dynamics(args, angles)
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype) if args.dtype else None
