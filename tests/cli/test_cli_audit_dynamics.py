@@ -4,7 +4,6 @@ on N-body windows) is equivariant to float64 rounding; a model that breaks rotat
 import json
 import os
 
-import pytest
 import torch
 
 from equivar.cli.main import main
