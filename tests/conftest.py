@@ -18,7 +18,7 @@ SHARED_DATA = os.environ.get("EQUIVAR_SHARED_DATA") or os.path.join(
 )
 TESTS = os.path.dirname(os.path.abspath(__file__))
 #: test folders whose tensors are tiny: one intra-op thread avoids OpenMP barrier stalls on shared cores
-ONE_THREAD_DIRS = ("nn", "models", "symmetry", "testing")
+ONE_THREAD_DIRS = ("nn", "models", "symmetry", "testing", "diffusion")
 
 
 @pytest.fixture(autouse=True)

@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tp",),
     ("nn",),
     ("symmetry",),  # model-agnostic; below models so that FA-GNN (models/fagnn) wraps FrameAveraging
+    ("diffusion",),  # noise schedules, zero-CoM Gaussian and categorical diffusion, samplers (model-free)
     ("models",),
     ("data",),
     ("tasks",),
