@@ -170,8 +170,9 @@ class CategoricalDiffusion:
         """Per-graph mean cross-entropy of the predicted ``x_0`` ``[G]`` (EQGAT-diff's categorical loss).
 
         ``logits [M, K]`` (any float dtype), ``x0`` long ``[M]``, ``index [M]`` the graph of each item
-        (a graph with no items gets 0), ``weight [G]`` the time weighting (``None`` = 1). EQGAT-diff
-        halves the bond term (each pair stored twice); diffusing each pair once needs no factor.
+        (a graph with no items gets 0), ``weight [G]`` the time weighting (``None`` = 1). Bonds:
+        EQGAT-diff's term is 1/2 the mean over directed edges, i.e. 1/2 the mean over pairs that
+        this gives for pairs diffused once, so its ``lc_bonds = 2`` is a weight of 1 on this loss.
         """
         if logits.dim() != 2 or logits.shape[-1] != self.num_classes:
             raise ValueError(f"logits must be [M, {self.num_classes}], got shape {tuple(logits.shape)}")

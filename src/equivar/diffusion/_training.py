@@ -41,7 +41,8 @@ def diffusion_losses(
     The positions' L2 loss (:meth:`GaussianDiffusion.loss`) and each field's cross-entropy
     (:meth:`CategoricalDiffusion.loss`), each times the time weight ``w(t)``
     (:func:`loss_weight`; EQGAT-diff: ``weighting='snr_t'`` on its atom schedule), and their sum
-    weighted by ``lambdas`` (EQGAT-diff: ``pos`` 3, ``atoms`` 0.4, ``charges`` 1, ``bonds`` 2; default 1).
+    weighted by ``lambdas`` (EQGAT-diff's ``lc_*``: ``pos`` 3, ``atoms`` 0.4, ``charges`` 1, and ``bonds`` 1 for
+    its 2 x its halved bond term, see :meth:`CategoricalDiffusion.loss`; default 1).
 
     Parameters
     ----------
