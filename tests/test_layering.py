@@ -34,8 +34,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("planar",),
     ("tp",),
     ("nn",),
-    ("symmetry",),  # model-agnostic; below models so that FA-GNN (models/fagnn) wraps FrameAveraging
     ("diffusion",),  # noise schedules, zero-CoM Gaussian and categorical diffusion, samplers (model-free)
+    ("symmetry",),  # model-agnostic; below models so that FA-GNN (models/fagnn) wraps FrameAveraging
     ("models",),
     ("data",),
     ("tasks",),

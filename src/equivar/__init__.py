@@ -12,13 +12,13 @@ inside functions, against this order):
   s2grid, cp) and their expressivity;
 - ``nn``: layers on irreps features (linear, gates, radial bases,
   scatter, symmetric contraction, S2-grid MLP);
+- ``diffusion``: the machinery of diffusion models, free of any network
+  (noise schedules, zero-CoM Gaussian and categorical diffusion, losses
+  with time weighting, seeded ancestral samplers taking a denoiser);
 - ``symmetry``: typed group actions, audits on orbits, frame averaging,
   soft-equivariance regularizers (model-agnostic: it imports no model, and
   sits below ``models`` so that a model can be built by frame averaging,
   as FA-GNN is; the design notes had it above);
-- ``diffusion``: the machinery of diffusion models, free of any network
-  (noise schedules, zero-CoM Gaussian and categorical diffusion, losses
-  with time weighting, seeded ancestral samplers taking a denoiser);
 - ``models``: a package per model family, registered by name; potentials
   share one plumbing module;
 - ``data``: readers, neighbour lists, batching, E0s;
