@@ -31,20 +31,55 @@ class OutputError(OSError, ValueError):
     error for a bad path), as ``io.UnsupportedOperation`` is both."""
 
 
-def prepare_output_dir(path: str, flag: str) -> None:
+_CREATED_DIRS: list[str] = []  # directories prepare_output_dir created in this process, in creation order
+
+
+def prepare_output_dir(path: str, flag: str) -> list[str]:
     """Create directory ``path`` (given by ``flag``, e.g. ``--out-dir`` or ``output_dir``) now.
+
+    Returns the directories it created (``path`` and any missing parents, outermost first; empty when ``path``
+    existed); they are also recorded so that :func:`remove_created_empty_dirs` can take them back when the command
+    fails before writing anything into them.
 
     Raises ``ValueError`` naming the flag and path when it exists as a file,
     cannot be created, or is not writable.
     """
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"{flag} {path}: exists and is not a directory")
+    missing = []
+    d = os.path.abspath(path)
+    while not os.path.lexists(d) and os.path.dirname(d) != d:
+        missing.append(d)
+        d = os.path.dirname(d)
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:
         raise ValueError(f"{flag} {path}: cannot create the directory ({e.strerror or e})") from None
+    created = missing[::-1]
+    _CREATED_DIRS.extend(created)
     if not os.access(path, os.W_OK):
         raise ValueError(f"{flag} {path}: directory is not writable")
+    return created
+
+
+def remove_created_empty_dirs() -> list[str]:
+    """Remove the directories :func:`prepare_output_dir` created in this process that are still empty (innermost
+    first, so a new ``a/b/`` goes entirely), and forget them all. A failed command calls it so that bad input
+    leaves no empty output directory behind; a directory something was written into stays. Returns the removed."""
+    removed = []
+    for d in reversed(_CREATED_DIRS):
+        try:
+            os.rmdir(d)  # only succeeds on an empty directory
+            removed.append(d)
+        except OSError:
+            pass
+    _CREATED_DIRS.clear()
+    return removed
+
+
+def forget_created_dirs() -> None:
+    """Forget the directories created so far (a command succeeded: they are its outputs)."""
+    _CREATED_DIRS.clear()
 
 
 def output_target(path: str) -> str:

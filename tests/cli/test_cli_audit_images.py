@@ -49,3 +49,44 @@ def test_audit_image_model_errors(tmp_path, digits, capsys):
     assert (
         rc != 0 and err == "equivar audit: error: --model 'vitt': neither a checkpoint file nor a registered model name"
     )
+
+
+def test_two_checkpoints_are_labelled_by_their_file_names(tmp_path, digits, capsys):
+    """Two runs' checkpoints share the name model.pt: each line, plot and report entry names its own file."""
+    import torch
+
+    from equivar.models import build_model
+
+    for run, name in (("anchored", "vit_polyphase"), ("twin", "vit")):
+        torch.manual_seed(0)
+        m = build_model(name)
+        (tmp_path / run).mkdir()
+        torch.save({"hparams": m.hparams, "state_dict": m.state_dict()}, tmp_path / run / "model.pt")
+    out = tmp_path / "audit"
+    models = f"{tmp_path / 'anchored' / 'model.pt'},{tmp_path / 'twin' / 'model.pt'}"
+    rc = main(
+        ["audit", "--model", models, "--data", str(digits), "--max-structures", "1", "--n-elements", "2"]
+        + ["--out", str(out), "--group", "planar:shifts"]
+    )
+    assert rc == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "consistency over all shifts" in ln]
+    assert [ln.split(":")[0] for ln in lines] == ["anchored/model", "twin/model"]
+    assert lines[0].startswith("anchored/model: consistency over all shifts 100.0%")
+    rep = json.loads((out / "audit.json").read_text())
+    assert list(rep["models"]) == ["anchored/model", "twin/model"]
+    assert rep["models"]["twin/model"]["shifts"]["error"]["out"]["max"] > 1e-3
+    assert (out / "groups_anchored_model.png").is_file() and (out / "groups_twin_model.png").is_file()
+
+
+def test_model_labels(tmp_path):
+    from equivar.cli._audit_images import model_labels
+
+    for p in ("a/model.pt", "b/model.pt", "x.pt", "c/a/model.pt"):
+        (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / p).touch()
+    f = lambda p: str(tmp_path / p)  # noqa: E731
+    assert model_labels([f("x.pt"), "vit"]) == ["x", "vit"]
+    assert model_labels([f("a/model.pt"), f("b/model.pt")]) == ["a/model", "b/model"]
+    assert model_labels([f("a/model.pt"), f("c/a/model.pt")]) == [tmp_path.name + "/a/model", "c/a/model"]
+    assert model_labels([f("a/model.pt"), f("a/model.pt")]) == ["model", "model#2"]
+    assert model_labels(["vit", "vit"]) == ["vit", "vit#2"]

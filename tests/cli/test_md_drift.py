@@ -44,6 +44,7 @@ def _molecule():
     return atoms, forces
 
 
+@pytest.mark.filterwarnings("ignore:energy is not conserved:RuntimeWarning")  # by construction (tested below)
 @pytest.mark.parametrize("dt", [0.25, 2.0])
 def test_drift_of_an_unbalanced_constant_force_has_its_closed_form(dt):
     atoms, forces = _molecule()
@@ -91,3 +92,50 @@ def test_emt_energy_error_scales_with_the_time_step_squared():
     assert abs(huge["drift_rate"]) > 300 * abs(tiny["drift_rate"])
     assert huge["max_deviation"] > 300 * tiny["max_deviation"]
     assert tiny["max_deviation"] < 2e-3  # meV/atom: EMT at 0.25 fs conserves energy
+
+
+def test_blowup_warning_names_the_step_where_the_drift_passes_the_threshold():
+    """The unbalanced constant force's 'total energy' is a t^2 (closed form above): the warning comes at the first
+    step whose deviation exceeds DRIFT_WARN_MEV_PER_ATOM, once, naming that step, the drift and the time step."""
+    from equivar.cli.md import DRIFT_WARN_MEV_PER_ATOM
+
+    atoms, forces = _molecule()
+    n, m, dt = len(atoms), atoms.get_masses(), 0.5
+    a = (np.sum(forces**2, axis=1) / (2 * m)).sum()
+    dev = [1e3 * a * (k * dt * units.fs) ** 2 / n for k in range(200)]  # meV/atom at step k
+    k_expected = next(k for k, d in enumerate(dev) if d > DRIFT_WARN_MEV_PER_ATOM)
+    assert 5 < k_expected < 150  # the threshold is crossed inside the run
+    seen = []
+    stats = run_md(atoms, ConstantForce(forces), steps=150, dt=dt, temperature=0.0, warn=seen.append)
+    assert len(seen) == 1 and stats["warning"] == seen[0]
+    m_ = re.match(
+        r"energy is not conserved: at step (\d+) \(.* ps\) the total energy has drifted \+([0-9.e+]+) meV/atom", seen[0]
+    )
+    assert m_ is not None, seen[0]
+    assert int(m_.group(1)) == k_expected
+    assert float(m_.group(2)) == pytest.approx(dev[k_expected], rel=1e-3)
+    assert "the time step (dt = 0.5 fs) is likely too large" in seen[0]
+
+
+def test_no_blowup_warning_when_energy_is_conserved():
+    atoms, forces = _molecule()
+    seen = []
+    stats = run_md(atoms, ConstantForce(forces, consistent=True), steps=150, dt=2.0, temperature=0.0, warn=seen.append)
+    assert seen == [] and stats["warning"] is None
+    assert _emt_copper(1.0, 50.0)["warning"] is None
+
+
+def test_langevin_blowup_is_a_temperature_warning():
+    atoms, forces = _molecule()
+    seen = []
+    run_md(
+        atoms, ConstantForce(forces * 20), steps=150, dt=2.0, temperature=300.0, integrator="langevin", warn=seen.append
+    )
+    assert len(seen) == 1 and "the dynamics are unstable: at step" in seen[0] and "(target 300 K)" in seen[0]
+    k = int(re.search(r"at step (\d+)", seen[0]).group(1))
+    t = float(re.search(r"the temperature is ([0-9.e+]+) K", seen[0]).group(1))
+    assert t > 3000.0 and k >= 1
+    # and by default it is a RuntimeWarning (library use)
+    atoms, forces = _molecule()
+    with pytest.warns(RuntimeWarning, match="the dynamics are unstable"):
+        run_md(atoms, ConstantForce(forces * 20), steps=150, dt=2.0, temperature=300.0, integrator="langevin")

@@ -3,10 +3,12 @@
 Used when ``--data`` is an MNIST-layout folder (IDX files). ``--model`` is one
 or more comma-separated equivar image checkpoints (``{hparams, state_dict}``)
 or registered image model names (``vit_polyphase``, ``vit``: freshly
-initialized with ``--seed``, the same weights for both). Writes
-``groups_<model>.png``, ``shifts.png`` (error of the logits for every
-circular shift, consistency in the titles), ``rotation.png`` / ``scale.png``
-/ ``shear.png`` and ``audit.json``.
+initialized with ``--seed``, the same weights for both), each labelled by
+:func:`model_labels` (file names, parent folders added where two files share
+a name). Writes ``groups_<label>.png`` (``/`` in a label -> ``_``),
+``shifts.png`` (error of the logits for every circular shift, consistency in
+the titles), ``rotation.png`` / ``scale.png`` / ``shear.png`` and
+``audit.json``.
 """
 
 from __future__ import annotations
@@ -36,13 +38,38 @@ def _load(spec: str, seed: int, dtype):
             raise ValueError(f"{spec}: not an image-model checkpoint (want a dict with 'hparams' and 'state_dict')")
         m = build_model(**obj["hparams"])
         m.load_state_dict(obj["state_dict"])
-        name = os.path.splitext(os.path.basename(spec))[0]
+        name = spec
     elif spec in available_models():
         torch.manual_seed(seed)
         m, name = build_model(spec), spec
     else:
         raise FileNotFoundError(f"--model {spec!r}: neither a checkpoint file nor a registered model name")
     return name, (m.to(dtype) if dtype is not None else m).eval()
+
+
+def model_labels(specs: list[str]) -> list[str]:
+    """One distinct label per ``--model`` entry: a checkpoint's file name without extension (``runs/vit/model.pt`` ->
+    ``model``), with as many parent folders as it takes to tell files of the same name apart (``vit/model``,
+    ``twin/model``); a registered model name as given; an entry given twice gets ``#2``, ``#3``."""
+    parts = [os.path.normpath(os.path.splitext(s)[0]).split(os.sep) if os.path.isfile(s) else [s] for s in specs]
+    depth = [1] * len(specs)
+    while True:
+        labels = ["/".join(p[-d:]) for p, d in zip(parts, depth)]
+        clash = [
+            i
+            for i, lab in enumerate(labels)
+            if depth[i] < len(parts[i]) and any(lab == labels[j] and parts[j] != parts[i] for j in range(len(specs)))
+        ]
+        if not clash:
+            break
+        for i in clash:
+            depth[i] += 1
+    seen: dict = {}
+    out = []
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+        out.append(lab if seen[lab] == 1 else f"{lab}#{seen[lab]}")
+    return out
 
 
 def run_images(args) -> int:
@@ -72,12 +99,15 @@ def run_images(args) -> int:
     t0 = time.time()
     report = {"data": images.source, "images": len(images), "models": {}}
     shifts, flows, files = {}, {"rotation": {}, "scale": {}, "shear": {}}, []
-    for spec in args.model.split(","):
-        name, model = _load(spec.strip(), args.seed, dtype)
+    specs = [spec.strip() for spec in args.model.split(",")]
+    for spec, name in zip(specs, model_labels(specs)):
+        model = _load(spec, args.seed, dtype)[1]
         x = images.images.to(next(model.parameters()).dtype)
         subject = audit.Subject.batched(model, [x], ["image"], "invariant", max_rows=1024)
         errs = audit.equivariance_errors(subject, groups, n_elements=args.n_elements, seed=args.seed)
-        files.append(audit.plot_group_bars(errs, os.path.join(args.out, f"groups_{name}.png"), title=name))
+        files.append(
+            audit.plot_group_bars(errs, os.path.join(args.out, f"groups_{name.replace('/', '_')}.png"), title=name)
+        )
         shifts[name] = audit.shift_sweep(subject)
         for kind in flows:
             flows[kind][name] = audit.flow_sweep(subject, kind)

@@ -57,8 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         sp = argparse.ArgumentParser(prog=f"equivar {name}", description=avail[name])
         mod.add_arguments(sp)
         args = sp.parse_args(argv[1:])
+        from .._paths import forget_created_dirs, remove_created_empty_dirs
+
+        forget_created_dirs()
+        ok = False
         try:
-            return int(mod.run(args) or 0)
+            rc = int(mod.run(args) or 0)
+            ok = rc == 0
+            return rc
         except KeyboardInterrupt:
             hint = " (continue a training run with --resume)" if name == "train" else ""
             print(f"equivar {name}: interrupted{hint}", file=sys.stderr)
@@ -74,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"equivar {name}: error: invalid YAML: {e}".replace("\n", " "), file=sys.stderr)
                 return 2
             raise
+        finally:  # a failed command leaves no empty output directory that it created (bad input, interrupt)
+            if not ok:
+                remove_created_empty_dirs()
+            forget_created_dirs()
     p = build_parser()
     args = p.parse_args(argv)
     if args.command is None:

@@ -13,7 +13,9 @@ after the current step with both files complete (exit code 130, or 143).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -32,6 +34,13 @@ from ._mlip import (
 from ._model_kind import require_potential
 
 HELP = "Run molecular dynamics with a trained model (ASE)"
+
+#: NVE: a total energy this far (meV/atom) from its initial value is not conservation (a healthy run at a suitable
+#: time step stays within a few meV/atom; 3/2 kT per atom at 300 K is 39 meV)
+DRIFT_WARN_MEV_PER_ATOM = 50.0
+#: Langevin: a temperature above this many times the target (and above TEMPERATURE_WARN_FLOOR_K) is a blow-up
+TEMPERATURE_WARN_FACTOR = 5.0
+TEMPERATURE_WARN_FLOOR_K = 3000.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -101,6 +110,7 @@ def run_md(
     log=None,
     flush_every: int = 100,
     announce=None,
+    warn=None,
 ) -> dict:
     """Run MD on ``atoms`` with ``calc``; return statistics.
 
@@ -113,6 +123,15 @@ def run_md(
     every ``flush_every`` steps and when the run ends, however it ends.
     ``announce(text)`` is called once the files are open, naming them.
 
+    Blow-up check, once per run: with Velocity Verlet, when the total energy
+    is more than :data:`DRIFT_WARN_MEV_PER_ATOM` from its initial value;
+    with Langevin, when the temperature passes :data:`TEMPERATURE_WARN_FACTOR`
+    x ``temperature`` (at least :data:`TEMPERATURE_WARN_FLOOR_K`); either
+    when an energy is not finite. ``warn(text)`` (default
+    ``warnings.warn(text, RuntimeWarning)``) then gets one line naming the
+    step, the drift or temperature and the likely cause (the time step), and
+    the run goes on.
+
     In the main thread, the first Ctrl-C (SIGINT) or SIGTERM stops the run
     after the current step: the statistics cover the steps done and
     ``interrupted`` holds the signal number (else ``None``).
@@ -123,7 +142,7 @@ def run_md(
     ``energy_start`` / ``energy_end`` (total, eV), ``drift_rate``
     (meV/atom/ps, linear fit), ``max_deviation`` (meV/atom), ``time_ps``,
     ``interrupted``, ``written`` (where the frames and log went, or ``""``),
-    and ``frames`` (list of ``ase.Atoms`` with the model's energy and forces)
+    ``warning`` (the blow-up line, or ``None``), and ``frames`` (list of ``ase.Atoms`` with the model's energy and forces)
     when ``keep_frames``.
 
     Raises
@@ -141,8 +160,6 @@ def run_md(
     check_md_settings(steps, dt, temperature, friction, interval, flags=False, flush_every=flush_every)
     rng = np.random.default_rng(seed)
     atoms.calc = calc
-    import warnings
-
     with warnings.catch_warnings():  # ASE >= 3.28 prefers thermalize_momenta (absent from older ASE)
         warnings.simplefilter("ignore", DeprecationWarning)
         MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
@@ -162,6 +179,34 @@ def run_md(
     n = len(atoms)
     energies, temps = [], []
     frames = []
+    warned: list[str] = []
+    if warn is None:
+
+        def warn(text):
+            warnings.warn(text, RuntimeWarning, stacklevel=3)
+
+    def check_blowup(k: int) -> None:
+        """Warn once when the run has clearly stopped conserving energy (NVE) or heated up (Langevin)."""
+        drift = (energies[-1] - energies[0]) / n * 1e3  # meV/atom
+        t_limit = max(TEMPERATURE_WARN_FACTOR * temperature, TEMPERATURE_WARN_FLOOR_K)
+        cause = f"the time step (dt = {dt:g} fs) is likely too large for this system; try 0.5 fs or less"
+        if np.isfinite(energies[0]) and not np.isfinite(energies[-1]):
+            text = f"step {k}: the total energy is {energies[-1]} (it was finite at step 0): {cause}"
+        elif integrator == "verlet" and abs(drift) > DRIFT_WARN_MEV_PER_ATOM:
+            text = (
+                f"energy is not conserved: at step {k} ({k * dt * 1e-3:.4g} ps) the total energy has drifted "
+                f"{drift:+.4g} meV/atom from step 0 (temperature {temps[-1]:.4g} K): {cause}"
+            )
+        elif integrator == "langevin" and temps[-1] > t_limit:
+            text = (
+                f"the dynamics are unstable: at step {k} ({k * dt * 1e-3:.4g} ps) the temperature is "
+                f"{temps[-1]:.4g} K (target {temperature:g} K): {cause}"
+            )
+        else:
+            return
+        warned.append(text)
+        warn(text)
+
     stream = MDStream(trajectory, log, flush_every)
     try:
         if announce is not None and stream.paths:
@@ -177,6 +222,8 @@ def run_md(
                 energies.append(epot + ekin)
                 temps.append(atoms.get_temperature())
                 k = dyn.nsteps
+                if not warned:
+                    check_blowup(k)
                 stopping = stop["signal"] is not None and k < steps
                 # every interval-th step, and the last step done (the end, or a stop) even off the interval:
                 # the trajectory and the log always hold the same steps, the final state included
@@ -222,6 +269,7 @@ def run_md(
         "time_ps": done * dt * 1e-3,
         "interrupted": interrupted,
         "written": stream.describe(),
+        "warning": warned[0] if warned else None,
     }
 
 
@@ -282,6 +330,7 @@ def run(args) -> int:
         log=log,
         flush_every=args.flush_every,
         announce=lambda text: print(text, flush=True),
+        warn=lambda text: print(f"equivar md: warning: {text}", file=sys.stderr, flush=True),
     )
     import signal
 
