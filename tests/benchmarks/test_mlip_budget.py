@@ -137,17 +137,17 @@ def test_errors_per_atom_and_components(tmp_path):
     ]
     _write_xyz(tmp_path / "a.xyz", spec)
     d = mb.load_frames(str(tmp_path / "a.xyz"))
-    e_pred = np.array([-1.002, -1.996])  # errors -2 meV (2 atoms) and +4 meV (4 atoms)
+    e_pred = np.array([-1.002, -1.992])  # errors -2 meV (2 atoms) and +8 meV (4 atoms)
     f_pred = [np.full((2, 3), 0.003), np.ones((4, 3))]
     r = mb.errors(e_pred, f_pred, d, [0, 1])
     assert r["n"] == 2
-    assert r["e_mae_mev"] == pytest.approx(3.0)
-    assert r["e_mae_mev_per_atom"] == pytest.approx(1.0)  # mean(2/2, 4/4)
-    assert r["e_rmse_mev_per_atom"] == pytest.approx(1.0)
+    assert r["e_mae_mev"] == pytest.approx(5.0)
+    assert r["e_mae_mev_per_atom"] == pytest.approx(1.5)  # mean(2/2, 8/4), not 5 meV / 3 atoms
+    assert r["e_rmse_mev_per_atom"] == pytest.approx(np.sqrt((1.0 + 4.0) / 2))
     assert r["f_mae_mev_per_a"] == pytest.approx(3.0 * 6 / 18)  # 6 components off by 3 meV/Å, 12 exact
     assert r["f_rmse_mev_per_a"] == pytest.approx(np.sqrt(9.0 * 6 / 18))
     r1 = mb.errors(e_pred, f_pred, d, [1])  # only the kept frames count
-    assert r1["n"] == 1 and r1["e_mae_mev"] == pytest.approx(4.0) and r1["f_mae_mev_per_a"] == pytest.approx(0.0)
+    assert r1["n"] == 1 and r1["e_mae_mev"] == pytest.approx(8.0) and r1["f_mae_mev_per_a"] == pytest.approx(0.0)
 
 
 def test_default_names():
