@@ -316,3 +316,32 @@ def test_bad_batches_are_refused():
 def test_constructor_options_are_validated(key, value, message):
     with pytest.raises(ValueError, match=rf"^{key} must be {re.escape(message)}, got {re.escape(repr(value))}$"):
         FAGNN(**{key: value})
+
+
+def test_equivar_audit_on_a_fagnn_checkpoint(tmp_path):
+    """``equivar audit --data test`` on an FA-GNN checkpoint: every group at float64 rounding."""
+    from equivar.cli.main import main
+    from equivar.train import model_payload, save_checkpoint
+
+    data = {"source": "nbody", "system": "charged", "n_train": 4, "n_valid": 4, "n_test": 4, "n_train_drawn": 4}
+    path = str(tmp_path / "run" / "model.pt")
+    save_checkpoint(
+        path, model_payload(_model(torch.float64, hidden_dim=12, num_layers=2), {"task": "dynamics", "data": data})
+    )
+    out = tmp_path / "audit"
+    args = [
+        "--max-structures",
+        "3",
+        "--n-elements",
+        "2",
+        "--n-angles",
+        "8",
+        "--disc-angles",
+        "90",
+        "--disc-resolution",
+        "3",
+    ]
+    assert main(["audit", "--model", path, "--data", "test", "--out", str(out), *args]) == 0
+    report = json.loads((out / "audit.json").read_text())
+    errors = {g: report["groups"][g]["outputs"]["pos"]["max"] for g in ("SO3", "O3", "translations", "permutations")}
+    assert max(errors.values()) < 1e-10, errors
