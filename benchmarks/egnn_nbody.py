@@ -68,6 +68,8 @@ def _equivar_epoch_fn(n_train, batch_size):
 
     from equivar.data import batch_to, collate_scenes, nbody
     from equivar.models import EGNN
+    from equivar.train import TrainingConfig
+    from equivar.train._trainer import make_optimizer
 
     ds = nbody.frame_pairs(_train(n_train), 30, 40)
     gen = torch.Generator().manual_seed(0)
@@ -76,8 +78,7 @@ def _equivar_epoch_fn(n_train, batch_size):
     )
     torch.manual_seed(0)
     model = EGNN()
-    # the multi-tensor update equivar.train's optimizer uses
-    opt = torch.optim.Adam(model.parameters(), lr=5e-4, weight_decay=1e-12, foreach=True)
+    opt = make_optimizer(model, TrainingConfig(lr=5e-4, weight_decay=1e-12))  # equivar.train's (fused) Adam
 
     def epoch():
         model.train()
@@ -148,10 +149,16 @@ def check_same_model(workdir):
     return float((out - ref).norm() / ref.norm())
 
 
-def worker(side, workdir, n_train, batch_size, threads):
+def worker(side, workdir, n_train, batch_size, threads, same_allocator=False):
     import torch
 
     torch.set_num_threads(threads)
+    if side == "equivar" or same_allocator:
+        # the heap setting the equivar command applies at start-up (equivar train); --same-allocator: both sides
+        sys.path.insert(0, os.path.join(ROOT, "src"))
+        from equivar._allocator import tune_allocator
+
+        tune_allocator()
     epoch = (
         _equivar_epoch_fn(n_train, batch_size)
         if side == "equivar"
@@ -173,6 +180,7 @@ def _measure(a, workdir, threads):
     for side in ("equivar", "original"):
         cmd = [sys.executable, "-W", "ignore", os.path.abspath(__file__), "--worker", side, "--workdir", workdir]
         cmd += ["--n-train", str(a.n_train), "--batch-size", str(a.batch_size), "--threads", str(threads)]
+        cmd += ["--same-allocator"] if a.same_allocator else []
         procs[side] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     for side, pr in procs.items():
         while (line := pr.stdout.readline()) and line.strip() != "ready":
@@ -205,11 +213,16 @@ def main():
     p.add_argument("--n-train", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--json", help="also write the results here")
+    p.add_argument(
+        "--same-allocator",
+        action="store_true",
+        help="give the original's process equivar's heap setting too (equivar._allocator.tune_allocator)",
+    )
     p.add_argument("--worker", choices=["equivar", "original"], help=argparse.SUPPRESS)
     p.add_argument("--workdir", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
-        return worker(a.worker, a.workdir, a.n_train, a.batch_size, a.threads[0])
+        return worker(a.worker, a.workdir, a.n_train, a.batch_size, a.threads[0], a.same_allocator)
     if not a.original or not os.path.isfile(os.path.join(a.original, "main_nbody.py")):
         raise SystemExit(f"--original {a.original}: not a checkout of github.com/vgsatorras/egnn (no main_nbody.py)")
     with tempfile.TemporaryDirectory(prefix="egnn_original_") as tmp:
@@ -229,6 +242,7 @@ def main():
                 "batch_size": a.batch_size,
                 "n_train": a.n_train,
                 "rounds": a.rounds,
+                "same_allocator": a.same_allocator,
                 "cpu_s": cpu,
                 "wall_s": wall,
                 "cpu_ratio": cpu["original"] / cpu["equivar"],

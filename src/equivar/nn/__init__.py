@@ -29,8 +29,10 @@ attributes and an equivariance test (float32 and float64, with parity) in
 """
 
 from ._activation_utils import NormalizedActivation, get_activation, normalize2mom_constant
+from ._complete_graphs import complete_graph_edges, complete_graph_size, off_diagonal
 from ._e3nn import e3nn_state_dict, from_e3nn
 from ._egcl import EGCL, aggregate, egcl_params_from_concatenated, gather_add, inverse_degree, uniform_degree
+from ._egcl_fused import egcl_dense_fused, egcl_fusable
 from ._element_linear import ElementLinear
 from ._gate import Activation, Gate, NormActivation
 from ._gcl import GCL, GNN
@@ -57,6 +59,11 @@ __all__ = [
     "egcl_params_from_concatenated",
     "gather_add",
     "uniform_degree",
+    "complete_graph_edges",
+    "complete_graph_size",
+    "off_diagonal",
+    "egcl_dense_fused",
+    "egcl_fusable",
     "ElementLinear",
     "Gate",
     "Linear",

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import torch
 
+from ._complete_graphs import off_diagonal
 from ._scatter import scatter_sum
 
 
@@ -221,7 +222,7 @@ class EGCL(torch.nn.Module):
         m = self.act(self.edge_out(self.act(pre)))
         if self.norm_diff:
             diff = diff / (radial.sqrt() + 1.0)
-        trans = aggregate(diff * self.coord_mlp(m), recv, n, degree)
+        trans = aggregate(diff * _scalar_head(self.coord_mlp, m), recv, n, degree)
         if self.coords_aggregation == "mean":
             if inv_degree is None:
                 inv_degree = inverse_degree(recv, n, x.dtype)
@@ -230,11 +231,75 @@ class EGCL(torch.nn.Module):
         if self.coord_mlp_vel is not None:
             if vel is None:
                 raise ValueError("EGCL(velocity=True) needs vel [N, D]")
-            x = x + self.coord_mlp_vel(h) * vel
+            x = x + _scalar_head(self.coord_mlp_vel, h) * vel
         agg = aggregate(m, recv, n, degree)
         out = self.node_mlp(torch.cat([h, agg], dim=-1))
         h = h + out if self.residual else out
         return h, x
+
+    def forward_dense(self, h, x, edge_attr=None, vel=None, update_h: bool = True):
+        """The layer on ``B`` complete graphs of ``N`` nodes each, as dense pair tensors (no gathers or scatters).
+
+        The same function as :meth:`forward` on the edges of :func:`~equivar.nn.complete_graph_edges` (equal up to
+        round-off: the sums over neighbours run in the same order, the mean divides by ``N - 1``).
+
+        Parameters
+        ----------
+        h : Tensor [B, N, F]
+        x : Tensor [B, N, D]
+        edge_attr : Tensor [B, N, N - 1, A] or None
+            Attribute of edge ``j -> i`` at ``[b, i, k]``, ``j = k + [k >= i]`` (the edge rows of the dynamics
+            batch reshaped).
+        vel : Tensor [B, N, D] or None
+        update_h : bool
+            False: skip the node update and return ``h`` as given (the last layer of a model that reads only ``x``).
+
+        Returns
+        -------
+        (Tensor [B, N, F], Tensor [B, N, D])
+        """
+        b, n, f = h.shape
+        if self.edge_attr_dim and (edge_attr is None or edge_attr.shape[-1] != self.edge_attr_dim):
+            got = None if edge_attr is None else edge_attr.shape[-1]
+            raise ValueError(f"EGCL: edge_attr has {got} features, the layer was built for {self.edge_attr_dim}")
+        diff = off_diagonal(x.unsqueeze(2) - x.unsqueeze(1))  # [B, N, N-1, D]: x_i - x_j
+        radial = (diff * diff).sum(-1, keepdim=True)
+        bias = torch.cat([self.edge_in_bias, self.edge_in_bias.new_zeros(f)])
+        node_terms = torch.addmm(bias, h.reshape(b * n, f), self.edge_in_nodes).reshape(b, n, 2, f)
+        pre = off_diagonal(node_terms[:, :, None, 0] + node_terms[:, None, :, 1])  # (W_i h + b)_i + (W_j h)_j
+        pair_in = torch.cat([radial, edge_attr], dim=-1) if self.edge_attr_dim else radial
+        e = b * n * (n - 1)
+        pre = torch.addmm(pre.reshape(e, f), pair_in.reshape(e, -1), self.edge_in_pairs)
+        m = self.act(self.edge_out(self.act(pre)))  # [E, F]
+        if self.norm_diff:
+            diff = diff / (radial.sqrt() + 1.0)
+        trans = (diff * _scalar_head(self.coord_mlp, m).reshape(b, n, n - 1, 1)).sum(2)
+        if self.coords_aggregation == "mean":
+            trans = trans / max(n - 1, 1)
+        x = x + trans
+        if self.coord_mlp_vel is not None:
+            if vel is None:
+                raise ValueError("EGCL(velocity=True) needs vel [B, N, D]")
+            x = x + _scalar_head(self.coord_mlp_vel, h.reshape(b * n, f)).reshape(b, n, 1) * vel
+        if not update_h:
+            return h, x
+        agg = m.reshape(b, n, n - 1, f).sum(2)
+        out = self.node_mlp(torch.cat([h, agg], dim=-1))
+        return (h + out if self.residual else out), x
+
+
+def _scalar_head(mlp: torch.nn.Sequential, t: torch.Tensor) -> torch.Tensor:
+    """``mlp(t)`` for ``mlp = Sequential(Linear(F, F), act, Linear(F, 1))``, ``t [M, F]`` -> ``[M, 1]``.
+
+    The last map runs as a matrix-vector product, whose backward is an outer product by broadcasting instead of
+    the ``[M, 1] x [1, F]`` matrix product ``Linear`` would run (slow in MKL).
+    """
+    first, act, last = mlp
+    z = act(first(t))
+    out = torch.mv(z, last.weight[0])
+    if last.bias is not None:
+        out = out + last.bias
+    return out.unsqueeze(-1)
 
 
 def egcl_params_from_concatenated(state: dict, prefix: str = "") -> dict:

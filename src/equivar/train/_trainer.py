@@ -41,14 +41,24 @@ Callback = Callable[[str, "Trainer"], None]
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
-    """Adam / AMSGrad / AdamW over the trainable parameters, with the multi-tensor (``foreach``) update
-    also on the CPU, where PyTorch defaults to a per-parameter loop (0.8 against 1.6 ms per step for the
-    28 parameter tensors of the rMD17 MACE config, 1 thread)."""
+    """Adam / AMSGrad / AdamW over the trainable parameters with PyTorch's fused update (one kernel for all
+    parameters) where every parameter is a float32/float64 tensor on the CPU or a CUDA device, else the
+    multi-tensor (``foreach``) update. On the CPU PyTorch defaults to a per-parameter loop: 1.9 ms per step
+    for the 66 parameter tensors of EGNN's N-body model (1 thread), 1.3 ms with ``foreach`` (which the CPU
+    runs as a loop too), 0.45 ms fused; the same update up to round-off."""
     params = [p for p in model.parameters() if p.requires_grad]
+    kind = {"fused": True} if _fused_ok(params) else {"foreach": True}
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kind)
     return torch.optim.Adam(
-        params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.optimizer == "amsgrad", foreach=True
+        params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.optimizer == "amsgrad", **kind
+    )
+
+
+def _fused_ok(params) -> bool:
+    return bool(params) and all(
+        p.dtype in (torch.float32, torch.float64) and p.device.type in ("cpu", "cuda") and not p.is_sparse
+        for p in params
     )
 
 

@@ -14,7 +14,16 @@ from __future__ import annotations
 
 import torch
 
-from ...nn import EGCL, egcl_params_from_concatenated, inverse_degree, uniform_degree
+from ...nn import (
+    EGCL,
+    complete_graph_size,
+    egcl_dense_fused,
+    egcl_fusable,
+    egcl_params_from_concatenated,
+    inverse_degree,
+    off_diagonal,
+    uniform_degree,
+)
 from .._registry import _is_int
 
 
@@ -89,6 +98,9 @@ class EGNN(torch.nn.Module):
             raise ValueError(f"coords_aggregation must be 'mean' or 'sum', got {coords_aggregation!r}")
         self.edge_attr_dim = edge_attr_dim
         self.node_attr_dim = node_attr_dim
+        #: complete graphs of one size run through :func:`~equivar.nn.egcl_dense_fused` (False: the autograd path
+        #: :meth:`EGCL.forward_dense`, the same function; for tests and second derivatives)
+        self.fused = True
         self.embedding = torch.nn.Linear(1 + node_attr_dim, hidden_dim)
         self.layers = torch.nn.ModuleList(
             EGCL(
@@ -107,30 +119,54 @@ class EGNN(torch.nn.Module):
         pos = batch["pos"][:, -1]
         vel = batch["vel"][:, -1]
         edge_index = batch["edge_index"]
-        send, recv = edge_index[0], edge_index[1]
         n = pos.shape[0]
         h = vel.norm(dim=-1, keepdim=True)
         if self.node_attr_dim:
             h = torch.cat([h, batch["node_attr"].to(h.dtype)], dim=-1)
         h = self.embedding(h)
+        edge_attr = batch.get("edge_attr")
+        if self.edge_attr_dim and (edge_attr is None or edge_attr.shape[-1] != self.edge_attr_dim):
+            got = None if edge_attr is None else edge_attr.shape[-1]
+            raise ValueError(f"EGNN: batch edge_attr has {got} features, the model was built for {self.edge_attr_dim}")
+        size = complete_graph_size(edge_index, n, batch.get("ptr"))
+        if size is not None:
+            return {"pos": self._forward_complete(h, pos, vel, edge_attr, size).reshape(n, 1, -1)}
+        send, recv = edge_index[0], edge_index[1]
         diff = pos[recv] - pos[send]
         dist2 = (diff * diff).sum(-1, keepdim=True)
-        edge_attr = batch.get("edge_attr")
-        if self.edge_attr_dim:
-            if edge_attr is None or edge_attr.shape[-1] != self.edge_attr_dim:
-                got = None if edge_attr is None else edge_attr.shape[-1]
-                raise ValueError(
-                    f"EGNN: batch edge_attr has {got} features, the model was built for {self.edge_attr_dim}"
-                )
-            edge_attr = torch.cat([edge_attr.to(pos.dtype), dist2], dim=-1)
-        else:
-            edge_attr = dist2
+        edge_attr = torch.cat([edge_attr.to(pos.dtype), dist2], dim=-1) if self.edge_attr_dim else dist2
         inv_deg = inverse_degree(recv, n, pos.dtype)
         degree = uniform_degree(recv, n)
         x = pos
         for layer in self.layers:
             h, x = layer(h, x, edge_index, edge_attr, vel, inv_degree=inv_deg, degree=degree)
         return {"pos": x.unsqueeze(1)}
+
+    def _forward_complete(self, h, pos, vel, edge_attr, size: int) -> torch.Tensor:
+        """The layers on complete graphs of ``size`` nodes as dense pair tensors (:meth:`EGCL.forward_dense`);
+        the last layer's node update, which nothing reads, is skipped. Returns positions [B, N, D]."""
+        b = pos.shape[0] // size
+        d = pos.shape[-1]
+        x = pos.reshape(b, size, d)
+        vel = vel.reshape(b, size, d)
+        h = h.reshape(b, size, -1)
+        diff = off_diagonal(x.unsqueeze(2) - x.unsqueeze(1))
+        dist2 = (diff * diff).sum(-1, keepdim=True)
+        if self.edge_attr_dim:
+            edge_attr = torch.cat([edge_attr.to(pos.dtype).reshape(b, size, size - 1, -1), dist2], dim=-1)
+        else:
+            edge_attr = dist2
+        last = len(self.layers) - 1
+        if self.fused and not (vel.requires_grad or edge_attr.requires_grad) and all(map(egcl_fusable, self.layers)):
+            # node-major rows (node i of every graph together), the layout of egcl_dense_fused
+            x, h, vel = (t.transpose(0, 1).reshape(size * b, -1) for t in (x, h, vel))
+            edge_attr = edge_attr.permute(1, 2, 0, 3).reshape(size * (size - 1) * b, -1)
+            for i, layer in enumerate(self.layers):
+                h, x = egcl_dense_fused(layer, h, x, edge_attr, vel, size, update_h=i < last)
+            return x.view(size, b, d).transpose(0, 1)
+        for i, layer in enumerate(self.layers):
+            h, x = layer.forward_dense(h, x, edge_attr, vel, update_h=i < last)
+        return x
 
     def load_original_state_dict(self, state: dict) -> None:
         """Load weights saved by the authors' ``EGNN_vel`` (``embedding``, ``gcl_0`` ... ``gcl_{L-1}``).
