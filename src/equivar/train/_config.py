@@ -152,7 +152,9 @@ class Config:
         if t.optimizer not in ("adam", "amsgrad", "adamw"):
             raise ValueError(f"training.optimizer must be adam, amsgrad or adamw, got {short_repr(t.optimizer)}")
         if t.optimizer_update not in ("foreach", "fused"):
-            raise ValueError(f"training.optimizer_update must be foreach or fused, got {short_repr(t.optimizer_update)}")
+            raise ValueError(
+                f"training.optimizer_update must be foreach or fused, got {short_repr(t.optimizer_update)}"
+            )
         for key in ("epochs", "batch_size", "valid_batch_size", "eval_every"):
             if getattr(t, key) < 1:
                 raise ValueError(f"training.{key} must be >= 1, got {getattr(t, key)}")
