@@ -29,7 +29,7 @@ SRC = Path(equivar.__file__).parent
 # Lowest first. Each entry is one layer: the top-level subpackages / modules of equivar in it.
 LAYERS: list[tuple[str, ...]] = [
     # plumbing with no equivar imports (but _paths): paths, devices, the allocator, config value checks, matplotlib
-    ("_paths", "_device", "_allocator", "_typecheck", "_plotting"),
+    ("_paths", "_device", "_allocator", "_threads", "_typecheck", "_plotting"),
     ("o3",),
     ("planar",),
     ("tp",),

@@ -32,9 +32,9 @@ inside functions, against this order):
 - ``bench``: benchmarks against peers (no benchmark code below it);
 - ``cli``: the ``equivar`` command.
 
-Below all of them: ``_paths``, ``_device``, ``_allocator``, ``_typecheck`` and
+Below all of them: ``_paths``, ``_device``, ``_allocator``, ``_threads``, ``_typecheck`` and
 ``_plotting`` (file checks and atomic writes, device names, the heap
-allocator, config value checks, matplotlib on Agg), which import nothing
+allocator, the CPU thread policy, config value checks, matplotlib on Agg), which import nothing
 from ``equivar`` but ``_paths``.
 """
 

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import torch
 
+from .._threads import thread_policy
 from ..nn import ISOLATION_WIDTH, AtomicEnergies, ScaleShift, neighbour_weight, scatter_sum
 from ._registry import record_hparams
 
@@ -309,9 +310,23 @@ class Potential(torch.nn.Module):
         Raises
         ------
         KeyError for a missing batch entry; ValueError for an unknown element.
+
+        Notes
+        -----
+        On the CPU with more than one torch thread, graphs of fewer than
+        ``equivar._threads.SMALL_WORK`` edges run PyTorch's operations on
+        one thread and the native tensor-product kernels on all of them
+        (:func:`equivar._threads.thread_policy`); the values are those of a
+        one-thread call.
         """
         dtype = self.dtype
-        with torch.enable_grad() if (compute_forces or compute_stress) else contextlib.nullcontext():
+        with contextlib.ExitStack() as stack:
+            edges = batch.get("edge_index")
+            n_edges = None if edges is None or torch.compiler.is_compiling() else edges.shape[-1]
+            if isinstance(n_edges, int) and edges.device.type == "cpu":  # not a symbolic size (export)
+                stack.enter_context(thread_policy(n_edges))  # small graphs: torch ops on one thread
+            if compute_forces or compute_stress:
+                stack.enter_context(torch.enable_grad())
             return self._forward(batch, compute_forces, compute_stress, dtype)
 
     def _forward(self, batch, compute_forces, compute_stress, dtype):

@@ -74,6 +74,11 @@ class Task:
         """The model's predictions for ``batch`` (``training``: a training step, else evaluation)."""
         return model(batch)
 
+    def parallel_work(self, batch: Mapping[str, torch.Tensor]) -> int | None:
+        """Size of a step on ``batch`` for :func:`equivar._threads.thread_policy` (edges), or ``None`` (default:
+        the trainer leaves the threads as the user set them)."""
+        return None
+
     def loss(self, pred: Mapping, batch: Mapping) -> tuple[torch.Tensor, dict[str, float]]:
         """``(loss, parts)``: a 0-d tensor to minimise, and its terms as floats."""
         raise NotImplementedError(f"{type(self).__name__} must implement loss(pred, batch)")

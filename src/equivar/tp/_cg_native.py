@@ -5,7 +5,8 @@ coefficient (one ``mul``-long multiply-add) and its output layout
 (``[path, u, k]`` per sample) is a transpose of the natural accumulation
 layout; in PyTorch that costs several strided passes over the large
 output. A small C kernel (:mod:`equivar.tp._cg_native_src`) does it in one
-pass per sample, in cache, with ``torch.get_num_threads()`` threads.
+pass per sample, in cache, with ``equivar._threads.kernel_threads()`` threads
+(``torch.get_num_threads()`` unless a thread policy is active).
 
 The library is compiled on first use with the system C compiler (``cc``,
 about a second) into ``$EQUIVAR_CACHE`` (default ``~/.cache/equivar``) and
@@ -25,6 +26,7 @@ import sys
 import numpy as np
 import torch
 
+from .._threads import kernel_threads
 from ._cg_native_src import C_SOURCE
 from ._native_build import NativeLibrary
 
@@ -266,7 +268,7 @@ def uvu_forward(x1, x2, w, groups, subs, nnz, coef, zero, sizes, uw: float) -> t
         w = x1.new_zeros(1)
     st = library().equivar_uvu_forward(
         int(x1.dtype == torch.float64),
-        max(1, torch.get_num_threads()),
+        kernel_threads(),
         Z,
         _ptr(x1),
         _ptr(x2),
@@ -336,7 +338,7 @@ def uvu_backward(G, x1, x2, w, groups, subs, nnz, coef, sizes, need, uw: float):
     wp = w if W > 0 else x1.new_zeros(1)
     st = library().equivar_uvu_backward(
         int(x1.dtype == torch.float64),
-        max(1, torch.get_num_threads()),
+        kernel_threads(),
         Z,
         _ptr(G),
         _ptr(x1),
@@ -425,7 +427,7 @@ def uvu_double_backward(G, x1, x2, w, gg1, gg2, ggw, groups, subs, nnz, coef, ze
     p = lambda t: None if t is None else t.data_ptr()  # noqa: E731
     st = library().equivar_uvu_double_backward(
         int(x1.dtype == torch.float64),
-        max(1, torch.get_num_threads()),
+        kernel_threads(),
         Z,
         p(G),
         p(x1),

@@ -19,7 +19,10 @@ Plan layout (int64 arrays, built by ``equivar.tp._cg_native.pack_plan``):
   coefficient times path weight, in the two orders
 - ``zero [n_zero, 2]``: output ranges no sub-path writes (set to 0)
 
-Per sample z (threads take contiguous ranges of samples), per group, the x1
+Per sample z (threads take blocks of 16 samples from a shared counter, so a
+thread descheduled on a busy machine leaves its share to the others; with
+shared weights, whose gradient sums per-thread partials, contiguous fixed
+ranges instead, so the sum is the same on every run), per group, the x1
 block is transposed into a local ``[d1][mulp]`` buffer (zero padded) so that
 every coefficient becomes ``mulp / 8`` fixed-width vector multiply-adds:
 ``acc[k][:] += (c * x2[z, j]) * x1T[i][:]``. The backward pass does all
@@ -52,7 +55,26 @@ typedef struct {
     const void *gg1, *gg2, *ggw; /* double backward: directions for x1, x2, w (NULL: zero) */
     void *oG, *o1, *o2, *oW;     /* double backward: outputs (NULL: not needed) */
     int status;
+    i64 *next;  /* dynamic split: samples are taken in blocks of CHUNK from this shared counter (NULL: static) */
+    i64 Z;
+    int taken;  /* static split: this thread's range [z0, z1) was handed out */
 } job_t;
+
+#define CHUNK 16
+
+/* The next block of samples for this thread: from the shared counter (a thread descheduled on a busy
+   machine leaves its blocks to the others), or once its static range [z0, z1). 0 when none is left. */
+static int next_range(job_t *J, i64 *a, i64 *b) {
+    if (!J->next) {
+        if (J->taken || J->z0 >= J->z1) return 0;
+        J->taken = 1; *a = J->z0; *b = J->z1;
+        return 1;
+    }
+    i64 c = __atomic_fetch_add(J->next, (i64)CHUNK, __ATOMIC_RELAXED);
+    if (c >= J->Z) return 0;
+    *a = c; *b = c + CHUNK < J->Z ? c + CHUNK : J->Z;
+    return 1;
+}
 
 #define VL 8
 #define PAD(m) (((m) + VL - 1) / VL * VL)
@@ -141,7 +163,8 @@ static void *fwd_worker_##SUFFIX(void *arg) {                                   
     T *wv = acc + J->max_d3 * M;                                                                   \
     T *cxs = wv + M;                                                                               \
     T *oz = cxs + J->max_nn; /* this sample's output row, streamed out when complete */            \
-    for (i64 z = J->z0; z < J->z1; ++z) {                                                          \
+    for (i64 r0 = 0, r1 = 0; next_range(J, &r0, &r1);)                                             \
+    for (i64 z = r0; z < r1; ++z) {                                                                \
         const T *x1z = x1 + z * J->D1, *x2z = x2 + z * J->D2, *wz = w + z * J->w_rs;               \
         for (i64 r = 0; r < J->n_zero; ++r)                                                        \
             memset(oz + J->zero[2 * r], 0, sizeof(T) * (size_t)(J->zero[2 * r + 1] - J->zero[2 * r])); \
@@ -205,7 +228,8 @@ static void *bwd_worker_##SUFFIX(void *arg) {                                   
     int nx1 = J->need_x1, nx2 = J->need_x2, nw = J->need_w;                                        \
     int shared_w = (J->w_rs == 0);                                                                 \
     T *gwl = (T *)J->gw_local;                                                                     \
-    for (i64 z = J->z0; z < J->z1; ++z) {                                                          \
+    for (i64 r0 = 0, r1 = 0; next_range(J, &r0, &r1);)                                             \
+    for (i64 z = r0; z < r1; ++z) {                                                                \
         const T *x1z = x1 + z * J->D1, *x2z = x2 + z * J->D2, *wz = w + z * J->w_rs;               \
         const T *Gz = Gm + z * J->Dout;                                                            \
         T *gx1z = nx1 ? gx1 + z * J->D1 : NULL;                                                    \
@@ -331,7 +355,8 @@ static void *dbl_worker_##SUFFIX(void *arg) {                                   
     int nG = oG != NULL, n1 = o1 != NULL, n2 = o2 != NULL, nW = oW != NULL;                        \
     int shared_w = (J->w_rs == 0);                                                                 \
     T *gwl = (T *)J->gw_local;                                                                     \
-    for (i64 z = J->z0; z < J->z1; ++z) {                                                          \
+    for (i64 r0 = 0, r1 = 0; next_range(J, &r0, &r1);)                                             \
+    for (i64 z = r0; z < r1; ++z) {                                                                \
         const T *x1z = x1 + z * J->D1, *x2z = x2 + z * J->D2, *wz = w + z * J->w_rs;               \
         const T *g1z = h1 ? gg1 + z * J->D1 : NULL, *g2z = h2 ? gg2 + z * J->D2 : NULL;            \
         const T *gwz = hw ? ggw + z * J->w_rs : NULL;                                              \
@@ -452,7 +477,11 @@ static int n_threads(int nt, i64 Z) {
 static int run_split(const job_t *base, i64 Z, int nt, void *(*fn)(void *), void *gw_out, int shared, int is_double) {
     nt = n_threads(nt, Z);
     job_t jobs[64];
-    for (int t = 0; t < nt; ++t) { jobs[t] = *base; jobs[t].z0 = Z * t / nt; jobs[t].z1 = Z * (t + 1) / nt; }
+    i64 next = 0; /* per-sample outputs: dynamic blocks; shared-weight gradients: a fixed split (fixed sums) */
+    for (int t = 0; t < nt; ++t) {
+        jobs[t] = *base; jobs[t].z0 = Z * t / nt; jobs[t].z1 = Z * (t + 1) / nt;
+        jobs[t].Z = Z; jobs[t].taken = 0; jobs[t].next = (shared || nt == 1) ? NULL : &next;
+    }
     size_t es = is_double ? sizeof(double) : sizeof(float);
     i64 W = base->W;
     if (shared) {

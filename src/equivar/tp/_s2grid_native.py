@@ -28,7 +28,7 @@ Compiled on first use with the system C compiler into ``$EQUIVAR_CACHE``
 (default ``~/.cache/equivar``) and loaded with ``ctypes``, as the ``cg``
 kernels of :mod:`equivar.tp._cg_native`; ``EQUIVAR_NATIVE=0``, a missing
 compiler, non-CPU tensors or dtypes other than float32 / float64 select the
-PyTorch path. Threads: ``torch.get_num_threads()``, taking blocks of 16
+PyTorch path. Threads: ``equivar._threads.kernel_threads()``, taking blocks of 16
 samples from a shared counter (a thread that is descheduled on a busy machine
 does not hold up the others).
 """
@@ -40,6 +40,7 @@ import ctypes
 import numpy as np
 import torch
 
+from .._threads import kernel_threads
 from ._native_build import NativeLibrary
 
 _TEMPLATE = r"""
@@ -370,7 +371,7 @@ def _ptrs(items) -> ctypes.Array:
 def _call(backward: bool, dtype, Z: int, ints, ptrs) -> None:
     ip = np.asarray(ints, dtype=np.int64)
     fn = library().s2_run_f64 if dtype == torch.float64 else library().s2_run_f32
-    st = fn(int(backward), max(1, torch.get_num_threads()), Z, ip.ctypes.data, ctypes.cast(ptrs, ctypes.c_void_p))
+    st = fn(int(backward), kernel_threads(), Z, ip.ctypes.data, ctypes.cast(ptrs, ctypes.c_void_p))
     if st != 0:
         raise MemoryError("equivar native s2grid kernel: allocation failed")
 

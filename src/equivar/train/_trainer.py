@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from .._threads import thread_policy
 from ..tasks import Task, build_task
 from ._checkpoint import load_checkpoint, model_payload, save_checkpoint
 from ._config import TrainingConfig
@@ -255,19 +256,23 @@ class Trainer:
         for i, batch in enumerate(bar):
             if self.cfg.scheduler == "cosine":
                 self._set_cosine_lr(i / n_batches, time.perf_counter() - t0, time.process_time() - c0)
-            b, pred = self._forward(model, batch, training=True)
-            loss, _ = self.task.loss(pred, b)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.cfg.clip_grad_norm:
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.clip_grad_norm)
-            else:
-                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
-            loss_value = float(loss.detach())
-            self._check_step(loss_value, float(grad_norm))  # before the update: the weights stay the last good ones
-            self.optimizer.step()
-            if self.ema is not None:
-                self.ema.update()
+            b = self.task.prepare(batch, self.device, self.dtype)
+            with thread_policy(self.task.parallel_work(b)):  # small batches: torch ops on one thread, kernels on all
+                pred = self.task.forward(model, b, True)
+                loss, _ = self.task.loss(pred, b)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.cfg.clip_grad_norm:
+                    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.clip_grad_norm)
+                else:
+                    grad_norm = torch.nn.utils.get_total_norm(
+                        [p.grad for p in model.parameters() if p.grad is not None]
+                    )
+                loss_value = float(loss.detach())
+                self._check_step(loss_value, float(grad_norm))  # before the update: the weights stay the last good
+                self.optimizer.step()
+                if self.ema is not None:
+                    self.ema.update()
             self.step += 1
             acc.update(pred, b, loss_value)
             bar.set_postfix(loss=f"{loss_value:.4g}")

@@ -114,6 +114,10 @@ class PotentialTask(Task):
         stress = self.loss_fn.needs_stress and bool(batch["pbc"].any())
         return model(batch, compute_forces=True, compute_stress=stress)
 
+    def parallel_work(self, batch: Mapping[str, torch.Tensor]) -> int | None:
+        edges = batch.get("edge_index")
+        return None if edges is None or edges.device.type != "cpu" else int(edges.shape[-1])
+
     def loss(self, pred, batch):
         return self.loss_fn(pred, batch)
 
