@@ -123,3 +123,61 @@ def test_native_kernels_same_values_at_1_2_4_threads(dtype, shared):
                 assert torch.equal(a, b), f"threads={n}, output {k} differs from the 1-thread result"
     for a, r in zip(results[2], ref):  # and the threaded kernels are right
         torch.testing.assert_close(a, r, **tol)
+
+
+def _forward_at(n, plan, consts, x1, x2, w):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return _cg_fused.fused_forward(plan, consts, x1, x2, w)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_native_pool_concurrent_callers_and_fork():
+    """The kernels' worker pool is shared: calls from two Python threads at once (ctypes releases the GIL) and calls
+    in a forked child (no workers there) give the 1-thread values."""
+    import multiprocessing
+    import threading
+
+    if _cg_native.library() is None:
+        pytest.skip(f"native kernels unavailable: {_cg_native.native_error()}")
+    plan, consts, (x1, x2, w, G) = _native_case(torch.float64, False)
+    ref = _forward_at(1, plan, consts, x1, x2, w)
+    assert torch.equal(_forward_at(3, plan, consts, x1, x2, w), ref)  # starts the pool's workers
+    bad = []
+
+    def hammer():
+        for _ in range(20):
+            if not torch.equal(_cg_fused.fused_forward(plan, consts, x1, x2, w), ref):
+                bad.append(1)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        threads = [threading.Thread(target=hammer) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not any(t.is_alive() for t in threads), "concurrent native calls hung"
+    finally:
+        torch.set_num_threads(before)
+    assert not bad
+
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_forward, args=(q, plan, consts, x1, x2, w))
+    p.start()
+    try:
+        got = q.get(timeout=120)
+    finally:
+        p.join(timeout=10)
+        if p.is_alive():
+            p.kill()
+    assert p.exitcode == 0, "the forked child failed or hung"
+    assert torch.equal(torch.from_numpy(got), ref)
+
+
+def _child_forward(q, plan, consts, x1, x2, w):
+    q.put(_forward_at(3, plan, consts, x1, x2, w).numpy())  # by value (a tensor would go through shared memory)
