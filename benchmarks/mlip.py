@@ -144,6 +144,8 @@ def run_mace(python: str, what: str, args) -> dict | None:
         str(args.md_steps),
     ] + (["--steps", str(args.steps)] if args.steps else [])
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    if args.mace_omp_default:  # libgomp's own default (spin, then sleep), what a mace-torch user gets
+        env.pop("OMP_WAIT_POLICY", None)
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         print(f"mace-torch run failed:\n{out.stderr[-3000:]}", file=sys.stderr)
@@ -160,6 +162,11 @@ def main() -> None:
     p.add_argument("--md-steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--mace-python", default=None, help="interpreter with mace-torch 0.3.16 installed")
+    p.add_argument(
+        "--mace-omp-default",
+        action="store_true",
+        help="run mace-torch without OMP_WAIT_POLICY (libgomp's default, spinning threads) instead of inheriting ours",
+    )
     p.add_argument(
         "--no-tune-malloc",
         action="store_true",

@@ -20,7 +20,8 @@ import torch
 
 from .. import data as D
 from .._paths import atomic_output
-from ..tasks import build_task
+from .._threads import small_work_threshold
+from ..tasks import Task, build_task
 from ._checkpoint import load_model
 from ._config import Config, save_config
 from ._distributed import DistInfo, device_for, init_distributed, shutdown
@@ -153,10 +154,16 @@ def _fit(
         + built
         + (f"; {torch.get_num_threads()} torch threads" if device.type == "cpu" else "")
     )
-    if device.type == "cpu" and cfg.num_threads is None and torch.get_num_threads() > 1:
+    threaded_policy = type(task).parallel_work is not Task.parallel_work
+    if device.type == "cpu" and torch.get_num_threads() > 1 and threaded_policy:
         log(
-            f"note: num_threads is unset, so torch uses {torch.get_num_threads()} threads; for molecules of tens of "
-            "atoms one thread is often 2-3x faster (num_threads: 1 in the config; README, 'CPU settings')"
+            f"threads: batches under {small_work_threshold()} edges run torch's operations on 1 thread and the "
+            f"tensor-product kernels on {torch.get_num_threads()} (README, 'CPU settings')"
+        )
+    elif device.type == "cpu" and cfg.num_threads is None and torch.get_num_threads() > 1:
+        log(
+            f"note: num_threads is unset, so torch uses {torch.get_num_threads()} threads; for small models "
+            "one thread is often 2-3x faster (num_threads: 1 in the config; README, 'CPU settings')"
         )
     if info.distributed:
         ids = [device.index] if device.type == "cuda" else None
