@@ -1,4 +1,4 @@
-"""The ``equivar`` command: ``equivar {train,eval,md,relax,audit,bench,demo} ...``.
+"""The ``equivar`` command: ``equivar {train,eval,md,relax,audit,bench,demo,convert} ...``.
 
 Each subcommand lives in its own module ``equivar.cli.<name>`` exposing
 ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``;
@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "audit": "Audit a model's equivariance on group orbits (plots + JSON)",
     "bench": "Benchmarks: spherical harmonics, tensor products",
     "demo": "The main job end to end on the embedded dataset",
+    "convert": "Import a model of another library (mace-torch .model) as an equivar checkpoint",
 }
 
 
