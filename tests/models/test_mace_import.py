@@ -133,7 +133,7 @@ def test_fixture_hyperparameters(name, tmp_path):
 
 def test_fixture_float32(tmp_path):
     model = from_mace(unpack("mace_ethanol", tmp_path), dtype="float32")
-    assert model.dtype == torch.float32
+    assert model.dtype == torch.float32 and model.hparams["dtype"] == "float32"
     compare(model, reference_frames(os.path.join(REF, "mace_ethanol_reference.npz")), rtol=1e-4)
 
 

@@ -492,7 +492,7 @@ def convert_stub(m, where: str = "mace model", dtype: str | None = None, tp_back
     last_only, cls = hp.pop("_last_readout_only"), hp.pop("_class")
     if dtype is None:
         dtype = "float64" if m.r_max.dtype == torch.float64 else "float32"
-    model = MACE(**hp, dtype="float64", tp_backend=tp_backend)
+    model = MACE(**hp, dtype=dtype, tp_backend=tp_backend)  # weights are mapped in float64, copied in its dtype
     inters, prods = _children(m.interactions), _children(m.products)
     readouts = _children(m.readouts)
     with torch.no_grad():
@@ -527,7 +527,7 @@ def convert_stub(m, where: str = "mace model", dtype: str | None = None, tp_back
                 for p, v in zip(model.readouts[t].weights, _readout_mlp(readouts[-1], model.readouts[t], rw)):
                     p.copy_(v)
     model.mace_torch_class = cls
-    return model.to(torch.float64 if dtype == "float64" else torch.float32)
+    return model
 
 
 def from_mace(path: str, dtype: str | None = None, tp_backend: str = "cg"):
