@@ -214,7 +214,9 @@ def read_mace(m, where: str) -> dict:
     avgs = {float(inter.avg_num_neighbors) for inter in inters}
     if len(avgs) != 1:
         _fail(where, f"a different avg_num_neighbors per layer {sorted(avgs)} is not supported")
-    radial_mlps = {tuple(int(v) for v in inter.radial_MLP) for inter in inters}
+    radial_mlps = {
+        tuple(int(v) for v in inter.conv_tp_weights.hs[1:-1]) for inter in inters
+    }  # older files: no radial_MLP
     if len(radial_mlps) != 1:
         _fail(where, f"a different radial_MLP per layer {sorted(radial_mlps)} is not supported")
 
