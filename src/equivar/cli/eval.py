@@ -6,7 +6,7 @@ import argparse
 import os
 
 from ._mlip import add_model_arguments, check_model_file, check_output_file, prepare_output_dir, require, setup_threads
-from ._model_kind import require_potential
+from ._model_kind import checkpoint_task, require_potential
 
 HELP = "Evaluate a trained model on a dataset (error table, predictions)"
 
@@ -14,14 +14,20 @@ HELP = "Evaluate a trained model on a dataset (error table, predictions)"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument(
-        "--data", required=True, nargs="+", help="file(s): extxyz/ASE-readable, rMD17 .npz, or embedded:NAME"
+        "--data",
+        nargs="+",
+        default=None,
+        help="file(s): extxyz/ASE-readable, rMD17 .npz, or embedded:NAME (potentials; a dynamics model is "
+        "evaluated on the data its checkpoint records)",
     )
     p.add_argument("--format", default=None, help="ASE format or 'rmd17' (default: guess from the file)")
     p.add_argument("--energy-key", default="energy")
     p.add_argument("--forces-key", default="forces")
     p.add_argument("--stress-key", default="stress")
     p.add_argument("--virials-key", default="virials", help="virials label (eV; errors reported per atom)")
-    p.add_argument("--batch-size", type=int, default=10, help="structures per batch (>= 1)")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="structures (scenes) per batch, >= 1 (default 10; dynamics 500)"
+    )
     p.add_argument(
         "--output",
         "-o",
@@ -34,6 +40,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="directory of the default predictions files (default: the model's directory, i.e. its training run)",
     )
     p.add_argument("--table", default=None, help="also write the error table as CSV here")
+    g = p.add_argument_group("dynamics models (trajectories: MSE, ADE/FDE, minADE/minFDE)")
+    g.add_argument("--split", choices=["test", "valid", "train", "all"], default="test", help="default test")
+    g.add_argument(
+        "--set",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override keys of the checkpoint's task.data section (e.g. scene=hotel root=/data/eth_ucy n_test=500)",
+    )
+    g.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        help="forward passes per scene for a stochastic model: best-of-K minADE/minFDE over them (default 1)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="torch seed before the forward passes (default 0)")
 
 
 def run(args) -> int:
@@ -43,7 +66,15 @@ def run(args) -> int:
     from ..train import error_rows, format_table, load_model, predict, resolve_path, write_predictions, write_rows_csv
 
     check_model_file(args.model)
+    if checkpoint_task(args.model)[0] == "dynamics":
+        from ._eval_dynamics import run_dynamics
+
+        return run_dynamics(args)
     require_potential(args.model, "eval")
+    if not args.data:
+        raise ValueError(f"--data: {args.model} is an interatomic potential; name the structure file(s) to evaluate")
+    if args.batch_size is None:
+        args.batch_size = 10
     require(args.batch_size >= 1, "--batch-size", args.batch_size, ">= 1")
     if args.output and len(args.data) > 1:
         raise ValueError(
