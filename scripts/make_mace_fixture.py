@@ -8,7 +8,9 @@ Run with an interpreter that has mace-torch (0.3.16 was used for the committed f
 ``--set fixture`` writes the two small models committed under ``tests/data/reference/``
 (``mace_ethanol.model.xz``: ScaleShiftMACE on rMD17 ethanol; ``mace_cuau.model.xz``: plain MACE on an
 EMT Cu/Au fcc alloy, periodic), ``--set live`` one model with the rMD17 recipe's blocks (max_ell 3,
-correlation 3, 8 channels; used by the test that runs mace-torch in a subprocess), ``--set bench`` the
+correlation 3, 8 channels; used by the test that runs mace-torch in a subprocess; with two smaller
+variants: ``mace_live_lastonly`` (plain MACE, 3 layers, ``use_last_readout_only``) and
+``mace_live_density`` (``RealAgnosticDensityInteractionBlock``, which equivar refuses)), ``--set bench`` the
 same with 32x0e+32x1o (``mace_bench.model``, benchmarks/mace_import_md.py). Each ``<name>.model`` gets a
 ``<name>_reference.npz`` beside it: for every recorded frame ``f`` (``frame{f}_*``), the atomic
 numbers, positions (Å), cell (Å), pbc, and mace-torch's float64 energy (eV), forces (eV/Å) and,
@@ -112,7 +114,7 @@ def build(cls: str, z: list, e0s, avg, hp: dict, scale=1.0, shift=0.0):
     from e3nn import o3
     from mace import modules
 
-    inter = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
+    inter = modules.interaction_classes[hp.get("interaction", "RealAgnosticResidualInteractionBlock")]
     kw = dict(
         r_max=hp["r_max"],
         num_bessel=hp["num_bessel"],
@@ -130,6 +132,7 @@ def build(cls: str, z: list, e0s, avg, hp: dict, scale=1.0, shift=0.0):
         correlation=hp["correlation"],
         gate=torch.nn.functional.silu,
         radial_MLP=hp["radial_mlp"],
+        use_last_readout_only=hp.get("last_readout_only", False),
     )
     if cls == "ScaleShiftMACE":
         return modules.ScaleShiftMACE(atomic_inter_scale=scale, atomic_inter_shift=shift, **kw)
@@ -284,6 +287,16 @@ def main():
             radial_mlp=[64, 64, 64],
         )
         eval_frames = test + [ethanol_in_a_box(test[1]), lone_atom(6)]
+        if not bench:  # two variants: one equivar imports (one readout), one it refuses (another interaction)
+            small = dict(hp, max_ell=2, correlation=2, radial_mlp=[16, 16], num_interactions=3)
+            train_and_save(
+                "mace_live_lastonly", "MACE", train, test[:1], ETHANOL_Z, ETHANOL_E0,
+                dict(small, last_readout_only=True), a.out, a.steps, a.seed, a.xz,
+            )  # fmt: skip
+            train_and_save(
+                "mace_live_density", "ScaleShiftMACE", train, test[:1], ETHANOL_Z, ETHANOL_E0,
+                dict(small, interaction="RealAgnosticDensityInteractionBlock"), a.out, 0, a.seed, a.xz,
+            )  # fmt: skip
         train_and_save(
             "mace_bench" if bench else "mace_live",
             "ScaleShiftMACE",

@@ -290,6 +290,13 @@ def test_live_mace_torch(tmp_path, shared_data):
     frames = reference_frames(str(tmp_path / "mace_live_reference.npz"))
     worst = compare(model, frames, rtol=1e-6)
     assert max(worst.values()) < 1e-9
+    # use_last_readout_only: one (non-linear) readout of the last layer; the others become zero readouts
+    model = from_mace(str(tmp_path / "mace_live_lastonly.model"))
+    assert model.hparams["num_interactions"] == 3 and not model.readouts[0].weight.any()
+    compare(model, reference_frames(str(tmp_path / "mace_live_lastonly_reference.npz")), rtol=1e-6)
+    with pytest.raises(ValueError, match="RealAgnosticDensityInteractionBlock is not supported") as e:
+        from_mace(str(tmp_path / "mace_live_density.model"))
+    assert "\n" not in str(e.value)
 
 
 def test_reader_imports_neither_mace_nor_e3nn(tmp_path):
