@@ -8,13 +8,16 @@ EMT Velocity Verlet steps of 2 fs); the same positions and velocities on
 both sides. Model: the demo config's architecture (``equivar demo``: MACE,
 16 channels, max_L 1 (16x0e+16x1o), max_ell 2, correlation 2, 2
 interactions, r_max 4 Å, 8 Bessel functions, p = 5, radial MLP [64, 64,
-64], readout MLP 16), built by each package with its own random
-initialization and the interaction energy scaled by ``SCALE`` = 0.01 on both
-sides, so that the atoms move almost ballistically and the neighbour counts
-stay those of the cell (the cost of a step does not depend on the weight
-values; the edge counts after each run are compared). mace-torch's
-``ScaleShiftMACE`` uses ``RealAgnosticResidualInteractionBlock`` for every
-layer, so equivar's model has ``residual_first=True`` to match.
+64], readout MLP 16), one randomly initialized mace-torch ``ScaleShiftMACE``
+(``RealAgnosticResidualInteractionBlock`` in every layer, float64,
+``torch.manual_seed(0)``), saved once: mace-torch's ``MACECalculator`` reads
+the file, equivar imports it with ``equivar.models.mace.from_mace`` (the
+same weights and energies, so the same trajectories and edge counts on both
+sides). Not trained: the cost of a step does not depend on the weight
+values; the interaction energy is scaled by ``SCALE`` = 0.01 so that the
+atoms move almost ballistically and stay a thermal fcc cell (the edge counts
+of the cell are printed; after the runs they differ by a few per cent with
+the number of steps each side ran in its time).
 
 Measure: ASE Velocity Verlet (1 fs) through each package's ASE calculator
 (``EquivarCalculator``; ``MACECalculator``, which also computes the stress
@@ -125,20 +128,27 @@ def _time_md(atoms, min_time: float) -> dict:
     return {"steps": n, "seconds": dt, "atom_steps_per_s": len(atoms) * n / dt}
 
 
-def _equivar_calculators(dtype: str) -> dict:
+def _equivar_calculators(dtype: str, mace_model: str | None = None) -> dict:
+    """equivar's calculators (forces; forces + stress) on ``mace_model`` imported with ``from_mace`` (the same
+    weights as mace-torch's side), or without a file on equivar's own randomly initialized model of ``ARCH``."""
     from equivar.calculators import EquivarCalculator
     from equivar.models import MACE
 
-    model = MACE(
-        **ARCH,
-        atomic_numbers=ELEMENTS,
-        atomic_energies=[0.0, 0.0],
-        avg_num_neighbors=AVG_NEIGHBORS,
-        scale=SCALE,
-        residual_first=True,
-        dtype=dtype,
-        seed=0,
-    )
+    if mace_model is not None:
+        from equivar.models.mace import from_mace
+
+        model = from_mace(mace_model, dtype=dtype)
+    else:
+        model = MACE(
+            **ARCH,
+            atomic_numbers=ELEMENTS,
+            atomic_energies=[0.0, 0.0],
+            avg_num_neighbors=AVG_NEIGHBORS,
+            scale=SCALE,
+            residual_first=True,
+            dtype=dtype,
+            seed=0,
+        )
 
     class WithStress(EquivarCalculator):  # what MACECalculator does on every call
         def calculate(self, atoms=None, properties=("energy",), system_changes=None):
@@ -149,14 +159,15 @@ def _equivar_calculators(dtype: str) -> dict:
     return {"forces": EquivarCalculator(model), "forces+stress": WithStress(model)}
 
 
-def _mace_calculators(dtype: str) -> dict:
+def write_mace_model(path: str) -> None:
+    """mace-torch's ``ScaleShiftMACE`` of ``ARCH`` (float64, ``torch.manual_seed(0)``) saved to ``path``."""
     import numpy as np
     import torch
     from e3nn import o3
     from mace import modules
-    from mace.calculators import MACECalculator
 
-    torch.set_default_dtype(getattr(torch, dtype))
+    torch.set_default_dtype(torch.float64)
+    torch.manual_seed(0)
     inter = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
     model = modules.ScaleShiftMACE(
         r_max=ARCH["r_max"],
@@ -178,14 +189,16 @@ def _mace_calculators(dtype: str) -> dict:
         atomic_inter_scale=SCALE,
         atomic_inter_shift=0.0,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "m.model")
-        torch.save(model, path)
-        calc = MACECalculator(model_paths=path, device="cpu", default_dtype=dtype)
-    return {"forces+stress": calc}
+    torch.save(model, path)
 
 
-def worker(side: str, threads: int, min_time: float) -> None:
+def _mace_calculators(dtype: str, mace_model: str) -> dict:
+    from mace.calculators import MACECalculator
+
+    return {"forces+stress": MACECalculator(model_paths=mace_model, device="cpu", default_dtype=dtype)}
+
+
+def worker(side: str, threads: int, min_time: float, mace_model: str) -> None:
     import torch
 
     torch.set_num_threads(threads)
@@ -201,22 +214,23 @@ def worker(side: str, threads: int, min_time: float) -> None:
             break
         path, dtype = line.split()
         if dtype not in calcs:
-            calcs[dtype] = build(dtype)
+            calcs[dtype] = build(dtype, mace_model)
         res = {}
         for mode, calc in calcs[dtype].items():
             atoms = _atoms(path)
             atoms.calc = calc
+            start = _edges(atoms, ARCH["r_max"])
             res[mode] = _time_md(atoms, min_time)
-            res[mode]["edges"] = _edges(atoms, ARCH["r_max"])
+            res[mode]["edges_start"], res[mode]["edges"] = start, _edges(atoms, ARCH["r_max"])
         print(json.dumps(res), flush=True)
 
 
-def _start(python: str, side: str, threads: int, min_time: float, omp_default: bool = False):
+def _start(python: str, side: str, threads: int, min_time: float, mace_model: str, omp_default: bool = False):
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "OMP_NUM_THREADS": str(threads)}
     if omp_default:  # libgomp's own default (spin, then sleep), what a mace-torch user gets
         env.pop("OMP_WAIT_POLICY", None)
     cmd = [python, "-W", "ignore", os.path.abspath(__file__), "--worker", side]
-    cmd += ["--threads", str(threads), "--min-time", str(min_time)]
+    cmd += ["--threads", str(threads), "--min-time", str(min_time), "--mace-model", mace_model]
     pr = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     while (line := pr.stdout.readline()) and line.strip() != "ready":
         pass
@@ -248,19 +262,28 @@ def main() -> None:
         help="run mace-torch without OMP_WAIT_POLICY (libgomp's default, spinning threads) instead of inheriting ours",
     )
     p.add_argument("--worker", choices=["equivar", "mace"], help=argparse.SUPPRESS)
+    p.add_argument("--mace-model", help=argparse.SUPPRESS)
+    p.add_argument("--write-mace-model", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.write_mace_model:
+        return write_mace_model(a.write_mace_model)
     if a.worker:
-        return worker(a.worker, a.threads[0], a.min_time)
+        return worker(a.worker, a.threads[0], a.min_time, a.mace_model)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         cells = make_cells(a.sizes, tmp)
         print(f"cells {sorted(cells)} made with EMT in {time.perf_counter() - t0:.1f} s", flush=True)
+        model = os.path.join(tmp, "mace.model")  # one model file: mace-torch reads it, equivar imports it
+        env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+        subprocess.run(
+            [a.mace_python, "-W", "ignore", os.path.abspath(__file__), "--write-mace-model", model], check=True, env=env
+        )
         print("threads  atoms  edges   dtype    equivar F   equivar F+S   mace-torch   ratio (atom-steps/s)")
         for threads in a.threads:
             procs = {
-                "equivar": _start(sys.executable, "equivar", threads, a.min_time),
-                "mace": _start(a.mace_python, "mace", threads, a.min_time, a.mace_omp_default),
+                "equivar": _start(sys.executable, "equivar", threads, a.min_time, model),
+                "mace": _start(a.mace_python, "mace", threads, a.min_time, model, a.mace_omp_default),
             }
             k = 0
             for n in a.sizes:
@@ -270,13 +293,13 @@ def main() -> None:
                     res = {side: _ask(procs[side], side, cells[n], dtype) for side in order}
                     eq_f, eq_fs = res["equivar"]["forces"], res["equivar"]["forces+stress"]
                     mc = res["mace"]["forces+stress"]
-                    if abs(eq_fs["edges"] - mc["edges"]) > 0.02 * mc["edges"]:
-                        print(f"warning: edge counts after the runs differ: {eq_fs['edges']} vs {mc['edges']}")
+                    assert eq_fs["edges_start"] == mc["edges_start"]  # the same cell
                     row = {
                         "threads": threads,
                         "atoms": n,
-                        "edges_equivar": eq_fs["edges"],
-                        "edges_mace": mc["edges"],
+                        "edges": mc["edges_start"],
+                        "edges_after_equivar": eq_fs["edges"],
+                        "edges_after_mace": mc["edges"],
                         "dtype": dtype,
                         "equivar_forces": eq_f,
                         "equivar_forces_stress": eq_fs,
@@ -285,7 +308,7 @@ def main() -> None:
                     }
                     rows.append(row)
                     print(
-                        f"{threads:7d} {n:6d} {mc['edges']:6d}  {dtype}  {eq_f['atom_steps_per_s']:10.0f}  "
+                        f"{threads:7d} {n:6d} {mc['edges_start']:6d}  {dtype}  {eq_f['atom_steps_per_s']:10.0f}  "
                         f"{eq_fs['atom_steps_per_s']:12.0f}  {mc['atom_steps_per_s']:11.0f}   {row['ratio']:.2f}x",
                         flush=True,
                     )
