@@ -60,11 +60,11 @@ def main(argv=None) -> int:
     ax1.set_xticklabels(groups, rotation=30, ha="right", fontsize=8)
     ax1.set_ylabel("relative equivariance error")
     ax1.set_title("per group (aggregate over sampled elements)", fontsize=9)
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=8, loc="center")
     ax2.set_yscale("log")
     ax2.set_xlabel("rotation angle (deg), mean over x, y, z axes")
     ax2.set_title("rotation sweep", fontsize=9)
-    ax2.legend(fontsize=8)
+    ax2.legend(fontsize=8, loc="center right")
     if a.title:
         fig.suptitle(a.title, fontsize=10)
     fig.tight_layout()
