@@ -140,3 +140,25 @@ def test_shipped_eqmotion_configs_build(name):
     else:
         assert model.num_hypotheses is None and task.loss_kind == "ade" and task.data.finite_difference_velocities
         assert cfg.training.lr == 5e-4 and cfg.training.epochs == 200
+
+
+def test_equivar_eval_applies_test_scale_like_the_task():
+    """``equivar eval``'s predict_dynamics reports the same metres as the task (ETH's test_scale multiplied back)."""
+    from equivar.cli._eval_dynamics import predict_dynamics
+
+    g = np.random.default_rng(1)
+    pos = [g.normal(size=(2, 8, 2)) * 4 for _ in range(4)]
+    fut = [p[:, -1:] + 0.5 + 0.05 * g.normal(size=(2, 12, 2)) for p in pos]
+    ds = TrajectoryDataset(
+        pos=[p / 1.6 for p in pos],
+        vel=[np.zeros_like(p) for p in pos],
+        target=[f / 1.6 for f in fut],
+        target_mask=[np.array([True, False])] * 4,
+    )
+    ds.length_scale = 1.6
+    task, model = DynamicsTask(), _Shift().double()
+    arrays, metrics = predict_dynamics(task, model, ds, 3, "cpu")
+    want = task.evaluate(model, ds)
+    assert metrics["min_ade"] == pytest.approx(want["min_ade"], rel=1e-12)
+    assert metrics["min_fde"] == pytest.approx(want["min_fde"], rel=1e-12)
+    np.testing.assert_allclose(arrays["target"][::2], np.stack([f[0] for f in fut]), rtol=1e-12)

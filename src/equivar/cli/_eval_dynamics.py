@@ -49,6 +49,9 @@ def parse_data_overrides(items) -> dict:
 def predict_dynamics(task, model, dataset, batch_size: int, device, samples: int = 1, seed: int = 0):
     """Predictions and metrics of ``model`` on ``dataset`` (eval mode, no gradients).
 
+    A dataset with ``length_scale`` (ETH-UCY's ``test_scale``: coordinates divided by it) has its predictions
+    and targets multiplied back, so metrics and arrays are in the data's units, as in training's report.
+
     Returns
     -------
     (dict, dict)
@@ -64,6 +67,7 @@ def predict_dynamics(task, model, dataset, batch_size: int, device, samples: int
     model.eval()
     acc = task.metrics()
     preds, targets, masks, sizes = [], [], [], []
+    scale = float(getattr(dataset, "length_scale", 1.0))  # ETH-UCY test_scale: back to the data's units (metres)
     torch.manual_seed(seed)
     with torch.no_grad():
         for batch in make_loader(dataset, batch_size, shuffle=False, collate_fn=collate_scenes):
@@ -74,6 +78,9 @@ def predict_dynamics(task, model, dataset, batch_size: int, device, samples: int
             else:  # K forward passes of a stochastic model: hypotheses stacked (or joined when each gives several)
                 pos = [o["pos"] if o["pos"].dim() == 4 else o["pos"].unsqueeze(0) for o in outs]
                 pred = {"pos": torch.cat(pos, dim=0)}
+            if scale != 1.0:  # as DynamicsTask.evaluate: the model saw coordinates / scale
+                pred = dict(pred, pos=pred["pos"] * scale)
+                b = dict(b, target=b["target"] * scale)
             loss, _ = task.loss(pred, b)
             acc.update(pred, b, float(loss))
             preds.append(pred["pos"].detach().cpu())
