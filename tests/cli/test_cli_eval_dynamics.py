@@ -86,12 +86,13 @@ def test_metrics_equal_numpy_on_the_model_predictions(egnn_run, tmp_path, capsys
 class NoisyStandin(torch.nn.Module):
     """A stochastic dynamics model: the last observed position plus Gaussian noise."""
 
-    def __init__(self, sigma: float = 0.3):
+    def __init__(self, sigma: float = 0.3, out_frames: int = 1):
         super().__init__()
         self.sigma = torch.nn.Parameter(torch.tensor(float(sigma)))
+        self.out_frames = out_frames
 
     def forward(self, batch):
-        pos = batch["pos"][:, -1:]
+        pos = batch["pos"][:, -1:].expand(-1, self.out_frames, -1)
         return {"pos": pos + self.sigma * torch.randn_like(pos)}
 
 
@@ -146,3 +147,22 @@ def test_one_line_errors(egnn_run, tmp_path, capsys, extra, message):
     path, _ = egnn_run
     assert main(["eval", "--model", path, "--out-dir", str(tmp_path / "o"), *extra]) == 2
     assert message in _err_line(capsys)
+
+
+def test_windows_ade_fde_over_several_frames(tmp_path):
+    """Past/future windows (4 predicted frames): ADE averages over frames, FDE takes the last one."""
+    model = NoisyStandin(out_frames=4).double()
+    data = {**_data_section(tmp_path), "past": 2, "future": 4, "start": 0}
+    path = str(tmp_path / "win" / "model.pt")
+    save_checkpoint(path, model_payload(model, {"task": "dynamics", "data": data}))
+    table = str(tmp_path / "w.csv")
+    assert main(["eval", "--model", path, "--table", table]) == 0
+    z = np.load(str(tmp_path / "win" / "test_predictions.npz"))
+    pred, target = z["pred"], z["target"]
+    assert pred.shape == target.shape and pred.shape[1] == 4
+    dist = np.linalg.norm(pred - target, axis=-1)  # [N, T]
+    row = _row(table, "test")
+    np.testing.assert_allclose(float(row["ade"]), dist.mean(-1).mean(), rtol=1e-12)
+    np.testing.assert_allclose(float(row["fde"]), dist[:, -1].mean(), rtol=1e-12)
+    np.testing.assert_allclose(float(row["mse"]), np.mean((pred - target) ** 2), rtol=1e-12)
+    assert abs(float(row["ade"]) - float(row["fde"])) > 1e-3
