@@ -260,6 +260,19 @@ def test_cli_convert_refuses_an_unsupported_variant_and_writes_nothing(tmp_path)
     assert not (tmp_path / "out.pt").exists()
 
 
+def test_cli_convert_refuses_to_overwrite_its_input(tmp_path):
+    src = unpack("mace_ethanol", tmp_path)
+    before = open(src, "rb").read()
+    link = tmp_path / "link.pt"
+    os.symlink(src, link)
+    for out in (src, str(link)):
+        r = _cli("convert", "--from-mace", src, "-o", out)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "is the input --from-mace file" in lines[0] and out in lines[0], r.stderr
+        assert open(src, "rb").read() == before
+
+
 # ---- a model trained by mace-torch now, in its own interpreter --------------------------------------
 
 
