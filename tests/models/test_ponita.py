@@ -5,6 +5,8 @@ import json
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from equivar.data import collate_scenes, nbody
 from equivar.models import build_model
@@ -89,15 +91,28 @@ def test_fixed_grid_rotation_error_falls_with_grid_size():
     """The paper's claim: with a fixed grid SO(3) equivariance is approximate and becomes exact as the grid densifies.
 
     Same weights' shapes for every grid (the weights do not depend on O), same seed; the error is measured on the
-    positions output under random rotations of positions and velocities only. Measured (float64): about 2e-2 at 8
-    orientations, 2e-3 at 32, 2e-4 at 128, 3e-5 at 512 (roughly 1 / O^1.5).
+    positions output under random rotations of positions and velocities only. Measured (float64, this model and
+    batch): 4.5e-3 at 8 orientations, 5.5e-4 at 32, 6.7e-5 at 128, 1.4e-5 at 512 (roughly 1 / O^1.5, slowing).
     """
     sizes = [8, 32, 128, 512]
     errs = [_fixed_grid_rotation_error(n) for n in sizes]
     for a, c in zip(errs, errs[1:]):
         assert c < 0.5 * a, (sizes, errs)
-    assert errs[0] > 1e-4, errs  # the fixed grid is really only approximately equivariant
-    assert errs[-1] < 1e-3, errs
+    assert errs[0] > 1e-3, errs  # the fixed grid is really only approximately equivariant
+    assert errs[-1] < 1e-4, errs
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 40))
+def test_invariants_are_invariant_under_any_common_rotation_or_reflection(seed, num_ori):
+    """(o . r, |r - (o . r) o|) of (R r, R o) equal those of (r, o) for every orthogonal R (proper or not)."""
+    g = torch.Generator().manual_seed(seed)
+    rel = torch.randn(6, 3, generator=g, dtype=torch.float64) * 3
+    grid = fibonacci_sphere(num_ori, dtype=torch.float64)
+    R = rand_matrix(generator=g, dtype=torch.float64) * (1.0 if seed % 2 else -1.0)
+    torch.testing.assert_close(
+        spatial_invariants(rel @ R.T, grid @ R.T), spatial_invariants(rel, grid), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_invariants_and_readout_match_the_paper():
