@@ -67,6 +67,21 @@ def test_checkpoint_task(egnn_pt, vit_pt, potential_pt, tmp_path):
     assert checkpoint_task(str(tmp_path / "junk.pt")) == (None, "?")
 
 
+@pytest.mark.parametrize("command", ["eval", "md", "relax"])
+def test_truncated_checkpoint_is_a_one_line_error(command, potential_pt, structures, tmp_path, capsys):
+    cut = tmp_path / "cut.pt"
+    data = open(potential_pt, "rb").read()
+    cut.write_bytes(data[:1000] + data[-22:])  # cut in the middle: the end record points past the file
+    assert checkpoint_task(str(cut)) == (None, "?")
+    flag = "--data" if command == "eval" else "--structure"
+    out = {"eval": ["--out-dir", str(tmp_path / "o")], "md": ["--trajectory", str(tmp_path / "t.xyz")],
+           "relax": ["--output", str(tmp_path / "r.xyz")]}[command]  # fmt: skip
+    assert main([command, "--model", str(cut), flag, structures, *out]) == 2
+    err = _err_line(capsys)
+    assert str(cut) in err and "not a readable checkpoint" in err
+    assert not any((tmp_path / n).exists() for n in ("o", "t.xyz", "r.xyz"))
+
+
 def _err_line(capsys):
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err

@@ -55,8 +55,11 @@ def _is_torchscript(path: str) -> bool:
 
     if not zipfile.is_zipfile(path):
         return False
-    with zipfile.ZipFile(path) as z:
-        return any(n.split("/", 1)[-1].startswith("code/") for n in z.namelist())
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.split("/", 1)[-1].startswith("code/") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):  # a truncated or damaged archive: the loader that follows says why
+        return False
 
 
 def describe(task: str) -> str:
