@@ -96,7 +96,7 @@ def is_special_file(path: str) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
-def check_output_file(path, flag: str) -> None:
+def check_output_file(path, flag: str, inputs=None) -> None:
     """Fail before any long work if ``path`` (given by ``flag``) cannot be written.
 
     ``None`` is accepted (no output). Symbolic links are followed: the target's
@@ -107,12 +107,16 @@ def check_output_file(path, flag: str) -> None:
     ------
     ValueError
         naming ``flag`` and ``path``: a directory, a missing or read-only
-        directory, a device that cannot be opened for writing.
+        directory, a device that cannot be opened for writing, or the same
+        file as one of ``inputs`` (``{flag: path}`` or ``(flag, path)`` pairs: what the command reads).
     """
     if path is None:
         return
     target = output_target(path)
     shown = path if target == os.path.abspath(path) else f"{path} (-> {target})"
+    for in_flag, in_path in inputs.items() if isinstance(inputs, dict) else inputs or ():
+        if os.path.isfile(target) and os.path.isfile(in_path) and os.path.samefile(target, in_path):
+            raise ValueError(f"{flag} {shown}: is the input {in_flag} file; it would be overwritten")
     if os.path.isdir(target):
         raise ValueError(f"{flag} {shown}: is a directory, expected a file name")
     if is_special_file(target):

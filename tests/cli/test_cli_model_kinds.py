@@ -82,6 +82,24 @@ def test_truncated_checkpoint_is_a_one_line_error(command, potential_pt, structu
     assert not any((tmp_path / n).exists() for n in ("o", "t.xyz", "r.xyz"))
 
 
+@pytest.mark.parametrize(
+    "command,out_flag,victim",
+    [("eval", "--output", "model"), ("eval", "--output", "data"), ("eval", "--table", "model"),
+     ("md", "--trajectory", "data"), ("md", "--log", "model"), ("relax", "--output", "model")],
+)  # fmt: skip
+def test_an_output_that_is_an_input_is_refused(command, out_flag, victim, potential_pt, structures, tmp_path, capsys):
+    path = {"model": potential_pt, "data": structures}[victim]
+    before = open(path, "rb").read()
+    flag = "--data" if command == "eval" else "--structure"
+    args = [command, "--model", potential_pt, flag, structures, out_flag, path]
+    if command == "md":
+        args += ["--steps", "1"] + (["--trajectory", str(tmp_path / "t.xyz")] if out_flag == "--log" else [])
+    assert main(args) == 2
+    err = _err_line(capsys)
+    assert f"{out_flag} {path}: is the input" in err and "overwritten" in err
+    assert open(path, "rb").read() == before
+
+
 def _err_line(capsys):
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err

@@ -42,9 +42,7 @@ def run(args) -> int:
         raise ValueError(f"--from-mace {src}: is a directory, expected a mace-torch .model file")
     if not os.path.isfile(src):
         raise FileNotFoundError(f"--from-mace {src}: no such file")
-    check_output_file(args.output, "--output")
-    if os.path.exists(args.output) and os.path.samefile(src, args.output):
-        raise ValueError(f"--output {args.output}: is the input --from-mace file; it would be overwritten")
+    check_output_file(args.output, "--output", {"--from-mace": src})
     model = from_mace(src, dtype=args.dtype, tp_backend=args.tp_backend)
     hp = model.hparams
     metadata = {

@@ -82,11 +82,12 @@ def run(args) -> int:
             "use --out-dir (each file gets OUT_DIR/<data name>_predictions.xyz)"
         )
     out_dir = args.out_dir if args.out_dir is not None else (os.path.dirname(args.model) or ".")
+    inputs = [("--model", args.model)] + [("--data", d) for d in args.data]
     if args.output:
-        check_output_file(args.output, "--output")
+        check_output_file(args.output, "--output", inputs)
     else:
         prepare_output_dir(out_dir, "--out-dir")
-    check_output_file(args.table, "--table")
+    check_output_file(args.table, "--table", inputs)
     setup_threads(args)
     import torch
 

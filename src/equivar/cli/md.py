@@ -299,9 +299,10 @@ def run(args) -> int:
     check_md_settings(args.steps, args.dt, args.temperature, args.friction, args.interval, flush_every=args.flush_every)
     parse_index(args.index)
     rep = parse_repeat(args.repeat)
-    check_output_file(args.trajectory, "--trajectory")
+    inputs = {"--model": args.model, "--structure": args.structure}
+    check_output_file(args.trajectory, "--trajectory", inputs)
     log = args.log if args.log is not None else default_log_path(args.trajectory)
-    check_output_file(log, "--log")
+    check_output_file(log, "--log", inputs)
     setup_threads(args)
     atoms = read_structure(args.structure, args.index, args.format)
     if rep:

@@ -122,7 +122,7 @@ def run(args) -> int:
     output = args.output or default_output(args.model, args.structure, index, args.out_dir)
     if args.output is None:
         prepare_output_dir(os.path.dirname(output) or ".", "--out-dir")
-    check_output_file(output, "--output")
+    check_output_file(output, "--output", {"--model": args.model, "--structure": args.structure})
     setup_threads(args)
     atoms = read_structure(args.structure, index, args.format)
     if rep:
