@@ -242,3 +242,32 @@ def test_diffusion_losses_weighting_and_reduction():
     assert drawn.min() >= 1 and drawn.max() <= T
     with pytest.raises(ValueError, match="lambdas has no part named 'bonds'"):
         diffusion_losses(lambda s: truth, source=NoiseSource(1), lambdas={"bonds": 2.0}, **common)
+
+
+@pytest.mark.parametrize("bad", ["pos", "atoms"])
+def test_non_finite_denoiser_output_is_named(bad):
+    """A denoiser that returns NaN stops the sampler with one line naming the field and the level."""
+    T = 10
+    gd = GaussianDiffusion(polynomial_schedule(T), "x0")
+    cd = CategoricalDiffusion(PRIOR, cosine_schedule(T))
+    batch = _batch([3, 2])
+
+    def nan_at_level_7(state):
+        out = dict(_toy_denoiser(state))
+        if int(state.t[0]) == 7:
+            out[bad] = out[bad].clone()
+            out[bad][1, 0] = float("nan")
+        return out
+
+    cond = torch.randn(5, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=rf"non-finite values in '{bad}' at level t = 7$"):
+        sample(
+            nan_at_level_7,
+            batch=batch,
+            num_graphs=2,
+            gaussian=gd,
+            categorical={"atoms": cd},
+            index={"atoms": batch},
+            cond=cond,
+            seed=0,
+        )

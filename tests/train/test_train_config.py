@@ -39,6 +39,7 @@ def test_yaml_overrides_roundtrip(tmp_path):
     [
         ("training.lrr=0.1", r"unknown config key 'training\.lrr'; did you mean 'lr'\?"),
         ("trainig.lr=0.1", r"unknown config key 'trainig\.lr'"),
+        ("training.num_threads=2", r"unknown config key 'training\.num_threads'; 'num_threads' is a top-level key"),
         ("training.epochs=2.5", r"training\.epochs: expected an integer"),
         ("training.lr=fast", r"training\.lr: expected a number"),
         ("progress=maybe", r"progress: expected true or false"),
@@ -55,6 +56,8 @@ def test_bad_overrides(override, message):
 def test_unknown_yaml_key_and_missing_train_file():
     with pytest.raises(ValueError, match=r"unknown config key 'data\.energy'; did you mean 'energy_key'\?"):
         config_from_dict({"data": {"energy": "E"}})
+    with pytest.raises(ValueError, match=r"'training\.seed'; 'seed' is a top-level key: seed=\.\.\.$"):
+        config_from_dict({"training": {"seed": 3}})
     with pytest.raises(ValueError, match="data.train_file is required"):
         Config().validate()
 

@@ -124,7 +124,7 @@ def sample(
     ------
     ValueError
         inconsistent parts (different ``T``, a field without index), bad ``levels``, a denoiser
-        output missing a key or of the wrong shape (named).
+        output missing a key, of the wrong shape or non-finite (named, with the level).
     """
     categorical = dict(categorical or {})
     index = dict(index or {})
@@ -152,6 +152,9 @@ def sample(
             state = DiffusionState(pos, batch, num_graphs, t, T, dict(classes), index, cond)
             out = denoiser(state)
             check_output(out, pos, classes, categorical)
+            for name in (["pos"] if gaussian is not None else []) + names:
+                if not bool(torch.isfinite(out[name]).all()):
+                    raise ValueError(f"the denoiser returned non-finite values in {name!r} at level t = {t_level}")
             if gaussian is not None:
                 x0_hat = gaussian.to_x0(out["pos"].to(dtype), pos, t, batch, num_graphs)
                 pos = gaussian.step(pos, x0_hat, s, t, batch, num_graphs, source)

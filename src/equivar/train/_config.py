@@ -202,6 +202,18 @@ class Config:
         return self
 
 
+def _unknown_key(key: str, known) -> ValueError:
+    """:func:`unknown_key_error`, pointing at the top level when the key's last part is a top-level key.
+
+    ``--set training.num_threads=2`` -> "... 'num_threads' is a top-level key: num_threads=..." (a section
+    holds no key of that name, but the config does).
+    """
+    leaf = key.split(".")[-1]
+    if "." in key and leaf in {f.name for f in dataclasses.fields(Config)}:
+        return ValueError(f"unknown config key {short_repr(key)}; {leaf!r} is a top-level key: {leaf}=...")
+    return unknown_key_error(key, known)
+
+
 def _from_dict(cls, d: dict, prefix: str = ""):
     if not isinstance(d, dict):
         raise ValueError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {short_repr(d)}")
@@ -210,7 +222,7 @@ def _from_dict(cls, d: dict, prefix: str = ""):
     kwargs = {}
     for k, v in d.items():
         if k not in names:
-            raise unknown_key_error(prefix + str(k), names)
+            raise _unknown_key(prefix + str(k), names)
         tp = hints[k]
         if dataclasses.is_dataclass(tp):
             # an empty section in a YAML file (``training:``) means defaults; 0, false, '' are errors
@@ -256,7 +268,7 @@ def apply_overrides(cfg: Config, overrides) -> Config:
                 raise unknown_key_error(key, node.keys() if isinstance(node, dict) else [])
             node = node[p]
         if parts[0] != "model" and parts[-1] not in node and not (len(parts) > 2 and parts[1] in ("test_files", "e0s")):
-            raise unknown_key_error(key, node.keys())
+            raise _unknown_key(key, node.keys())
         if len(parts) == 1 and key in _sections():
             # a whole section: a mapping is merged key by key; anything else would silently reset it
             if not isinstance(value, dict):
