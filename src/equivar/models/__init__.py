@@ -32,6 +32,9 @@ Families:
 - :mod:`~equivar.models.gcnn`: the p4 group CNN (``'p4cnn'``, Cohen & Welling
   2016; quarter turns and shifts) and a plain CNN of the same size (``'cnn'``);
   image classifiers: ``model(images [B, C, H, W]) -> logits [B, classes]``.
+- :mod:`~equivar.models.fernn`: the flow-equivariant RNN (``'fernn'``, Keller
+  2025) and its G-RNN twin (``'grnn'``): next-frame prediction,
+  ``model(frames [B, T_in, C, H, W], pred_len) -> [B, pred_len, C, H, W]``.
 - :mod:`~equivar.models.mlp`: :class:`~equivar.models.mlp.DynamicsMLP` (``'dynamics_mlp'``), the
   non-equivariant dynamics baseline (an MLP on a scene's flattened coordinates).
 """
@@ -45,7 +48,7 @@ from .mace import MACE
 
 register_model("egnn", EGNN)
 
-from . import affine, fagnn, gcnn, mlp, ponita, vit_polyphase  # noqa: E402  (register "affine_cnn", "fagnn", "p4cnn", "cnn", "ponita", "dynamics_mlp", ...)
+from . import affine, fagnn, fernn, gcnn, mlp, ponita, vit_polyphase  # noqa: E402  (register "affine_cnn", "fagnn", "fernn", "p4cnn", "cnn", "ponita", "dynamics_mlp", ...)
 
 __all__ = [
     "EGNN",

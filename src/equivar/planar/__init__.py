@@ -15,7 +15,8 @@ Exact on the pixel grid: :class:`CircularShifts` (``Z_H x Z_W``),
 (ICLR 2024): ``g = P R`` with ``P`` SPD and ``R`` a rotation, with Haar
 Monte-Carlo sampling (:meth:`GLPlus2.sample_haar`). :class:`Flow`: a velocity
 generating a one-parameter subgroup acting on sequences over time (Keller,
-FERNN 2025). Polyphase sampling: :func:`anchor`, :func:`aps_downsample`
+FERNN 2025); :func:`velocity_grid` / :func:`flow_roll`: the
+velocity set and the flow step of a velocity-lifted hidden state. Polyphase sampling: :func:`anchor`, :func:`aps_downsample`
 (Chaman & Dokmanic 2021; Ding et al. 2023), exactly equivariant to circular
 shifts. Group convolutions on ``p4 = Z^2 x| C4``: :class:`LiftingConvP4`,
 :class:`GroupConvP4`, :func:`group_pool` (Cohen & Welling 2016), exact.
@@ -40,7 +41,7 @@ True
 
 from ._affine import Affine, AffineElement
 from ._base import PlanarGroup
-from ._flows import Flow
+from ._flows import Flow, flow_roll, velocity_grid
 from ._gconv import GroupConvP4, LiftingConvP4, group_pool, rotate_p4
 from ._lifting import AffineGroupConv, AffineLiftingConv
 from ._linear import SL2, GLPlus2, HaarSample, Scalings, log_jacobian
@@ -80,6 +81,7 @@ __all__ = [
     "SO2",
     "Scalings",
     "anchor",
+    "flow_roll",
     "aps_downsample",
     "log_jacobian",
     "group_pool",
@@ -95,5 +97,6 @@ __all__ = [
     "spd_logm",
     "spd_sqrtm",
     "sym_expm",
+    "velocity_grid",
     "warp",
 ]

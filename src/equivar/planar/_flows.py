@@ -60,3 +60,59 @@ class Flow:
 
     def __repr__(self) -> str:
         return f"Flow({self.group!r}, {torch.as_tensor(self.velocity).tolist()})"
+
+
+def velocity_grid(v_range: int) -> torch.Tensor:
+    """The integer velocities ``{-v_range, ..., v_range}^2`` as ``[(2 v_range + 1)^2, 2]`` long (rows, cols), row-major.
+
+    FERNN's ``V_r^T`` (Keller 2025: ``v_range`` 1 gives 9 velocities, 2 gives 25).
+
+    Raises
+    ------
+    ValueError
+        ``v_range`` below 0.
+    """
+    if int(v_range) != v_range or int(v_range) < 0:
+        raise ValueError(f"v_range must be an integer >= 0, got {v_range}")
+    r = torch.arange(-int(v_range), int(v_range) + 1)
+    i, j = torch.meshgrid(r, r, indexing="ij")
+    return torch.stack([i.flatten(), j.flatten()], dim=-1)
+
+
+def flow_roll(x: torch.Tensor, velocities: torch.Tensor, t: int = 1) -> torch.Tensor:
+    """Circularly shift slice ``v`` of a velocity-lifted field by ``t * velocities[v]`` pixels.
+
+    The flow step of a flow-equivariant RNN (Keller 2025, the hidden state
+    "flows" with its own velocity each step): ``out[..., v, :, :, :] =
+    roll(x[..., v, :, :, :], t * velocities[v], dims=(-2, -1))``, one gather
+    per axis instead of ``V`` rolls; differentiable, exact.
+
+    Parameters
+    ----------
+    x : Tensor ``[..., V, C, H, W]``
+    velocities : long Tensor ``[V, 2]``
+        (rows, cols) pixels per step.
+    t : int
+        Steps (negative: backwards).
+
+    Returns
+    -------
+    Tensor, the shape and dtype of ``x``.
+
+    Raises
+    ------
+    ValueError
+        ``velocities`` not ``[V, 2]`` with ``V = x.shape[-4]``.
+    """
+    if x.dim() < 4 or velocities.dim() != 2 or velocities.shape != (x.shape[-4], 2):
+        raise ValueError(
+            f"flow_roll: x must be [..., V, C, H, W] and velocities [V, 2], got {tuple(x.shape)} and "
+            f"{tuple(velocities.shape)}"
+        )
+    H, W = x.shape[-2:]
+    vel = velocities.to(device=x.device, dtype=torch.long) * int(t)
+    V = vel.shape[0]
+    ii = torch.remainder(torch.arange(H, device=x.device)[None, :] - vel[:, :1], H)  # [V, H]: source row
+    jj = torch.remainder(torch.arange(W, device=x.device)[None, :] - vel[:, 1:], W)  # [V, W]
+    x = torch.gather(x, -2, ii.view(V, 1, H, 1).expand(x.shape))
+    return torch.gather(x, -1, jj.view(V, 1, 1, W).expand(x.shape))

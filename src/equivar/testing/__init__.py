@@ -12,6 +12,9 @@
   model factory (after NequIP's test mixins; needs pytest).
 - Image classifiers: :func:`check_image_model` checks the planar groups a
   model claims (``model.symmetry_groups``) in float32 and float64.
+- Next-frame sequence models: :func:`check_sequence_model` checks static
+  circular shifts and flows (:func:`flow_equivariance_error`,
+  :func:`shift_equivariance_error`) in float32 and float64.
 """
 
 from ._equivariance import (
@@ -41,6 +44,7 @@ from ._potential import (
     potential_structures,
     relative_error,
 )
+from ._sequences import check_sequence_model, flow_equivariance_error, shift_equivariance_error
 
 __all__ = [
     "CHECKS",
@@ -58,16 +62,19 @@ __all__ = [
     "check_isolated_atoms",
     "check_native_training_gradient",
     "check_potential",
+    "check_sequence_model",
     "check_stress_finite_strain",
     "check_symmetry",
     "claimed_groups",
     "default_tolerance",
     "equivariance_error",
+    "flow_equivariance_error",
     "isolated_atom_energy",
     "potential_batch",
     "potential_structures",
     "random_inputs",
     "relative_error",
+    "shift_equivariance_error",
 ]
 
 
