@@ -14,6 +14,11 @@ train/validation splits (:func:`random_split`), a dataset/loader pair with
 distributed sharding, and the datasets shipped with the package
 (:func:`embedded_path`).
 
+Molecules: :func:`read_qm9` reads QM9 from the CSV files of ``qm9pack``
+(:func:`qm9_files` finds them), :func:`qm9_split` gives EDM's or EQGAT-diff's
+split, :func:`molecule_graph` / :func:`qm9_graphs` the bonds and formal
+charges from SMILES + geometry with RDKit.
+
 Trajectories: :mod:`equivar.data.nbody` (simulated N-body systems) and the
 ETH-UCY reader (:func:`read_trajectory_file`, :func:`ethucy_dataset`) give
 scenes of agents (:class:`TrajectoryDataset`) batched by
@@ -35,8 +40,10 @@ from ._graph import LABELS, WEIGHTS, batch_to, collate, config_to_graph, graph_s
 from ._idx import read_idx, read_mnist
 from ._images import ImageSet, collate_images, load_image_set
 from ._loader import AtomicGraphDataset, ShardSampler, make_loader
+from ._molgraph import MolecularGraph, canonical_smiles, molecule_graph, rdkit_chem
 from ._moving_mnist import MovingSequences, rotating_mnist, translating_mnist
 from ._neighbors import neighbor_list
+from ._qm9 import QM9_ELEMENTS, QM9_GDB_SIZE, QM9_NUM_MOLECULES, QM9Molecule, qm9_files, qm9_graphs, qm9_split, read_qm9
 from ._readers import KCAL_MOL_TO_EV, DataKeys, atoms_to_configuration, frame_source, read_ase, read_dataset, read_rmd17
 from ._split import random_split
 from ._trajectory import TrajectoryDataset, collate_scenes, fully_connected_edges
@@ -62,6 +69,18 @@ __all__ = [
     "ShardSampler",
     "make_loader",
     "neighbor_list",
+    "MolecularGraph",
+    "canonical_smiles",
+    "molecule_graph",
+    "rdkit_chem",
+    "QM9_ELEMENTS",
+    "QM9_GDB_SIZE",
+    "QM9_NUM_MOLECULES",
+    "QM9Molecule",
+    "qm9_files",
+    "qm9_graphs",
+    "qm9_split",
+    "read_qm9",
     "KCAL_MOL_TO_EV",
     "DataKeys",
     "atoms_to_configuration",
