@@ -114,3 +114,15 @@ def test_too_large_max_L_names_the_keys(tmp_path, capsys):
     assert main(["train", "-c", str(cfg), "--set", "model.max_L=100", "--print-config"]) == 2
     err = capsys.readouterr().err
     assert "max_L + max_ell must be at most 64" in err and "max_L=100" in err and "Traceback" not in err, err
+
+
+def test_threads_flag_sets_num_threads(tmp_path, capsys):
+    import yaml
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"num_threads: 1\ndata:\n  train_file: {EMBEDDED}\n")
+    assert main(["train", "-c", str(cfg), "--threads", "2", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["num_threads"] == 2
+    assert main(["train", "-c", str(cfg), "--threads", "0", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert "--threads must be >= 1, got 0" in err and "Traceback" not in err, err

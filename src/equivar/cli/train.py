@@ -1,4 +1,4 @@
-"""``equivar train``: train a potential from a YAML config (see ``configs/``).
+"""``equivar train``: train any task's model (potential, dynamics, ...) from a YAML config (see ``configs/``).
 
 equivar train --config configs/rmd17_ethanol.yaml --set training.epochs=50
 equivar train --config configs/rmd17_ethanol.yaml --resume
@@ -14,7 +14,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
-HELP = "Train an interatomic potential from a YAML config"
+HELP = "Train a model (potential, dynamics, ...) from a YAML config"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,6 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--output-dir", "-o", help="shortcut for --set output_dir=...")
     p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads, a shortcut for --set num_threads=N (as md, relax and eval take it)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue from output_dir/checkpoint.pt (the config defaults to output_dir/config.yaml)",
@@ -46,6 +53,10 @@ def run(args) -> int:
     overrides = list(args.overrides)
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        overrides.append(f"num_threads={args.threads}")
     path = args.config
     if path is None:
         if args.resume and args.output_dir:
