@@ -15,6 +15,7 @@ KINDS = {
     "potential": "an interatomic potential",
     "dynamics": "a dynamics model",
     "classification": "a classification model",
+    "sequence": "a sequence (next-frame) model",
 }
 
 

@@ -40,7 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="directory of the default predictions files (default: the model's directory, i.e. its training run)",
     )
     p.add_argument("--table", default=None, help="also write the error table as CSV here")
-    g = p.add_argument_group("dynamics models (trajectories: MSE, ADE/FDE, minADE/minFDE)")
+    g = p.add_argument_group(
+        "dynamics and sequence models (trajectories: MSE, ADE/FDE, minADE/minFDE; frames: MSE per test set)"
+    )
     g.add_argument("--split", choices=["test", "valid", "train", "all"], default="test", help="default test")
     g.add_argument(
         "--set",
@@ -48,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="extend",
         default=[],
         metavar="KEY=VALUE",
-        help="override keys of the checkpoint's task.data section (e.g. scene=hotel root=/data/eth_ucy n_test=500)",
+        help="override keys of the checkpoint's task.data section (e.g. scene=hotel root=/data/eth_ucy n_test=500; "
+        "sequence models: n_test=2000 long_pred_frames=70)",
     )
     g.add_argument(
         "--samples",
@@ -70,6 +73,10 @@ def run(args) -> int:
         from ._eval_dynamics import run_dynamics
 
         return run_dynamics(args)
+    if checkpoint_task(args.model)[0] == "sequence":
+        from ._eval_sequence import run_sequence
+
+        return run_sequence(args)
     require_potential(args.model, "eval")
     if not args.data:
         raise ValueError(f"--data: {args.model} is an interatomic potential; name the structure file(s) to evaluate")

@@ -18,6 +18,9 @@ Tasks:
   (N-body, ETH-UCY); MSE, ADE/FDE, minADE/minFDE over K hypotheses. Its data
   are set under ``task: {name: dynamics, data: {...}}`` (:class:`DynamicsData`:
   simulated N-body systems or ETH-UCY files), not the ``data:`` section.
+- ``sequence`` (:class:`SequenceTask`): next-frame prediction (FERNN / G-RNN on
+  Translating MNIST, :class:`SequenceData` under ``task: {name: sequence,
+  data: {...}}``); MSE overall and per predicted frame.
 """
 
 from ._data import TaskData
@@ -26,6 +29,7 @@ from ._task import LossAccumulator, Task
 from .classification import AccuracyAccumulator, ClassificationTask
 from .dynamics import DynamicsData, DynamicsMetrics, DynamicsTask
 from .potential import METRICS, ErrorAccumulator, PotentialTask, WeightedLoss
+from .sequence import SequenceData, SequenceMetrics, SequenceTask
 
 __all__ = [
     "AccuracyAccumulator",
@@ -38,6 +42,9 @@ __all__ = [
     "ErrorAccumulator",
     "LossAccumulator",
     "PotentialTask",
+    "SequenceData",
+    "SequenceMetrics",
+    "SequenceTask",
     "Task",
     "WeightedLoss",
     "available_tasks",
