@@ -37,6 +37,9 @@ Families:
   ``model(frames [B, T_in, C, H, W], pred_len) -> [B, pred_len, C, H, W]``.
 - :mod:`~equivar.models.mlp`: :class:`~equivar.models.mlp.DynamicsMLP` (``'dynamics_mlp'``), the
   non-equivariant dynamics baseline (an MLP on a scene's flattened coordinates).
+- :mod:`~equivar.models.eqgat_diff`: :class:`~equivar.models.eqgat_diff.EQGATDiff` (``'eqgat_diff'``),
+  the molecule denoiser of EQGAT-diff (positions, atom types, charges, bonds); :mod:`~equivar.models.edm`:
+  :class:`~equivar.models.edm.EDMDenoiser` (``'edm_egnn'``), the EDM-style continuous baseline.
 """
 
 from ._potential import AtomicGraph, Potential
@@ -47,6 +50,12 @@ from .eqmotion import EqMotion
 from .mace import MACE
 
 register_model("egnn", EGNN)
+
+from .edm import EDMDenoiser  # noqa: E402
+from .eqgat_diff import EQGATDiff  # noqa: E402
+
+register_model("eqgat_diff", EQGATDiff)
+register_model("edm_egnn", EDMDenoiser)
 
 from . import affine, fagnn, fernn, gcnn, mlp, ponita, vit_polyphase  # noqa: E402  (register "affine_cnn", "fagnn", "fernn", "p4cnn", "cnn", "ponita", "dynamics_mlp", ...)
 
