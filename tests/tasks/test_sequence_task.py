@@ -50,6 +50,9 @@ def test_sets_velocities_and_lengths(tiny_mnist):
         assert sets[name].velocities.abs().max() <= 1
     u = sets["unseen"].velocities
     assert bool((u.abs().amax(-1) == 2).all())  # every unseen velocity has a component of magnitude 2
+    many = SequenceData.from_mapping(_section(tiny_mnist, n_test=60)).load(log=lambda s: None, only=["unseen"])
+    drawn = {tuple(v) for v in many["unseen"].velocities.reshape(-1, 2).tolist()}
+    assert all(max(abs(a), abs(b)) == 2 for a, b in drawn) and len(drawn) >= 12  # of the 16 unseen velocities
     # each digit follows its flow exactly: the target is the last observed frame moved on by its velocity
     s = sets["unseen"]
     for i in range(len(s)):
