@@ -8,6 +8,7 @@ over agents: the *dynamics batch* of ``docs/contracts.md``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -96,12 +97,11 @@ class TrajectoryDataset(Dataset):
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         st = self._stacked
         b, n = idx.numel(), st["pos"].shape[1]
-        local = fully_connected_edges(n)
-        offsets = (torch.arange(b) * n).repeat_interleave(local.shape[1])
+        local, edge_index, batch, ptr = _batch_graph(b, n)
         out = {k: st[k][idx].flatten(0, 1) for k in ("pos", "vel", "target", "node_attr", "target_mask")}
-        out["batch"] = torch.arange(b).repeat_interleave(n)
-        out["ptr"] = torch.arange(b + 1) * n
-        out["edge_index"] = local.repeat(1, b) + offsets
+        out["batch"] = batch.clone()
+        out["ptr"] = ptr.clone()
+        out["edge_index"] = edge_index.clone()
         out["edge_attr"] = st["pair_attr"][idx][:, local[1], local[0]].flatten(0, 1)
         return out
 
@@ -114,6 +114,15 @@ class TrajectoryDataset(Dataset):
             "pair_attr": torch.as_tensor(self.pair_attr[i]),
             "target_mask": torch.as_tensor(self.target_mask[i], dtype=torch.bool),
         }
+
+
+@functools.lru_cache(maxsize=8)
+def _batch_graph(b: int, n: int) -> tuple[torch.Tensor, ...]:
+    """``(local edges [2, n(n-1)], edge_index [2, b n(n-1)], batch [b n], ptr [b+1])`` of ``b`` scenes of ``n``
+    agents (cached: every batch of a dataset has the same; callers copy what they hand out)."""
+    local = fully_connected_edges(n)
+    offsets = (torch.arange(b) * n).repeat_interleave(local.shape[1])
+    return local, local.repeat(1, b) + offsets, torch.arange(b).repeat_interleave(n), torch.arange(b + 1) * n
 
 
 def fully_connected_edges(n: int) -> torch.Tensor:
