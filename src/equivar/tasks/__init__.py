@@ -18,6 +18,9 @@ Tasks:
   (N-body, ETH-UCY); MSE, ADE/FDE, minADE/minFDE over K hypotheses. Its data
   are set under ``task: {name: dynamics, data: {...}}`` (:class:`DynamicsData`:
   simulated N-body systems or ETH-UCY files), not the ``data:`` section.
+- ``molecule_diffusion`` (:class:`MoleculeDiffusionTask`): a molecule denoiser on QM9 (EQGAT-diff's
+  categorical diffusion or EDM's continuous one), then sampled molecules scored by
+  :func:`molecule_metrics`; data under ``task: {name: molecule_diffusion, data: {...}}``.
 - ``sequence`` (:class:`SequenceTask`): next-frame prediction (FERNN / G-RNN on
   Translating MNIST, :class:`SequenceData` under ``task: {name: sequence,
   data: {...}}``); MSE overall and per predicted frame.
@@ -28,6 +31,7 @@ from ._registry import available_tasks, build_task, register_task, task_class, t
 from ._task import LossAccumulator, Task
 from .classification import AccuracyAccumulator, ClassificationTask
 from .dynamics import DynamicsData, DynamicsMetrics, DynamicsTask
+from .molecules import MoleculeData, MoleculeDiffusionTask, molecule_metrics
 from .potential import METRICS, ErrorAccumulator, PotentialTask, WeightedLoss
 from .sequence import SequenceData, SequenceMetrics, SequenceTask
 
@@ -37,6 +41,9 @@ __all__ = [
     "DynamicsData",
     "DynamicsMetrics",
     "DynamicsTask",
+    "MoleculeData",
+    "MoleculeDiffusionTask",
+    "molecule_metrics",
     "TaskData",
     "METRICS",
     "ErrorAccumulator",

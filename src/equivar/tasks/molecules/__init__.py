@@ -1,9 +1,25 @@
-"""Molecule generation: EDM's stability from distances and RDKit validity / uniqueness / novelty (:func:`molecule_metrics`)."""
+"""Molecule generation (task ``molecule_diffusion``): QM9 batches, EQGAT-diff's and EDM's diffusions, sampling, and
+the metrics: EDM's stability from distances, RDKit validity / connectivity / uniqueness / novelty (:func:`molecule_metrics`)."""
 
 from ._bonds import EDM_ALLOWED_BONDS, EDM_BOND_LENGTHS, EDM_MARGINS, edm_bond_orders, edm_stability
+from ._data import ATOM_Z, CHARGES, MoleculeData, MoleculeSet, collate_molecules, encode_graphs, marginals
+from ._methods import EDMMethod, EQGATMethod, draw_sizes
 from ._metrics import GeneratedMolecule, molecule_metrics, rdkit_molecule
+from ._task import MoleculeDiffusionTask, write_sdf
 
 __all__ = [
+    "ATOM_Z",
+    "CHARGES",
+    "EDMMethod",
+    "EQGATMethod",
+    "MoleculeData",
+    "MoleculeDiffusionTask",
+    "MoleculeSet",
+    "collate_molecules",
+    "draw_sizes",
+    "encode_graphs",
+    "marginals",
+    "write_sdf",
     "EDM_ALLOWED_BONDS",
     "EDM_BOND_LENGTHS",
     "EDM_MARGINS",
