@@ -1,4 +1,4 @@
-"""The ``equivar`` command: ``equivar {train,eval,md,relax,audit,bench,demo,convert} ...``.
+"""The ``equivar`` command: ``equivar {train,eval,md,relax,audit,bench,demo,convert,sample} ...``.
 
 Each subcommand lives in its own module ``equivar.cli.<name>`` exposing
 ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``;
@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "bench": "Benchmarks: spherical harmonics, tensor products",
     "demo": "The main job end to end on the embedded dataset",
     "convert": "Import a model of another library (mace-torch .model) as an equivar checkpoint",
+    "sample": "Sample molecules from a trained molecule-diffusion model (SDF + metrics table)",
 }
 
 
