@@ -149,3 +149,33 @@ def test_qm9_itself(shared_data):
         true.append(GeneratedMolecule(g.atomic_numbers, g.positions, g.charges, b))
     m = molecule_metrics(true, train_smiles=[g.smiles for g in graphs])
     assert m["validity_connected"] == 1.0 and m["uniqueness"] == 1.0 and m["novelty"] == 0.0
+
+
+def test_bond_lengths_angles_and_their_w1():
+    from equivar.tasks.molecules import bond_angles, bond_lengths, geometry_distances
+
+    # methane (QM9's geometry): 4 C-H single bonds of 1.0919 A, 6 H-C-H angles of 109.47 degrees (tetrahedral)
+    lengths = bond_lengths([rotated_methane()])
+    assert len(lengths[1]) == 4 and len(lengths[2]) == 0
+    np.testing.assert_allclose(lengths[1], 1.0919, atol=2e-4)
+    angles = bond_angles([rotated_methane()])
+    assert list(angles) == [6] and len(angles[6]) == 6
+    np.testing.assert_allclose(angles[6], np.degrees(np.arccos(-1 / 3)), atol=0.01)
+    # formaldehyde: one C=O, two C-H; angles at C (3) only (O and H have one bond)
+    lengths = bond_lengths([formaldehyde()])
+    assert (len(lengths[1]), len(lengths[2])) == (2, 1)
+    assert list(bond_angles([formaldehyde()])) == [6]
+    # W1 of a set with itself is 0; stretching every bond by 5% moves the single-bond W1 by 5% of the mean length
+    ref = [formaldehyde(), rotated_methane()]
+    d = geometry_distances(ref, ref)
+    assert d["bond_length_w1"] == 0.0 and d["bond_angle_w1"] == 0.0
+    # (with the bonds held fixed: EDM's distance bonds would turn the stretched C=O into a single bond)
+    ref = [
+        GeneratedMolecule(m.atomic_numbers, m.positions, bonds=edm_bond_orders(m.atomic_numbers, m.positions))
+        for m in ref
+    ]
+    scaled = [GeneratedMolecule(m.atomic_numbers, m.positions * 1.05, bonds=m.bonds) for m in ref]
+    d = geometry_distances(scaled, ref)
+    singles = bond_lengths(ref)[1]
+    assert d["bond_length_w1_per_order"][1] == pytest.approx(0.05 * singles.mean(), rel=1e-12)
+    assert d["bond_angle_w1"] == pytest.approx(0.0, abs=1e-9)  # angles do not change under scaling

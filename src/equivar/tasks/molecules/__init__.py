@@ -3,12 +3,16 @@ the metrics: EDM's stability from distances, RDKit validity / connectivity / uni
 
 from ._bonds import EDM_ALLOWED_BONDS, EDM_BOND_LENGTHS, EDM_MARGINS, edm_bond_orders, edm_stability
 from ._data import ATOM_Z, CHARGES, MoleculeData, MoleculeSet, collate_molecules, encode_graphs, marginals
+from ._geometry import bond_angles, bond_lengths, geometry_distances
 from ._methods import EDMMethod, EQGATMethod, draw_sizes
 from ._metrics import GeneratedMolecule, molecule_metrics, rdkit_molecule
 from ._task import MoleculeDiffusionTask, write_sdf
 
 __all__ = [
     "ATOM_Z",
+    "bond_angles",
+    "bond_lengths",
+    "geometry_distances",
     "CHARGES",
     "EDMMethod",
     "EQGATMethod",

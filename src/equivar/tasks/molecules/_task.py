@@ -14,11 +14,12 @@ from ...diffusion import NoiseSource
 from .._data import TaskData
 from .._registry import register_task
 from .._task import Task
-from ._data import MoleculeData, collate_molecules, encode_graphs, marginals
+from ._data import ATOM_Z, CHARGES, MoleculeData, collate_molecules, encode_graphs, marginals
+from ._geometry import geometry_distances
 from ._methods import EDMMethod, EQGATMethod, draw_sizes
-from ._metrics import molecule_metrics, rdkit_molecule
+from ._metrics import GeneratedMolecule, molecule_metrics, rdkit_molecule
 
-__all__ = ["MoleculeDiffusionTask", "write_sdf"]
+__all__ = ["MoleculeDiffusionTask", "reference_molecules", "score", "write_sdf"]
 
 _METHODS = {"eqgat_diff": EQGATMethod, "edm": EDMMethod}
 METRIC_KEYS = (
@@ -29,7 +30,32 @@ METRIC_KEYS = (
     "connected",
     "uniqueness",
     "novelty",
+    "bond_length_w1",
+    "bond_angle_w1",
 )
+#: training molecules the bond-length / angle distributions are compared with (CPU)
+GEOMETRY_REFERENCE = 2000
+
+
+def reference_molecules(dataset, limit: int = GEOMETRY_REFERENCE) -> list:
+    """The first ``limit`` molecules of an encoded set as :class:`GeneratedMolecule` with their true bonds and charges."""
+    z, c = np.array(ATOM_Z), np.array(CHARGES)
+    return [
+        GeneratedMolecule(z[it["atoms"].numpy()], it["pos"].numpy(), c[it["charges"].numpy()], it["bonds"].numpy())
+        for it in dataset.items[:limit]
+    ]
+
+
+def score(molecules, train) -> dict:
+    """:func:`molecule_metrics` (novelty against ``train.smiles``) plus :func:`geometry_distances` against the
+    first :data:`GEOMETRY_REFERENCE` molecules of ``train`` (an encoded set; ``None``: neither)."""
+    m = molecule_metrics(molecules, train_smiles=None if train is None else train.smiles)
+    if train is not None:
+        g = geometry_distances(molecules, reference_molecules(train))
+        m.update(bond_length_w1=g["bond_length_w1"], bond_angle_w1=g["bond_angle_w1"])
+    else:
+        m.update(bond_length_w1=float("nan"), bond_angle_w1=float("nan"))
+    return m
 
 
 def write_sdf(path: str, molecules) -> int:
@@ -69,7 +95,7 @@ class MoleculeDiffusionTask(Task):
     same molecules get the same levels at every evaluation. The report samples ``sample_count``
     molecules with the selected model, writes ``samples.sdf`` and ``samples.md`` / ``samples.csv``
     (atom and molecule stability, validity, connectivity, uniqueness, novelty against the training
-    SMILES), and returns them as rows.
+    SMILES), W1 distances of bond lengths and angles to 2000 training molecules), and returns them as rows.
 
     Parameters
     ----------
@@ -189,7 +215,7 @@ class MoleculeDiffusionTask(Task):
         t0 = time.process_time()
         mols = self.sample_molecules(model, self.sample_count, self.sample_seed, self.sample_steps)
         cpu = time.process_time() - t0
-        m = molecule_metrics(mols, train_smiles=data.extra["train"].smiles)
+        m = score(mols, data.extra["train"])
         row = {"set": "samples", "molecules": m["molecules"], **{k: m[k] for k in METRIC_KEYS}, "sample_cpu_s": cpu}
         out = cfg.output_dir
         write_sdf(os.path.join(out, "samples.sdf"), mols)
