@@ -79,8 +79,9 @@ def main(argv=None) -> int:
     ap.add_argument("--grnn", required=True)
     ap.add_argument("-o", "--output", required=True, help="results JSON")
     ap.add_argument("--img-dir", default="docs/img")
+    ap.add_argument("--n-test", type=int, default=None, help="sequences per test set (default: as recorded)")
     ap.add_argument("--grid", type=int, default=3, help="velocity grid [-K, K]^2 (default 3)")
-    ap.add_argument("--per-velocity", type=int, default=32, help="sequences per grid velocity (default 32)")
+    ap.add_argument("--per-velocity", type=int, default=16, help="sequences per grid velocity (default 16)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.process_time()
@@ -88,10 +89,10 @@ def main(argv=None) -> int:
     recorded = [m.equivar_metadata["data"] for m in models.values()]
     if recorded[0] != recorded[1]:
         raise SystemExit("the two checkpoints record different task.data sections: not a like-for-like comparison")
-    data = SequenceData.from_mapping(recorded[0])
+    data = SequenceData.from_mapping({**recorded[0], **({"n_test": args.n_test} if args.n_test else {})})
     sets = data.load(only=["test", "unseen", "long"])
     fns = {**{k: model_fn(m) for k, m in models.items()}, "zeros": zeros_fn, "last observed frame": last_frame_fn}
-    results = {"data": recorded[0], "models": {}, "sets": {}, "per_frame_long": {}}
+    results = {"data": vars(data), "models": {}, "sets": {}, "per_frame_long": {}}
     for name, m in models.items():
         path = args.fernn if name == "FERNN" else args.grnn
         results["models"][name] = {
