@@ -8,6 +8,7 @@ knows nothing of any network; models plug in as a *denoiser* callable
 ``NoiseSchedule``                  ``alpha_bar_t``, ``t = 0..T``: alpha, sigma, SNR, EDM's gamma
 ``cosine_schedule``                EDM / EQGAT-diff discrete cosine (exponent ``nu``, step clip)
 ``polynomial_schedule``            EDM's ``polynomial_<p>`` with precision ``s`` (1e-5)
+``linear_schedule``                DDPM's linear betas, level 0 clean (GeoTDM: ``T = 1000``)
 ``cosine_alpha_bar``,              the same in continuous time ``u`` in [0, 1]
 ``polynomial_alpha_bar``
 ``GaussianDiffusion``              positions in the zero-CoM subspace: forward, posterior, step,
@@ -23,7 +24,8 @@ knows nothing of any network; models plug in as a *denoiser* callable
 =================================  ===========================================================
 
 Sources: Hoogeboom et al., EDM, ICML 2022 (``ehoogeboom/e3_diffusion_for_molecules``); Austin et
-al., D3PM, NeurIPS 2021; Le et al., EQGAT-diff, ICLR 2024 (``tuanle618/eqgat-diff``).
+al., D3PM, NeurIPS 2021; Le et al., EQGAT-diff, ICLR 2024 (``tuanle618/eqgat-diff``); Han et al.,
+GeoTDM, NeurIPS 2024 (``hanjq17/GeoTDM``: the linear schedule, full-space diffusion around a prior).
 """
 
 from ._categorical import CategoricalDiffusion, sample_classes
@@ -32,7 +34,14 @@ from ._gaussian import GaussianDiffusion
 from ._noise import NoiseSource
 from ._pairs import complete_graph_pairs
 from ._sampler import SampleOutput, sample
-from ._schedules import NoiseSchedule, cosine_alpha_bar, cosine_schedule, polynomial_alpha_bar, polynomial_schedule
+from ._schedules import (
+    NoiseSchedule,
+    cosine_alpha_bar,
+    cosine_schedule,
+    linear_schedule,
+    polynomial_alpha_bar,
+    polynomial_schedule,
+)
 from ._state import DiffusionState
 from ._training import diffusion_losses
 from ._weighting import LOSS_WEIGHTINGS, loss_weight
@@ -50,6 +59,7 @@ __all__ = [
     "cosine_schedule",
     "diffusion_losses",
     "graph_mean",
+    "linear_schedule",
     "loss_weight",
     "polynomial_alpha_bar",
     "polynomial_schedule",

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from ._categorical import CategoricalDiffusion
-from ._com import check_batch, remove_mean
+from ._com import check_batch
 from ._gaussian import GaussianDiffusion
 from ._noise import NoiseSource
 from ._state import DiffusionState, check_output, check_setup
@@ -40,7 +40,7 @@ class SampleOutput:
     Attributes
     ----------
     pos : Tensor or None
-        ``[N, *P, D]`` positions at level 0, zero-CoM per graph.
+        ``[N, *P, D]`` positions at level 0, zero-CoM per graph (unless ``gaussian.zero_com`` is False).
     classes : dict of str to Tensor
         Long ``[M_k]`` classes at level 0 per categorical field.
     trajectory : list of (int, Tensor or None, dict)
@@ -110,7 +110,7 @@ def sample(
     dtype : torch.dtype
         Floating dtype of the positions (float64 default).
     pos_init : Tensor, optional
-        ``[N, *P, D]`` starting positions instead of a prior draw (centred first; no draw is made).
+        ``[N, *P, D]`` starting positions instead of a prior draw (projected first; no draw is made).
     keep_trajectory : bool
         Record every intermediate state (CPU memory grows with the steps).
     grad : bool
@@ -140,7 +140,7 @@ def sample(
             if pos_init is not None:
                 if tuple(pos_init.shape) != shape:
                     raise ValueError(f"pos_init has shape {tuple(pos_init.shape)}, expected {shape}")
-                pos = remove_mean(pos_init.to(dtype=dtype, device=device), batch, num_graphs)
+                pos = gaussian.project(pos_init.to(dtype=dtype, device=device), batch, num_graphs)
             else:
                 pos = gaussian.noise(shape, batch, num_graphs, source, dtype=dtype, device=device)
             check_batch(pos, batch, num_graphs)

@@ -8,7 +8,8 @@ Notation (Ho et al. 2020; Kingma et al. 2021; EDM, Hoogeboom et al. ICML 2022):
 (EQGAT-diff uses one schedule family for coordinates and types, with different exponents ``nu``).
 
 Discrete time: ``t = 0, 1, ..., T`` (integers); level 0 is the least noisy (``alpha_bar_0`` just
-below 1), level ``T`` the prior (``alpha_bar_T`` near 0). Continuous time: ``u`` in ``[0, 1]``.
+below 1, or exactly 1 for DDPM's clean ``x_0``: :func:`linear_schedule`), level ``T`` the prior
+(``alpha_bar_T`` near 0). Continuous time: ``u`` in ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "NoiseSchedule",
     "cosine_alpha_bar",
     "cosine_schedule",
+    "linear_schedule",
     "polynomial_alpha_bar",
     "polynomial_schedule",
 ]
@@ -142,6 +144,34 @@ def cosine_schedule(timesteps: int, s: float = 0.008, nu: float = 1.0, clip_min:
     return NoiseSchedule(torch.cumprod(ratios, 0), name=f"cosine(T={timesteps}, s={s}, nu={nu}, clip_min={clip_min})")
 
 
+def linear_schedule(timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02):
+    """DDPM's linear schedule (Ho et al. 2020), ``T + 1`` levels with level 0 the clean data.
+
+    ``beta_t`` for ``t = 1..T`` evenly spaced from ``beta_start * 1000 / T`` to ``beta_end * 1000 / T``
+    (guided-diffusion's ``get_named_beta_schedule("linear", T)``, the schedule of GeoTDM, Han et al.
+    NeurIPS 2024, ``hanjq17/GeoTDM`` ``diffusion/GeoTDM.py``, ``T = 1000``), ``alpha_bar_t = prod_{i <= t}
+    (1 - beta_i)`` and ``alpha_bar_0 = 1``. Level ``t`` here is DDPM's ``x_t``: guided-diffusion's index
+    ``t - 1`` (its ``alphas_cumprod[t - 1]``), and the last ancestral step (to level 0) returns the
+    posterior mean, DDPM's noise-free final step.
+
+    Raises
+    ------
+    ValueError
+        ``timesteps`` not an integer >= 1; ``beta_start`` or ``beta_end`` not in ``(0, 1)`` after the
+        ``1000 / T`` scaling, or ``beta_start > beta_end``.
+    """
+    _check_int("timesteps", timesteps, 1)
+    _check_positive("beta_start", beta_start)
+    _check_positive("beta_end", beta_end)
+    scale = 1000 / timesteps
+    lo, hi = beta_start * scale, beta_end * scale
+    if not (lo <= hi < 1):
+        raise ValueError(f"beta_start * 1000/T = {lo!r} and beta_end * 1000/T = {hi!r} must satisfy start <= end < 1")
+    betas = torch.linspace(lo, hi, timesteps, dtype=torch.float64)
+    ab = torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, 0)])
+    return NoiseSchedule(ab, name=f"linear(T={timesteps}, beta {beta_start}..{beta_end})")
+
+
 class NoiseSchedule:
     """A discrete-time variance-preserving schedule: ``alpha_bar_t`` for ``t = 0..T`` (float64).
 
@@ -151,7 +181,8 @@ class NoiseSchedule:
     Parameters
     ----------
     alpha_bar : Tensor or sequence of float
-        ``[T + 1]``, non-increasing, every value in ``(0, 1)``.
+        ``[T + 1]``, non-increasing, every value in ``(0, 1)``; ``alpha_bar_0`` may be exactly 1 (the
+        clean data, DDPM; then ``SNR(0)`` is infinite and ``sigma_0 = 0``).
     name : str
         Shown in ``repr``.
 
@@ -165,7 +196,9 @@ class NoiseSchedule:
         ab = torch.as_tensor(alpha_bar, dtype=torch.float64).detach().cpu().clone()
         if ab.dim() != 1 or ab.numel() < 2:
             raise ValueError(f"alpha_bar must be 1-D with at least 2 levels, got shape {tuple(ab.shape)}")
-        bad = torch.nonzero(~((ab > 0) & (ab < 1))).flatten()
+        ok = (ab > 0) & (ab < 1)
+        ok[0] = ok[0] | (ab[0] == 1)
+        bad = torch.nonzero(~ok).flatten()
         if bad.numel():
             i = int(bad[0])
             raise ValueError(f"alpha_bar[{i}] = {float(ab[i])!r} is outside (0, 1)")

@@ -8,7 +8,6 @@ from typing import Any
 import torch
 
 from ._categorical import CategoricalDiffusion
-from ._com import remove_mean
 from ._gaussian import GaussianDiffusion
 from ._noise import NoiseSource
 from ._schedules import NoiseSchedule
@@ -53,7 +52,7 @@ def diffusion_losses(
     source : NoiseSource
         The draws (levels first, then the positions' noise, then each field's uniforms in sorted name order).
     gaussian, pos0 : GaussianDiffusion, Tensor
-        The positions' diffusion and clean positions ``[N, *P, D]`` (centred here).
+        The positions' diffusion and clean positions ``[N, *P, D]`` (projected here: centred with ``zero_com``).
     categorical, classes0, index : mappings of str
         Each field's diffusion, clean classes (long ``[M_k]``) and graph of each item (``[M_k]``).
     cond : Any
@@ -101,7 +100,7 @@ def diffusion_losses(
     names = sorted(categorical)
     pos_t = eps = None
     if gaussian is not None:
-        pos0 = remove_mean(pos0, batch, num_graphs)
+        pos0 = gaussian.project(pos0, batch, num_graphs)
         pos_t, eps = gaussian.q_sample(pos0, t, batch, num_graphs, source)
     classes_t = {n: categorical[n].q_sample(classes0[n], t[index[n]], source) for n in names}
     out = denoiser(DiffusionState(pos_t, batch, num_graphs, t, T, dict(classes_t), index, cond))

@@ -25,6 +25,8 @@ Families:
   for dynamics (``'ponita'``) and as a potential (``'ponita_potential'``).
 - :mod:`equivar.models.eqmotion`: :class:`EqMotion` (``'eqmotion'``), Xu et al.,
   CVPR 2023, for dynamics (K-hypothesis pedestrian trajectories, N-body).
+- :mod:`equivar.models.geotdm`: :class:`~equivar.models.geotdm.GeoTDM` (``'geotdm'``), Han et al.,
+  NeurIPS 2024: equivariant diffusion of future frames (K samples) on the dynamics batch.
 - :mod:`~equivar.models.vit_polyphase`: the shift-invariant polyphase ViT
   (``'vit_polyphase'``) and its unanchored twin (``'vit'``), Ding et al. 2023;
 - :mod:`~equivar.models.affine`: an affine-equivariant CNN by Lie group
@@ -57,7 +59,7 @@ from .eqgat_diff import EQGATDiff  # noqa: E402
 register_model("eqgat_diff", EQGATDiff)
 register_model("edm_egnn", EDMDenoiser)
 
-from . import affine, fagnn, fernn, gcnn, mlp, ponita, vit_polyphase  # noqa: E402  (register "affine_cnn", "fagnn", "fernn", "p4cnn", "cnn", "ponita", "dynamics_mlp", ...)
+from . import affine, fagnn, fernn, gcnn, geotdm, mlp, ponita, vit_polyphase  # noqa: E402  (register "affine_cnn", "fagnn", "fernn", "p4cnn", "cnn", "geotdm", "ponita", "dynamics_mlp", ...)
 
 __all__ = [
     "EGNN",

@@ -24,6 +24,8 @@ Tasks:
 - ``sequence`` (:class:`SequenceTask`): next-frame prediction (FERNN / G-RNN on
   Translating MNIST, :class:`SequenceData` under ``task: {name: sequence,
   data: {...}}``); MSE overall and per predicted frame.
+- ``trajectory_diffusion`` (:class:`TrajectoryDiffusionTask`): a conditional trajectory diffusion model
+  (GeoTDM) on the dynamics data: its diffusion loss in training, minADE/minFDE of its K samples in the report.
 """
 
 from ._data import TaskData
@@ -34,6 +36,7 @@ from .dynamics import DynamicsData, DynamicsMetrics, DynamicsTask
 from .molecules import MoleculeData, MoleculeDiffusionTask, molecule_metrics
 from .potential import METRICS, ErrorAccumulator, PotentialTask, WeightedLoss
 from .sequence import SequenceData, SequenceMetrics, SequenceTask
+from .trajectory_diffusion import TrajectoryDiffusionTask
 
 __all__ = [
     "AccuracyAccumulator",
@@ -53,6 +56,7 @@ __all__ = [
     "SequenceMetrics",
     "SequenceTask",
     "Task",
+    "TrajectoryDiffusionTask",
     "WeightedLoss",
     "available_tasks",
     "build_task",

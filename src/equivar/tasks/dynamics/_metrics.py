@@ -35,24 +35,46 @@ def min_over_hypotheses(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch
     return ade.min(0).values, fde.min(0).values
 
 
+def _scene_minima(pred: torch.Tensor, target: torch.Tensor, scene: torch.Tensor) -> tuple[float, float, float]:
+    """Sums over scenes of ``min_k mean_{agents of the scene}`` ADE and FDE, and the number of scenes.
+
+    ``pred [K, N, T, D]``, ``target [N, T, D]``, ``scene [N]`` (the scene of each agent; scored agents only).
+    """
+    ade, fde = displacement_errors(pred, target)  # [K, N]
+    ids, inverse = torch.unique(scene, return_inverse=True)
+    count = torch.zeros(len(ids), dtype=ade.dtype, device=ade.device).index_add_(0, inverse, torch.ones_like(ade[0]))
+    per_scene = [
+        torch.zeros(ade.shape[0], len(ids), dtype=ade.dtype, device=ade.device).index_add_(1, inverse, e) / count
+        for e in (ade, fde)
+    ]
+    return float(per_scene[0].min(0).values.sum()), float(per_scene[1].min(0).values.sum()), float(len(ids))
+
+
 class DynamicsMetrics:
     """Accumulates the loss, the MSE of positions, ADE/FDE (deterministic) or minADE/minFDE (K hypotheses).
 
     Means are over the scored agents (``target_mask``); the MSE is over their coordinates and
     frames (``torch.nn.MSELoss`` on the scored agents, EGNN's metric). ``compute()`` returns
     ``loss``, ``mse``, ``ade``, ``fde`` (or ``min_ade``, ``min_fde`` with ``k``), ``n_structures``.
+
+    With ``K`` hypotheses it also returns the scene-level (joint) minima ``scene_min_ade`` and
+    ``scene_min_fde``: per scene, the mean over its scored agents of each hypothesis's ADE (FDE), the
+    minimum over the ``K`` hypotheses, averaged over scenes with a scored agent -- one hypothesis must fit
+    every agent of a scene at once (GeoTDM's N-body protocol, ``experiments/nbody_train.py``:
+    ``global_mean_pool`` over the scene, then ``min`` over the K samples).
     """
 
     def __init__(self):
-        # loss sum, batches, squared-error sum, coordinates, ade sum, fde sum, agents, scenes
-        self.sums = torch.zeros(8, dtype=torch.float64)
+        # loss sum, batches, squared-error sum, coordinates, ade sum, fde sum, agents, scenes,
+        # scene-level min ADE sum, scene-level min FDE sum, scenes with a scored agent
+        self.sums = torch.zeros(11, dtype=torch.float64)
         self.k = 0
 
     def update(self, pred: Mapping, batch: Mapping, loss: float | None = None) -> None:
         p = pred["pos"].detach()
         target = batch["target"].to(p.dtype)
         mask = batch["target_mask"]
-        s = torch.zeros(8, dtype=torch.float64)
+        s = torch.zeros(11, dtype=torch.float64)
         if loss is not None:
             s[0], s[1] = float(loss), 1.0
         if p.dim() == 4:  # K hypotheses
@@ -60,6 +82,11 @@ class DynamicsMetrics:
             ade, fde = min_over_hypotheses(p[:, mask], target[mask])
             best = ((p[:, mask] - target[mask]) ** 2).mean(dim=(-1, -2)).min(0).values  # per agent
             s[2] = float(best.sum()) * target.shape[-1] * target.shape[-2]
+            scene = batch.get("batch")
+            if scene is None:  # from the offsets
+                ptr = batch["ptr"]
+                scene = torch.repeat_interleave(torch.arange(ptr.numel() - 1, device=ptr.device), ptr.diff())
+            s[8], s[9], s[10] = _scene_minima(p[:, mask], target[mask], scene[mask])
         else:
             ade, fde = displacement_errors(p[mask], target[mask])
             s[2] = float(((p[mask] - target[mask]) ** 2).sum())
@@ -75,7 +102,7 @@ class DynamicsMetrics:
             dist.all_reduce(self.sums)
 
     def compute(self) -> dict[str, float]:
-        loss, batches, se, ncoord, ade, fde, agents, scenes = self.sums.tolist()
+        loss, batches, se, ncoord, ade, fde, agents, scenes, scene_ade, scene_fde, scored = self.sums.tolist()
         out: dict[str, float] = {}
         if batches:
             out["loss"] = loss / batches
@@ -84,5 +111,8 @@ class DynamicsMetrics:
             out["mse"] = se / ncoord
             out[prefix + "ade"] = ade / agents
             out[prefix + "fde"] = fde / agents
+            if self.k and scored:
+                out["scene_min_ade"] = scene_ade / scored
+                out["scene_min_fde"] = scene_fde / scored
             out["n_structures"] = scenes
         return out
