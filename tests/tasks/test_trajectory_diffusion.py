@@ -124,3 +124,38 @@ def test_options_are_checked():
     assert isinstance(task, TrajectoryDiffusionTask) and task.data.future == 20
     with pytest.raises(ValueError, match="has no loss"):
         task.forward(torch.nn.Linear(2, 2), {}, True)
+
+
+def test_sample_metrics_script_agrees_with_the_task_metrics(tmp_path):
+    """scripts/trajectory_sample_metrics.py on a predictions file: its minima equal DynamicsMetrics', its
+    aveADE is the mean over samples (a hand-made case: two samples at distance 1 and 3 from the truth)."""
+    import importlib.util
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location("tsm", os.path.join(root, "scripts", "trajectory_sample_metrics.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    g = np.random.default_rng(0)
+    pred, target = g.normal(size=(4, 7, 5, 3)), g.normal(size=(7, 5, 3))
+    ptr, mask = np.array([0, 3, 7]), np.array([1, 1, 0, 1, 1, 1, 1], dtype=bool)
+    out = mod.sample_metrics(pred, target, mask, ptr)
+    acc = DynamicsMetrics()
+    b = {"target": torch.as_tensor(target), "target_mask": torch.as_tensor(mask), "ptr": torch.as_tensor(ptr)}
+    acc.update({"pos": torch.as_tensor(pred)}, b, 0.0)
+    m = acc.compute()
+    for mine, theirs in (
+        ("scene_min_ade", "scene_min_ade"),
+        ("scene_min_fde", "scene_min_fde"),
+        ("agent_min_ade", "min_ade"),
+        ("agent_min_fde", "min_fde"),
+    ):
+        assert out[mine] == pytest.approx(m[theirs], rel=1e-12), mine
+    one = np.zeros((2, 1, 2, 3))
+    one[0, :, :, 0], one[1, :, :, 0] = 1.0, 3.0
+    hand = mod.sample_metrics(one, np.zeros((1, 2, 3)), np.ones(1, dtype=bool), np.array([0, 1]))
+    assert (hand["scene_min_ade"], hand["scene_ave_ade"], hand["scene_ave_fde"]) == (1.0, 2.0, 2.0)
+    np.savez(tmp_path / "p.npz", pred=pred, target=target, target_mask=mask, ptr=ptr)
+    assert mod.main([str(tmp_path / "p.npz"), "--json", str(tmp_path / "m.json")]) == 0
+    np.savez(tmp_path / "d.npz", pred=pred[0], target=target, target_mask=mask, ptr=ptr)
+    assert mod.main([str(tmp_path / "d.npz")]) == 2
