@@ -74,11 +74,20 @@ def _brute_force(sc, x, idx):
     return torch.cat(outs, -1)
 
 
-@pytest.mark.parametrize("analytic", [True, False])  # custom autograd Function / plain autograd
+def _select(sc, path):
+    """Pick the evaluation path: native kernels, the PyTorch custom Function ('analytic') or plain autograd."""
+    sc.native = path == "native"
+    sc.analytic_backward = path == "analytic"
+    return sc
+
+
+PATHS = ["native", "analytic", "autograd"]
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("num_elements", [3, 10])  # 10 > 8 takes the gather path without the Function
-def test_contraction_matches_brute_force(num_elements, analytic, dtype, tol):
-    sc = SymmetricContraction("3x0e+3x1o+3x2e", "3x0e+3x1o", 3, num_elements).to(dtype)
-    sc.analytic_backward = analytic
+def test_contraction_matches_brute_force(num_elements, path, dtype, tol):
+    sc = _select(SymmetricContraction("3x0e+3x1o+3x2e", "3x0e+3x1o", 3, num_elements).to(dtype), path)
     x = Irreps("3x0e+3x1o+3x2e").randn(5, -1, dtype=dtype)
     idx = torch.tensor([0, 1, 2, 1, 0])
     oh = torch.nn.functional.one_hot(idx, num_elements).to(dtype)
@@ -88,11 +97,10 @@ def test_contraction_matches_brute_force(num_elements, analytic, dtype, tol):
     torch.testing.assert_close(sc(x, idx), ref, rtol=t, atol=t)
 
 
-@pytest.mark.parametrize("analytic", [True, False])
-def test_contraction_equivariant(analytic, dtype):
+@pytest.mark.parametrize("path", PATHS)
+def test_contraction_equivariant(path, dtype):
     irreps_in, irreps_out = "4x0e+4x1o+4x2e+4x3o", "4x0e+4x1o+4x1e"
-    sc = SymmetricContraction(irreps_in, irreps_out, 3, 2).to(dtype)
-    sc.analytic_backward = analytic
+    sc = _select(SymmetricContraction(irreps_in, irreps_out, 3, 2).to(dtype), path)
     x = Irreps(irreps_in).randn(6, -1, dtype=dtype)
     oh = torch.nn.functional.one_hot(torch.tensor([0, 1, 1, 0, 1, 0]), 2).to(dtype)
     assert_equivariant(lambda a, b: sc(a, b), [x, oh], [irreps_in, None], irreps_out)
@@ -110,7 +118,8 @@ def test_contraction_zero_input_gives_zero_and_errors():
 def _small(num_elements=2, irreps_out="2x0e+2x1o", correlation=3):
     torch.manual_seed(0)
     sc = SymmetricContraction("2x0e+2x1o+2x2e", irreps_out, correlation, num_elements).double()
-    sc.analytic_backward = True  # the custom autograd Function under test
+    sc.analytic_backward = True  # the custom autograd Function under test (the native kernels have their own tests)
+    sc.native = False
     return sc
 
 
@@ -180,7 +189,7 @@ def test_compiled_second_derivatives_match_eager():
     from equivar.nn import SymmetricContraction
 
     sc = SymmetricContraction("4x0e+4x1o+4x2e", "4x0e+4x1o", 3, 2).double()
-    assert sc.analytic_backward
+    assert sc.analytic_backward and sc.native
     g = torch.Generator().manual_seed(0)
     x = torch.randn(6, sc.irreps_in.dim, generator=g, dtype=torch.float64, requires_grad=True)
     attrs = torch.nn.functional.one_hot(torch.tensor([0, 1, 1, 0, 1, 0]), 2).double()

@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 
+from equivar.nn import _symmetric_contraction_native as _sc_native
 from equivar.tp import NativeKernelWarning, _cg_native, _s2grid_native
 from equivar.tp import _native_build as nb
 
@@ -47,7 +48,9 @@ def test_shipped_kernels_build_and_load():
         pytest.skip("native kernels disabled by EQUIVAR_NATIVE=0")
     assert _cg_native.library() is not None, _cg_native.native_error()
     assert _s2grid_native.library() is not None, _s2grid_native.native_error()
+    assert _sc_native.library() is not None, _sc_native.native_error()
     assert _cg_native.native_error() is None and _s2grid_native.native_error() is None
+    assert _sc_native.native_error() is None
 
 
 @needs_cc

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..o3 import Irreps
+from . import _symmetric_contraction_native as _native
 from ._constants import ExactConstants
 from ._symmetric_basis import multiplicities, sorted_monomials, symmetric_contraction_basis
 from ._symmetric_contraction_fn import ContractionFunction, init_derivatives
@@ -63,6 +64,18 @@ class SymmetricContraction(ExactConstants):
     force loss's second backward is a few matmuls and the Jacobian is
     computed once for both backward passes. Otherwise plain autograd
     differentiates the monomial products (cheaper for scalar outputs).
+
+    Native kernels: on the CPU in float32/float64 (and not under
+    ``torch.compile``), when the native library builds (a C compiler; see
+    :mod:`equivar.tp._native_build`), forward, backward and the force loss's
+    double backward run in the C kernels of
+    :mod:`equivar.nn._symmetric_contraction_native` instead (the whole
+    polynomial per node and 8-channel block, on
+    ``equivar._threads.kernel_threads()`` threads, bit-identical for any
+    thread count); the PyTorch paths above are the fallback and the test
+    oracle (same values to rounding). ``module.native = False`` selects
+    them. Third derivatives through the native kernels raise
+    ``RuntimeError``.
 
     Parameters
     ----------
@@ -213,6 +226,29 @@ class SymmetricContraction(ExactConstants):
         self.register_constant("_U", np.concatenate(rows, 0))
         self.num_paths = {(o, nu): K for o, nu, K in self._paths}
         init_derivatives(self, coef, d_off)
+        # native CPU kernels (used where available; `native = False` selects the PyTorch paths): index tables and
+        # the basis columns the kernels read, [Q, K_all] (only the (output, monomial) pairs some path uses)
+        self.native = True
+        D, start = self.D, [c0 for c0, _ in self._segments]
+        prod = []
+        for k in self._pool_orders:  # value start[k-1] + pre times x[last]
+            prod += [
+                (start[k - 2] + int(a), int(b)) for a, b in zip(getattr(self, f"_pre{k}"), getattr(self, f"_last{k}"))
+            ]
+        if top is not None:
+            prod += [(start[top - 2] + int(a), int(b)) for a, b in zip(self._a, self._b)]
+        Unp = np.concatenate(rows, 0)
+        self._native_plan = _native.make_plan(
+            C, self.irreps_in, self.irreps_out, np.array(prod), np.abs(Unp.reshape(-1, d_tot, J)).max(axis=0) > 0
+        )
+        self.register_constant("_U_native", Unp[:, self._native_plan.columns].T)
+
+    def native_coefficients(self) -> torch.Tensor:
+        """Per-element coefficients in the native kernels' layout ``[E, Q, Cp]`` (channels last, zero-padded)."""
+        W = torch.cat(list(self.weights), 1) if len(self.weights) > 1 else self.weights[0]  # [E, K_all, C]
+        M = torch.matmul(self._U_native, W)
+        Cp = self._native_plan.Cp
+        return M if Cp == self.channels else torch.nn.functional.pad(M, (0, Cp - self.channels))
 
     def _derivative_monomials(self, xt: torch.Tensor) -> torch.Tensor:
         """``xt [C, D, N]`` -> ``b [C, P, N]``, the monomials of degree ``< nu_max`` that derivatives produce."""
@@ -285,6 +321,11 @@ class SymmetricContraction(ExactConstants):
                     f"node_attrs must be one-hot [N={N}, {E}] or [N] indices, got {tuple(node_attrs.shape)}"
                 )
             elem = node_attrs.argmax(-1)
+        if getattr(self, "native", False) and x.dtype == self._U.dtype and _native.usable(x):
+            if not node_attrs.is_floating_point() and x.shape[0] and bool(((elem < 0) | (elem >= E)).any()):
+                raise ValueError(f"element indices must be in 0..{E - 1}")
+            M = self.native_coefficients()
+            return _native.ContractionNative.apply(x.contiguous(), M, elem.contiguous(), self._native_plan)
         # (a traced Function loses its double backward; on a GPU, grouping nodes by element needs the counts
         # on the host, a synchronisation per call: the batched form below needs none)
         if not self.analytic_backward or torch.compiler.is_compiling() or x.device.type != "cpu":

@@ -31,7 +31,10 @@ three gradients in one sweep over the coefficients:
 ``dw += c x2[j] x1T[i] G[k]``.
 """
 
-C_SOURCE = r"""
+from ._native_pool_src import POOL_SOURCE
+
+C_SOURCE = (
+    r"""
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -450,89 +453,11 @@ static void *dbl_worker_##SUFFIX(void *arg) {                                   
 DEFINE_DOUBLE(float, vf32, vf32u, f32)
 DEFINE_DOUBLE(double, vf64, vf64u, f64)
 
-/* A persistent pool of worker threads (started on first use, detached, asleep between calls). A call publishes
-   nt job slots; slot 0 runs on the caller, the others on workers that wake up in time. When the caller is done
-   with its own slot it closes the call: a worker still asleep (descheduled on a busy machine) is not waited for,
-   and the caller runs the slots nobody took itself. With the dynamic split the caller has then taken every block
-   already; with the static split each slot keeps its fixed range and partial sum, so results do not depend on
-   who ran it. Concurrent callers (another Python thread) run all their slots themselves. */
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t wake, done;
-    int workers, open, next, nt, active, busy, atfork;
-    unsigned long gen;
-    void *(*fn)(void *);
-    char *args;
-    size_t size;
-} pool_t;
-
-static pool_t pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                      0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, 0};
-
-static void *pool_worker(void *unused) {
-    (void)unused;
-    unsigned long seen = 0;
-    pthread_mutex_lock(&pool.mu);
-    for (;;) {
-        while (!(pool.open && pool.gen != seen && pool.next < pool.nt)) pthread_cond_wait(&pool.wake, &pool.mu);
-        seen = pool.gen; /* one slot per worker and call */
-        int slot = pool.next++;
-        pool.active++;
-        void *(*fn)(void *) = pool.fn;
-        void *arg = pool.args + (size_t)slot * pool.size;
-        pthread_mutex_unlock(&pool.mu);
-        fn(arg);
-        pthread_mutex_lock(&pool.mu);
-        if (--pool.active == 0) pthread_cond_signal(&pool.done);
-    }
-    return NULL;
-}
-
-static void pool_after_fork_child(void) { /* the child has no workers; start afresh */
-    pthread_mutex_init(&pool.mu, NULL);
-    pthread_cond_init(&pool.wake, NULL);
-    pthread_cond_init(&pool.done, NULL);
-    pool.workers = pool.open = pool.next = pool.nt = pool.active = pool.busy = 0;
-}
-
-static void pool_grow(int n) { /* with pool.mu held */
-    if (!pool.atfork) pool.atfork = pthread_atfork(NULL, NULL, pool_after_fork_child) == 0 ? 1 : -1;
-    while (pool.workers < n) {
-        pthread_t th;
-        pthread_attr_t at;
-        if (pthread_attr_init(&at) != 0) return;
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        int ok = pthread_create(&th, &at, pool_worker, NULL) == 0;
-        pthread_attr_destroy(&at);
-        if (!ok) return; /* fewer workers: the caller runs the remaining slots */
-        pool.workers++;
-    }
-}
-
+"""
+    + POOL_SOURCE
+    + r"""
 static int run_jobs(job_t *jobs, int nt, void *(*fn)(void *)) {
-    int shared_pool = 0, first_free = 1;
-    if (nt > 1) {
-        pthread_mutex_lock(&pool.mu);
-        if (!pool.busy) {
-            shared_pool = pool.busy = 1;
-            pool_grow(nt - 1);
-            pool.fn = fn; pool.args = (char *)jobs; pool.size = sizeof(job_t); pool.nt = nt; pool.next = 1;
-            pool.gen++;
-            pool.open = 1;
-            pthread_cond_broadcast(&pool.wake);
-        }
-        pthread_mutex_unlock(&pool.mu);
-    }
-    fn(&jobs[0]);
-    if (shared_pool) {
-        pthread_mutex_lock(&pool.mu);
-        pool.open = 0; /* workers not awake yet stay out of this call */
-        first_free = pool.next;
-        while (pool.active > 0) pthread_cond_wait(&pool.done, &pool.mu);
-        pool.busy = 0;
-        pthread_mutex_unlock(&pool.mu);
-    }
-    for (int t = first_free; t < nt; ++t) fn(&jobs[t]);
+    run_pool((char *)jobs, sizeof(job_t), nt, fn);
     int status = 0;
     for (int t = 0; t < nt; ++t) status |= jobs[t].status;
     return status;
@@ -630,3 +555,4 @@ int equivar_uvu_double_backward(int is_double, int nt, i64 Z, const void *g, con
     return run_split(&base, Z, nt, is_double ? dbl_worker_f64 : dbl_worker_f32, oW, (w_rs == 0) && oW != NULL, is_double);
 }
 """
+)
