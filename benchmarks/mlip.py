@@ -75,7 +75,14 @@ def bench_epoch(steps: int | None, dtype: str = "float32") -> dict:
     )
     torch.manual_seed(0)
     model = build_model(hp).to(getattr(torch, dtype))
-    cfg = TrainingConfig(batch_size=5, lr=0.01, optimizer="amsgrad", energy_weight=1.0, forces_weight=1000.0)
+    cfg = TrainingConfig(
+        batch_size=5,
+        lr=0.01,
+        optimizer="amsgrad",
+        optimizer_update="fused",  # as configs/rmd17_ethanol.yaml
+        energy_weight=1.0,
+        forces_weight=1000.0,
+    )
     loader = D.make_loader(ds, 5, shuffle=True, seed=0)
     n_batches = len(loader)
     warm = 3

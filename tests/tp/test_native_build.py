@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 
+from equivar.nn import _edge_harmonics as _sh_native
 from equivar.nn import _symmetric_contraction_native as _sc_native
 from equivar.tp import NativeKernelWarning, _cg_native, _s2grid_native
 from equivar.tp import _native_build as nb
@@ -50,7 +51,8 @@ def test_shipped_kernels_build_and_load():
     assert _s2grid_native.library() is not None, _s2grid_native.native_error()
     assert _sc_native.library() is not None, _sc_native.native_error()
     assert _cg_native.native_error() is None and _s2grid_native.native_error() is None
-    assert _sc_native.native_error() is None
+    assert _sh_native.library() is not None, _sh_native.native_error()
+    assert _sc_native.native_error() is None and _sh_native.native_error() is None
 
 
 @needs_cc

@@ -23,6 +23,7 @@ attributes and an equivariance test (float32 and float64, with parity) in
 ``EGCL``                       E(n)-equivariant message passing (EGNN, Satorras et al. 2021)
 ``GCL``, ``GNN``               plain message passing and EGNN's GNN baseline (FA-GNN's backbone)
 ``scatter_sum``                edge -> node aggregation
+``edge_harmonics``             spherical harmonics of edge vectors (native CPU kernels, twice differentiable)
 ``gather``                     node -> edge rows (its adjoint)
 ``from_e3nn``                 e3nn layers -> equivar (``e3nn_state_dict``: the reverse)
 =============================  ==============================================
@@ -31,6 +32,7 @@ attributes and an equivariance test (float32 and float64, with parity) in
 from ._activation_utils import NormalizedActivation, get_activation, normalize2mom_constant
 from ._complete_graphs import complete_graph_edges, complete_graph_size, off_diagonal
 from ._e3nn import e3nn_state_dict, from_e3nn
+from ._edge_harmonics import edge_harmonics
 from ._egcl import EGCL, aggregate, egcl_params_from_concatenated, gather_add, inverse_degree, uniform_degree
 from ._egcl_fused import egcl_dense_fused, egcl_fusable
 from ._element_linear import ElementLinear
@@ -78,6 +80,7 @@ __all__ = [
     "SplineRadial",
     "SymmetricContraction",
     "e3nn_state_dict",
+    "edge_harmonics",
     "from_e3nn",
     "get_activation",
     "normalize2mom_constant",

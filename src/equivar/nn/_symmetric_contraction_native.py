@@ -30,10 +30,11 @@ import torch
 
 from .._threads import kernel_threads
 from ..tp._native_build import NativeLibrary
+from ._native_grad import NotDifferentiable
 from ._symmetric_contraction_native_src import C_SOURCE
 
 _FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-std=gnu99", "-pthread"]
-VL = 8  # channel lanes per vector (channels are padded to a multiple)
+VL = 16  # channel lanes per vector (channels are padded to a multiple)
 
 
 def _declare(lib) -> None:
@@ -202,21 +203,6 @@ class ContractionNativeGrad(torch.autograd.Function):
             _run(ctx.plan, 2, ctx.elem, x, M, gy=gy, v=ggx, ggM=ggM, ggy=ggy, gx2=gx2, gM2=gM2)
         deps = [t for t in (gy, x, M, ggx, ggM) if t is not None and t.requires_grad]
         if torch.is_grad_enabled() and deps:  # a third derivative would be asked through these: refuse it
-            ggy, gx2, gM2 = (None if t is None else _NotDifferentiable.apply(t, *deps) for t in (ggy, gx2, gM2))
+            what = "SymmetricContraction's native kernels"
+            ggy, gx2, gM2 = (None if t is None else NotDifferentiable.apply(what, t, *deps) for t in (ggy, gx2, gM2))
         return ggy, gx2, gM2, None, None, None, None
-
-
-class _NotDifferentiable(torch.autograd.Function):
-    """Identity on its first input whose backward raises: marks the double backward's outputs (third derivatives
-    of the native contraction are not implemented; ``SymmetricContraction.native = False`` gives every order)."""
-
-    @staticmethod
-    def forward(ctx, t, *deps):
-        return t.clone()
-
-    @staticmethod
-    def backward(ctx, *grads):
-        raise RuntimeError(
-            "third derivatives of SymmetricContraction's native kernels are not implemented; set the module's "
-            "`native = False` (PyTorch path, any order)"
-        )

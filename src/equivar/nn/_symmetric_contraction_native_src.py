@@ -47,13 +47,13 @@ typedef struct {
     int taken, status;
 } sc_job_t;
 
-#define VL 8
+#define VL 16
 #define NB 8 /* nodes per unit of the dynamic split */
 
-typedef float vf32 __attribute__((vector_size(32)));
-typedef float vf32u __attribute__((vector_size(32), aligned(4)));
-typedef double vf64 __attribute__((vector_size(64)));
-typedef double vf64u __attribute__((vector_size(64), aligned(8)));
+typedef float vf32 __attribute__((vector_size(64)));
+typedef float vf32u __attribute__((vector_size(64), aligned(4)));
+typedef double vf64 __attribute__((vector_size(128)));
+typedef double vf64u __attribute__((vector_size(128), aligned(8)));
 #define LD(VU, p) (*(const VU *)(p))
 
 /* the next range of nodes [n0, n1) and channel block cb for this slot; 0 when none is left */

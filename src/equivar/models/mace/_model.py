@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ...nn import MLP, Linear, RadialEmbedding, SplineRadial
-from ...o3 import Irrep, Irreps, spherical_harmonics
+from ...nn import MLP, Linear, RadialEmbedding, SplineRadial, edge_harmonics
+from ...o3 import Irrep, Irreps
 from .._potential import AtomicGraph, Potential
 from .._registry import _is_int, register_model
 from ._blocks import InteractionBlock, ProductBlock
@@ -258,7 +258,7 @@ class MACE(Potential):
     def node_energies(self, graph: AtomicGraph) -> torch.Tensor:
         """Sum over layers of the readouts, ``[N]`` (before E0, scale and shift; see the class docstring)."""
         node_attrs = graph.node_attrs
-        sh = spherical_harmonics(self.irreps_sh, graph.edge_vectors, normalize=True, normalization="component")
+        sh = edge_harmonics(self.irreps_sh, graph.edge_vectors)  # o3.spherical_harmonics, normalized, 'component'
         if self.radial_kind == "mlp":
             radial_in = self.radial_embedding(graph.edge_lengths)
         else:
