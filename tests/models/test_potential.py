@@ -10,8 +10,7 @@ from toy_potential import ToyPotential
 
 from equivar.models import MACE, Potential, build_model, model_name, register_model
 from equivar.models._registry import _MODELS
-from equivar.nn import scatter_sum
-from equivar.o3 import spherical_harmonics
+from equivar.nn import edge_harmonics, scatter_sum
 from equivar.testing import PotentialTestKit
 
 R_MAX = 3.0
@@ -182,7 +181,8 @@ def _frozen_mace_forward(model, b):
     sender, receiver = b["edge_index"]
     vec = pos.index_select(0, receiver) - pos.index_select(0, sender) + b["shifts"].to(model.dtype)
     lengths = torch.sqrt((vec * vec).sum(-1))
-    sh = spherical_harmonics(model.irreps_sh, vec, normalize=True, normalization="component")
+    # the model's harmonics function (o3.spherical_harmonics to rounding, tests/nn/test_nn_edge_harmonics.py)
+    sh = edge_harmonics(model.irreps_sh, vec)
     radial_in = model.radial_embedding(lengths) if model.radial_kind == "mlp" else model.radials[0].blend(lengths)
     h = model.embedding(node_attrs)
     node_inter = None

@@ -18,7 +18,7 @@ constant, every other component 0) and zero gradients, as :func:`equivar.o3.sphe
 Threads take blocks of 64 edges from a shared counter (every output row is computed by one thread).
 """
 
-from ..tp._native_pool_src import POOL_SOURCE
+from ..tp import NATIVE_POOL_SOURCE as POOL_SOURCE
 
 C_SOURCE = (
     r"""

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .._threads import kernel_threads
-from ..tp._native_build import NativeLibrary
+from ..tp import NativeLibrary
 from ._native_grad import NotDifferentiable
 from ._symmetric_contraction_native_src import C_SOURCE
 

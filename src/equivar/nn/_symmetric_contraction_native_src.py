@@ -26,7 +26,7 @@ gradient (shared by all nodes of an element) is accumulated, each thread owns wh
 walks the nodes in order, so every sum has one fixed order whatever the thread count.
 """
 
-from ..tp._native_pool_src import POOL_SOURCE
+from ..tp import NATIVE_POOL_SOURCE as POOL_SOURCE
 
 C_SOURCE = (
     r"""

@@ -78,7 +78,8 @@ from ._builders import (
 from ._cg import CGBackend
 from ._expressivity import ExpressivityReport, Interaction, all_irreps, expressivity, expressivity_table
 from ._instructions import CONNECTION_MODES, Instruction, normalize_instructions
-from ._native_build import NativeKernelWarning, native_available, native_kernels
+from ._native_build import NativeKernelWarning, NativeLibrary, native_available, native_kernels
+from ._native_pool_src import POOL_SOURCE as NATIVE_POOL_SOURCE
 from ._registry import available_backends, get_backend, register_backend
 from ._tensor_product import TensorProduct
 
@@ -101,7 +102,9 @@ __all__ = [
     "CONNECTION_MODES",
     "Instruction",
     "normalize_instructions",
+    "NATIVE_POOL_SOURCE",
     "NativeKernelWarning",
+    "NativeLibrary",
     "native_available",
     "native_kernels",
     "available_backends",
