@@ -14,7 +14,7 @@ from equivar.testing import assert_equivariant
 
 pytestmark = pytest.mark.skipif(scn.library() is None, reason=f"native kernels unavailable: {scn.native_error()}")
 
-CASES = [  # (irreps_in, irreps_out, correlation): channel counts below, at and above one 8-lane block
+CASES = [  # (irreps_in, irreps_out, correlation): channel counts below, at and above one 16-lane block
     ("3x0e+3x1o+3x2e", "3x0e+3x1o", 3),
     ("8x0e+8x1o+8x2e+8x3o", "8x0e+8x1o", 3),
     ("10x0e+10x1o+10x2e+10x3o", "10x0e", 3),
@@ -119,8 +119,8 @@ def test_native_equivariant(dtype):
 def test_native_bit_identical_across_thread_counts(threads):
     """Every output row and every weight-gradient sum has one order whatever the kernels' thread count."""
     torch.manual_seed(0)
-    sc = SymmetricContraction("24x0e+24x1o+24x2e+24x3o", "24x0e+24x1o", 3, 3)
-    x0 = Irreps("24x0e+24x1o+24x2e+24x3o").randn(70, -1)
+    sc = SymmetricContraction("40x0e+40x1o+40x2e+40x3o", "40x0e+40x1o", 3, 3)
+    x0 = Irreps("40x0e+40x1o+40x2e+40x3o").randn(70, -1)
     idx = torch.randint(0, 3, (70,), generator=torch.Generator().manual_seed(1))
     before = torch.get_num_threads()
     try:

@@ -70,7 +70,7 @@ class SymmetricContraction(ExactConstants):
     :mod:`equivar.tp._native_build`), forward, backward and the force loss's
     double backward run in the C kernels of
     :mod:`equivar.nn._symmetric_contraction_native` instead (the whole
-    polynomial per node and 8-channel block, on
+    polynomial per node and 16-channel block, on
     ``equivar._threads.kernel_threads()`` threads, bit-identical for any
     thread count); the PyTorch paths above are the fallback and the test
     oracle (same values to rounding). ``module.native = False`` selects

@@ -4,13 +4,13 @@ At MACE's sizes (a few dozen nodes per batch, 32 channels, ~500 monomials) the P
 few hundred small operations per training step (monomial gathers and products, per-element batched
 matmuls, layout permutations, and their derivatives for the force loss), each too small for a second
 thread. The kernels of :mod:`equivar.nn._symmetric_contraction_native_src` evaluate the whole polynomial
-per node and block of 8 channels in registers and cache, read and write the e3nn ``mul_ir`` layout
+per node and block of 16 channels in registers and cache, read and write the e3nn ``mul_ir`` layout
 directly, select each node's element coefficients by index (no grouping or one-hot sums), and run on
 ``equivar._threads.kernel_threads()`` threads of the shared native pool.
 
 The contraction is ``y = f(x, M)`` with ``M [E, Q, Cp]`` the per-element coefficients that the basis can
 make nonzero (``Q`` pairs of output component and monomial; path weights times the symmetric basis,
-channels last, zero-padded to ``Cp``, a multiple of 8), built in PyTorch so that its gradient reaches the
+channels last, zero-padded to ``Cp``, a multiple of 16), built in PyTorch so that its gradient reaches the
 weights through autograd. :class:`ContractionNative` is
 differentiable twice (forward -> ``create_graph`` backward -> backward, a force loss): its backward is
 :class:`ContractionNativeGrad`, whose own backward is the double-backward kernel (not differentiable
