@@ -51,7 +51,7 @@ import ctypes
 import torch
 
 from .._threads import kernel_threads
-from ..tp._native_build import NativeLibrary
+from ..tp import NativeLibrary
 
 _TEMPLATE = r"""
 typedef REAL VT_SFX __attribute__((vector_size(64), aligned(sizeof(REAL)), may_alias));
