@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("rdkit")
 
@@ -179,3 +181,24 @@ def test_bond_lengths_angles_and_their_w1():
     singles = bond_lengths(ref)[1]
     assert d["bond_length_w1_per_order"][1] == pytest.approx(0.05 * singles.mean(), rel=1e-12)
     assert d["bond_angle_w1"] == pytest.approx(0.0, abs=1e-9)  # angles do not change under scaling
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    z=st.lists(st.sampled_from([1, 6, 7, 8, 9]), min_size=2, max_size=8),
+    seed=st.integers(0, 2**31 - 1),
+    stretch=st.floats(1.0, 1.5),
+)
+def test_edm_bond_orders_properties(z, seed, stretch):
+    """For any elements and geometry: symmetric, 0 on the diagonal, in 0..3, unchanged by rigid motions and
+    relabelling, and never higher when every distance grows (the thresholds only compare d with a length)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=1.2, size=(len(z), 3))
+    b = edm_bond_orders(z, x)
+    assert (b == b.T).all() and (np.diag(b) == 0).all() and b.min() >= 0 and b.max() <= 3
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    # a rigid motion moves distances by ~1e-16 A; random distances sit that close to a threshold with probability ~0
+    assert (edm_bond_orders(z, x @ q.T + rng.normal(size=3)) == b).all()
+    perm = rng.permutation(len(z))
+    assert (edm_bond_orders(np.array(z)[perm], x[perm]) == b[np.ix_(perm, perm)]).all()
+    assert (edm_bond_orders(z, x * stretch) <= b).all()
