@@ -134,7 +134,7 @@ def _arrays(mol):
 
 
 def test_qm9_itself(shared_data):
-    """EDM reports 99.0% atom and 95.2% molecule stability for QM9 (its Table 1, 'Data'); 3000 random QM9 molecules
+    """EDM reports 99.0% atom and 95.2% molecule stability for QM9 (the 'Data' row of its QM9 results table); 3000 random QM9 molecules
     measure 99.29% / 94.97% (validity 97.27%) here, the first 1000 (smaller, odder molecules) 98.49% / 93.5% / 95.1%.
     With their true bonds and charges all are valid and connected."""
     root = os.path.join(shared_data, "qm9")
