@@ -18,6 +18,13 @@ from equivar.tasks.molecules import encode_graphs, marginals  # noqa: E402
 from equivar.train import model_payload, save_checkpoint  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    n = torch.get_num_threads()  # --threads sets the process's torch threads
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def checkpoint(tmp_path, shared_data):
     data = {"root": os.path.join(shared_data, "qm9"), "limit": 60, "cache_dir": str(tmp_path)}
@@ -33,7 +40,12 @@ def checkpoint(tmp_path, shared_data):
 
 def test_sample_writes_sdf_and_table(checkpoint, tmp_path, capsys):
     sdf, table = str(tmp_path / "m.sdf"), str(tmp_path / "m.csv")
-    assert main(["sample", "--model", checkpoint, "-n", "4", "--steps", "5", "-o", sdf, "--table", table]) == 0
+    assert (
+        main(
+            ["sample", "--model", checkpoint, "-n", "4", "--steps", "5", "-o", sdf, "--table", table, "--threads", "1"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "atom_stability" in out and "wrote" in out
     mols = list(rdkit_chem().SDMolSupplier(sdf, sanitize=False, removeHs=False))
@@ -43,7 +55,10 @@ def test_sample_writes_sdf_and_table(checkpoint, tmp_path, capsys):
     assert int(row["molecules"]) == 4 and 0.0 <= float(row["atom_stability"]) <= 1.0
     # the seed fixes the molecules
     sdf2 = str(tmp_path / "m2.sdf")
-    assert main(["sample", "--model", checkpoint, "-n", "4", "--steps", "5", "-o", sdf2, "--no-novelty"]) == 0
+    assert (
+        main(["sample", "--model", checkpoint, "-n", "4", "--steps", "5", "-o", sdf2, "--no-novelty", "--threads", "1"])
+        == 0
+    )
     assert open(sdf).read() == open(sdf2).read()
 
 
