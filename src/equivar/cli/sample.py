@@ -39,8 +39,7 @@ def run(args) -> int:
     import torch
 
     from ..tasks import build_task
-    from ..tasks.molecules import encode_graphs, write_sdf
-    from ..tasks.molecules._task import METRIC_KEYS, score
+    from ..tasks.molecules import METRIC_KEYS, encode_graphs, score, write_sdf
     from ..train import load_model
 
     if args.num < 1:

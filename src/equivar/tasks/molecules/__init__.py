@@ -6,10 +6,13 @@ from ._data import ATOM_Z, CHARGES, MoleculeData, MoleculeSet, collate_molecules
 from ._geometry import bond_angles, bond_lengths, geometry_distances
 from ._methods import EDMMethod, EQGATMethod, draw_sizes
 from ._metrics import GeneratedMolecule, molecule_metrics, rdkit_molecule
-from ._task import MoleculeDiffusionTask, write_sdf
+from ._task import METRIC_KEYS, MoleculeDiffusionTask, reference_molecules, score, write_sdf
 
 __all__ = [
     "ATOM_Z",
+    "METRIC_KEYS",
+    "reference_molecules",
+    "score",
     "bond_angles",
     "bond_lengths",
     "geometry_distances",
