@@ -38,9 +38,9 @@ class EQGATDiff(nn.Module):
     num_bond_types : int
         Bond classes (none, single, double, triple: 4).
     s_dim, v_dim, edge_dim : int
-        Scalar, vector and edge channels (the paper: 256, 64, 32).
+        Scalar, vector and edge channels (the code's defaults: 256, 64, 32).
     num_layers : int
-        EQGAT layers (the paper: 12 for QM9 in its best runs, 7 by default in the code).
+        EQGAT layers (the code's default: 7).
 
     Raises
     ------
