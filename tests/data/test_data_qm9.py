@@ -188,3 +188,17 @@ def test_smiles_that_does_not_fit_the_geometry():
         D.molecule_graph(z, pos, "N", where="where")
     with pytest.raises(ValueError, match="SMILES 'C1' does not parse"):
         D.molecule_graph(z, pos, "C1")
+
+
+def test_graph_cache_round_trip(first_molecules, tmp_path):
+    root, mols = first_molecules
+    logs = []
+    a = D.qm9_graphs(mols[:40], root, cache_dir=str(tmp_path), log=logs.append)
+    assert len(logs) == 1 and "bonds of 40 molecules" in logs[0] and len(list(tmp_path.glob("graphs_*.npz"))) == 1
+    logs.clear()
+    b = D.qm9_graphs(mols[:40], root, cache_dir=str(tmp_path), log=logs.append)
+    assert logs == []  # all from the cache
+    for g, h in zip(a, b):
+        assert g.index == h.index and g.smiles == h.smiles
+        for k in ("charges", "bonds", "bond_orders", "atomic_numbers", "positions"):
+            np.testing.assert_array_equal(getattr(g, k), getattr(h, k))
