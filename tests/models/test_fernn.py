@@ -127,3 +127,15 @@ def test_predictions_feed_back_and_errors():
         f(x, 0)
     with pytest.raises(ValueError, match="kernel_size must be odd, got 4"):
         FERNN(kernel_size=4)
+
+
+def test_sequence_kit_errors():
+    f, g = _pair(hidden_channels=2, v_range=1, image_size=5)
+    with pytest.raises(ValueError, match="unknown sequence-model group 'planar:C4'"):
+        check_sequence_model(f, ["planar:C4"])
+    with pytest.raises(ValueError, match="GRNN claims no groups"):
+        check_sequence_model(g, [])
+    with pytest.raises(ValueError, match="Linear claims no groups"):
+        check_sequence_model(torch.nn.Linear(1, 1))
+    with pytest.raises(ValueError, match="Linear: planar:flows needs velocities"):
+        check_sequence_model(torch.nn.Linear(1, 1), ["planar:flows"], frames=_frames())
