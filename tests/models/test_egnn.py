@@ -1,11 +1,13 @@
 """EGNN: the paper's equations, E(n) x permutation equivariance (3D through equivar.testing, 2D by hand), batching."""
 
+import math
+import os
 import re
 
 import pytest
 import torch
 
-from equivar.data import collate_scenes, nbody
+from equivar.data import collate_scenes, ethucy_dataset, nbody
 from equivar.models import EGNN, build_model
 from equivar.testing import Typed, assert_equivariant
 
@@ -219,3 +221,108 @@ def test_complete_graph_fast_paths_are_the_same_function(dtype):
         assert float((out - ref_out).norm() / ref_out.norm()) < tol, name
         for k, g in ref_grads.items():
             assert float((grads[k] - g).norm()) <= tol * max(float(g.norm()), 1e-30), (name, k)
+
+
+# ---- trajectories: past frames in, future frames out (configs/ethucy_egnn.yaml) ---------------------------------
+
+
+def _windows(n_scenes=3, past=4, future=3, seed=2):
+    traj = nbody.simulate(nbody.SimulationParams.recipe("charged", steps=2000), n_scenes, seed=seed)
+    ds = nbody.windows(traj, past, future)
+    return collate_scenes([ds[i] for i in range(n_scenes)])
+
+
+def _trajectory_model(dtype, past=4, future=3, **kw):
+    model = _model(dtype, past=past, future=future, **kw)
+    with torch.no_grad():  # away from the constant-velocity start, so every term of the readout is exercised
+        model.readout.weight.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(4))
+    return model
+
+
+def test_trajectory_equivariance_3d(dtype):
+    """O(3), translations and permutations (edge indices relabelled by the kit) with 4 past and 3 future frames."""
+    model = _trajectory_model(dtype)
+    b = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in _windows().items()}
+    out = model(b)["pos"]
+    assert out.shape == b["target"].shape == (15, 3, 3)
+    args = [b["pos"], b["vel"], b["node_attr"], b["edge_index"], b["edge_attr"]]
+    in_types = [Typed("positions", nodes=True), Typed("vector", nodes=True), Typed("0e", nodes=True), "index", "0e"]
+    report = assert_equivariant(
+        _as_fn(model, b),
+        args,
+        in_types,
+        Typed("positions", nodes=True),
+        group="O3",
+        translations=True,
+        permutations=True,
+        tolerance=TOL[dtype],
+    )
+    assert report.max <= TOL[dtype]
+    assert {k[0] for k in report.errors} == {"rotation", "improper", "translation", "permutation"}
+
+
+def _orthogonal_2d(theta, reflect):
+    c, s = math.cos(theta), math.sin(theta)
+    r = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    return r @ torch.diag(torch.tensor([1.0, -1.0], dtype=torch.float64)) if reflect else r
+
+
+def test_trajectory_equivariance_2d_on_ethucy(dtype, shared_data):
+    """E(2) with reflections, translations and permutations of agents on real ETH-UCY scenes (zara1: 1 to 3 agents
+    per scene, so messages flow), 8 observed and 12 predicted frames."""
+    ds = ethucy_dataset(os.path.join(shared_data, "eth_ucy"), "zara1", "test")
+    b = collate_scenes([ds[i] for i in range(0, 600, 20)])
+    b = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in b.items()}
+    assert b["edge_index"].shape[1] > 0
+    model = _trajectory_model(dtype, past=8, future=12, edge_attr_dim=0).requires_grad_(False)
+    out = model(b)["pos"]
+    assert out.shape == b["target"].shape
+    g = torch.Generator().manual_seed(3)
+    n = b["pos"].shape[0]
+    worst = 0.0
+    for reflect in (False, True):
+        for _ in range(3):
+            r = _orthogonal_2d(float(torch.rand((), generator=g)) * 2 * math.pi, reflect).to(dtype)
+            t = (torch.randn(2, generator=g, dtype=torch.float64) * 5).to(dtype)
+            perm = torch.randperm(n, generator=g)  # new agent k is old agent perm[k]
+            inv = torch.empty_like(perm)
+            inv[perm] = torch.arange(n)
+            moved = dict(
+                b,
+                pos=(b["pos"] @ r.T + t)[perm],
+                vel=(b["vel"] @ r.T)[perm],
+                edge_index=inv[b["edge_index"]],
+                ptr=None,  # the relabelled graph is no longer in batch order: the general path
+            )
+            got = model(moved)["pos"].double()
+            want = (out.double() @ r.double().T + t.double())[perm]
+            worst = max(worst, float((got - want).norm() / want.norm()))
+    assert worst < TOL[dtype], worst
+    # the neighbours matter: the same agents without edges predict differently
+    alone = model(dict(b, edge_index=b["edge_index"][:, :0], edge_attr=b["edge_attr"][:0], ptr=None))["pos"]
+    assert float((alone - out).abs().max()) > 1e-4
+
+
+def test_trajectory_model_starts_at_constant_velocity_and_paths_agree(dtype):
+    """With the readout's weights at zero the prediction is x_0 + tau v_T exactly (the bias's start); the fused
+    complete-graph path (all layers updating h for the readout) and the general path are the same function."""
+    model = _trajectory_model(dtype).requires_grad_(False)
+    b = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in _windows().items()}
+    fused = model(b)["pos"]
+    general = model(dict(b, ptr=None))["pos"]
+    assert float((fused - general).norm() / general.norm()) < TOL[dtype]
+    with torch.no_grad():
+        model.readout.weight.zero_()
+    tau = torch.arange(1, 4, dtype=dtype)[None, :, None]
+    want = b["pos"][:, -1:] + tau * b["vel"][:, -1:]
+    torch.testing.assert_close(model(b)["pos"], want, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+def test_trajectory_input_is_checked():
+    model = EGNN(past=8, future=12, edge_attr_dim=0)
+    b = _windows(n_scenes=1, past=4, future=3)
+    b = {k: (v.float() if v.is_floating_point() else v) for k, v in b.items()}
+    with pytest.raises(ValueError, match=r"EGNN: pos and vel must be \[N, past=8, D\], got pos \(5, 4, 3\)"):
+        model(dict(b, edge_attr=b["edge_attr"][:, :0]))
+    with pytest.raises(ValueError, match="past must be an integer >= 1, got 0"):
+        EGNN(past=0)
