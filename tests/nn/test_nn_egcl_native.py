@@ -1,7 +1,7 @@
-"""The native EGCL edge kernel (equivar.nn._egcl_native) against the PyTorch path of egcl_dense_fused.
+"""The native EGCL layer kernel (equivar.nn._egcl_native) against the PyTorch path of egcl_dense_fused.
 
 Values and every gradient (h, x, all parameters), float32 and float64, the layer's options, batch sizes that do not
-fill the kernel's blocks of 4 graphs, pre-activations far in the tails of SiLU (the kernel's own exp), results
+fill the kernel's work units (16 graphs) and tiles (4 graphs), pre-activations far in the tails of SiLU (the kernel's own exp), results
 independent of the thread count, and finite differences through the kernel.
 """
 
@@ -81,18 +81,18 @@ def test_native_equals_pytorch_path_values_and_gradients(options, update_h, dtyp
 
 
 def test_the_kernel_is_used_and_its_gradients_of_shared_weights_are_sums_over_all_edges():
-    """The native path is taken for F % 16 == 0 (not for F = 8), and a gradient the kernel sums per block of graphs
-    (edge_in_bias) equals the PyTorch path's on 1, 3 and 9 graphs."""
+    """The native path is taken for F % 16 == 0 (not for F = 8), and the gradients the kernel sums per work unit of
+    16 graphs and adds up afterwards equal the PyTorch path's on 1, 3 and 37 graphs (3 units, the last partial)."""
     calls = []
-    real = native.edge_backward
+    real = native.layer_backward
 
     def counting(*a, **k):
         calls.append(1)
         return real(*a, **k)
 
-    native.edge_backward = counting
+    native.layer_backward = counting
     try:
-        for b in (1, 3, 9):
+        for b in (1, 3, 37):
             layer = _layer(torch.float64)
             h, x, vel, ea = _inputs(torch.float64, b, 4, 16, 2)
             got = _run(layer, h, x, vel, ea, 4, True, True)
@@ -103,7 +103,7 @@ def test_the_kernel_is_used_and_its_gradients_of_shared_weights_are_sums_over_al
         h, x, vel, ea = _inputs(torch.float64, 3, 4, 8, 2)
         _run(layer, h, x, vel, ea, 4, True, True)
     finally:
-        native.edge_backward = real
+        native.layer_backward = real
     assert n_native == 3 and len(calls) == 3
 
 

@@ -18,13 +18,15 @@ scaling of the coordinate mean; tested to round-off, gradients included);
 first derivatives only (``once_differentiable``). Used for SiLU layers
 without ``norm_diff`` when neither ``vel`` nor ``edge_attr`` requires grad.
 
-The edge part (the edge and coordinate MLPs, the sums over neighbours and
-the coordinate messages, forward and backward) runs in the native kernel of
+The whole layer (node terms, the edge and coordinate MLPs, the sums over
+neighbours, the velocity term and the node update, forward and backward with
+every weight gradient) runs in the native kernel of
 :mod:`equivar.nn._egcl_native` when it is available (CPU, float32 / float64,
-``F`` a multiple of 16), else as the PyTorch operations above. The torch
-operations of a layer run on one thread (:func:`equivar._threads.thread_policy`:
-at 2000 edges a second thread costs more than it gives; the user's thread
-count stays the ceiling and is restored).
+``F`` a multiple of 16), else as the PyTorch operations above. At N-body size
+(2000 edges) the torch operations and the kernel run on one thread
+(:func:`equivar._threads.thread_policy`, :data:`~equivar.nn._egcl_native.PARALLEL_EDGES`:
+a second thread costs more than it gives there; the user's thread count stays
+the ceiling and is restored).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class _DenseEGCL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, x, pair_attr, vel, n, scale, residual, update_h, *params):
-        with thread_policy(h.shape[0] * (n - 1)):  # small layers: torch ops on one thread, the kernel on all
+        with thread_policy(h.shape[0] * (n - 1)):  # small layers: torch ops on one thread
             return _DenseEGCL._forward(ctx, h, x, pair_attr, vel, n, scale, residual, update_h, *params)
 
     @staticmethod
@@ -67,31 +69,30 @@ class _DenseEGCL(torch.autograd.Function):
         b = rows // n
         k = n - 1
         e = rows * k
-        native = _native.usable(h)
-        if native:  # the edge chain, its sums over neighbours and the coordinate messages in one pass
-            fw = _native.edge_forward(torch.mm(h, wn), x, pair_attr, wp, bn, w2, b2, wc1, bc1, wc2, n, update_h)
-            x_new = torch.add(x, fw["trans"], alpha=scale)
-            agg = fw["agg"]
-            edge = (x, pair_attr, *(fw[key] for key in _NATIVE_SAVED))
-        else:
-            xn = x.view(n, b * d)
-            diff = off_diagonal(xn.unsqueeze(1) - xn.unsqueeze(0))  # [N, K, B D]: x_i - x_j
-            r = (diff * diff).view(e, d).sum(-1, keepdim=True)
-            pair_in = torch.cat([r, pair_attr], dim=1) if pair_attr is not None else r
-            a = torch.mm(h, wn[:, :f]).view(n, 1, b * f)  # receiver term W_i h_i
-            c = torch.mm(h, wn[:, f:]).view(1, n, b * f)  # sender term W_j h_j
-            pre = off_diagonal(a + c).view(e, f)
-            pre.addmm_(pair_in, wp).add_(bn)
-            s1 = torch.nn.functional.silu(pre)
-            z2 = torch.addmm(b2, s1, w2.t())
-            m = torch.nn.functional.silu(z2)
-            z3 = torch.addmm(bc1, m, wc1.t())
-            s3 = torch.nn.functional.silu(z3)
-            phi = torch.mv(s3, wc2[0])  # [E]
-            trans = (diff.view(n, k, b, d) * phi.view(n, k, b, 1)).sum(1).view(rows, d)
-            x_new = torch.add(x, trans, alpha=scale)
-            agg = m.view(n, k, b * f).sum(1).view(rows, f) if update_h else None
-            edge = (diff, pair_in, pre, s1, z2, m, z3, s3, phi)
+        if _native.usable(h):  # the whole layer, forward and backward, in the native kernel
+            fw = _native.layer_forward(h, x, pair_attr, vel, params, n, scale, residual, update_h)
+            ctx.dims = (b, n, d, f, scale, residual, True)
+            ctx.keys = [key for key in _NATIVE_SAVED if fw[key] is not None]
+            ctx.save_for_backward(h, x, pair_attr, vel, *params, *(fw[k] for k in ctx.keys))
+            return (fw["x"], fw["h"]) if update_h else (fw["x"],)
+        xn = x.view(n, b * d)
+        diff = off_diagonal(xn.unsqueeze(1) - xn.unsqueeze(0))  # [N, K, B D]: x_i - x_j
+        r = (diff * diff).view(e, d).sum(-1, keepdim=True)
+        pair_in = torch.cat([r, pair_attr], dim=1) if pair_attr is not None else r
+        a = torch.mm(h, wn[:, :f]).view(n, 1, b * f)  # receiver term W_i h_i
+        c = torch.mm(h, wn[:, f:]).view(1, n, b * f)  # sender term W_j h_j
+        pre = off_diagonal(a + c).view(e, f)
+        pre.addmm_(pair_in, wp).add_(bn)
+        s1 = torch.nn.functional.silu(pre)
+        z2 = torch.addmm(b2, s1, w2.t())
+        m = torch.nn.functional.silu(z2)
+        z3 = torch.addmm(bc1, m, wc1.t())
+        s3 = torch.nn.functional.silu(z3)
+        phi = torch.mv(s3, wc2[0])  # [E]
+        trans = (diff.view(n, k, b, d) * phi.view(n, k, b, 1)).sum(1).view(rows, d)
+        x_new = torch.add(x, trans, alpha=scale)
+        agg = m.view(n, k, b * f).sum(1).view(rows, f) if update_h else None
+        edge = (diff, pair_in, pre, s1, z2, m, z3, s3, phi)
         zv = hv = None
         if vel is not None:
             zv = torch.addmm(bv1, h, wv1.t())
@@ -108,7 +109,7 @@ class _DenseEGCL(torch.autograd.Function):
             if residual:
                 h_new.add_(h)
             outputs = (x_new, h_new)
-        ctx.dims = (b, n, d, f, scale, residual, native)
+        ctx.dims = (b, n, d, f, scale, residual, False)
         ctx.save_for_backward(h, vel, zv, hv, hin, zu, u, *params, *edge)
         return outputs
 
@@ -121,6 +122,15 @@ class _DenseEGCL(torch.autograd.Function):
     @staticmethod
     def _backward(ctx, g_x, g_h):
         b, n, d, f, scale, residual, native = ctx.dims
+        if native:
+            h, x, pair_attr, vel, *rest = ctx.saved_tensors
+            params, saved = rest[:16], dict.fromkeys(_NATIVE_SAVED)
+            saved.update(zip(ctx.keys, rest[16:]))
+            need_h, need_x = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+            g_h_in, g_x_in, grads = _native.layer_backward(
+                saved, g_x, g_h, h, x, pair_attr, vel, params, n, scale, residual, need_h, need_x
+            )
+            return (g_h_in, g_x_in, None, None, None, None, None, None, *grads)
         (h, vel, zv, hv, hin, zu, u, *rest) = ctx.saved_tensors
         params, edge = rest[:16], rest[16:]
         wn, bn, wp, w2, b2, wc1, bc1, wc2, wv1, bv1, wv2, bv2, wh1, bh1, wh2, bh2 = params
@@ -145,10 +155,7 @@ class _DenseEGCL(torch.autograd.Function):
             gp[9] = g_zv.sum(0)
             g_hacc = g_zv.mm(wv1) if g_hacc is None else g_hacc.addmm_(g_zv, wv1)
         need_x = ctx.needs_input_grad[1]
-        if native:
-            g_nt, g_x_in = _native_edge_backward(gp, edge, g_x, g_agg, params, n, scale, need_x)
-        else:
-            g_nt, g_x_in = _edge_backward(gp, edge, g_x, g_agg, params, n, scale, need_x)
+        g_nt, g_x_in = _edge_backward(gp, edge, g_x, g_agg, params, n, scale, need_x)
         if g_nt is not None:
             gp[0] = h.t().mm(g_nt)
             g_hacc = g_nt.mm(wn.t()) if g_hacc is None else g_hacc.addmm_(g_nt, wn.t())
@@ -157,21 +164,7 @@ class _DenseEGCL(torch.autograd.Function):
         return (g_hacc, g_x_in, None, None, None, None, None, None, *(gp[i] for i in range(16)))
 
 
-_NATIVE_SAVED = ("pre", "z2", "z3", "phi", "trans")
-
-
-def _native_edge_backward(gp, edge, g_x, g_agg, params, n, scale, need_x):
-    """The edge chain's backward by the native kernel; fills ``gp[1:8]``, returns ``(g_nt [N B, 2F], g_x_in)``."""
-    x, pair_attr, *saved = edge
-    saved = dict(zip(_NATIVE_SAVED, saved))
-    wn, bn, wp, w2, b2, wc1, bc1, wc2 = params[:8]
-    if g_x is None and g_agg is None:
-        return None, None
-    bw = _native.edge_backward(saved, g_x, g_agg, x, pair_attr, wp, wc2, wc1, w2, n, scale, need_x)
-    if g_x is not None:
-        gp[5], gp[6], gp[7] = bw["g_wc1"], bw["g_bc1"], bw["g_wc2"]
-    gp[1], gp[2], gp[3], gp[4] = bw["g_bn"], bw["g_wp"], bw["g_w2"], bw["g_b2"]
-    return bw["g_nt"], bw["g_x"]
+_NATIVE_SAVED = ("pre", "z2", "z3", "phi", "agg", "zu", "zv")
 
 
 def _edge_backward(gp, edge, g_x, g_agg, params, n, scale, need_x):

@@ -1,28 +1,30 @@
-r"""Native CPU kernel of the edge part of :func:`equivar.nn.egcl_dense_fused` (EGNN's per-edge work in one pass).
+r"""Native CPU kernel of a whole EGCL layer on complete graphs (:func:`equivar.nn.egcl_dense_fused`).
 
-On EGNN's N-body batches (100 complete graphs of 5 nodes: 2000 edges, 64
-features) the per-edge chain of an EGCL layer is
+On EGNN's N-body batches (100 complete graphs of 5 nodes: 500 nodes, 2000
+edges, 64 features) a layer is, per edge,
 
 .. math::
 
     p = W_i h_i + W_j h_j + w_r r_{ij} + W_a a_{ij} + b,\quad
     s_1 = \mathrm{silu}(p),\quad m = \mathrm{silu}(W_2 s_1 + b_2),\quad
-    s_3 = \mathrm{silu}(W_{c1} m + b_{c1}),\quad \phi = w_{c2} \cdot s_3,
+    \phi = w_{c2} \cdot \mathrm{silu}(W_{c1} m + b_{c1}),
 
-followed by ``agg_i = sum_j m_ij`` and ``trans_i = sum_j (x_i - x_j) phi_ij``
-(Satorras et al. 2021, eqs. 3-6; ``phi_e`` and ``phi_x``). In eager PyTorch
-that is a few dozen passes over ``[E, F]`` tensors (pair sums and their
-off-diagonal copies, three SiLUs, two matrix products, sums over senders and
-receivers, and about twice as many in the backward). This kernel runs it edge
-tile by edge tile (4 edges, register-blocked products with GCC vector
-extensions, 64-byte vectors, 16 accumulators; the tile's activations stay in
-L1): the forward keeps only the three pre-activations and ``phi``; the
-backward recomputes the SiLUs and their derivatives
+and per node ``x_i + c sum_j (x_i - x_j) phi_ij + phi_v(h_i) v_i`` and
+``h_i + phi_h([h_i, sum_j m_ij])`` (Satorras et al. 2021, eqs. 3-6 and the
+velocity variant). In eager PyTorch that is about a hundred operations per
+layer and step, forward and backward, most of them passes over ``[E, F]``
+tensors or small products whose dispatch costs as much as their arithmetic.
+This kernel runs the layer in work units of 16 graphs: the unit's node terms,
+then its edges tile by tile (4 edges, register-blocked products with GCC
+vector extensions, 64-byte vectors, 16 accumulators; a tile's activations
+stay in L1), then its nodes' positions and update. The forward keeps the
+pre-activations (three per edge, two per node) and ``phi``; the backward
+recomputes the SiLUs and their derivatives
 ``silu'(z) = \sigma(z) (1 + z (1 - \sigma(z)))`` (PyTorch's
-``silu_backward`` formula) and takes the whole chain rule, the sums of
-``g_p`` over each node's edges as receiver and as sender, the coordinate
-gradient through ``r_ij`` and the messages, and every weight gradient of the
-edge and coordinate MLPs (outer products accumulated per tile) in one pass.
+``silu_backward`` formula) and takes the whole chain rule in the reverse
+order, including the sums over each node's edges as receiver and sender, the
+coordinate gradient through ``r_ij`` and the messages, and every weight
+gradient (outer products accumulated per tile).
 
 ``exp`` is computed in the kernel (range reduction by ``ln 2``, Taylor
 polynomial of degree 7 in float32 and 13 in float64 on ``|r| <= ln(2)/2``,
@@ -31,11 +33,10 @@ reciprocal estimate and Newton steps where AVX-512 is present, so values
 agree with the PyTorch path to rounding, not bit for bit (tested: values and
 all gradients of layer and model, float32 and float64, far tails of SiLU).
 
-Work is split in units of 16 graphs: a unit owns its graphs' node rows, so
-the sums over neighbours need no locks, and its weight-gradient sums are
-added up in unit order after the threads join, so results do not depend on
-the number of threads. Below :data:`PARALLEL_EDGES` edges per call the kernel
-runs on one thread.
+A unit owns its graphs' node rows, so sums over neighbours need no locks,
+and its weight-gradient sums are added up in unit order after the threads
+join, so results do not depend on the number of threads. Below
+:data:`PARALLEL_EDGES` edges per call the kernel runs on one thread.
 
 Compiled on first use with the system C compiler into ``$EQUIVAR_CACHE``
 and loaded with ``ctypes``, as the ``cg`` and ``s2grid`` kernels
@@ -109,71 +110,107 @@ static inline REAL hsum_SFX(VT_SFX v) {
     return s;
 }
 
-/* OUT[t][c] = sum_k IN[t][k] M[k][c] for t < R <= 4, c < F (rows of IN and OUT F apart, M [F][F] row-major);
-   register blocks of 4 rows x 4 vectors. */
-static void tile_mm_SFX(const REAL *IN, const REAL *M, REAL *OUT, int64_t R, int64_t F) {
+/* OUT[t ldo + c] (+)= sum_{k < K} IN[t ldi + k] M[k ldm + c] for t < R <= 4, c < Fo (a multiple of the vector
+   length); register blocks of 4 rows x 4 vectors. acc: add to OUT instead of overwriting it. */
+static void mm_SFX(const REAL *IN, int64_t ldi, int64_t K, const REAL *M, int64_t ldm, REAL *OUT, int64_t ldo,
+                   int64_t R, int64_t Fo, int acc) {
     const int64_t V = VL_SFX;
     int64_t c = 0;
     if (R == 4) {
-        for (; c + 4 * V <= F; c += 4 * V) {
+        for (; c + 4 * V <= Fo; c += 4 * V) {
             VT_SFX a00 = {0}, a01 = {0}, a02 = {0}, a03 = {0}, a10 = {0}, a11 = {0}, a12 = {0}, a13 = {0};
             VT_SFX a20 = {0}, a21 = {0}, a22 = {0}, a23 = {0}, a30 = {0}, a31 = {0}, a32 = {0}, a33 = {0};
             const REAL *m = M + c;
-            for (int64_t k = 0; k < F; ++k, m += F) {
+            for (int64_t k = 0; k < K; ++k, m += ldm) {
                 VT_SFX m0 = LD_SFX(m), m1 = LD_SFX(m + V), m2 = LD_SFX(m + 2 * V), m3 = LD_SFX(m + 3 * V);
-                REAL x0 = IN[k], x1 = IN[F + k], x2 = IN[2 * F + k], x3 = IN[3 * F + k];
+                REAL x0 = IN[k], x1 = IN[ldi + k], x2 = IN[2 * ldi + k], x3 = IN[3 * ldi + k];
                 a00 += x0 * m0; a01 += x0 * m1; a02 += x0 * m2; a03 += x0 * m3;
                 a10 += x1 * m0; a11 += x1 * m1; a12 += x1 * m2; a13 += x1 * m3;
                 a20 += x2 * m0; a21 += x2 * m1; a22 += x2 * m2; a23 += x2 * m3;
                 a30 += x3 * m0; a31 += x3 * m1; a32 += x3 * m2; a33 += x3 * m3;
             }
             REAL *o = OUT + c;
-            ST_SFX(o, a00); ST_SFX(o + V, a01); ST_SFX(o + 2 * V, a02); ST_SFX(o + 3 * V, a03); o += F;
-            ST_SFX(o, a10); ST_SFX(o + V, a11); ST_SFX(o + 2 * V, a12); ST_SFX(o + 3 * V, a13); o += F;
-            ST_SFX(o, a20); ST_SFX(o + V, a21); ST_SFX(o + 2 * V, a22); ST_SFX(o + 3 * V, a23); o += F;
+            if (acc) {
+                a00 += LD_SFX(o); a01 += LD_SFX(o + V); a02 += LD_SFX(o + 2 * V); a03 += LD_SFX(o + 3 * V);
+                a10 += LD_SFX(o + ldo); a11 += LD_SFX(o + ldo + V); a12 += LD_SFX(o + ldo + 2 * V);
+                a13 += LD_SFX(o + ldo + 3 * V);
+                a20 += LD_SFX(o + 2 * ldo); a21 += LD_SFX(o + 2 * ldo + V); a22 += LD_SFX(o + 2 * ldo + 2 * V);
+                a23 += LD_SFX(o + 2 * ldo + 3 * V);
+                a30 += LD_SFX(o + 3 * ldo); a31 += LD_SFX(o + 3 * ldo + V); a32 += LD_SFX(o + 3 * ldo + 2 * V);
+                a33 += LD_SFX(o + 3 * ldo + 3 * V);
+            }
+            ST_SFX(o, a00); ST_SFX(o + V, a01); ST_SFX(o + 2 * V, a02); ST_SFX(o + 3 * V, a03); o += ldo;
+            ST_SFX(o, a10); ST_SFX(o + V, a11); ST_SFX(o + 2 * V, a12); ST_SFX(o + 3 * V, a13); o += ldo;
+            ST_SFX(o, a20); ST_SFX(o + V, a21); ST_SFX(o + 2 * V, a22); ST_SFX(o + 3 * V, a23); o += ldo;
             ST_SFX(o, a30); ST_SFX(o + V, a31); ST_SFX(o + 2 * V, a32); ST_SFX(o + 3 * V, a33);
         }
     }
-    for (int64_t t = 0; t < R; ++t) {
-        for (int64_t cc = c; cc < F; cc += V) {
-            VT_SFX a = {0};
-            const REAL *m = M + cc, *in = IN + t * F;
-            for (int64_t k = 0; k < F; ++k, m += F) a += in[k] * LD_SFX(m);
-            ST_SFX(OUT + t * F + cc, a);
+    for (int64_t t = 0; t < R; ++t)
+        for (int64_t cc = c; cc < Fo; cc += V) {
+            VT_SFX a = acc ? LD_SFX(OUT + t * ldo + cc) : splat_SFX(0);
+            const REAL *m = M + cc, *in = IN + t * ldi;
+            for (int64_t k = 0; k < K; ++k, m += ldm) a += in[k] * LD_SFX(m);
+            ST_SFX(OUT + t * ldo + cc, a);
         }
-    }
 }
 
-/* G[o][c] += sum_t A[t][o] S[t][c] for t < R <= 4, o, c < F (rows of A and S F apart, G [F][F] row-major) */
-static void tile_outer_SFX(const REAL *A, const REAL *S, REAL *G, int64_t R, int64_t F) {
+/* G[o ldg + c] += sum_t A[t lda + o] S[t lds + c] for t < R, o < Fa, c < Fs (a multiple of the vector length):
+   blocks of 4 G rows x 4 vectors held in registers over all R rows (G read and written once per call). */
+static void outer_SFX(const REAL *A, int64_t lda, int64_t Fa, const REAL *S, int64_t lds, int64_t Fs, REAL *G,
+                      int64_t ldg, int64_t R) {
     const int64_t V = VL_SFX;
-    int64_t c = 0;
-    if (R == 4) {
-        for (; c + 4 * V <= F; c += 4 * V) {
-            const REAL *s = S + c;
-            VT_SFX s00 = LD_SFX(s), s01 = LD_SFX(s + V), s02 = LD_SFX(s + 2 * V), s03 = LD_SFX(s + 3 * V);
-            s += F;
-            VT_SFX s10 = LD_SFX(s), s11 = LD_SFX(s + V), s12 = LD_SFX(s + 2 * V), s13 = LD_SFX(s + 3 * V);
-            s += F;
-            VT_SFX s20 = LD_SFX(s), s21 = LD_SFX(s + V), s22 = LD_SFX(s + 2 * V), s23 = LD_SFX(s + 3 * V);
-            s += F;
-            VT_SFX s30 = LD_SFX(s), s31 = LD_SFX(s + V), s32 = LD_SFX(s + 2 * V), s33 = LD_SFX(s + 3 * V);
-            for (int64_t o = 0; o < F; ++o) {
-                REAL a0 = A[o], a1 = A[F + o], a2 = A[2 * F + o], a3 = A[3 * F + o];
-                REAL *g = G + o * F + c;
-                ST_SFX(g, LD_SFX(g) + a0 * s00 + a1 * s10 + a2 * s20 + a3 * s30);
-                ST_SFX(g + V, LD_SFX(g + V) + a0 * s01 + a1 * s11 + a2 * s21 + a3 * s31);
-                ST_SFX(g + 2 * V, LD_SFX(g + 2 * V) + a0 * s02 + a1 * s12 + a2 * s22 + a3 * s32);
-                ST_SFX(g + 3 * V, LD_SFX(g + 3 * V) + a0 * s03 + a1 * s13 + a2 * s23 + a3 * s33);
+    int64_t o = 0;
+    for (; o + 4 <= Fa; o += 4) {
+        int64_t c = 0;
+        for (; c + 4 * V <= Fs; c += 4 * V) {
+            REAL *g = G + o * ldg + c;
+            VT_SFX g00 = LD_SFX(g), g01 = LD_SFX(g + V), g02 = LD_SFX(g + 2 * V), g03 = LD_SFX(g + 3 * V);
+            VT_SFX g10 = LD_SFX(g + ldg), g11 = LD_SFX(g + ldg + V), g12 = LD_SFX(g + ldg + 2 * V);
+            VT_SFX g13 = LD_SFX(g + ldg + 3 * V);
+            VT_SFX g20 = LD_SFX(g + 2 * ldg), g21 = LD_SFX(g + 2 * ldg + V), g22 = LD_SFX(g + 2 * ldg + 2 * V);
+            VT_SFX g23 = LD_SFX(g + 2 * ldg + 3 * V);
+            VT_SFX g30 = LD_SFX(g + 3 * ldg), g31 = LD_SFX(g + 3 * ldg + V), g32 = LD_SFX(g + 3 * ldg + 2 * V);
+            VT_SFX g33 = LD_SFX(g + 3 * ldg + 3 * V);
+            const REAL *a = A + o, *s = S + c;
+            for (int64_t t = 0; t < R; ++t, a += lda, s += lds) {
+                VT_SFX s0 = LD_SFX(s), s1 = LD_SFX(s + V), s2 = LD_SFX(s + 2 * V), s3 = LD_SFX(s + 3 * V);
+                REAL a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+                g00 += a0 * s0; g01 += a0 * s1; g02 += a0 * s2; g03 += a0 * s3;
+                g10 += a1 * s0; g11 += a1 * s1; g12 += a1 * s2; g13 += a1 * s3;
+                g20 += a2 * s0; g21 += a2 * s1; g22 += a2 * s2; g23 += a2 * s3;
+                g30 += a3 * s0; g31 += a3 * s1; g32 += a3 * s2; g33 += a3 * s3;
             }
+            ST_SFX(g, g00); ST_SFX(g + V, g01); ST_SFX(g + 2 * V, g02); ST_SFX(g + 3 * V, g03); g += ldg;
+            ST_SFX(g, g10); ST_SFX(g + V, g11); ST_SFX(g + 2 * V, g12); ST_SFX(g + 3 * V, g13); g += ldg;
+            ST_SFX(g, g20); ST_SFX(g + V, g21); ST_SFX(g + 2 * V, g22); ST_SFX(g + 3 * V, g23); g += ldg;
+            ST_SFX(g, g30); ST_SFX(g + V, g31); ST_SFX(g + 2 * V, g32); ST_SFX(g + 3 * V, g33);
         }
+        for (; c < Fs; c += V)
+            for (int64_t q = 0; q < 4; ++q) {
+                VT_SFX gv = LD_SFX(G + (o + q) * ldg + c);
+                for (int64_t t = 0; t < R; ++t) gv += A[t * lda + o + q] * LD_SFX(S + t * lds + c);
+                ST_SFX(G + (o + q) * ldg + c, gv);
+            }
     }
-    for (int64_t o = 0; o < F; ++o)
-        for (int64_t cc = c; cc < F; cc += V) {
-            VT_SFX g = LD_SFX(G + o * F + cc);
-            for (int64_t t = 0; t < R; ++t) g += A[t * F + o] * LD_SFX(S + t * F + cc);
-            ST_SFX(G + o * F + cc, g);
+    for (; o < Fa; ++o)
+        for (int64_t c = 0; c < Fs; c += V) {
+            VT_SFX gv = LD_SFX(G + o * ldg + c);
+            for (int64_t t = 0; t < R; ++t) gv += A[t * lda + o] * LD_SFX(S + t * lds + c);
+            ST_SFX(G + o * ldg + c, gv);
         }
+}
+
+static void tile_mm_SFX(const REAL *IN, const REAL *M, REAL *OUT, int64_t R, int64_t F) {
+    mm_SFX(IN, F, F, M, F, OUT, F, R, F, 0);
+}
+
+/* V += sum_t T[t ld + c] for t < R, c < F */
+static void colsum_SFX(const REAL *T, int64_t ld, int64_t R, int64_t F, REAL *Vout) {
+    for (int64_t c = 0; c < F; c += VL_SFX) {
+        VT_SFX a = LD_SFX(Vout + c);
+        for (int64_t t = 0; t < R; ++t) a += LD_SFX(T + t * ld + c);
+        ST_SFX(Vout + c, a);
+    }
 }
 
 /* scratch of n values, 64-byte aligned (whole vectors never straddle cache lines); NULL on failure */
@@ -196,17 +233,24 @@ typedef struct {
    sum is taken in one order whatever the number of threads. */
 #define UNIT_SFX 16
 
-/* ip: B, N, F, D, NA, update.  pp: NODES [N B][2F] (W_i h | W_j h), X [N B][D], PA [E][NA] or NULL,
-   WP [1 + NA][F] (row 0: r_ij), bn, W2T [F][F], b2, Wc1T [F][F], bc1, wc2 |
-   PRE, Z2, Z3 [E][F] (pre-activations), PHI [E], AGG [N B][F] (if update), TRANS [N B][D]. */
+/* Forward of a whole layer. ip: B, N, F, D, NA, update, has_vel, residual.
+   pp: H [N B][F], X [N B][D], PA [E][NA] or NULL, WN [F][2F], WP [1 + NA][F], bn, W2T [F][F], b2, Wc1T [F][F], bc1,
+   wc2, VEL [N B][D] or NULL, Wv1T [F][F], bv1, wv2, bv2 [1], Wh1T [2F][F], bh1, Wh2T [F][F], bh2 |
+   NODES [N B][2F] (scratch), PRE, Z2, Z3 [E][F], PHI [E], AGG [N B][F], ZV [N B][F], ZU [N B][F], XNEW [N B][D],
+   HNEW [N B][F], TRANS [N B][D] (scratch). Edge row r = (i (N-1) + k) B + b: receiver i, sender j = k + (k >= i). */
 static void *fwd_SFX(void *arg) {
     job_SFX *J = (job_SFX *)arg;
     const int64_t *ip = J->ip;
     void **pp = J->pp;
-    const int64_t B = ip[0], N = ip[1], F = ip[2], D = ip[3], NA = ip[4], update = ip[5], K = N - 1, V = VL_SFX;
-    const REAL *NODES = pp[0], *X = pp[1], *PA = pp[2], *WP = pp[3], *bn = pp[4], *W2T = pp[5], *b2 = pp[6];
-    const REAL *Wc1T = pp[7], *bc1 = pp[8], *wc2 = pp[9];
-    REAL *PRE = pp[10], *Z2 = pp[11], *Z3 = pp[12], *PHI = pp[13], *AGG = pp[14], *TRANS = pp[15];
+    const int64_t B = ip[0], N = ip[1], F = ip[2], D = ip[3], NA = ip[4], update = ip[5], has_vel = ip[6];
+    const int64_t residual = ip[7], K = N - 1, V = VL_SFX;
+    const REAL scale = (REAL)J->scale;
+    const REAL *H = pp[0], *X = pp[1], *PA = pp[2], *WN = pp[3], *WP = pp[4], *bn = pp[5], *W2T = pp[6];
+    const REAL *b2 = pp[7], *Wc1T = pp[8], *bc1 = pp[9], *wc2 = pp[10], *VEL = pp[11], *Wv1T = pp[12];
+    const REAL *bv1 = pp[13], *wv2 = pp[14], *bv2 = pp[15], *Wh1T = pp[16], *bh1 = pp[17], *Wh2T = pp[18];
+    const REAL *bh2 = pp[19];
+    REAL *NODES = pp[20], *PRE = pp[21], *Z2 = pp[22], *Z3 = pp[23], *PHI = pp[24], *AGG = pp[25], *ZV = pp[26];
+    REAL *ZU = pp[27], *XNEW = pp[28], *HNEW = pp[29], *TRANS = pp[30];
     REAL *buf = aligned_buffer_SFX(8 * F + 4 * D);
     if (!buf) { J->status = 1; return NULL; }
     REAL *act = buf + 4 * F, *diff = act + 4 * F;
@@ -214,11 +258,20 @@ static void *fwd_SFX(void *arg) {
         const int64_t g0 = __atomic_fetch_add(J->next, UNIT_SFX, __ATOMIC_RELAXED);
         if (g0 >= B) break;
         const int64_t g1 = g0 + UNIT_SFX < B ? g0 + UNIT_SFX : B;
-        for (int64_t i = 0; i < N; ++i)
-            for (int64_t nr = i * B + g0; nr < i * B + g1; ++nr) {
-                for (int64_t d = 0; d < D; ++d) TRANS[nr * D + d] = 0;
-                if (update)
-                    for (int64_t v = 0; v < F; v += V) ST_SFX(AGG + nr * F + v, splat_SFX(0));
+        for (int64_t i = 0; i < N; ++i)  /* node terms of the unit's nodes: W_i h | W_j h, and phi_v's first map */
+            for (int64_t b0 = g0; b0 < g1; b0 += 4) {
+                const int64_t R = g1 - b0 < 4 ? g1 - b0 : 4, r0 = i * B + b0;
+                mm_SFX(H + r0 * F, F, F, WN, 2 * F, NODES + r0 * 2 * F, 2 * F, R, 2 * F, 0);
+                if (has_vel) {
+                    mm_SFX(H + r0 * F, F, F, Wv1T, F, buf, F, R, F, 0);
+                    for (int64_t t = 0; t < R; ++t)
+                        for (int64_t v = 0; v < F; v += V) ST_SFX(ZV + (r0 + t) * F + v, LD_SFX(buf + t * F + v) + LD_SFX(bv1 + v));
+                }
+                for (int64_t t = 0; t < R; ++t) {
+                    for (int64_t d = 0; d < D; ++d) TRANS[(r0 + t) * D + d] = 0;
+                    if (update)
+                        for (int64_t v = 0; v < F; v += V) ST_SFX(AGG + (r0 + t) * F + v, splat_SFX(0));
+                }
             }
         for (int64_t b0 = g0; b0 < g1; b0 += 4) {
             const int64_t R = g1 - b0 < 4 ? g1 - b0 : 4;
@@ -273,102 +326,195 @@ static void *fwd_SFX(void *arg) {
                     }
                 }
         }
+        for (int64_t i = 0; i < N; ++i)  /* positions, and the node update */
+            for (int64_t b0 = g0; b0 < g1; b0 += 4) {
+                const int64_t R = g1 - b0 < 4 ? g1 - b0 : 4, r0 = i * B + b0;
+                for (int64_t t = 0; t < R; ++t) {
+                    const int64_t nr = r0 + t;
+                    REAL sv = 0;
+                    if (has_vel) {
+                        VT_SFX acc = {0};
+                        for (int64_t v = 0; v < F; v += V) {
+                            VT_SFX s, dd;
+                            vsilu_SFX(LD_SFX(ZV + nr * F + v), &s, &dd);
+                            acc += s * LD_SFX(wv2 + v);
+                        }
+                        sv = hsum_SFX(acc) + bv2[0];
+                    }
+                    for (int64_t d = 0; d < D; ++d)
+                        XNEW[nr * D + d] = X[nr * D + d] + scale * TRANS[nr * D + d] + (has_vel ? sv * VEL[nr * D + d] : 0);
+                }
+                if (update) {
+                    mm_SFX(H + r0 * F, F, F, Wh1T, F, buf, F, R, F, 0);
+                    mm_SFX(AGG + r0 * F, F, F, Wh1T + F * F, F, buf, F, R, F, 1);
+                    for (int64_t t = 0; t < R; ++t)
+                        for (int64_t v = 0; v < F; v += V) {
+                            VT_SFX z = LD_SFX(buf + t * F + v) + LD_SFX(bh1 + v), s, dd;
+                            vsilu_SFX(z, &s, &dd);
+                            ST_SFX(ZU + (r0 + t) * F + v, z);
+                            ST_SFX(act + t * F + v, s);
+                        }
+                    mm_SFX(act, F, F, Wh2T, F, buf, F, R, F, 0);
+                    for (int64_t t = 0; t < R; ++t)
+                        for (int64_t v = 0; v < F; v += V) {
+                            VT_SFX o = LD_SFX(buf + t * F + v) + LD_SFX(bh2 + v);
+                            if (residual) o += LD_SFX(H + (r0 + t) * F + v);
+                            ST_SFX(HNEW + (r0 + t) * F + v, o);
+                        }
+                }
+            }
     }
     free(buf);
     return NULL;
 }
 
-/* ip: B, N, F, D, NA, ldga, nparts.  pp: (unused), GX [N B][D] or NULL, GAGG [N B][ldga] or NULL, X, PA or
-   NULL, WP, wc2, Wc1 [F][F], W2 [F][F], PRE, Z2, Z3, PHI | GNT [N B][2F] (receiver | sender sums of g_pre),
-   GXIN [N B][D] or NULL, PART [ceil(B / UNIT)][nparts]: per unit sums of g_z3^T m (F F), g_z2^T s1 (F F), g_pre (F),
-   [r, a]^T g_pre ((1 + NA) F), g_z2 (F), g_z3 (F), g_phi s3 (F). */
+/* Backward of a whole layer. ip: B, N, F, D, NA, nparts, has_vel, residual, need_h, need_x.
+   pp: GX [N B][D] or NULL, GH [N B][F] or NULL, H, X, PA or NULL, (unused), WNT [2F][F], WP, wc2, Wc1 [F][F],
+   W2 [F][F], PRE, Z2, Z3, PHI, VEL or NULL, ZV, wv2, Wv1 [F][F], AGG, ZU, Wh1 [F][2F], Wh2 [F][F] |
+   GHIN [N B][F] (or NULL), GXIN [N B][D] (or NULL), GAGG [N B][F] (scratch), GNT [N B][2F] (scratch),
+   PART [units][nparts], then the summed weight gradients (reduce_parts order). Rows of a unit that share a node
+   i (nodes) or a pair (i, k) (edges) are contiguous: they are taken as slabs of up to UNIT rows, products in tiles
+   of 4 rows, weight gradients over the whole slab. */
 static void *bwd_SFX(void *arg) {
     job_SFX *J = (job_SFX *)arg;
     const int64_t *ip = J->ip;
     void **pp = J->pp;
-    const int64_t B = ip[0], N = ip[1], F = ip[2], D = ip[3], NA = ip[4], ldga = ip[5], nparts = ip[6];
-    const int64_t K = N - 1, V = VL_SFX;
+    const int64_t B = ip[0], N = ip[1], F = ip[2], D = ip[3], NA = ip[4], nparts = ip[5], has_vel = ip[6];
+    const int64_t residual = ip[7], K = N - 1, V = VL_SFX, U = UNIT_SFX;
     const REAL scale = (REAL)J->scale;
-    const REAL *GX = pp[1], *GAGG = pp[2], *X = pp[3], *PA = pp[4], *WP = pp[5], *wc2 = pp[6], *Wc1 = pp[7];
-    const REAL *W2 = pp[8], *PRE = pp[9], *Z2 = pp[10], *Z3 = pp[11], *PHI = pp[12];
-    REAL *GNT = pp[13], *GXIN = pp[14], *PART = pp[15];
-    REAL *buf = aligned_buffer_SFX(5 * 4 * F + 4 * D);
+    const REAL *GX = pp[0], *GH = pp[1], *H = pp[2], *X = pp[3], *PA = pp[4], *WNT = pp[6];
+    const REAL *WP = pp[7], *wc2 = pp[8], *Wc1 = pp[9], *W2 = pp[10], *PRE = pp[11], *Z2 = pp[12], *Z3 = pp[13];
+    const REAL *PHI = pp[14], *VEL = pp[15], *ZV = pp[16], *wv2 = pp[17], *Wv1 = pp[18], *AGG = pp[19];
+    const REAL *ZU = pp[20], *Wh1 = pp[21], *Wh2 = pp[22];
+    REAL *GHIN = pp[23], *GXIN = pp[24], *GAGG = pp[25], *GNT = pp[26], *PART = pp[27];
+    REAL *buf = aligned_buffer_SFX(4 * F + 7 * U * F + U * D);
     if (!buf) { J->status = 1; return NULL; }
-    REAL *gz = buf + 4 * F, *act = gz + 4 * F, *der = act + 4 * F, *der2 = der + 4 * F, *diff = der2 + 4 * F;
+    REAL *SA = buf + 4 * F, *SB = SA + U * F, *SC = SB + U * F, *SD = SC + U * F, *SE = SD + U * F;
+    REAL *SF = SE + U * F, *GHS = SF + U * F, *diff = GHS + U * F;
     for (;;) {
-        const int64_t g0 = __atomic_fetch_add(J->next, UNIT_SFX, __ATOMIC_RELAXED);
+        const int64_t g0 = __atomic_fetch_add(J->next, U, __ATOMIC_RELAXED);
         if (g0 >= B) break;
-        const int64_t g1 = g0 + UNIT_SFX < B ? g0 + UNIT_SFX : B;
-        REAL *part = PART + (g0 / UNIT_SFX) * nparts;
-        REAL *p_wc1 = part, *p_w2 = part + F * F, *p_pre = p_w2 + F * F, *p_pair = p_pre + F;
-        REAL *p_z2 = p_pair + (1 + NA) * F, *p_z3 = p_z2 + F, *p_phi = p_z3 + F;
+        const int64_t g1 = g0 + U < B ? g0 + U : B, Rt = g1 - g0;
+        REAL *part = PART + (g0 / U) * nparts;
+        REAL *p_wn = part, *p_wc1 = p_wn + 2 * F * F, *p_w2 = p_wc1 + F * F, *p_wv1 = p_w2 + F * F;
+        REAL *p_wh1 = p_wv1 + F * F, *p_wh2 = p_wh1 + 2 * F * F, *p_pre = p_wh2 + F * F, *p_pair = p_pre + F;
+        REAL *p_z2 = p_pair + (1 + NA) * F, *p_z3 = p_z2 + F, *p_phi = p_z3 + F, *p_bv1 = p_phi + F;
+        REAL *p_wv2 = p_bv1 + F, *p_bh1 = p_wv2 + F, *p_bh2 = p_bh1 + F, *p_bv2 = p_bh2 + F;
         for (int64_t q = 0; q < nparts; ++q) part[q] = 0;
-        for (int64_t i = 0; i < N; ++i)
-            for (int64_t nr = i * B + g0; nr < i * B + g1; ++nr) {
+        for (int64_t i = 0; i < N; ++i) {  /* node update and velocity term: g_agg and g_h's first part */
+            const int64_t r0 = i * B + g0;
+            for (int64_t v = 0; v < Rt * F; v += V) ST_SFX(GHS + v, splat_SFX(0));
+            if (GH) {
+                const REAL *gh = GH + r0 * F;
+                colsum_SFX(gh, F, Rt, F, p_bh2);
+                for (int64_t t = 0; t < Rt; ++t)
+                    for (int64_t v = 0; v < F; v += V) {
+                        VT_SFX s, dd;
+                        vsilu_SFX(LD_SFX(ZU + (r0 + t) * F + v), &s, &dd);
+                        ST_SFX(SB + t * F + v, s);
+                        ST_SFX(SC + t * F + v, dd);
+                    }
+                outer_SFX(gh, F, F, SB, F, F, p_wh2, F, Rt);
+                for (int64_t st = 0; st < Rt; st += 4) {
+                    const int64_t R = Rt - st < 4 ? Rt - st : 4;
+                    mm_SFX(gh + st * F, F, F, Wh2, F, SA + st * F, F, R, F, 0);
+                }
+                for (int64_t v = 0; v < Rt * F; v += V) ST_SFX(SA + v, LD_SFX(SA + v) * LD_SFX(SC + v));
+                colsum_SFX(SA, F, Rt, F, p_bh1);
+                outer_SFX(SA, F, F, H + r0 * F, F, F, p_wh1, 2 * F, Rt);
+                outer_SFX(SA, F, F, AGG + r0 * F, F, F, p_wh1 + F, 2 * F, Rt);
+                for (int64_t st = 0; st < Rt; st += 4) {
+                    const int64_t R = Rt - st < 4 ? Rt - st : 4;
+                    mm_SFX(SA + st * F, F, F, Wh1, 2 * F, GHS + st * F, F, R, F, 0);          /* g_h via [h, agg] */
+                    mm_SFX(SA + st * F, F, F, Wh1 + F, 2 * F, GAGG + (r0 + st) * F, F, R, F, 0); /* g_agg */
+                }
+                if (residual)
+                    for (int64_t v = 0; v < Rt * F; v += V) ST_SFX(GHS + v, LD_SFX(GHS + v) + LD_SFX(gh + v));
+            }
+            if (GX && has_vel) {
+                for (int64_t t = 0; t < Rt; ++t) {
+                    const int64_t nr = r0 + t;
+                    REAL gsv = 0;
+                    for (int64_t d = 0; d < D; ++d) gsv += VEL[nr * D + d] * GX[nr * D + d];
+                    p_bv2[0] += gsv;
+                    for (int64_t v = 0; v < F; v += V) {
+                        VT_SFX s, dd;
+                        vsilu_SFX(LD_SFX(ZV + nr * F + v), &s, &dd);
+                        ST_SFX(p_wv2 + v, LD_SFX(p_wv2 + v) + gsv * s);
+                        ST_SFX(SA + t * F + v, gsv * LD_SFX(wv2 + v) * dd);
+                    }
+                }
+                colsum_SFX(SA, F, Rt, F, p_bv1);
+                outer_SFX(SA, F, F, H + r0 * F, F, F, p_wv1, F, Rt);
+                for (int64_t st = 0; st < Rt; st += 4) {
+                    const int64_t R = Rt - st < 4 ? Rt - st : 4;
+                    mm_SFX(SA + st * F, F, F, Wv1, F, GHS + st * F, F, R, F, 1);
+                }
+            }
+            for (int64_t t = 0; t < Rt; ++t) {
+                const int64_t nr = r0 + t;
+                if (GHIN)
+                    for (int64_t v = 0; v < F; v += V) ST_SFX(GHIN + nr * F + v, LD_SFX(GHS + t * F + v));
                 for (int64_t v = 0; v < 2 * F; v += V) ST_SFX(GNT + nr * 2 * F + v, splat_SFX(0));
                 if (GXIN)
                     for (int64_t d = 0; d < D; ++d) GXIN[nr * D + d] = GX ? GX[nr * D + d] : 0;
             }
-        for (int64_t b0 = g0; b0 < g1; b0 += 4) {
-            const int64_t R = g1 - b0 < 4 ? g1 - b0 : 4;
-            for (int64_t i = 0; i < N; ++i)
-                for (int64_t k = 0; k < K; ++k) {
-                    const int64_t j = k + (k >= i), t0 = (i * K + k) * B + b0;
-                    for (int64_t t = 0; t < R; ++t) {  /* g_z3 = g_phi w_c2 silu'(z3); sums of g_z3 and g_phi s3 */
-                        const int64_t r = t0 + t, ni = i * B + b0 + t, nj = j * B + b0 + t;
-                        REAL g = 0;
-                        for (int64_t d = 0; d < D; ++d) {
-                            REAL df = X[ni * D + d] - X[nj * D + d];
-                            diff[t * D + d] = df;
-                            if (GX) g += df * GX[ni * D + d];
-                        }
-                        g *= scale;
-                        for (int64_t v = 0; v < F; v += V) {
-                            VT_SFX s, dd;
-                            vsilu_SFX(LD_SFX(Z3 + r * F + v), &s, &dd);
-                            VT_SFX gzv = g * LD_SFX(wc2 + v) * dd;
-                            ST_SFX(gz + t * F + v, gzv);
-                            ST_SFX(p_z3 + v, LD_SFX(p_z3 + v) + gzv);
-                            ST_SFX(p_phi + v, LD_SFX(p_phi + v) + g * s);
-                        }
+        }
+        for (int64_t i = 0; i < N; ++i)  /* the edges, a slab per (i, k) */
+            for (int64_t k = 0; k < K; ++k) {
+                const int64_t j = k + (k >= i), t0 = (i * K + k) * B + g0;
+                for (int64_t t = 0; t < Rt; ++t) {  /* g_z3 = g_phi w_c2 silu'(z3); sums of g_phi s3; m, silu'(z2) */
+                    const int64_t r = t0 + t, ni = i * B + g0 + t, nj = j * B + g0 + t;
+                    REAL g = 0;
+                    for (int64_t d = 0; d < D; ++d) {
+                        REAL df = X[ni * D + d] - X[nj * D + d];
+                        diff[t * D + d] = df;
+                        if (GX) g += df * GX[ni * D + d];
                     }
-                    for (int64_t t = 0; t < R; ++t) {  /* m = silu(z2) and silu'(z2) */
-                        const int64_t r = t0 + t;
-                        for (int64_t v = 0; v < F; v += V) {
-                            VT_SFX s, dd;
-                            vsilu_SFX(LD_SFX(Z2 + r * F + v), &s, &dd);
-                            ST_SFX(act + t * F + v, s);
-                            ST_SFX(der + t * F + v, dd);
-                        }
+                    g *= scale;
+                    for (int64_t v = 0; v < F; v += V) {
+                        VT_SFX s, dd;
+                        vsilu_SFX(LD_SFX(Z3 + r * F + v), &s, &dd);
+                        ST_SFX(SA + t * F + v, g * LD_SFX(wc2 + v) * dd);
+                        ST_SFX(p_phi + v, LD_SFX(p_phi + v) + g * s);
+                        vsilu_SFX(LD_SFX(Z2 + r * F + v), &s, &dd);
+                        ST_SFX(SB + t * F + v, s);
+                        ST_SFX(SC + t * F + v, dd);
                     }
-                    tile_outer_SFX(gz, act, p_wc1, R, F);
-                    tile_mm_SFX(gz, Wc1, buf, R, F);
-                    for (int64_t t = 0; t < R; ++t) {  /* g_z2 = (g_z3 Wc1 + g_agg_i) silu'(z2); s1, silu'(pre) */
+                }
+                colsum_SFX(SA, F, Rt, F, p_z3);
+                outer_SFX(SA, F, F, SB, F, F, p_wc1, F, Rt);
+                for (int64_t st = 0; st < Rt; st += 4) {  /* g_z2 = (g_z3 Wc1 + g_agg_i) silu'(z2); s1, silu'(pre) */
+                    const int64_t R = Rt - st < 4 ? Rt - st : 4;
+                    tile_mm_SFX(SA + st * F, Wc1, buf, R, F);
+                    for (int64_t t = st; t < st + R; ++t) {
                         const int64_t r = t0 + t;
-                        const REAL *ga = GAGG ? GAGG + (i * B + b0 + t) * ldga : NULL;
+                        const REAL *ga = GH ? GAGG + (i * B + g0 + t) * F : NULL;
                         for (int64_t v = 0; v < F; v += V) {
-                            VT_SFX gm = LD_SFX(buf + t * F + v);
+                            VT_SFX gm = LD_SFX(buf + (t - st) * F + v);
                             if (ga) gm += LD_SFX(ga + v);
-                            VT_SFX gzv = gm * LD_SFX(der + t * F + v);
-                            ST_SFX(gz + t * F + v, gzv);
-                            ST_SFX(p_z2 + v, LD_SFX(p_z2 + v) + gzv);
+                            ST_SFX(SD + t * F + v, gm * LD_SFX(SC + t * F + v));
                             VT_SFX s, dd;
                             vsilu_SFX(LD_SFX(PRE + r * F + v), &s, &dd);
-                            ST_SFX(act + t * F + v, s);
-                            ST_SFX(der2 + t * F + v, dd);
+                            ST_SFX(SE + t * F + v, s);
+                            ST_SFX(SF + t * F + v, dd);
                         }
                     }
-                    tile_outer_SFX(gz, act, p_w2, R, F);
-                    tile_mm_SFX(gz, W2, buf, R, F);
-                    for (int64_t t = 0; t < R; ++t) {  /* g_pre = g_z2 W2 silu'(pre): node sums, weights, r_ij path */
-                        const int64_t r = t0 + t, ni = i * B + b0 + t, nj = j * B + b0 + t;
+                }
+                colsum_SFX(SD, F, Rt, F, p_z2);
+                outer_SFX(SD, F, F, SE, F, F, p_w2, F, Rt);
+                for (int64_t st = 0; st < Rt; st += 4) {  /* g_pre = g_z2 W2 silu'(pre): node sums, weights, r_ij */
+                    const int64_t R = Rt - st < 4 ? Rt - st : 4;
+                    tile_mm_SFX(SD + st * F, W2, buf, R, F);
+                    for (int64_t t = st; t < st + R; ++t) {
+                        const int64_t r = t0 + t, ni = i * B + g0 + t, nj = j * B + g0 + t;
                         REAL r2 = 0;
                         for (int64_t d = 0; d < D; ++d) r2 += diff[t * D + d] * diff[t * D + d];
                         const REAL *p = PA ? PA + r * NA : NULL;
                         REAL *gi = GNT + ni * 2 * F, *gj = GNT + nj * 2 * F + F;
                         VT_SFX dot = {0};
                         for (int64_t v = 0; v < F; v += V) {
-                            VT_SFX gp = LD_SFX(buf + t * F + v) * LD_SFX(der2 + t * F + v);
+                            VT_SFX gp = LD_SFX(buf + (t - st) * F + v) * LD_SFX(SF + t * F + v);
                             ST_SFX(gi + v, LD_SFX(gi + v) + gp);
                             ST_SFX(gj + v, LD_SFX(gj + v) + gp);
                             ST_SFX(p_pre + v, LD_SFX(p_pre + v) + gp);
@@ -387,6 +533,15 @@ static void *bwd_SFX(void *arg) {
                         }
                     }
                 }
+            }
+        for (int64_t i = 0; i < N; ++i) {  /* the node terms W_i h | W_j h: their weight and h */
+            const int64_t r0 = i * B + g0;
+            outer_SFX(H + r0 * F, F, F, GNT + r0 * 2 * F, 2 * F, 2 * F, p_wn, 2 * F, Rt);
+            if (GHIN)
+                for (int64_t st = 0; st < Rt; st += 4) {
+                    const int64_t R = Rt - st < 4 ? Rt - st : 4;
+                    mm_SFX(GNT + (r0 + st) * 2 * F, 2 * F, 2 * F, WNT, F, GHIN + (r0 + st) * F, F, R, F, 1);
+                }
         }
     }
     free(buf);
@@ -394,17 +549,19 @@ static void *bwd_SFX(void *arg) {
 }
 
 /* backward: the per-unit sums of PART added up in unit order into PART's first row, then copied to the outputs
-   pp[16 ...]: g_wc1 (F F), g_w2 (F F), g_bn (F), g_wp ((1 + NA) F), g_b2 (F), g_bc1 (F), g_wc2 (F) */
+   pp[28 ...] in the order of the parts: g_wn (2 F F), g_wc1, g_w2, g_wv1 (F F), g_wh1 (2 F F), g_wh2 (F F), g_bn (F),
+   g_wp ((1 + NA) F), g_b2, g_bc1, g_wc2, g_bv1, g_wv2, g_bh1, g_bh2 (F), g_bv2 (1) */
 static void reduce_parts_SFX(const int64_t *ip, void **pp) {
-    const int64_t B = ip[0], F = ip[2], NA = ip[4], nparts = ip[6], units = (B + UNIT_SFX - 1) / UNIT_SFX;
-    REAL *PART = pp[15];
+    const int64_t B = ip[0], F = ip[2], NA = ip[4], nparts = ip[5], units = (B + UNIT_SFX - 1) / UNIT_SFX;
+    REAL *PART = pp[27];
     for (int64_t u = 1; u < units; ++u)
         for (int64_t q = 0; q < nparts; ++q) PART[q] += PART[u * nparts + q];
-    const int64_t sizes[7] = {F * F, F * F, F, (1 + NA) * F, F, F, F};
+    const int64_t sizes[16] = {2 * F * F, F * F, F * F, F * F, 2 * F * F, F * F, F, (1 + NA) * F, F, F, F, F, F, F, F, 1};
     const REAL *src = PART;
-    for (int o = 0; o < 7; ++o) {
-        REAL *dst = pp[16 + o];
-        for (int64_t q = 0; q < sizes[o]; ++q) dst[q] = src[q];
+    for (int o = 0; o < 16; ++o) {
+        REAL *dst = pp[28 + o];
+        if (dst)
+            for (int64_t q = 0; q < sizes[o]; ++q) dst[q] = src[q];
         src += sizes[o];
     }
 }
@@ -495,86 +652,135 @@ def _call(backward: bool, dtype, ints, tensors, scale: float = 0.0) -> None:
         raise MemoryError("equivar native EGCL kernel: allocation failed")
 
 
-def edge_forward(nodes, x, pair_attr, wp, bn, w2, b2, wc1, bc1, wc2, n: int, update: bool) -> dict:
-    """The edge chain of the module docstring on ``B`` complete graphs of ``n`` nodes (node-major rows).
+def layer_forward(h, x, pair_attr, vel, params, n: int, scale: float, residual: bool, update: bool) -> dict:
+    """A whole EGCL layer on ``B`` complete graphs of ``n`` nodes (node-major rows, :func:`egcl_dense_fused`).
 
     Parameters
     ----------
-    nodes : Tensor [n B, 2 F]
-        ``[W_i h | W_j h]`` per node row (receiver and sender terms).
-    x : Tensor [n B, D]
-        Positions; ``r_ij = |x_i - x_j|^2``.
+    h : Tensor [n B, F]; x : Tensor [n B, D]
+        Node features and positions.
     pair_attr : Tensor [E, A] or None
         Invariant pair attributes per edge row, ``E = n (n - 1) B``.
-    wp : Tensor [1 + A, F]
-        Their weights (row 0: ``r_ij``); ``bn, b2, bc1 : [F]``, ``wc2 : [1, F]``, ``w2, wc1 : [F, F]``
-        (``Linear`` weights, out x in).
-    update : bool
-        Also return ``agg_i = sum_j m_ij`` (the node update's input).
+    vel : Tensor [n B, D] or None
+        Velocities (the layer's ``phi_v`` term; None: no velocity term).
+    params : sequence of 16 tensors
+        ``edge_in_nodes [F, 2F], edge_in_bias, edge_in_pairs [1 + A, F], edge_out.weight, .bias,
+        coord_mlp.0.weight, .bias, coord_mlp.2.weight [1, F]``, ``coord_mlp_vel`` (``0.weight, 0.bias,
+        2.weight, 2.bias``; None without ``vel``), ``node_mlp`` (``0.weight [F, 2F], 0.bias, 2.weight, 2.bias``).
+    scale : float
+        Coordinate aggregation (``1 / (n - 1)`` for the mean).
+    residual, update : bool
+        ``h + phi_h``; compute the node update at all.
 
     Returns
     -------
     dict
-        ``pre, z2, z3`` [E, F] (the three pre-activations, kept for :func:`edge_backward`), ``phi`` [E],
-        ``agg`` [n B, F] or None, ``trans`` [n B, D] (``sum_j (x_i - x_j) phi_ij``, unscaled).
+        ``x`` [n B, D], ``h`` [n B, F] (None unless ``update``), and what :func:`layer_backward` needs.
     """
-    rows, f2 = nodes.shape
-    f = f2 // 2
+    wn, bn, wp, w2, b2, wc1, bc1, wc2, wv1, bv1, wv2, bv2, wh1, bh1, wh2, bh2 = params
+    rows, f = h.shape
     e = rows * (n - 1)
     d = x.shape[1]
-    new = nodes.new_empty
-    out = {"pre": new(e, f), "z2": new(e, f), "z3": new(e, f), "phi": new(e)}
+    new = h.new_empty
+    has_vel = vel is not None
+    out = {"pre": new(e, f), "z2": new(e, f), "z3": new(e, f), "phi": new(e), "x": new(rows, d)}
     out["agg"] = new(rows, f) if update else None
-    out["trans"] = new(rows, d)
-    if e:
+    out["zu"] = new(rows, f) if update else None
+    out["h"] = new(rows, f) if update else None
+    out["zv"] = new(rows, f) if has_vel else None
+    if rows:
+        c = _contiguous
+        ins = [c(h), c(x), c(pair_attr), c(wn), c(wp), bn, w2.t().contiguous(), b2, wc1.t().contiguous(), bc1, c(wc2)]
+        ins += [c(vel)] + ([wv1.t().contiguous(), bv1, c(wv2), bv2] if has_vel else [None] * 4)
+        ins += [wh1.t().contiguous(), bh1, wh2.t().contiguous(), bh2]
+        outs = [new(rows, 2 * f)] + [out[k] for k in ("pre", "z2", "z3", "phi", "agg", "zv", "zu", "x", "h")]
+        outs.append(new(rows, d))
         na = 0 if pair_attr is None else pair_attr.shape[1]
-        ins = [nodes.contiguous(), x.contiguous(), None if pair_attr is None else pair_attr.contiguous()]
-        ins += [wp.contiguous(), bn.contiguous(), w2.t().contiguous(), b2.contiguous(), wc1.t().contiguous()]
-        ins += [bc1.contiguous(), wc2.contiguous()]
-        outs = [out[k] for k in ("pre", "z2", "z3", "phi", "agg", "trans")]
-        _call(False, nodes.dtype, (rows // n, n, f, d, na, int(update)), ins + outs)
+        ints = (rows // n, n, f, d, na, int(update), int(has_vel), int(residual))
+        _call(False, h.dtype, ints, ins + outs, scale)
     return out
 
 
-def edge_backward(saved: dict, g_x, g_agg, x, pair_attr, wp, wc2, wc1, w2, n: int, scale: float, need_x: bool):
-    """Backward of :func:`edge_forward` (``saved``: its outputs) given the gradients of the layer's coordinate
-    output ``g_x [n B, D]`` (or None: zero) and of ``agg`` (``g_agg [n B, F]``, rows may be strided, or None).
+def _contiguous(t):
+    return None if t is None else t.contiguous()
 
-    ``x_new = x + scale trans + ...``: the coordinate path ``g_phi_ij = scale (x_i - x_j) . g_x_i`` is taken here.
+
+#: the weight gradients :func:`layer_backward` returns, in the kernel's order, and their positions in ``params``
+_PARTS = (
+    ("wn", 0),
+    ("wc1", 5),
+    ("w2", 3),
+    ("wv1", 8),
+    ("wh1", 12),
+    ("wh2", 14),
+    ("bn", 1),
+    ("wp", 2),
+    ("b2", 4),
+    ("bc1", 6),
+    ("wc2", 7),
+    ("bv1", 9),
+    ("wv2", 10),
+    ("bh1", 13),
+    ("bh2", 15),
+    ("bv2", 11),
+)
+
+
+def layer_backward(
+    saved: dict,
+    g_x,
+    g_h,
+    h,
+    x,
+    pair_attr,
+    vel,
+    params,
+    n: int,
+    scale: float,
+    residual: bool,
+    need_h: bool,
+    need_x: bool,
+):
+    """Backward of :func:`layer_forward` (``saved``: its outputs) for the gradients ``g_x [n B, D]`` and
+    ``g_h [n B, F]`` of its outputs (either may be None: zero).
 
     Returns
     -------
-    dict
-        ``g_nt`` [n B, 2F] (the sums of ``g_pre`` over each node's edges as receiver | as sender), ``g_x``
-        [n B, D] (the gradient of ``x``, the identity path ``g_x`` included; None unless ``need_x``), and the
-        weight gradients ``g_wc1``, ``g_w2`` [F, F], ``g_bn`` [F], ``g_wp`` [1 + A, F], ``g_b2`` [F],
-        ``g_bc1`` [F], ``g_wc2`` [1, F].
+    (g_h_in, g_x_in, grads)
+        The gradients of ``h`` and ``x`` (None unless ``need_h`` / ``need_x``; ``g_x_in`` includes the identity
+        path), and ``grads``: the gradient of each of the 16 parameters by position (None for the velocity
+        term's without ``vel``; the node update's and ``phi_x``'s / ``phi_v``'s are None when ``g_h`` / ``g_x`` is None).
     """
-    pre = saved["pre"]
-    e, f = pre.shape
-    rows = saved["trans"].shape[0]
+    wn, bn, wp, w2, b2, wc1, bc1, wc2, wv1, bv1, wv2, bv2, wh1, bh1, wh2, bh2 = params
+    rows, f = h.shape
     d = x.shape[1]
     na = 0 if pair_attr is None else pair_attr.shape[1]
     b = rows // n
-    nparts = 2 * f * f + (5 + na) * f
-    new = pre.new_empty
-    out = {"g_nt": new(rows, 2 * f), "g_x": new(rows, d) if need_x else None}
-    out.update(g_wc1=new(f, f), g_w2=new(f, f), g_bn=new(f), g_wp=new(1 + na, f), g_b2=new(f), g_bc1=new(f))
-    out["g_wc2"] = new(1, f)
-    if g_agg is not None and g_agg.stride(1) != 1:
-        g_agg = g_agg.contiguous()
-    if not e:
-        for k in _SUMS:
-            out[k].zero_()
-        return out
-    part = new((b + _UNIT - 1) // _UNIT, nparts)
-    ins = [None, None if g_x is None else g_x.contiguous(), g_agg, x.contiguous()]
-    ins += [None if pair_attr is None else pair_attr.contiguous(), wp.contiguous(), wc2.contiguous()]
-    ins += [wc1.contiguous(), w2.contiguous(), saved["pre"], saved["z2"], saved["z3"], saved["phi"]]
-    ins += [out["g_nt"], out["g_x"], part] + [out[k] for k in _SUMS]
-    lda = 0 if g_agg is None else g_agg.stride(0)
-    _call(True, pre.dtype, (b, n, f, d, na, lda, nparts), ins, scale)
-    return out
-
-
-_SUMS = ("g_wc1", "g_w2", "g_bn", "g_wp", "g_b2", "g_bc1", "g_wc2")
+    has_vel = vel is not None
+    new = h.new_empty
+    grads = [None] * 16
+    for name, i in _PARTS:
+        if params[i] is not None:
+            grads[i] = new(params[i].shape)
+    g_hin = new(rows, f) if need_h else None
+    g_xin = new(rows, d) if need_x else None
+    if rows:
+        nparts = 8 * f * f + (10 + na) * f + 1
+        part = new((b + _UNIT - 1) // _UNIT, nparts)
+        c = _contiguous
+        ins = [c(g_x), c(g_h), c(h), c(x), c(pair_attr), None, wn.t().contiguous(), c(wp), c(wc2), c(wc1), c(w2)]
+        ins += [saved["pre"], saved["z2"], saved["z3"], saved["phi"], c(vel), saved["zv"]]
+        ins += [c(wv2), c(wv1)] if has_vel else [None, None]
+        ins += [saved["agg"], saved["zu"], c(wh1), c(wh2)]
+        outs = [g_hin, g_xin, new(rows, f), new(rows, 2 * f), part] + [grads[i] for _, i in _PARTS]
+        ints = (b, n, f, d, na, nparts, int(has_vel), int(residual), int(need_h), int(need_x))
+        _call(True, h.dtype, ints, ins + outs, scale)
+    else:
+        for g in grads:
+            if g is not None:
+                g.zero_()
+    if g_h is None:  # no gradient reached the node update, nor phi_x's when none reached the positions
+        grads[12:16] = [None] * 4
+    if g_x is None:
+        grads[5:12] = [None] * 7
+    return g_hin, g_xin, grads
