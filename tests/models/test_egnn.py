@@ -326,3 +326,26 @@ def test_trajectory_input_is_checked():
         model(dict(b, edge_attr=b["edge_attr"][:, :0]))
     with pytest.raises(ValueError, match="past must be an integer >= 1, got 0"):
         EGNN(past=0)
+
+
+def test_trajectory_readout_of_the_layers_displacement_is_the_frame_pair_model(dtype):
+    """Readout set to pick only ``x_L - x_0`` (coefficient 1 for every future frame) and an embedding that reads
+    only the last observed speed: every predicted frame is the frame-pair model's output with the same layers."""
+    traj_model = _trajectory_model(dtype).requires_grad_(False)
+    pair_model = _model(dtype).requires_grad_(False)
+    pair_model.load_state_dict(
+        {k: v for k, v in traj_model.state_dict().items() if k in pair_model.state_dict()}
+        | {
+            "embedding.weight": traj_model.embedding.weight[:, -1:].clone(),
+            "embedding.bias": traj_model.embedding.bias.clone(),
+        }
+    )
+    with torch.no_grad():
+        traj_model.embedding.weight[:, :-1].zero_()
+        traj_model.readout.weight.zero_()
+        traj_model.readout.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0]).repeat(3))
+    b = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in _windows().items()}
+    want = pair_model(b)["pos"]  # [N, 1, 3]: x_L
+    got = traj_model(b)["pos"]
+    assert float((want[:, 0] - b["pos"][:, -1]).abs().max()) > 1e-3  # the layers move the agents
+    torch.testing.assert_close(got, want.expand_as(got), rtol=TOL[dtype], atol=TOL[dtype])
