@@ -25,7 +25,9 @@ def test_remove_mean_is_a_projection_onto_zero_com(assignment, seed):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(st.floats(0.0, 1.0), min_size=2, max_size=5).filter(lambda p: sum(p) > 0.1),
+    # prior entries are 0 or at least 1e-6: conditioning on an x_t whose probability is subnormal (a prior of
+    # 5e-324) compares two roundings of numbers with a few significant bits, not Bayes' rule
+    st.lists(st.one_of(st.just(0.0), st.floats(1e-6, 1.0)), min_size=2, max_size=5).filter(lambda p: sum(p) > 0.1),
     st.lists(st.floats(0.02, 0.98), min_size=3, max_size=3),
     st.data(),
 )
