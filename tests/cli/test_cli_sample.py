@@ -70,3 +70,28 @@ def test_sample_refusals(checkpoint, tmp_path, capsys):
     assert main(["sample", "--model", other, "-n", "2", "-o", str(tmp_path / "x.sdf")]) == 2
     assert "not a molecule_diffusion model (its task is 'dynamics')" in capsys.readouterr().err
     assert main(["sample", "--model", checkpoint, "-n", "0", "-o", str(tmp_path / "x.sdf")]) == 2
+
+
+def test_sample_checks_flags_and_outputs_before_sampling(checkpoint, tmp_path, capsys):
+    sdf = str(tmp_path / "m.sdf")
+    for threads in ("0", "-3"):
+        assert main(["sample", "--model", checkpoint, "-n", "2", "-o", sdf, "--threads", threads]) == 2
+        err = capsys.readouterr().err
+        assert f"--threads must be >= 1, got {threads}" in err and "Traceback" not in err, err
+    missing = str(tmp_path / "no_such_dir" / "t.csv")
+    assert main(["sample", "--model", checkpoint, "-n", "2", "-o", sdf, "--table", missing, "--no-novelty"]) == 2
+    err = capsys.readouterr().err
+    assert "--table" in err and "does not exist" in err and "Traceback" not in err, err
+    assert not os.path.exists(sdf)  # refused before sampling: nothing written
+    assert main(["sample", "--model", checkpoint, "-n", "2", "-o", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    # --steps above the model's T: the sampler runs T steps and the report says T
+    assert main(["sample", "--model", checkpoint, "-n", "2", "--steps", "1000", "-o", sdf, "--no-novelty"]) == 0
+    assert "(20 steps," in capsys.readouterr().out
+
+
+def test_qm9_limit_zero_is_refused_not_read_as_all():
+    with pytest.raises(ValueError, match=r"task.data.limit must be an integer >= 1 or null \(all\), got 0"):
+        build_task({"name": "molecule_diffusion", "data": {"limit": 0}})
+    with pytest.raises(ValueError, match=r"max_valid must be an integer >= 0"):
+        build_task({"name": "molecule_diffusion", "data": {"max_valid": -1}})

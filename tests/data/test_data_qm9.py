@@ -202,3 +202,26 @@ def test_graph_cache_round_trip(first_molecules, tmp_path):
         assert g.index == h.index and g.smiles == h.smiles
         for k in ("charges", "bonds", "bond_orders", "atomic_numbers", "positions"):
             np.testing.assert_array_equal(getattr(g, k), getattr(h, k))
+
+
+def test_molecule_whose_smiles_does_not_fit_its_relaxed_geometry_is_skipped_on_request(first_molecules, tmp_path):
+    """GDB 133,859 (qm9_part3 row 43,588): its relaxed geometry no longer has the SMILES' cage bonds."""
+    import lzma
+
+    root, _ = first_molecules
+    with lzma.open(os.path.join(root, "qm9_part1.csv.xz"), "rt") as f:
+        head = [next(f) for _ in range(3)]  # header, methane, ammonia
+    with lzma.open(os.path.join(root, "qm9_part3.csv.xz"), "rt") as f:
+        bad = [line for line in f if ",133859," in line]
+    assert len(bad) == 1
+    (tmp_path / "qm9_part1.csv").write_text("".join(head))
+    (tmp_path / "qm9_part2.csv").write_text(head[0])
+    (tmp_path / "qm9_part3.csv").write_text(head[0] + bad[0])
+    mols = D.read_qm9(str(tmp_path))
+    assert [m.index for m in mols] == [1, 2, 133859]
+    with pytest.raises(
+        ValueError, match=r"qm9_part3.csv row 1: the bond graph of SMILES 'CN1C2C3C4=CCC13C24' does not fit"
+    ):
+        D.qm9_graphs(mols, str(tmp_path), cache=False)
+    got = D.qm9_graphs(mols, str(tmp_path), cache=False, skip_unmatched=True)
+    assert got[2] is None and [g.smiles for g in got[:2]] == ["C", "N"]

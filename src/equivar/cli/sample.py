@@ -51,6 +51,13 @@ def run(args) -> int:
     for flag, path in (("-o", args.output), ("--table", args.table)):
         if path and os.path.abspath(path) == os.path.abspath(args.model):
             raise ValueError(f"{flag} {path!r} is the --model checkpoint; choose another output file")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    for flag, path in (("-o", args.output), ("--table", args.table)):  # before hours of sampling, not after
+        if path and os.path.isdir(path):
+            raise ValueError(f"{flag} {path!r} is a directory; give a file name")
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise ValueError(f"{flag} {path!r}: directory {os.path.dirname(os.path.abspath(path))!r} does not exist")
     if args.threads:
         torch.set_num_threads(int(args.threads))
     model = load_model(args.model)
@@ -64,12 +71,15 @@ def run(args) -> int:
         {"name": "molecule_diffusion", "method": meta["method"], "timesteps": meta["timesteps"], "data": meta["data"]}
     )
     task._build(meta["priors"])
+    train = None
+    if not args.no_novelty:  # the training molecules first: a missing data folder fails before sampling
+        try:
+            train = encode_graphs(task.data.load(log=lambda s: None)["train"])
+        except FileNotFoundError as e:
+            raise ValueError(f"novelty needs the model's training molecules: {e}; or pass --no-novelty") from None
     t0 = time.process_time()
     mols = task.sample_molecules(model, args.num, args.seed, args.steps, args.batch_size)
     cpu = time.process_time() - t0
-    train = None
-    if not args.no_novelty:
-        train = encode_graphs(task.data.load(log=lambda s: None)["train"])
     m = score(mols, train)
     write_sdf(args.output, mols)
     row = {"molecules": m["molecules"], **{k: m[k] for k in METRIC_KEYS}, "sample_cpu_s": cpu}
@@ -85,6 +95,6 @@ def run(args) -> int:
         w.writerow(row)
         with atomic_output(args.table, "w") as f:
             f.write(buf.getvalue())
-    steps = args.steps or task.method.T
+    steps = min(args.steps or task.method.T, task.method.T)  # the sampler caps --steps at the model's T
     print(f"wrote {args.output}: {len(mols)} molecules ({steps} steps, {cpu:.1f} CPU-s)")
     return 0

@@ -272,7 +272,14 @@ def _graph_cache_path(files: list[str], cache_dir: str | None) -> str:
 _GRAPH_VERSION = 1
 
 
-def qm9_graphs(molecules, root: str | None = None, cache_dir: str | None = None, cache: bool = True, log=None):
+def qm9_graphs(
+    molecules,
+    root: str | None = None,
+    cache_dir: str | None = None,
+    cache: bool = True,
+    log=None,
+    skip_unmatched: bool = False,
+):
     """Bond graphs of QM9 molecules (:func:`equivar.data.molecule_graph`), cached on disk by GDB index.
 
     Parameters
@@ -286,16 +293,20 @@ def qm9_graphs(molecules, root: str | None = None, cache_dir: str | None = None,
         Read and extend the cache (False: compute every graph).
     log : callable, optional
         Told how many graphs were computed and how long it took.
+    skip_unmatched : bool
+        A molecule whose SMILES bond graph does not fit its relaxed geometry (QM9 holds a few whose DFT
+        relaxation rearranged the bonds, e.g. GDB 133,859's cage ``CN1C2C3C4=CCC13C24``) gets ``None`` in
+        the result instead of raising; the caller drops it and says how many it dropped.
 
     Returns
     -------
-    list of MolecularGraph
+    list of MolecularGraph (or None where skipped)
         In the order of ``molecules``.
 
     Raises
     ------
     ValueError
-        a molecule whose SMILES does not fit its geometry (naming its file and row).
+        a molecule whose SMILES does not fit its geometry, unless ``skip_unmatched`` (naming its file and row).
     """
     import time
 
@@ -322,7 +333,13 @@ def qm9_graphs(molecules, root: str | None = None, cache_dir: str | None = None,
             c, b, o, s = hit
             out.append(MolecularGraph(m.atomic_numbers, m.positions, c, b, o, s, m.index))
             continue
-        g = molecule_graph(m.atomic_numbers, m.positions, m.smiles, m.index, m.source)
+        try:
+            g = molecule_graph(m.atomic_numbers, m.positions, m.smiles, m.index, m.source)
+        except ValueError as e:
+            if not (skip_unmatched and "does not fit the geometry" in str(e)):
+                raise
+            out.append(None)
+            continue
         known[m.index] = (g.charges, g.bonds, g.bond_orders, g.smiles)
         out.append(g)
         new += 1

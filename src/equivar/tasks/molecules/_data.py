@@ -68,22 +68,32 @@ class MoleculeData:
         if out.split not in ("edm", "eqgat"):
             raise ValueError(f"{key}.split must be 'edm' or 'eqgat', got {out.split!r}")
         for k in ("limit", "max_train", "max_valid", "max_test"):
-            v = getattr(out, k)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-                raise ValueError(f"{key}.{k} must be an integer >= 0 or null, got {v!r}")
+            v, low = getattr(out, k), 1 if k == "limit" else 0  # limit 0 would read nothing, not "all" (null)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+                raise ValueError(f"{key}.{k} must be an integer >= {low} or null (all), got {v!r}")
         return out
 
     def load(self, log=print) -> dict:
         """``{'train', 'valid', 'test'}`` -> list of :class:`~equivar.data.MolecularGraph` (bonds computed or cached)."""
-        mols = D.read_qm9(self.root, limit=self.limit or None)
+        mols = D.read_qm9(self.root, limit=self.limit)
         parts = D.qm9_split(np.arange(len(mols)), self.split, [m.index for m in mols])
         caps = {"train": self.max_train, "valid": self.max_valid, "test": self.max_test}
         chosen = {k: v[: caps[k]] if caps[k] is not None else v for k, v in parts.items()}
         wanted = sorted({int(i) for v in chosen.values() for i in v})
-        graphs = dict(zip(wanted, D.qm9_graphs([mols[i] for i in wanted], self.root, self.cache_dir, log=log)))
+        found = D.qm9_graphs([mols[i] for i in wanted], self.root, self.cache_dir, log=log, skip_unmatched=True)
+        graphs = dict(zip(wanted, found))
         src = os.path.dirname(D.qm9_files(self.root)[0])
-        log(f"QM9 from {src}: {len(mols)} molecules read, split '{self.split}'")
-        return {k: [graphs[int(i)] for i in v] for k, v in chosen.items()}
+        dropped = [mols[i].index for i, g in graphs.items() if g is None]
+        log(
+            f"QM9 from {src}: {len(mols)} molecules read, split '{self.split}'"
+            + (
+                f"; {len(dropped)} left out whose SMILES bond graph does not fit the relaxed geometry "
+                f"(GDB {', '.join(map(str, dropped[:5]))}{', ...' if len(dropped) > 5 else ''})"
+                if dropped
+                else ""
+            )
+        )
+        return {k: [graphs[int(i)] for i in v if graphs[int(i)] is not None] for k, v in chosen.items()}
 
 
 class MoleculeSet(torch.utils.data.Dataset):
