@@ -95,3 +95,9 @@ def test_qm9_limit_zero_is_refused_not_read_as_all():
         build_task({"name": "molecule_diffusion", "data": {"limit": 0}})
     with pytest.raises(ValueError, match=r"max_valid must be an integer >= 0"):
         build_task({"name": "molecule_diffusion", "data": {"max_valid": -1}})
+
+
+def test_eval_on_a_molecule_diffusion_model_points_to_sample(checkpoint, capsys):
+    assert main(["eval", "--model", checkpoint]) == 2
+    err = capsys.readouterr().err
+    assert "is a molecule-diffusion model" in err and "equivar sample" in err and "Traceback" not in err, err

@@ -16,6 +16,7 @@ KINDS = {
     "dynamics": "a dynamics model",
     "classification": "a classification model",
     "sequence": "a sequence (next-frame) model",
+    "molecule_diffusion": "a molecule-diffusion model",
 }
 
 

@@ -77,6 +77,11 @@ def run(args) -> int:
         from ._eval_sequence import run_sequence
 
         return run_sequence(args)
+    if checkpoint_task(args.model)[0] == "molecule_diffusion":
+        raise ValueError(
+            f"{args.model}: is a molecule-diffusion model; equivar eval takes potentials, dynamics and sequence "
+            "models: draw and score molecules with `equivar sample --model ...`"
+        )
     require_potential(args.model, "eval")
     if not args.data:
         raise ValueError(f"--data: {args.model} is an interatomic potential; name the structure file(s) to evaluate")

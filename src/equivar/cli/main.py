@@ -13,7 +13,7 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    "train": "Train an interatomic potential from a YAML config",
+    "train": "Train a model (potential, dynamics, sequence, diffusion, ...) from a YAML config",
     "eval": "Evaluate a trained model on a dataset (error table, predictions)",
     "md": "Run molecular dynamics with a trained model (ASE)",
     "relax": "Relax a structure with a trained model (ASE)",
