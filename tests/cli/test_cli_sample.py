@@ -101,3 +101,10 @@ def test_eval_on_a_molecule_diffusion_model_points_to_sample(checkpoint, capsys)
     assert main(["eval", "--model", checkpoint]) == 2
     err = capsys.readouterr().err
     assert "is a molecule-diffusion model" in err and "equivar sample" in err and "Traceback" not in err, err
+
+
+def test_audit_names_what_it_takes_for_a_molecule_diffusion_model(checkpoint, tmp_path, capsys):
+    assert main(["audit", "--model", checkpoint, "--data", "test", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "is a molecule-diffusion model" in err and "equivar audit takes potentials" in err, err
+    assert "Traceback" not in err and "holds atomic structures" not in err, err

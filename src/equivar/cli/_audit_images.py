@@ -134,6 +134,12 @@ def check_model_matches_data(model: str, data: str) -> None:
     from ._model_kind import checkpoint_task, describe
 
     task, name = checkpoint_task(model)
+    if task is not None and task not in ("potential", "classification", "dynamics"):
+        raise ValueError(
+            f"--model {model} is {describe(task)} ({name}, task {task!r}): equivar audit takes potentials "
+            "(--data atomic structures), dynamics models (--data test|valid|train) and image classifiers "
+            "(--data an MNIST-layout folder)"
+        )
     want, what = ("classification", "images") if is_image_folder(data) else ("potential", "atomic structures")
     if task is not None and task != want:
         raise ValueError(
