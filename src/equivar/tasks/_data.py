@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import difflib
+import types
+import typing
+from collections.abc import Callable, Mapping
 
 
 @dataclasses.dataclass
@@ -31,3 +34,56 @@ class TaskData:
     metadata: dict
     note: str = ""
     extra: object = None
+
+
+def parse_section(cls, d, key: str):
+    """Build the dataclass ``cls`` from a config mapping ``d`` (``None``: the defaults; an instance: itself).
+
+    Unknown keys (with the closest known one as a hint) and values of the wrong type raise a one-line
+    ``ValueError`` naming ``key.KEY``; value ranges are the caller's to check on the result.
+    """
+    if d is None:
+        return cls()
+    if isinstance(d, cls):
+        return d
+    if not isinstance(d, Mapping):
+        raise ValueError(f"{key}: expected a mapping, got {d!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for k, v in d.items():
+        if k not in names:
+            close = difflib.get_close_matches(str(k), names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown config key '{key}.{k}'{hint}")
+        kwargs[k] = coerce_value(v, hints[k], f"{key}.{k}")
+    return cls(**kwargs)
+
+
+def coerce_value(value, tp, key: str):
+    """``value`` as the annotated type ``tp`` (bool, int, float, str, or ``X | None``); else a one-line
+    ``ValueError`` naming ``key``. Ints are accepted as floats, numeric strings (YAML's ``1e-3``) too."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        tp = next(a for a in args if a is not type(None))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ValueError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}")

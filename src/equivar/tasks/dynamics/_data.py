@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import typing
-from collections.abc import Mapping
 
 from ... import data as D
 from ...data import nbody
+from .._data import parse_section
 
 
 @dataclasses.dataclass
@@ -73,22 +71,7 @@ class DynamicsData:
     @classmethod
     def from_mapping(cls, d, key: str = "task.data") -> DynamicsData:
         """Parse a config mapping; unknown keys and wrong types raise ``ValueError`` naming ``task.data.KEY``."""
-        if d is None:
-            return cls()
-        if isinstance(d, DynamicsData):
-            return d
-        if not isinstance(d, Mapping):
-            raise ValueError(f"{key}: expected a mapping, got {d!r}")
-        hints = typing.get_type_hints(cls)
-        names = [f.name for f in dataclasses.fields(cls)]
-        kwargs = {}
-        for k, v in d.items():
-            if k not in names:
-                close = difflib.get_close_matches(str(k), names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"unknown config key '{key}.{k}'{hint}")
-            kwargs[k] = _coerce(v, hints[k], f"{key}.{k}")
-        out = cls(**kwargs)
+        out = parse_section(cls, d, key)
         if out.source not in ("nbody", "ethucy"):
             raise ValueError(f"{key}.source must be 'nbody' or 'ethucy', got {out.source!r}")
         if not out.test_scale > 0:
@@ -147,30 +130,3 @@ class DynamicsData:
             "radius": self.radius,
             "scale": self.scale,
         }
-
-
-def _coerce(value, tp, key):
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None and type(None) in args:
-            return None
-        tp = next(a for a in args if a is not type(None))
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    raise ValueError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}")

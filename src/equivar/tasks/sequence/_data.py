@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import typing
-from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -13,7 +10,7 @@ import torch.nn.functional as F
 
 from ... import data as D
 from ...planar import velocity_grid
-from ..dynamics._data import _coerce
+from .._data import parse_section
 
 
 class SequenceSet(torch.utils.data.Dataset):
@@ -97,22 +94,7 @@ class SequenceData:
     @classmethod
     def from_mapping(cls, d, key: str = "task.data") -> SequenceData:
         """Parse a config mapping; unknown keys, wrong types and bad values raise ``ValueError`` naming the key."""
-        if d is None:
-            return cls()
-        if isinstance(d, SequenceData):
-            return d
-        if not isinstance(d, Mapping):
-            raise ValueError(f"{key}: expected a mapping, got {d!r}")
-        hints = typing.get_type_hints(cls)
-        names = [f.name for f in dataclasses.fields(cls)]
-        kwargs = {}
-        for k, v in d.items():
-            if k not in names:
-                close = difflib.get_close_matches(str(k), names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"unknown config key '{key}.{k}'{hint}")
-            kwargs[k] = _coerce(v, hints[k], f"{key}.{k}")
-        out = cls(**kwargs)
+        out = parse_section(cls, d, key)
         for name in ("downsample", "num_digits", "input_frames", "pred_frames", "n_train", "n_valid", "n_test"):
             if getattr(out, name) < 1:
                 raise ValueError(f"{key}.{name} must be >= 1, got {getattr(out, name)}")
