@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import lzma
 import os
 import sys
@@ -225,3 +226,7 @@ def test_molecule_whose_smiles_does_not_fit_its_relaxed_geometry_is_skipped_on_r
         D.qm9_graphs(mols, str(tmp_path), cache=False)
     got = D.qm9_graphs(mols, str(tmp_path), cache=False, skip_unmatched=True)
     assert got[2] is None and [g.smiles for g in got[:2]] == ["C", "N"]
+    # only a graph that does not fit is skipped: a SMILES with other atoms than the geometry still raises
+    wrong = dataclasses.replace(mols[0], smiles="N")
+    with pytest.raises(ValueError, match="SMILES 'N' has other atoms than the geometry"):
+        D.qm9_graphs([wrong], str(tmp_path), cache=False, skip_unmatched=True)
