@@ -202,3 +202,29 @@ def test_edm_bond_orders_properties(z, seed, stretch):
     perm = rng.permutation(len(z))
     assert (edm_bond_orders(np.array(z)[perm], x[perm]) == b[np.ix_(perm, perm)]).all()
     assert (edm_bond_orders(z, x * stretch) <= b).all()
+
+
+def test_plot_molecules_script(tmp_path):
+    """scripts/plot_molecules.py on an SDF written by ``write_sdf``: each panel's verdict is RDKit's, the
+    picture is written, and a bad ``--label`` count is a one-line error."""
+    import importlib.util
+
+    from equivar.tasks.molecules._task import write_sdf
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location("plot_mols", os.path.join(root, "scripts", "plot_molecules.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sdf = str(tmp_path / "m.sdf")
+    write_sdf(sdf, [formaldehyde(), over_valent(), disconnected()])
+    Chem = D.rdkit_chem()
+    mols = list(Chem.SDMolSupplier(sdf, sanitize=False, removeHs=False))
+    verdicts = [mod._verdict(m, Chem) for m in mols]
+    assert verdicts[0] == "C=O"
+    assert verdicts[1].startswith("invalid: ") and "valence" in verdicts[1].lower()
+    assert verdicts[2] in ("disconnected: C.O", "disconnected: O.C")
+    out = tmp_path / "m.png"
+    assert mod.main([sdf, "--count", "3", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert mod.main([sdf, "--label", "a", "b", "--out", str(tmp_path / "x.png")]) == 2
+    assert not (tmp_path / "x.png").exists()
