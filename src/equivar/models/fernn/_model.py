@@ -32,6 +32,7 @@ class _Seq2SeqRNN(nn.Module):
         kernel_size: int,
         decoder_layers: int,
         pool: str,
+        activation: str,
     ):
         super().__init__()
         if pool not in ("max", "mean"):
@@ -41,7 +42,7 @@ class _Seq2SeqRNN(nn.Module):
                 f"decoder_layers must be >= 0 and hidden_channels >= 1, got {decoder_layers}, {hidden_channels}"
             )
         self.image_size, self.in_channels, self.pool = int(image_size), int(in_channels), pool
-        self.cell = FlowCell(in_channels, hidden_channels, kernel_size, velocities)
+        self.cell = FlowCell(in_channels, hidden_channels, kernel_size, velocities, activation)
         pad = dict(padding=int(kernel_size) // 2, padding_mode="circular", bias=False)
         layers: list[nn.Module] = []
         for _ in range(int(decoder_layers)):
@@ -137,6 +138,10 @@ class FERNN(_Seq2SeqRNN):
         Hidden ``conv + ReLU`` layers of the decoder before its output conv (the paper: 4).
     pool : ``'max'`` (the paper) or ``'mean'``
         Pooling over velocities.
+    activation : ``'relu'`` (the source's MNIST models) or ``'tanh'`` (its KTH model)
+        The recurrence's nonlinearity (:class:`FlowCell`). ``'tanh'`` bounds
+        the hidden state, which keeps rollouts longer than the training
+        sequences in the range the decoder was trained on.
 
     Shapes
     ------
@@ -164,9 +169,17 @@ class FERNN(_Seq2SeqRNN):
         v_range: int = 1,
         decoder_layers: int = 1,
         pool: str = "max",
+        activation: str = "relu",
     ):
         super().__init__(
-            velocity_grid(v_range), image_size, in_channels, hidden_channels, kernel_size, decoder_layers, pool
+            velocity_grid(v_range),
+            image_size,
+            in_channels,
+            hidden_channels,
+            kernel_size,
+            decoder_layers,
+            pool,
+            activation,
         )
         self.v_range = int(v_range)
         self.symmetry_groups = ("planar:shifts", "planar:flows")
@@ -190,6 +203,9 @@ class GRNN(_Seq2SeqRNN):
         kernel_size: int = 3,
         decoder_layers: int = 1,
         pool: str = "max",
+        activation: str = "relu",
     ):
-        super().__init__(velocity_grid(0), image_size, in_channels, hidden_channels, kernel_size, decoder_layers, pool)
+        super().__init__(
+            velocity_grid(0), image_size, in_channels, hidden_channels, kernel_size, decoder_layers, pool, activation
+        )
         self.symmetry_groups = ("planar:shifts",)
