@@ -31,3 +31,11 @@ def test_training_draws_samples_eval_is_fixed():
     torch.testing.assert_close(torch.linalg.det(sl.eval_samples), torch.ones(2, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match="group must be 'SL2' or 'GL\\+2'"):
         build_model("affine_cnn", group="GL2")
+
+
+def test_hidden_sets_the_kernel_mlp_width_and_parameter_count():
+    # lifting MLP 2 -> h -> h -> C, two group-conv MLPs 7 -> h -> h -> C^2, biases, linear head: 3h^2 + 158h + 250
+    for h in (16, 34):
+        m = build_model("affine_cnn", image_size=40, channels=8, depth=2, hidden=h)
+        assert sum(p.numel() for p in m.parameters()) == 3 * h * h + 158 * h + 250
+        assert m.lift.mlp[0].out_features == h and m.convs[1].mlp[2].in_features == h

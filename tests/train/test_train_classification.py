@@ -106,3 +106,33 @@ def test_classification_needs_an_image_folder(tmp_path, capsys):
     (tmp_path / "x.xyz").write_text("")
     assert main(["train", "-c", str(cfg)]) != 0
     assert "needs an MNIST-layout folder" in capsys.readouterr().err
+
+
+def test_affnist_option_pads_and_adds_an_affnist_style_twin(tmp_path, bars):
+    """task.affnist: 40 x 40 canvases everywhere and a 'test_affnist' set of the same digits under affine maps."""
+    from equivar.data import affnist_like, load_image_set
+
+    cfg = tmp_path / "cnn.yaml"
+    cfg.write_text(
+        f"""seed: 3
+dtype: float32
+num_threads: 1
+progress: false
+output_dir: {tmp_path / "cnn"}
+task: {{name: classification, affnist: true}}
+data: {{train_file: {bars}, test_files: {{test: {bars}}}, valid_fraction: 0.2, max_train: 40}}
+model: {{name: cnn, channels: 4, depth: 1}}
+training: {{epochs: 1, batch_size: 20, optimizer: adam, lr: 0.01, ema_decay: null}}
+"""
+    )
+    assert main(["train", "-c", str(cfg)]) == 0
+    with open(tmp_path / "cnn" / "errors.csv") as fh:
+        rows = {r["set"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"train", "valid", "test", "test_affnist"}
+    model = load_model(str(tmp_path / "cnn" / "model.pt"))
+    assert model.hparams["image_size"] == 40
+    test = load_image_set(bars, "test")
+    moved = affnist_like(test.images, seed=3)[0]  # the config's seed
+    with torch.no_grad():
+        acc = (model(moved).argmax(-1) == test.labels).double().mean().item()
+    assert acc == pytest.approx(float(rows["test_affnist"]["accuracy"]))

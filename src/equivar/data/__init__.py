@@ -7,7 +7,9 @@ validated) -> :func:`config_to_graph` (neighbour lists through vesin, PBC) ->
 Images: :func:`read_idx` / :func:`read_mnist` read the IDX files of MNIST
 and Fashion-MNIST (gzipped or not); :func:`load_image_set` gives float
 tensors and batches ``{"images", "labels"}``; :func:`translating_mnist` /
-:func:`rotating_mnist` generate FERNN's moving-digit sequences.
+:func:`rotating_mnist` generate FERNN's moving-digit sequences;
+:func:`affnist_like` an affNIST-style test set (40 x 40, random affine maps in
+affNIST's ranges) from MNIST digits.
 
 Also: isolated-atom reference energies (:func:`resolve_e0s`), seeded
 train/validation splits (:func:`random_split`), a dataset/loader pair with
@@ -32,6 +34,7 @@ Example
 >>> batch = data.collate([ds[0], ds[1]])                          # doctest: +SKIP
 """
 
+from ._affnist import AffnistRanges, affnist_like, affnist_matrices, pad_images
 from ._configuration import ISOLATED_ATOM, Configuration
 from ._e0s import check_e0s_spec, e0s_from_isolated_atoms, fit_e0s_least_squares, resolve_e0s, split_isolated_atoms
 from ._embedded import embedded_datasets, embedded_path
@@ -50,6 +53,10 @@ from ._trajectory import TrajectoryDataset, collate_scenes, fully_connected_edge
 from ._validation import MIN_DISTANCE, check_elements, check_finite, check_overlaps, check_shapes, validate
 
 __all__ = [
+    "AffnistRanges",
+    "affnist_like",
+    "affnist_matrices",
+    "pad_images",
     "ISOLATED_ATOM",
     "Configuration",
     "check_e0s_spec",

@@ -38,6 +38,8 @@ class AffineCNN(nn.Module):
         Group convolutions after the lifting layer.
     kernel_size : int
         Odd; the lifting layer uses ``kernel_size + 2``.
+    hidden : int
+        Width of every kernel MLP (sets the parameter count with ``channels``).
     seed : int
         Seeds the evaluation samples.
 
@@ -57,6 +59,7 @@ class AffineCNN(nn.Module):
         channels: int = 8,
         depth: int = 1,
         kernel_size: int = 3,
+        hidden: int = 32,
         seed: int = 0,
     ):
         super().__init__()
@@ -69,8 +72,8 @@ class AffineCNN(nn.Module):
         self.group = groups[group](sample_scale)
         self.num_samples, self.depth = int(num_samples), int(depth)
         self.symmetry_groups = ("planar:shifts",)
-        self.lift = AffineLiftingConv(in_channels, channels, kernel_size + 2)
-        self.convs = nn.ModuleList(AffineGroupConv(channels, channels, kernel_size) for _ in range(depth))
+        self.lift = AffineLiftingConv(in_channels, channels, kernel_size + 2, hidden)
+        self.convs = nn.ModuleList(AffineGroupConv(channels, channels, kernel_size, hidden) for _ in range(depth))
         self.head = nn.Linear(channels, num_classes)
         gen = torch.Generator().manual_seed(seed)
         self.register_buffer(

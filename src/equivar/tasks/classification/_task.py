@@ -42,9 +42,20 @@ class ClassificationTask(Task):
         Of the cross-entropy (0 = none).
     eval_limit : int or None
         Evaluate at most this many images per set in the final report (CPU budget; None = all).
+    affnist : bool
+        Centre every image in a 40 x 40 canvas (affNIST's "just centered" digits) and add, for each
+        test set ``NAME``, an affNIST-style twin ``NAME_affnist``: the same images under one random
+        affine map each in affNIST's ranges (:func:`equivar.data.affnist_like`, seeded by ``seed``).
     """
 
-    def __init__(self, training=None, *, label_smoothing: float = 0.0, eval_limit: int | None = None):
+    def __init__(
+        self,
+        training=None,
+        *,
+        label_smoothing: float = 0.0,
+        eval_limit: int | None = None,
+        affnist: bool = False,
+    ):
         super().__init__(training)
         if not 0.0 <= float(label_smoothing) < 1.0:
             raise ValueError(f"task.label_smoothing must be in [0, 1), got {label_smoothing}")
@@ -52,6 +63,7 @@ class ClassificationTask(Task):
             raise ValueError(f"task.eval_limit must be >= 1 or null, got {eval_limit}")
         self.label_smoothing = float(label_smoothing)
         self.eval_limit = None if eval_limit is None else int(eval_limit)
+        self.affnist = bool(affnist)
 
     # ---- per batch ------------------------------------------------------------------------
     def forward(self, model: torch.nn.Module, batch: Mapping, training: bool) -> dict:
@@ -88,10 +100,17 @@ class ClassificationTask(Task):
         if d.max_train:
             limit = math.ceil(d.max_train / (1.0 - d.valid_fraction))
         full = D.load_image_set(d.train_file, "train", limit)
+        if self.affnist:
+            full = D.ImageSet(D.pad_images(full.images), full.labels, full.source + ", centred in 40x40")
         seed = cfg.seed if d.split_seed is None else d.split_seed
         tr, va = D.random_split(list(range(len(full))), d.valid_fraction, seed, d.max_train)
         train, valid = full.subset(torch.tensor(tr)), full.subset(torch.tensor(va))
         tests = {str(k): D.load_image_set(v, "test", self.eval_limit) for k, v in (d.test_files or {}).items()}
+        if self.affnist:
+            for k, v in list(tests.items()):
+                moved = D.affnist_like(v.images, seed=cfg.seed)[0]
+                tests[k] = D.ImageSet(D.pad_images(v.images), v.labels, v.source)
+                tests[f"{k}_affnist"] = D.ImageSet(moved, v.labels, f"{v.source}, affNIST-style (seed {cfg.seed})")
         C, H, W = full.images.shape[1:]
         n_cls = int(full.labels.max()) + 1
         info = {"image_size": int(H), "in_channels": int(C), "num_classes": n_cls, "dtype": cfg.dtype, "seed": cfg.seed}

@@ -1,0 +1,75 @@
+"""benchmarks/affnist.py end to end on a tiny synthetic MNIST folder: equal parameter counts, the JSON it writes
+(accuracies per set, invariance error per number of group samples) and the merged table and figure."""
+
+import gzip
+import importlib.util
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("affnist_bench", os.path.join(ROOT, "benchmarks", "affnist.py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+ab = _load()
+
+
+def _idx(arr):
+    return bytes([0, 0, 8, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape) + arr.tobytes()
+
+
+def _mnist_like(folder, n=40):
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    for split in ("train", "t10k"):
+        x = np.zeros((n, 28, 28), np.uint8)
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        for i in range(n):
+            x[i, 8 + y[i] : 14 + y[i], 10:18] = 255  # a bar whose height tells the class
+        (folder / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(x)))
+        (folder / f"{split}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx(y)))
+
+
+def test_models_have_equal_parameter_counts():
+    counts = {k: sum(p.numel() for p in ab.make_model(k).parameters()) for k in ab.MODELS}
+    assert counts["affine_sl2"] == counts["affine_gl2"] == 9090
+    assert max(counts.values()) / min(counts.values()) < 1.025, counts
+
+
+def test_train_evaluate_and_plot(tmp_path, monkeypatch, capsys):
+    _mnist_like(tmp_path / "data" / "mnist")
+    monkeypatch.setattr(ab, "ROOT", str(tmp_path / "data"))
+    for m in ("cnn", "affine_sl2"):
+        out = tmp_path / f"{m}.json"
+        args = ["--model", m, "--cpu-seconds", "0.5", "--test-limit", "6", "--invariance-images", "2", "-o", str(out)]
+        assert ab.main(args + ["--batch-size", "8", "--save", str(tmp_path / f"{m}.pt")]) == 0
+        r = json.loads(out.read_text())
+        acc = r["eval"]["accuracy"]
+        assert set(acc) >= {"mnist40", "affnist_like", "strength_0.5", "rotation_only", "shear_only", "scale_only"}
+        assert all(0.0 <= v <= 1.0 for v in acc.values()) and r["eval"]["test_images"] == 6
+        assert r["train"]["steps"] >= 1 and r["train"]["cpu_s"] >= 0.5
+        inv = r["eval"]["invariance"]
+        assert inv["affine_error"] >= 0
+        if m == "affine_sl2":
+            assert set(inv["per_num_samples"]) == {"4", "8", "16", "32"}
+        # --load evaluates the saved weights: the same numbers
+        again = tmp_path / f"{m}_again.json"
+        assert (
+            ab.main(["--model", m, "--load", str(tmp_path / f"{m}.pt"), "--test-limit", "6"] + ["-o", str(again)]) == 0
+        )
+        assert json.loads(again.read_text())["eval"]["accuracy"] == acc
+    fig = tmp_path / "fig.png"
+    assert ab.main(["--plot", str(tmp_path / "cnn.json"), str(tmp_path / "affine_sl2.json"), "--figure", str(fig)]) == 0
+    table = capsys.readouterr().out
+    assert "| affine_sl2 | 9,090 |" in table and "| cnn | 9,172 |" in table
+    assert fig.stat().st_size > 1000
