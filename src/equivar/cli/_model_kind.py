@@ -17,6 +17,7 @@ KINDS = {
     "classification": "a classification model",
     "sequence": "a sequence (next-frame) model",
     "molecule_diffusion": "a molecule-diffusion model",
+    "world_model": "a world model",
 }
 
 

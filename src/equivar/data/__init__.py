@@ -9,7 +9,8 @@ and Fashion-MNIST (gzipped or not); :func:`load_image_set` gives float
 tensors and batches ``{"images", "labels"}``; :func:`translating_mnist` /
 :func:`rotating_mnist` generate FERNN's moving-digit sequences;
 :func:`affnist_like` an affNIST-style test set (40 x 40, random affine maps in
-affNIST's ranges) from MNIST digits.
+affNIST's ranges) from MNIST digits; :func:`mnist_world` a partially observed
+MNIST world (a window the agent moves over a canvas of moving digits).
 
 Also: isolated-atom reference energies (:func:`resolve_e0s`), seeded
 train/validation splits (:func:`random_split`), a dataset/loader pair with
@@ -43,6 +44,7 @@ from ._graph import LABELS, WEIGHTS, batch_to, collate, config_to_graph, graph_s
 from ._idx import read_idx, read_mnist
 from ._images import ImageSet, collate_images, load_image_set
 from ._loader import AtomicGraphDataset, ShardSampler, make_loader
+from ._mnist_world import MNISTWorld, mnist_world
 from ._molgraph import MolecularGraph, canonical_smiles, molecule_graph, rdkit_chem
 from ._moving_mnist import MovingSequences, rotating_mnist, translating_mnist
 from ._neighbors import neighbor_list
@@ -97,7 +99,9 @@ __all__ = [
     "read_rmd17",
     "read_idx",
     "ImageSet",
+    "MNISTWorld",
     "MovingSequences",
+    "mnist_world",
     "rotating_mnist",
     "translating_mnist",
     "collate_images",

@@ -37,6 +37,10 @@ Families:
 - :mod:`~equivar.models.fernn`: the flow-equivariant RNN (``'fernn'``, Keller
   2025) and its G-RNN twin (``'grnn'``): next-frame prediction,
   ``model(frames [B, T_in, C, H, W], pred_len) -> [B, pred_len, C, H, W]``.
+- :mod:`~equivar.models.world_model`: a flow-equivariant world model with memory
+  (``'flow_world_model'``, after Lillemark et al. 2026) and its twin
+  (``'rnn_world_model'``) on a partially observed world,
+  ``model(frames [B, T_in, C, w, w], actions [B, T_in + P - 1, 2], P) -> [B, P, C, w, w]``.
 - :mod:`~equivar.models.mlp`: :class:`~equivar.models.mlp.DynamicsMLP` (``'dynamics_mlp'``), the
   non-equivariant dynamics baseline (an MLP on a scene's flattened coordinates).
 - :mod:`~equivar.models.eqgat_diff`: :class:`~equivar.models.eqgat_diff.EQGATDiff` (``'eqgat_diff'``),
@@ -59,7 +63,7 @@ from .eqgat_diff import EQGATDiff  # noqa: E402
 register_model("eqgat_diff", EQGATDiff)
 register_model("edm_egnn", EDMDenoiser)
 
-from . import affine, fagnn, fernn, gcnn, geotdm, mlp, ponita, vit_polyphase  # noqa: E402  (register "affine_cnn", "fagnn", "fernn", "p4cnn", "cnn", "geotdm", "ponita", "dynamics_mlp", ...)
+from . import affine, fagnn, fernn, gcnn, geotdm, mlp, ponita, vit_polyphase, world_model  # noqa: E402, I001  (register "affine_cnn", "fagnn", "fernn", "p4cnn", "cnn", "geotdm", "ponita", "dynamics_mlp", "flow_world_model", ...)
 
 __all__ = [
     "EGNN",

@@ -26,6 +26,9 @@ Tasks:
   data: {...}}``); MSE overall and per predicted frame.
 - ``trajectory_diffusion`` (:class:`TrajectoryDiffusionTask`): a conditional trajectory diffusion model
   (GeoTDM) on the dynamics data: its diffusion loss in training, minADE/minFDE of its K samples in the report.
+- ``world_model`` (:class:`WorldModelTask`): a world model with memory on a partially observed MNIST world
+  (:class:`WorldData` under ``task: {name: world_model, data: {...}}``); MSE of imagined frames overall and
+  on digits that left the window and came back.
 """
 
 from ._data import TaskData
@@ -37,6 +40,7 @@ from .molecules import MoleculeData, MoleculeDiffusionTask, molecule_metrics
 from .potential import METRICS, ErrorAccumulator, PotentialTask, WeightedLoss
 from .sequence import SequenceData, SequenceMetrics, SequenceTask
 from .trajectory_diffusion import TrajectoryDiffusionTask
+from .world_model import WorldData, WorldMetrics, WorldModelTask
 
 __all__ = [
     "AccuracyAccumulator",
@@ -58,6 +62,9 @@ __all__ = [
     "Task",
     "TrajectoryDiffusionTask",
     "WeightedLoss",
+    "WorldData",
+    "WorldMetrics",
+    "WorldModelTask",
     "available_tasks",
     "build_task",
     "register_task",

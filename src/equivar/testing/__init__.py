@@ -15,6 +15,9 @@
 - Next-frame sequence models: :func:`check_sequence_model` checks static
   circular shifts and flows (:func:`flow_equivariance_error`,
   :func:`shift_equivariance_error`) in float32 and float64.
+- World models on a partially observed world: :func:`check_world_model`
+  checks that a flow of the whole scene (objects and self-motion) leaves the
+  imagined frames unchanged (:func:`scene_flow_error`).
 """
 
 from ._equivariance import (
@@ -45,6 +48,7 @@ from ._potential import (
     relative_error,
 )
 from ._sequences import check_sequence_model, flow_equivariance_error, shift_equivariance_error
+from ._world_models import check_world_model, scene_flow_error
 
 __all__ = [
     "CHECKS",
@@ -65,6 +69,7 @@ __all__ = [
     "check_sequence_model",
     "check_stress_finite_strain",
     "check_symmetry",
+    "check_world_model",
     "claimed_groups",
     "default_tolerance",
     "equivariance_error",
@@ -74,6 +79,7 @@ __all__ = [
     "potential_structures",
     "random_inputs",
     "relative_error",
+    "scene_flow_error",
     "shift_equivariance_error",
 ]
 
