@@ -11,6 +11,7 @@ on sequences generated again from the MNIST test digits with the data section th
 - MSE per velocity on a grid ``[-K, K]^2`` with both digits sharing the velocity (the paper's Figure 4 heatmaps);
 - the flow-equivariance error of the trained models (a test sequence moved by a flow ``u`` against the
   predictions moved by ``u``);
+- the largest hidden-state entry after each consumed frame of the long rollouts (mean over 8 sequences);
 - a figure of predicted frames (targets, FERNN, G-RNN) for a sequence with unseen velocities.
 
     PYTHONPATH=src python benchmarks/fernn_translating_mnist.py --fernn runs/mnist_fernn/model.pt \\
@@ -45,6 +46,13 @@ def mse_per_frame(fn, ds: SequenceSet, batch: int = 100) -> torch.Tensor:
         se = (fn(x, y.shape[1]).double() - y).square().mean(dim=(2, 3, 4)).sum(0)
         tot = se if tot is None else tot + se
     return tot / len(ds)
+
+
+@torch.no_grad()
+def hidden_max_per_step(model, x: torch.Tensor, pred_len: int) -> list[float]:
+    """Largest ``|h|`` after each consumed frame (observed, then predicted), mean over the sequences of ``x``."""
+    _, h = model(x.to(next(model.parameters()).dtype), pred_len, return_hidden=True)
+    return h.abs().amax(dim=(2, 3, 4, 5)).mean(0).tolist()
 
 
 def model_fn(model):
@@ -134,6 +142,9 @@ def main(argv=None) -> int:
             for u in ([1, 0], [0, 1], [1, 1], [-2, 1], [2, 2])}
         for k, m in models.items()
     }  # fmt: skip
+    # size of the hidden state over the 40-frame rollouts (a ReLU state grows with the sequence; tanh: <= 1)
+    xl = sets["long"].frames[:8, : data.input_frames]
+    results["hidden_max_long"] = {k: hidden_max_per_step(m, xl, data.long_pred_frames) for k, m in models.items()}
     results["evaluation_cpu_s"] = round(time.process_time() - t0, 1)
     write_json_atomic(args.output, results)
     _plots(models, sets, results, args.img_dir)
