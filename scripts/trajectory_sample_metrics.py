@@ -1,7 +1,7 @@
 """minADE / minFDE and aveADE / aveFDE of K sampled trajectories, from an ``equivar eval`` predictions file.
 
-``equivar eval --model M --split test`` writes ``test_predictions.npz`` (``pred [K, N, T, D]``, ``target``,
-``target_mask``, ``ptr``). This prints, over scenes (GeoTDM's ``experiments/nbody_train.py``: per scene the
+``equivar eval --model M --split test`` writes ``test_predictions.npz`` (``pred [K, N, T, D]``, or ``[N, T, D]``
+for a deterministic model, read as K = 1; ``target``, ``target_mask``, ``ptr``). This prints, over scenes (GeoTDM's ``experiments/nbody_train.py``: per scene the
 mean over its particles of the displacement, ADE over frames, FDE at the last; ``min`` and ``mean`` over the
 K samples, then the mean over scenes) and per agent (Social-GAN's minimum per agent):
 
@@ -18,9 +18,16 @@ import numpy as np
 
 
 def sample_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray, ptr: np.ndarray) -> dict:
-    """Scene-level min / mean over K and per-agent minima of ADE and FDE (module docstring)."""
+    """Scene-level min / mean over K and per-agent minima of ADE and FDE (module docstring).
+
+    ``pred [K, N, T, D]`` (K samples) or ``[N, T, D]`` (one deterministic prediction: K = 1, so the minima
+    and means over K are its ADE / FDE); ``target [N, T, D]``; ``mask [N]`` bool (scored agents); ``ptr [S + 1]``
+    (scene offsets). Raises ``ValueError`` for another ``pred`` rank.
+    """
+    if pred.ndim == 3:
+        pred = pred[None]
     if pred.ndim != 4:
-        raise ValueError(f"pred must be [K, N, T, D] samples, got shape {pred.shape}")
+        raise ValueError(f"pred must be [K, N, T, D] samples or one [N, T, D] prediction, got shape {pred.shape}")
     dist = np.sqrt(((pred - target[None]) ** 2).sum(-1))  # [K, N, T]
     scene_ade, scene_fde = [], []
     for s in range(len(ptr) - 1):

@@ -157,5 +157,29 @@ def test_sample_metrics_script_agrees_with_the_task_metrics(tmp_path):
     assert (hand["scene_min_ade"], hand["scene_ave_ade"], hand["scene_ave_fde"]) == (1.0, 2.0, 2.0)
     np.savez(tmp_path / "p.npz", pred=pred, target=target, target_mask=mask, ptr=ptr)
     assert mod.main([str(tmp_path / "p.npz"), "--json", str(tmp_path / "m.json")]) == 0
+    # a deterministic model's [N, T, D] predictions are K = 1: minima = means = its ADE / FDE (scene means of
+    # the per-agent errors; equal to DynamicsMetrics' per-agent ade / fde when every scene has as many agents)
+    det = mod.sample_metrics(pred[0], target, mask, ptr)
+    assert det == mod.sample_metrics(pred[:1], target, mask, ptr) and det["k"] == 1
+    assert (det["scene_min_ade"], det["scene_min_fde"]) == (det["scene_ave_ade"], det["scene_ave_fde"])
+    acc = DynamicsMetrics()
+    acc.update({"pos": torch.as_tensor(pred[0])}, b, 0.0)
+    assert det["agent_min_ade"] == pytest.approx(acc.compute()["ade"], rel=1e-12)
+    even = np.ones(7, dtype=bool)
+    ptr_even = np.array([0, 7])
+    det = mod.sample_metrics(pred[0], target, even, ptr_even)
+    acc = DynamicsMetrics()
+    acc.update(
+        {"pos": torch.as_tensor(pred[0])},
+        {**b, "target_mask": torch.as_tensor(even), "ptr": torch.as_tensor(ptr_even)},
+        0.0,
+    )
+    m = acc.compute()
+    assert (det["scene_min_ade"], det["scene_min_fde"]) == (
+        pytest.approx(m["ade"], rel=1e-12),
+        pytest.approx(m["fde"], rel=1e-12),
+    )
     np.savez(tmp_path / "d.npz", pred=pred[0], target=target, target_mask=mask, ptr=ptr)
-    assert mod.main([str(tmp_path / "d.npz")]) == 2
+    assert mod.main([str(tmp_path / "d.npz")]) == 0
+    np.savez(tmp_path / "bad.npz", pred=pred[0, 0], target=target, target_mask=mask, ptr=ptr)
+    assert mod.main([str(tmp_path / "bad.npz")]) == 2
