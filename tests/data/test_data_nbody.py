@@ -194,3 +194,22 @@ def test_batched_fetch_equals_collated_items():
     first = next(iter(loader))
     assert torch.equal(first["pos"], collate_scenes([ds[i] for i in range(5)])["pos"])
     assert first["ptr"].tolist() == [0, 5, 10, 15, 20, 25]
+
+
+def test_nbody_small_stream_matches_the_files_shipped_with_frame_averaging():
+    """EGNN's ``nbody_small`` (seed 43: 10,000 training, 2,000 validation, 2,000 test trajectories) as shipped in
+    github.com/omri1348/Frame-Averaging (``nbody/n_body_system/dataset/charges_*_charged5_initvel1small.npy``): the
+    number of positive charges per split and the first and last charge vectors, read from those files. Equal
+    charges over all 14,000 draws mean our stream is theirs (charges are drawn with each trajectory's positions
+    and velocities), so FA-GNN and EGNN train and test on the authors' trajectories (BENCHMARKS.md, FA-GNN)."""
+    p = SimulationParams.recipe("charged")
+    rs = np.random.RandomState(43)
+    shipped = {  # split: (positive charges, first three, last)
+        "train": (25234, [[-1, 1, -1, -1, -1], [1, -1, 1, 1, 1], [1, 1, -1, -1, 1]], [1, -1, 1, 1, 1]),
+        "valid": (5073, [[-1, 1, -1, -1, -1], [-1, -1, 1, 1, -1], [1, 1, 1, 1, -1]], [1, 1, -1, -1, 1]),
+        "test": (5051, [[1, 1, -1, -1, 1], [1, 1, -1, 1, -1], [1, -1, 1, -1, 1]], [-1, 1, -1, -1, -1]),
+    }
+    for split, count in (("train", 10000), ("valid", 2000), ("test", 2000)):
+        q = draw_initial_conditions(p, rs, count).charges.astype(int)
+        positive, first, last = shipped[split]
+        assert (int((q > 0).sum()), q[:3].tolist(), q[-1].tolist()) == (positive, first, last), split
