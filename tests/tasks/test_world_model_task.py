@@ -118,3 +118,14 @@ def test_train_writes_a_report_that_matches_the_model(tiny_mnist, tmp_path):
     per_frame = [r for r in csv.DictReader(open(f"{out}/per_frame.csv")) if r["set"] == "test"]
     assert len(per_frame) == 4
     assert (tmp_path / "run" / "rollout.png").stat().st_size > 1000
+
+
+def test_eval_refuses_a_world_model(tiny_mnist, tmp_path, capsys):
+    from equivar.train import model_payload, save_checkpoint
+
+    path = str(tmp_path / "m" / "model.pt")
+    model = FlowWorldModel(image_size=4, memory_size=8, hidden_channels=2)
+    save_checkpoint(path, model_payload(model, {"task": "world_model", "data": _section(tiny_mnist)}))
+    assert main(["eval", "--model", path]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a world model" in err[0] and "benchmarks/world_model_mnist.py" in err[0]

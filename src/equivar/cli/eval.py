@@ -77,6 +77,11 @@ def run(args) -> int:
         from ._eval_sequence import run_sequence
 
         return run_sequence(args)
+    if checkpoint_task(args.model)[0] == "world_model":
+        raise ValueError(
+            f"{args.model}: is a world model; equivar eval takes potentials, dynamics and sequence models: its "
+            "training run wrote errors.csv and rollout.png, and benchmarks/world_model_mnist.py compares two of them"
+        )
     if checkpoint_task(args.model)[0] == "molecule_diffusion":
         raise ValueError(
             f"{args.model}: is a molecule-diffusion model; equivar eval takes potentials, dynamics and sequence "
