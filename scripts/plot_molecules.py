@@ -27,7 +27,8 @@ def _verdict(mol, Chem) -> str:
     try:
         Chem.SanitizeMol(m)
     except Exception as e:  # RDKit raises several exception types for the same kind of failure
-        return "invalid: " + str(e).splitlines()[0][:40]
+        msg = str(e).splitlines()[0].replace(", is greater than permitted", " (too high)")
+        return "invalid: " + msg[:48]
     smi = Chem.MolToSmiles(Chem.RemoveHs(m, sanitize=False))
     return smi if "." not in smi else "disconnected: " + smi
 
