@@ -42,6 +42,9 @@ ROOT = os.environ.get("EQUIVAR_SHARED_DATA") or os.path.join(os.path.dirname(__f
 MODELS = {
     "affine_sl2": ("affine_cnn", dict(group="SL2", num_samples=8, channels=8, depth=2, hidden=34)),
     "affine_gl2": ("affine_cnn", dict(group="GL+2", num_samples=8, channels=8, depth=2, hidden=34)),
+    # with a channel layer norm after every convolution (rgenn's LayerNorm): 9,138 parameters
+    "affine_sl2_norm": ("affine_cnn", dict(group="SL2", num_samples=8, channels=8, depth=2, hidden=34, norm=True)),
+    "affine_gl2_norm": ("affine_cnn", dict(group="GL+2", num_samples=8, channels=8, depth=2, hidden=34, norm=True)),
     "p4cnn": ("p4cnn", dict(channels=9, depth=3)),
     "cnn": ("cnn", dict(channels=18, depth=3)),
 }

@@ -40,6 +40,12 @@ class AffineCNN(nn.Module):
         Odd; the lifting layer uses ``kernel_size + 2``.
     hidden : int
         Width of every kernel MLP (sets the parameter count with ``channels``).
+    norm : bool
+        Layer-normalise the channels of every (sample, pixel) after each convolution, with a learnt scale
+        and shift per channel (as ``rgenn`` does after its group convolutions). Pointwise over group
+        samples and space, so every symmetry above is kept. Without it the activations shrink about 100x
+        per group convolution at initialisation (the ``1 / N`` average over input samples) and training
+        stalls (BENCHMARKS.md, affNIST section).
     seed : int
         Seeds the evaluation samples.
 
@@ -60,6 +66,7 @@ class AffineCNN(nn.Module):
         depth: int = 1,
         kernel_size: int = 3,
         hidden: int = 32,
+        norm: bool = False,
         seed: int = 0,
     ):
         super().__init__()
@@ -75,6 +82,9 @@ class AffineCNN(nn.Module):
         self.lift = AffineLiftingConv(in_channels, channels, kernel_size + 2, hidden)
         self.convs = nn.ModuleList(AffineGroupConv(channels, channels, kernel_size, hidden) for _ in range(depth))
         self.head = nn.Linear(channels, num_classes)
+        self.norms = (
+            nn.ModuleList(_ChannelNorm(channels) for _ in range(depth + 1)) if norm else [nn.Identity()] * (depth + 1)
+        )
         gen = torch.Generator().manual_seed(seed)
         self.register_buffer(
             "eval_samples", torch.stack([self.group.sample(num_samples, gen) for _ in range(depth + 1)])
@@ -88,7 +98,22 @@ class AffineCNN(nn.Module):
 
     def forward(self, images: torch.Tensor, samples: torch.Tensor | None = None) -> torch.Tensor:
         s = self.samples() if samples is None else samples
-        f = F.relu(self.lift(images, s[0]))
+        f = F.relu(self.norms[0](self.lift(images, s[0])))
         for i, conv in enumerate(self.convs):
-            f = F.relu(conv(f, s[i + 1], s[i]))
+            f = F.relu(self.norms[i + 1](conv(f, s[i + 1], s[i])))
         return self.head(f.mean(dim=(2, 3, 4)))
+
+
+class _ChannelNorm(nn.Module):
+    """Layer norm over the channels ``C`` of features ``[B, C, N, H, W]`` at every sample and pixel, learnt scale/shift."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels, 1, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(channels, 1, 1, 1))
+        self.eps = eps
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        mean = f.mean(dim=1, keepdim=True)
+        var = f.var(dim=1, keepdim=True, unbiased=False)
+        return (f - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
