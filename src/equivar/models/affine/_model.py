@@ -44,8 +44,8 @@ class AffineCNN(nn.Module):
         Layer-normalise the channels of every (sample, pixel) after each convolution, with a learnt scale
         and shift per channel (as ``rgenn`` does after its group convolutions). Pointwise over group
         samples and space, so every symmetry above is kept. Without it the activations shrink about 100x
-        per group convolution at initialisation (the ``1 / N`` average over input samples) and training
-        stalls (BENCHMARKS.md, affNIST section).
+        per group convolution at initialisation (the ``1 / N`` average over input samples; BENCHMARKS.md,
+        affNIST section: at 300 CPU-s neither variant has trained far).
     seed : int
         Seeds the evaluation samples.
 
