@@ -202,6 +202,22 @@ def main(argv=None) -> int:
     p.add_argument("--plot", nargs="+", default=None, help="merge these result files (table; --figure)")
     p.add_argument("--figure", default=None)
     a = p.parse_args(argv)
+    from equivar._paths import check_output_file
+
+    try:
+        for flag, path in (("-o", a.output), ("--save", a.save), ("--figure", a.figure)):
+            check_output_file(path, flag)
+        for flag, path in [("--load", a.load)] + [("--plot", f) for f in a.plot or []]:
+            if path is not None and not os.path.isfile(path):
+                raise ValueError(f"{flag} {path}: no such file")
+        for flag, v in (("--cpu-seconds", a.cpu_seconds), ("--batch-size", a.batch_size), ("--lr", a.lr)):
+            if not v > 0:
+                raise ValueError(f"{flag} must be > 0, got {v}")
+        for flag, v in (("--train-limit", a.train_limit), ("--test-limit", a.test_limit)):
+            if v is not None and v < 1:
+                raise ValueError(f"{flag} must be >= 1, got {v}")
+    except ValueError as e:
+        p.error(str(e))
     if a.plot:
         plot(a.plot, a.figure)
         return 0

@@ -37,9 +37,9 @@ def _draw(ax, mol, title: str) -> None:
     pos = mol.GetConformer().GetPositions()
     pos = pos - pos.mean(0)
     # project on the two principal axes of largest spread (a fixed, orientation-free view)
-    _, _, vt = np.linalg.svd(pos, full_matrices=False)
+    _, _, vt = np.linalg.svd(pos, full_matrices=False) if len(pos) > 2 else (None, None, np.eye(3))
     xy = pos @ vt[:2].T
-    depth = pos @ vt[2] if len(vt) > 2 else np.zeros(len(pos))
+    depth = pos @ vt[2]
     for b in mol.GetBonds():
         i, j = b.GetBeginAtomIdx(), b.GetEndAtomIdx()
         order = int(round(b.GetBondTypeAsDouble()))
@@ -79,6 +79,13 @@ def main(argv=None) -> int:
         return 2
     if args.count < 1 or args.start < 0:
         print(f"error: --count {args.count} / --start {args.start}: need count >= 1, start >= 0", file=sys.stderr)
+        return 2
+    from equivar._paths import check_output_file
+
+    try:
+        check_output_file(args.out, "--out")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     import matplotlib
 

@@ -73,3 +73,22 @@ def test_train_evaluate_and_plot(tmp_path, monkeypatch, capsys):
     table = capsys.readouterr().out
     assert "| affine_sl2 | 9,090 |" in table and "| cnn | 9,172 |" in table
     assert fig.stat().st_size > 1000
+
+
+def test_bad_arguments_fail_before_any_work(tmp_path, capsys):
+    """Each bad flag is a one-line usage error naming it, before data are read or a model trained."""
+    import pytest
+
+    cases = {
+        ("--model", "cnn", "--cpu-seconds", "-1"): "--cpu-seconds must be > 0, got -1.0",
+        ("--model", "cnn", "-o", str(tmp_path / "no" / "x.json")): "does not exist",
+        ("--plot", str(tmp_path / "none.json")): "--plot",
+        ("--model", "cnn", "--load", str(tmp_path / "none.pt")): "--load",
+        ("--model", "cnn", "--train-limit", "0"): "--train-limit must be >= 1, got 0",
+    }
+    for argv, msg in cases.items():
+        with pytest.raises(SystemExit) as e:
+            ab.main(list(argv))
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert msg in err and "Traceback" not in err

@@ -228,3 +228,20 @@ def test_plot_molecules_script(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert mod.main([sdf, "--label", "a", "b", "--out", str(tmp_path / "x.png")]) == 2
     assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_molecules_script_edge_cases(tmp_path):
+    """A one- and a two-atom molecule are drawn (no SVD axis to spare); an unwritable --out is a one-line error."""
+    import importlib.util
+
+    from equivar.tasks.molecules._task import write_sdf
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location("plot_mols2", os.path.join(root, "scripts", "plot_molecules.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sdf = str(tmp_path / "small.sdf")
+    write_sdf(sdf, [GeneratedMolecule(np.array([6]), np.zeros((1, 3))), GeneratedMolecule(np.array([1, 1]), CH4[:2])])
+    assert mod.main([sdf, "--count", "2", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 0
+    assert mod.main([sdf, "--out", str(tmp_path / "missing" / "s.png")]) == 2
