@@ -92,6 +92,10 @@ def test_errors():
         affnist_like(_digits(2), seed=0, strength=1.5)
     with pytest.raises(ValueError, match="floating"):
         affnist_like(torch.zeros(2, 1, 28, 28, dtype=torch.uint8), seed=0)
+    with pytest.raises(ValueError, match="at least one image, got \\(0, 1, 28, 28\\)"):
+        affnist_like(torch.zeros(0, 1, 28, 28), seed=0)
+    with pytest.raises(ValueError, match="seed must be an integer, got 1.7"):
+        affnist_like(_digits(2), seed=1.7)
     with pytest.raises(ValueError, match="cannot centre 28x28"):
         pad_images(torch.zeros(1, 1, 28, 28), 41)
     with pytest.raises(ValueError, match="shear_deg"):

@@ -124,8 +124,9 @@ def test_predictions_feed_back_and_errors():
     torch.testing.assert_close(y_long[:, :4], y)  # a longer rollout starts with the same frames
     with pytest.raises(ValueError, match="frames must be \\[B, T_in >= 1, 1, H, W\\], got shape \\(2, 3, 6, 6\\)"):
         f(x[:, :, 0], 2)
-    with pytest.raises(ValueError, match="pred_len must be >= 1, got 0"):
-        f(x, 0)
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match=f"pred_len must be an integer >= 1, got {bad}"):
+            f(x, bad)
     with pytest.raises(ValueError, match="kernel_size must be odd, got 4"):
         FERNN(kernel_size=4)
 

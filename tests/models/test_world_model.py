@@ -126,7 +126,8 @@ def test_errors():
         m(x, a[:, :5], 3)
     with pytest.raises(ValueError, match="frames must be \\[B, T_in >= 1, 1, 3, 3\\], got shape \\(2, 4, 1, 4, 4\\)"):
         m(torch.zeros(2, 4, 1, 4, 4), a, 3)
-    with pytest.raises(ValueError, match="pred_len must be >= 1, got 0"):
-        m(x, a, 0)
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match=f"pred_len must be an integer >= 1, got {bad}"):
+            m(x, a, bad)
     with pytest.raises(ValueError, match="image_size \\(the window\\) must be in \\[1, memory_size=5\\], got 6"):
         FlowWorldModel(image_size=6, memory_size=5)

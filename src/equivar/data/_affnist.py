@@ -133,12 +133,17 @@ def affnist_like(
     Raises
     ------
     ValueError
-        ``images`` not a floating ``[N, C, h, w]`` tensor; ``strength`` outside [0, 1]; as :func:`pad_images`.
+        ``images`` not a floating ``[N, C, h, w]`` tensor with ``N >= 1``; ``strength`` outside [0, 1]; ``seed``
+        not an integer; as :func:`pad_images`.
     """
     if images.dim() != 4 or not images.is_floating_point():
         raise ValueError(f"images must be a floating [N, C, H, W] tensor, got {images.dtype} {tuple(images.shape)}")
+    if images.shape[0] < 1:
+        raise ValueError(f"images must hold at least one image, got {tuple(images.shape)}")
     if not 0.0 <= float(strength) <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
+    if isinstance(seed, bool) or int(seed) != seed:
+        raise ValueError(f"seed must be an integer, got {seed!r}")
     x = pad_images(images, ranges.canvas)
     N, H = x.shape[0], x.shape[-1]
     gen = torch.Generator().manual_seed(int(seed))

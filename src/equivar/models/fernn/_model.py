@@ -84,8 +84,8 @@ class _Seq2SeqRNN(nn.Module):
             raise ValueError(
                 f"frames must be [B, T_in >= 1, {self.in_channels}, H, W], got shape {tuple(frames.shape)}"
             )
-        if int(pred_len) < 1:
-            raise ValueError(f"pred_len must be >= 1, got {pred_len}")
+        if isinstance(pred_len, bool) or int(pred_len) != pred_len or int(pred_len) < 1:
+            raise ValueError(f"pred_len must be an integer >= 1, got {pred_len!r}")
         B, T, _, H, W = frames.shape
         h = frames.new_zeros(B, self.cell.num_velocities, self.cell.hidden_channels, H, W)
         hidden = []

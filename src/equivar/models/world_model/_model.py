@@ -112,8 +112,8 @@ class _WindowWorldModel(nn.Module):
         C, w = self.in_channels, self.image_size
         if frames.dim() != 5 or frames.shape[1] < 1 or tuple(frames.shape[2:]) != (C, w, w):
             raise ValueError(f"frames must be [B, T_in >= 1, {C}, {w}, {w}], got shape {tuple(frames.shape)}")
-        if int(pred_len) < 1:
-            raise ValueError(f"pred_len must be >= 1, got {pred_len}")
+        if isinstance(pred_len, bool) or int(pred_len) != pred_len or int(pred_len) < 1:
+            raise ValueError(f"pred_len must be an integer >= 1, got {pred_len!r}")
         B, T = frames.shape[:2]
         want = (B, T + int(pred_len) - 1, 2)
         if tuple(actions.shape) != want:
