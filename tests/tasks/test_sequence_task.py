@@ -135,6 +135,12 @@ def test_train_then_eval_reproduces_the_report(tiny_mnist, tmp_path):
     with torch.no_grad():
         assert float((model(x, 2) - y).square().mean()) == pytest.approx(again["test"], rel=1e-9)
     assert (tmp_path / "ev" / "frames.png").stat().st_size > 1000
+    # without --out-dir: written to run/eval/, the training run's report is not touched
+    before = {f: open(f"{out}/{f}", "rb").read() for f in ("errors.md", "errors.csv", "per_frame.csv")}
+    assert main(["eval", "--model", f"{out}/model.pt"]) == 0
+    assert {f: open(f"{out}/{f}", "rb").read() for f in before} == before
+    rows = {r["set"]: float(r["mse"]) for r in csv.DictReader(open(f"{out}/eval/errors.csv"))}
+    assert rows == pytest.approx(again, rel=1e-12)
 
 
 def test_eval_refuses_data_files_for_a_sequence_model(tiny_mnist, tmp_path, capsys):

@@ -33,7 +33,8 @@ def run_sequence(args) -> int:
     require(batch_size >= 1, "--batch-size", batch_size, ">= 1")
     if args.output:
         raise ValueError("--output: a sequence model's evaluation writes a table, not predictions; use --table")
-    out_dir = args.out_dir if args.out_dir is not None else (os.path.dirname(args.model) or ".")
+    # default: a subfolder of the training run, so the run's own errors.md / per_frame.csv / frames.png stay
+    out_dir = args.out_dir if args.out_dir is not None else os.path.join(os.path.dirname(args.model) or ".", "eval")
     prepare_output_dir(out_dir, "--out-dir")
     check_output_file(args.table, "--table", [("--model", args.model)])
     setup_threads(args)

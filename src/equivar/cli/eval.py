@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out-dir",
         default=None,
-        help="directory of the default predictions files (default: the model's directory, i.e. its training run)",
+        help="directory of the default predictions files (default: the model's directory, i.e. its training run; "
+        "for a sequence model its subfolder eval/, so the run's own report is kept)",
     )
     p.add_argument("--table", default=None, help="also write the error table as CSV here")
     g = p.add_argument_group(
