@@ -166,3 +166,34 @@ def test_windows_ade_fde_over_several_frames(tmp_path):
     np.testing.assert_allclose(float(row["fde"]), dist[:, -1].mean(), rtol=1e-12)
     np.testing.assert_allclose(float(row["mse"]), np.mean((pred - target) ** 2), rtol=1e-12)
     assert abs(float(row["ade"]) - float(row["fde"])) > 1e-3
+
+
+def test_loss_column_is_the_training_loss(egnn_run, tmp_path):
+    """A model trained with ``task.loss: ade`` gets ``loss`` = ADE in eval's table (it was the MSE)."""
+    path, model = egnn_run
+    meta = {
+        "task": "dynamics",
+        "data": _data_section(tmp_path),
+        "config": {"task": {"name": "dynamics", "loss": "ade"}},
+    }
+    ade_path = str(tmp_path / "run_ade" / "model.pt")
+    save_checkpoint(ade_path, model_payload(model, meta))
+    tables = {}
+    for name, p in (("mse", path), ("ade", ade_path)):
+        tables[name] = str(tmp_path / f"{name}.csv")
+        assert main(["eval", "--model", p, "--table", tables[name], "--out-dir", str(tmp_path / name)]) == 0
+    mse_row, ade_row = _row(tables["mse"], "test"), _row(tables["ade"], "test")
+    assert float(mse_row["loss"]) == pytest.approx(float(mse_row["mse"]), rel=1e-12)
+    assert float(ade_row["loss"]) == pytest.approx(float(ade_row["ade"]), rel=1e-6)
+    assert float(ade_row["ade"]) == pytest.approx(float(mse_row["ade"]), rel=1e-12)
+    assert abs(float(ade_row["loss"]) - float(ade_row["mse"])) > 1e-3
+
+
+def test_eval_without_data_on_a_file_that_is_no_checkpoint(tmp_path, capsys):
+    """An SDF passed as --model is not called an interatomic potential (the message used to say it was)."""
+    sdf = tmp_path / "mols.sdf"
+    sdf.write_text("not a checkpoint\n$$$$\n")
+    assert main(["eval", "--model", str(sdf)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is an interatomic potential" not in err
+    assert f"name the structure file(s) to evaluate {sdf} on" in err

@@ -135,7 +135,9 @@ def run_dynamics(args) -> int:
         raise ValueError(f"{args.model}: the checkpoint records no task.data section (not written by equivar train)")
     data = DynamicsData.from_mapping({**recorded, **overrides})
     sets = data.load(log=print)
-    task = DynamicsTask(data=data)
+    # the training's task.loss (mse or ade), so the table's `loss` column means what it meant in training
+    loss = ((meta.get("config") or {}).get("task") or {}).get("loss", "mse")
+    task = DynamicsTask(data=data, loss=loss)
     rows = []
     for split in splits:
         arrays, metrics = predict_dynamics(task, model, sets[split], batch_size, args.device, args.samples, args.seed)

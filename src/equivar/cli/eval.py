@@ -90,6 +90,11 @@ def run(args) -> int:
         )
     require_potential(args.model, "eval")
     if not args.data:
+        if checkpoint_task(args.model)[0] is None:  # a TorchScript export, or not an equivar checkpoint at all
+            raise ValueError(
+                f"--data: name the structure file(s) to evaluate {args.model} on (it must be an interatomic "
+                "potential: an equivar checkpoint or a TorchScript export)"
+            )
         raise ValueError(f"--data: {args.model} is an interatomic potential; name the structure file(s) to evaluate")
     if args.batch_size is None:
         args.batch_size = 10
