@@ -153,3 +153,17 @@ def test_eval_refuses_data_files_for_a_sequence_model(tiny_mnist, tmp_path, caps
     assert main(["eval", "--model", path, "--data", "x.xyz"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is a sequence model" in err[0] and "--set KEY=VALUE" in err[0]
+
+
+@pytest.mark.parametrize("task_cls", ["sequence", "world_model"])
+def test_training_loss_is_the_frame_mse(task_cls):
+    """Both frame tasks train on the mean squared error over frames and pixels (a NumPy sum by hand)."""
+    from equivar.tasks import WorldModelTask
+
+    task = SequenceTask() if task_cls == "sequence" else WorldModelTask()
+    g = torch.Generator().manual_seed(0)
+    pred = torch.rand(2, 3, 1, 4, 4, generator=g, dtype=torch.float64)
+    target = torch.rand(2, 3, 1, 4, 4, generator=g, dtype=torch.float64)
+    loss, logs = task.loss({"frames": pred}, {"target": target})
+    want = float(np.sum((pred.numpy() - target.numpy()) ** 2) / pred.numel())
+    assert float(loss) == pytest.approx(want, rel=1e-12) and logs["mse"] == pytest.approx(want, rel=1e-12)

@@ -24,6 +24,20 @@ from .. import planar as P
 from ._equivariance import default_tolerance
 
 
+def flow_velocities(model, velocities=None) -> torch.Tensor:
+    """``[V, 2]`` long: ``velocities`` if given, else ``model.velocities`` (the flows a ``planar:flows`` check uses).
+
+    Raises
+    ------
+    ValueError
+        Neither is set (names the model).
+    """
+    vel = velocities if velocities is not None else getattr(model, "velocities", None)
+    if vel is None:
+        raise ValueError(f"{type(model).__name__}: planar:flows needs velocities (model.velocities or velocities=)")
+    return torch.as_tensor(vel, dtype=torch.long).reshape(-1, 2)
+
+
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     scale = max(float(a.abs().max()), float(b.abs().max()), torch.finfo(a.dtype).tiny)
     return float((a - b).abs().max()) / scale
@@ -108,10 +122,7 @@ def check_sequence_model(
     if len(shifts) > max_shifts:
         shifts = shifts[torch.randperm(len(shifts), generator=gen)[:max_shifts]]
     if "planar:flows" in groups:
-        vel = velocities if velocities is not None else getattr(model, "velocities", None)
-        if vel is None:
-            raise ValueError(f"{type(model).__name__}: planar:flows needs velocities (model.velocities or velocities=)")
-        vel = torch.as_tensor(vel, dtype=torch.long).reshape(-1, 2)
+        vel = flow_velocities(model, velocities)
     out = {}
     for dt in dtypes:
         m = copy.deepcopy(model).to(dt).eval()

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 
 from ._equivariance import default_tolerance
-from ._sequences import _rel
+from ._sequences import _rel, flow_velocities
 
 
 @torch.no_grad()
@@ -85,10 +85,7 @@ def check_world_model(
         frames = torch.rand(2, 4, ch, size, size, generator=gen, dtype=torch.float64)
     if actions is None:
         actions = torch.randint(-1, 2, (frames.shape[0], frames.shape[1] + int(pred_len) - 1, 2), generator=gen)
-    vel = velocities if velocities is not None else getattr(model, "velocities", None)
-    if vel is None:
-        raise ValueError(f"{type(model).__name__}: planar:flows needs velocities (model.velocities or velocities=)")
-    vel = torch.as_tensor(vel, dtype=torch.long).reshape(-1, 2)
+    vel = flow_velocities(model, velocities)
     out = {}
     for dt in dtypes:
         m = copy.deepcopy(model).to(dt).eval()

@@ -19,6 +19,20 @@ from ._data import SequenceData, collate_sequences
 from ._metrics import SequenceMetrics
 
 
+def checked_frames(out, target: torch.Tensor, task: str) -> torch.Tensor:
+    """``out`` if it is a tensor shaped like ``target`` (predicted frames); else a one-line ``ValueError`` naming ``task``."""
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(target.shape):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{task} task: the model must return frames of shape {tuple(target.shape)}, got {got}")
+    return out
+
+
+def frame_mse(pred: Mapping, batch: Mapping) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean squared error of ``pred["frames"]`` against ``batch["target"]`` over frames and pixels, and ``{"mse"}``."""
+    loss = (pred["frames"] - batch["target"].to(pred["frames"].dtype)).square().mean()
+    return loss, {"mse": float(loss.detach())}
+
+
 @register_task("sequence")
 class SequenceTask(Task):
     """Next-frame prediction: ``model(inputs [B, T_in, C, H, W], T_out) -> [B, T_out, C, H, W]``, MSE per frame.
@@ -57,15 +71,10 @@ class SequenceTask(Task):
     # ---- per batch ------------------------------------------------------------------------
     def forward(self, model: torch.nn.Module, batch: Mapping, training: bool) -> dict:
         target = batch["target"]
-        out = model(batch["inputs"], int(target.shape[1]))
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(target.shape):
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"sequence task: the model must return frames of shape {tuple(target.shape)}, got {got}")
-        return {"frames": out}
+        return {"frames": checked_frames(model(batch["inputs"], int(target.shape[1])), target, "sequence")}
 
     def loss(self, pred: Mapping, batch: Mapping) -> tuple[torch.Tensor, dict[str, float]]:
-        loss = (pred["frames"] - batch["target"].to(pred["frames"].dtype)).square().mean()
-        return loss, {"mse": float(loss.detach())}
+        return frame_mse(pred, batch)
 
     def metrics(self) -> SequenceMetrics:
         return SequenceMetrics()

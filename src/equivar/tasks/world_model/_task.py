@@ -16,6 +16,7 @@ from ...data import make_loader
 from .._data import TaskData
 from .._registry import register_task
 from .._task import Task
+from ..sequence._task import checked_frames, frame_mse
 from ._data import WorldData, WorldSet, collate_worlds
 from ._metrics import WorldMetrics
 
@@ -55,16 +56,10 @@ class WorldModelTask(Task):
     def forward(self, model: torch.nn.Module, batch: Mapping, training: bool) -> dict:
         target = batch["target"]
         out = model(batch["inputs"], batch["actions"], int(target.shape[1]))
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(target.shape):
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(
-                f"world_model task: the model must return frames of shape {tuple(target.shape)}, got {got}"
-            )
-        return {"frames": out}
+        return {"frames": checked_frames(out, target, "world_model")}
 
     def loss(self, pred: Mapping, batch: Mapping) -> tuple[torch.Tensor, dict[str, float]]:
-        loss = (pred["frames"] - batch["target"].to(pred["frames"].dtype)).square().mean()
-        return loss, {"mse": float(loss.detach())}
+        return frame_mse(pred, batch)
 
     def metrics(self) -> WorldMetrics:
         return WorldMetrics()
