@@ -47,6 +47,46 @@ MODELS = {
     "affine_gl2_norm": ("affine_cnn", dict(group="GL+2", num_samples=8, channels=8, depth=2, hidden=34, norm=True)),
     "p4cnn": ("p4cnn", dict(channels=9, depth=3)),
     "cnn": ("cnn", dict(channels=18, depth=3)),
+    # the same networks with rgenn's down-sampling and read-out: 2 x 2 max pools between layers, global max
+    # (parameter counts unchanged); the affine one with the layer norm
+    "affine_sl2_pool": (
+        "affine_cnn",
+        dict(group="SL2", num_samples=8, channels=8, depth=2, hidden=34, norm=True, pool=2, readout="max"),
+    ),
+    "affine_gl2_pool": (
+        "affine_cnn",
+        dict(group="GL+2", num_samples=8, channels=8, depth=2, hidden=34, norm=True, pool=2, readout="max"),
+    ),
+    "affine_sl2_siren": (
+        "affine_cnn",
+        dict(
+            group="SL2",
+            num_samples=8,
+            channels=8,
+            depth=2,
+            hidden=34,
+            norm="layer",
+            kernel="siren",
+            pool=2,
+            readout="max",
+        ),
+    ),
+    "affine_gl2_siren": (
+        "affine_cnn",
+        dict(
+            group="GL+2",
+            num_samples=8,
+            channels=8,
+            depth=2,
+            hidden=34,
+            norm="layer",
+            kernel="siren",
+            pool=2,
+            readout="max",
+        ),
+    ),
+    "p4cnn_pool": ("p4cnn", dict(channels=9, depth=3, pool=2, readout="max")),
+    "cnn_pool": ("cnn", dict(channels=18, depth=3, pool=2, readout="max")),
 }
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 COMPONENTS = {
@@ -61,11 +101,17 @@ def make_model(key: str, image_size: int = 40) -> torch.nn.Module:
     return build_model(name, image_size=image_size, **kw)
 
 
-def train(model, train_set, cpu_seconds: float, batch_size: int, lr: float, seed: int, canvas: int = 40) -> dict:
-    """Adam, learning rate ``lr * (1 + cos(pi * used / budget)) / 2``, until ``cpu_seconds`` of process time."""
+def train(
+    model, train_set, cpu_seconds: float, batch_size: int, lr: float, seed: int, canvas: int = 40, log_every: int = 500
+) -> dict:
+    """Adam, learning rate ``lr * (1 + cos(pi * used / budget)) / 2``, until ``cpu_seconds`` of process time.
+
+    Prints the mean training loss and accuracy of the last ``log_every`` steps (0: never).
+    """
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     t0, steps, epochs, loss = time.process_time(), 0, 0, torch.tensor(float("nan"))
+    window = []
     model.train()
     done = False
     while not done:
@@ -76,11 +122,22 @@ def train(model, train_set, cpu_seconds: float, batch_size: int, lr: float, seed
                 break
             for group in opt.param_groups:
                 group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * used / cpu_seconds))
-            loss = F.cross_entropy(model(pad_images(b["images"], canvas)), b["labels"])
+            logits = model(pad_images(b["images"], canvas))
+            loss = F.cross_entropy(logits, b["labels"])
             opt.zero_grad()
             loss.backward()
             opt.step()
             steps += 1
+            if log_every:
+                window.append((float(loss.detach()), float((logits.argmax(-1) == b["labels"]).double().mean())))
+                if steps % log_every == 0:
+                    ls, acc = zip(*window)
+                    print(
+                        f"step {steps}  {used:.0f} CPU-s  loss {sum(ls) / len(ls):.4f}  "
+                        f"train accuracy {100 * sum(acc) / len(acc):.1f}%",
+                        flush=True,
+                    )
+                    window = []
         else:
             epochs += 1
     model.eval()

@@ -77,3 +77,18 @@ def test_so2_factor_is_haar_uniform(gl_samples):
     counts = torch.histc(ang, bins=12, min=-torch.pi, max=torch.pi)
     expected = ang.numel() / 12
     assert ((counts - expected) ** 2 / expected).sum().item() < 31.3
+
+
+def test_equidistant_rotations_are_stratified_and_still_uniform():
+    """rgenn's equi_distant sampler: one uniform offset, n angles 2 pi / n apart; each angle is still uniform
+    (chi^2 over 12 bins of the first angle of 20,000 sample sets), so the Haar weights stay valid."""
+    G = P.SL2(0.2, rotations="equidistant")
+    hs = G.sample_haar(8, torch.Generator().manual_seed(0))
+    ang = torch.sort(torch.remainder(P.SO2.angle(hs.R), 2 * torch.pi)).values
+    torch.testing.assert_close(ang.diff(), torch.full((7,), torch.pi / 4, dtype=torch.float64))
+    firsts = torch.stack([P.SO2.angle(G.sample_haar(3, torch.Generator().manual_seed(s)).R)[0] for s in range(20_000)])
+    counts = torch.histc(firsts, bins=12, min=-torch.pi, max=torch.pi)
+    assert ((counts - 20_000 / 12) ** 2 / (20_000 / 12)).sum().item() < 31.3
+    torch.testing.assert_close(torch.linalg.det(hs.g), torch.ones(8, dtype=torch.float64))
+    with pytest.raises(ValueError, match="rotations must be 'haar' or 'equidistant', got 'grid'"):
+        P.GLPlus2(0.2, rotations="grid")

@@ -73,3 +73,53 @@ def test_lift_then_group_conv_equivariance(dtype):
     assert not torch.allclose(y, torch.rot90(net(x, R.T @ s_in, s_out), 1, dims=(-2, -1)), atol=1e-4)
     with pytest.raises(ValueError, match="N_in = 4 samples"):
         conv(torch.zeros(1, 3, 3, 9, 9), s_out, s_in)
+
+
+@pytest.mark.parametrize("layer", ["lift", "conv"])
+def test_siren_kernels_keep_the_equivariance_and_start_rough(dtype, layer):
+    """SIREN kernel MLPs (rgenn's default): same identities as the SiLU ones, same parameter count, and the
+    kernel varies across its grid at initialisation (neighbouring taps differ by about as much as the kernel's
+    size), where the SiLU MLP's kernels are nearly linear (smooth: neighbouring taps almost equal)."""
+    torch.manual_seed(0)
+    mk = {
+        "lift": lambda kind: AffineLiftingConv(1, 4, 5, kernel=kind),
+        "conv": lambda kind: AffineGroupConv(2, 3, 5, kernel=kind),
+    }[layer]
+    siren, silu = mk("siren").to(dtype), mk("silu").to(dtype)
+    assert sum(p.numel() for p in siren.parameters()) == sum(p.numel() for p in silu.parameters())
+    s = P.SL2(0.3).sample(3, torch.Generator().manual_seed(1)).to(dtype)
+    R = torch.round(P.rotation_matrix(math.pi / 2)).to(dtype)
+    if layer == "lift":
+        x = torch.randn(2, 1, 9, 9, generator=torch.Generator().manual_seed(2), dtype=dtype)
+        torch.testing.assert_close(
+            siren(torch.rot90(x, 1, dims=(-2, -1)), s), torch.rot90(siren(x, R.T @ s), 1, dims=(-2, -1)), **_tol(dtype)
+        )
+        kernels = {k: m.kernels(torch.eye(2, dtype=dtype)[None]) for k, m in (("siren", siren), ("silu", silu))}
+    else:
+        f = torch.randn(2, 2, 3, 9, 9, generator=torch.Generator().manual_seed(2), dtype=dtype)
+        torch.testing.assert_close(
+            siren(torch.rot90(f, 1, dims=(-2, -1)), s, s),
+            torch.rot90(siren(f, R.T @ s, R.T @ s), 1, dims=(-2, -1)),
+            **_tol(dtype),
+        )
+        kernels = {k: m.kernels(s[:1], s[:1]) for k, m in (("siren", siren), ("silu", silu))}
+
+    def roughness(w):  # mean |difference of horizontal neighbours| over the taps inside the disc / mean |tap|
+        inside = w[..., 1:-1, :].abs() > 0
+        d = (w[..., 1:-1, 1:] - w[..., 1:-1, :-1]).abs()[inside[..., 1:] & inside[..., :-1]]
+        return (d.mean() / w[..., 1:-1, :][inside].abs().mean()).item()
+
+    assert roughness(kernels["siren"]) > 0.5 > 0.25 > roughness(kernels["silu"])
+
+
+def test_kernel_mlp_initialisation_and_errors():
+    torch.manual_seed(0)
+    m = P.KernelMLP(7, 30, 64, "siren", w0=10.0, fan_in=8 * 9)
+    assert m[0].weight.abs().max() <= 1 / 7 and m[0].weight.abs().max() > 0.9 / 7
+    assert m[2].weight.abs().max() <= (6 / 30) ** 0.5 / 10 and m[2].bias.abs().max() == 0
+    assert m[4].weight.abs().max() <= (6 / 30) ** 0.5 / (8 * 9) ** 0.5 and m[4].bias.abs().max() == 0
+    x = torch.rand(5, 7)
+    a, b, c = m.layers
+    torch.testing.assert_close(m(x), c(torch.sin(10 * b(torch.sin(10 * a(x))))))
+    with pytest.raises(ValueError, match="kernel must be 'siren' or 'silu', got 'relu'"):
+        AffineLiftingConv(1, 1, 3, kernel="relu")

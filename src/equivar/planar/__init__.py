@@ -19,7 +19,8 @@ FERNN 2025); :func:`velocity_grid` / :func:`flow_roll`: the
 velocity set and the flow step of a velocity-lifted hidden state. Polyphase sampling: :func:`anchor`, :func:`aps_downsample`
 (Chaman & Dokmanic 2021; Ding et al. 2023), exactly equivariant to circular
 shifts. Group convolutions on ``p4 = Z^2 x| C4``: :class:`LiftingConvP4`,
-:class:`GroupConvP4`, :func:`group_pool` (Cohen & Welling 2016), exact.
+:class:`GroupConvP4`, :func:`group_pool` (Cohen & Welling 2016), exact;
+:func:`spatial_max_pool` and :func:`global_pool` for their down-sampling and read-out.
 Monte-Carlo lifting to ``R^2 x| G`` with a kernel MLP on transformed grids:
 :class:`AffineLiftingConv` and the group convolution between sampled elements
 :class:`AffineGroupConv` (Mironenco & Forre 2024).
@@ -43,7 +44,7 @@ from ._affine import Affine, AffineElement
 from ._base import PlanarGroup
 from ._flows import Flow, flow_roll, velocity_grid
 from ._gconv import GroupConvP4, LiftingConvP4, group_pool, rotate_p4
-from ._lifting import AffineGroupConv, AffineLiftingConv
+from ._lifting import AffineGroupConv, AffineLiftingConv, KernelMLP
 from ._linear import SL2, GLPlus2, HaarSample, Scalings, log_jacobian
 from ._matrix import MatrixGroup
 from ._polyphase import (
@@ -56,6 +57,7 @@ from ._polyphase import (
     polyphase_tie_counts,
     roll_per_sample,
 )
+from ._pooling import check_pooling, global_pool, spatial_max_pool
 from ._resample import pixel_coordinates, warp
 from ._rotations import SO2, CyclicRotations, rotation_matrix
 from ._spd import polar, spd_logm, spd_sqrtm, sym_expm
@@ -74,6 +76,7 @@ __all__ = [
     "LiftingConvP4",
     "HaarSample",
     "IntegerShifts",
+    "KernelMLP",
     "MatrixGroup",
     "PlanarGroup",
     "PolyphaseDownsample",
@@ -81,9 +84,11 @@ __all__ = [
     "SO2",
     "Scalings",
     "anchor",
+    "check_pooling",
     "flow_roll",
     "aps_downsample",
     "log_jacobian",
+    "global_pool",
     "group_pool",
     "pixel_coordinates",
     "polar",
@@ -94,6 +99,7 @@ __all__ = [
     "rotation_matrix",
     "roll_per_sample",
     "rotate_p4",
+    "spatial_max_pool",
     "spd_logm",
     "spd_sqrtm",
     "sym_expm",

@@ -19,6 +19,8 @@ coordinates are pixels divided by ``kernel_size // 2`` (the grid spans
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,7 +38,9 @@ class AffineLiftingConv(nn.Module):
     kernel_size : int
         Odd.
     hidden : int
-        Width of the kernel MLP (``2 -> hidden -> hidden -> out * in``, SiLU).
+        Width of the kernel MLP (``2 -> hidden -> hidden -> out * in``).
+    kernel : {'silu', 'siren'}
+        The kernel MLP's activation and initialisation (:class:`KernelMLP`).
 
     Shapes
     ------
@@ -48,18 +52,14 @@ class AffineLiftingConv(nn.Module):
         Even ``kernel_size``; samples not ``[N, 2, 2]``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5, hidden: int = 32):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 5, hidden: int = 32, kernel: str = "silu"
+    ):
         super().__init__()
         if int(kernel_size) % 2 == 0 or kernel_size < 3:
             raise ValueError(f"kernel_size must be odd and >= 3, got {kernel_size}")
         self.in_channels, self.out_channels, self.kernel_size = int(in_channels), int(out_channels), int(kernel_size)
-        self.mlp = nn.Sequential(
-            nn.Linear(2, hidden),
-            nn.SiLU(),
-            nn.Linear(hidden, hidden),
-            nn.SiLU(),
-            nn.Linear(hidden, out_channels * in_channels),
-        )
+        self.mlp = KernelMLP(2, hidden, out_channels * in_channels, kernel, fan_in=in_channels * kernel_size**2)
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def kernels(self, samples: torch.Tensor) -> torch.Tensor:
@@ -83,6 +83,53 @@ class AffineLiftingConv(nn.Module):
         return y.reshape(x.shape[0], O, N, *y.shape[-2:]) + self.bias[:, None, None, None]
 
 
+class KernelMLP(nn.Module):
+    """The continuous kernel of the Monte-Carlo convolutions: coordinates ``[..., d] -> [..., out]``.
+
+    ``kind='siren'`` (Sitzmann et al. 2020, as ``rgenn``'s default): two sine layers ``sin(w0 (W x + b))``
+    with SIREN's initialisation (first layer uniform in ``+-1/d``, second ``+-sqrt(6 / hidden) / w0``) and a
+    linear output initialised uniform in ``+-sqrt(6 / hidden) / sqrt(fan_in)`` (``rgenn``'s ``INR``, gain 6),
+    zero bias; high-frequency kernels from the start. ``kind='silu'``: ``Linear-SiLU-Linear-SiLU-Linear`` with
+    PyTorch's default initialisation (smooth, nearly linear kernels over ``[-1, 1]^2`` at initialisation: the
+    affine CNN did not leave chance level in 500 steps with it; BENCHMARKS.md, affNIST). Same parameters.
+
+    Raises
+    ------
+    ValueError
+        Another ``kind``.
+    """
+
+    def __init__(
+        self, in_features: int, hidden: int, out_features: int, kind: str = "siren", w0: float = 10.0, fan_in: int = 1
+    ):
+        super().__init__()
+        if kind not in ("siren", "silu"):
+            raise ValueError(f"kernel must be 'siren' or 'silu', got {kind!r}")
+        self.kind, self.w0 = kind, float(w0)
+        self.layers = nn.ModuleList(
+            [nn.Linear(in_features, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, out_features)]
+        )
+        if kind == "siren":
+            with torch.no_grad():
+                self.layers[0].weight.uniform_(-1 / in_features, 1 / in_features)
+                bound = math.sqrt(6 / hidden) / self.w0
+                self.layers[1].weight.uniform_(-bound, bound)
+                self.layers[1].bias.zero_()
+                bound = math.sqrt(6 / hidden) / math.sqrt(fan_in)
+                self.layers[2].weight.uniform_(-bound, bound)
+                self.layers[2].bias.zero_()
+
+    def __getitem__(self, i: int) -> nn.Linear:
+        """The ``i``-th linear layer at the index it had in the ``Sequential`` (0, 2, 4)."""
+        return self.layers[{0: 0, 2: 1, 4: 2}[i]]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b, out = self.layers
+        if self.kind == "siren":
+            return out(torch.sin(self.w0 * b(torch.sin(self.w0 * a(x)))))
+        return out(F.silu(b(F.silu(a(x)))))
+
+
 def _group_features(rel: torch.Tensor) -> torch.Tensor:
     """``[..., 5]`` kernel inputs of relative elements ``B^-1 A`` ``[..., 2, 2]`` (``det > 0``): the global chart
     ``g = exp(S(a, b1, b2)) R(angle)`` of :class:`~equivar.planar.GLPlus2` as ``(a, b1, b2, cos, sin)``."""
@@ -103,21 +150,18 @@ class AffineGroupConv(nn.Module):
     Shapes
     ------
     ``forward(f [B, C_in, N_in, H, W], out_samples [N_out, 2, 2], in_samples [N_in, 2, 2])
-    -> [B, C_out, N_out, H, W]``.
+    -> [B, C_out, N_out, H, W]``. ``hidden`` and ``kernel`` as :class:`AffineLiftingConv` (input ``7``:
+    the moved grid point and the relative element's 5 chart features).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, hidden: int = 32):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, hidden: int = 32, kernel: str = "silu"
+    ):
         super().__init__()
         if int(kernel_size) % 2 == 0 or kernel_size < 3:
             raise ValueError(f"kernel_size must be odd and >= 3, got {kernel_size}")
         self.in_channels, self.out_channels, self.kernel_size = int(in_channels), int(out_channels), int(kernel_size)
-        self.mlp = nn.Sequential(
-            nn.Linear(7, hidden),
-            nn.SiLU(),
-            nn.Linear(hidden, hidden),
-            nn.SiLU(),
-            nn.Linear(hidden, out_channels * in_channels),
-        )
+        self.mlp = KernelMLP(7, hidden, out_channels * in_channels, kernel, fan_in=in_channels * kernel_size**2)
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def kernels(self, out_samples: torch.Tensor, in_samples: torch.Tensor) -> torch.Tensor:

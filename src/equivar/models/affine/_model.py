@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...planar import SL2, AffineGroupConv, AffineLiftingConv, GLPlus2
+from ...planar import SL2, AffineGroupConv, AffineLiftingConv, GLPlus2, check_pooling, global_pool, spatial_max_pool
 
 
 class AffineCNN(nn.Module):
@@ -32,6 +32,8 @@ class AffineCNN(nn.Module):
         Group samples per layer.
     sample_scale : float
         Spread of the SPD factor's log-eigenvalues.
+    rotations : {'haar', 'equidistant'}
+        How a sample set's rotation factors are drawn (:class:`~equivar.planar.GLPlus2`).
     channels : int
         Channels per sample of each hidden layer.
     depth : int
@@ -40,12 +42,24 @@ class AffineCNN(nn.Module):
         Odd; the lifting layer uses ``kernel_size + 2``.
     hidden : int
         Width of every kernel MLP (sets the parameter count with ``channels``).
-    norm : bool
-        Layer-normalise the channels of every (sample, pixel) after each convolution, with a learnt scale
-        and shift per channel (as ``rgenn`` does after its group convolutions). Pointwise over group
-        samples and space, so every symmetry above is kept. Without it the activations shrink about 100x
+    norm : {'none', 'layer', 'channel'} (``True`` / ``False``: ``'channel'`` / ``'none'``)
+        A normalisation after each convolution, with a learnt scale and shift per channel. ``'layer'``:
+        over all channels, samples and pixels of each image (``rgenn``'s default ``layernorm3d``); its
+        statistics are invariant to permuting samples and to moving pixels, so every symmetry above is
+        kept. ``'channel'``: over the channels of every (sample, pixel) (``rgenn``'s ``layernorm3dg``); it
+        blows the near-constant background up to unit variance, and with 8 channels the model did not
+        fit 32 digits (BENCHMARKS.md, affNIST). Without it the activations shrink about 100x
         per group convolution at initialisation (the ``1 / N`` average over input samples; BENCHMARKS.md,
         affNIST section: at 300 CPU-s neither variant has trained far).
+    kernel : {'silu', 'siren'}
+        The kernel MLPs (:class:`~equivar.planar.KernelMLP`): ``'siren'`` is ``rgenn``'s default (sine
+        layers, ``w0 = 10``); with ``'silu'`` the kernels start smooth and the model barely trains (BENCHMARKS.md).
+    pool : int
+        Spatial max-pool factor before every group convolution (1: none; ``rgenn`` pools 2 between its
+        blocks). Pointwise over samples, so the sampled-group equivariance is kept; circular shifts stay
+        exact only by multiples of ``pool ** depth`` (so with ``pool > 1`` the model claims no group).
+    readout : {'mean', 'max'}
+        Global pooling over group samples and space (``rgenn``: max).
     seed : int
         Seeds the evaluation samples.
 
@@ -62,11 +76,15 @@ class AffineCNN(nn.Module):
         group: str = "SL2",
         num_samples: int = 8,
         sample_scale: float = 0.2,
+        rotations: str = "haar",
         channels: int = 8,
         depth: int = 1,
         kernel_size: int = 3,
         hidden: int = 32,
-        norm: bool = False,
+        norm: str | bool = "none",
+        kernel: str = "silu",
+        pool: int = 1,
+        readout: str = "mean",
         seed: int = 0,
     ):
         super().__init__()
@@ -76,15 +94,21 @@ class AffineCNN(nn.Module):
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         self.image_size, self.in_channels = int(image_size), int(in_channels)
-        self.group = groups[group](sample_scale)
+        self.group = groups[group](sample_scale, rotations)
         self.num_samples, self.depth = int(num_samples), int(depth)
-        self.symmetry_groups = ("planar:shifts",)
-        self.lift = AffineLiftingConv(in_channels, channels, kernel_size + 2, hidden)
-        self.convs = nn.ModuleList(AffineGroupConv(channels, channels, kernel_size, hidden) for _ in range(depth))
-        self.head = nn.Linear(channels, num_classes)
-        self.norms = (
-            nn.ModuleList(_ChannelNorm(channels) for _ in range(depth + 1)) if norm else [nn.Identity()] * (depth + 1)
+        self.pool, self.readout = check_pooling(pool, readout)
+        self.symmetry_groups = ("planar:shifts",) if self.pool == 1 else ()
+        self.lift = AffineLiftingConv(in_channels, channels, kernel_size + 2, hidden, kernel)
+        self.convs = nn.ModuleList(
+            AffineGroupConv(channels, channels, kernel_size, hidden, kernel) for _ in range(depth)
         )
+        self.head = nn.Linear(channels, num_classes)
+        norm = {True: "channel", False: "none"}.get(norm, norm) if isinstance(norm, bool) else norm
+        norms = {"none": lambda c: nn.Identity(), "channel": _ChannelNorm, "layer": _LayerNorm}
+        if norm not in norms:
+            raise ValueError(f"norm must be 'none', 'layer' or 'channel', got {norm!r}")
+        self.norm = norm
+        self.norms = nn.ModuleList(norms[norm](channels) for _ in range(depth + 1))
         gen = torch.Generator().manual_seed(seed)
         self.register_buffer(
             "eval_samples", torch.stack([self.group.sample(num_samples, gen) for _ in range(depth + 1)])
@@ -100,8 +124,8 @@ class AffineCNN(nn.Module):
         s = self.samples() if samples is None else samples
         f = F.relu(self.norms[0](self.lift(images, s[0])))
         for i, conv in enumerate(self.convs):
-            f = F.relu(self.norms[i + 1](conv(f, s[i + 1], s[i])))
-        return self.head(f.mean(dim=(2, 3, 4)))
+            f = F.relu(self.norms[i + 1](conv(spatial_max_pool(f, self.pool), s[i + 1], s[i])))
+        return self.head(global_pool(f, (2, 3, 4), self.readout))
 
 
 class _ChannelNorm(nn.Module):
@@ -116,4 +140,13 @@ class _ChannelNorm(nn.Module):
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         mean = f.mean(dim=1, keepdim=True)
         var = f.var(dim=1, keepdim=True, unbiased=False)
+        return (f - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
+class _LayerNorm(_ChannelNorm):
+    """Layer norm over channels, samples and pixels ``(C, N, H, W)`` of each image, learnt scale/shift per channel."""
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        mean = f.mean(dim=(1, 2, 3, 4), keepdim=True)
+        var = f.var(dim=(1, 2, 3, 4), keepdim=True, unbiased=False)
         return (f - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias

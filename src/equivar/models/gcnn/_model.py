@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...planar import GroupConvP4, LiftingConvP4, group_pool
+from ...planar import GroupConvP4, LiftingConvP4, check_pooling, global_pool, group_pool, spatial_max_pool
 
 
 class P4CNN(nn.Module):
@@ -27,6 +27,12 @@ class P4CNN(nn.Module):
         Group convolutions after the lifting layer.
     kernel_size : int
         Odd.
+    pool : int
+        Spatial max-pool factor after every layer but the last (1: none; ``rgenn``'s networks pool 2). Quarter
+        turns stay exact (each feature map size must be divisible by ``pool``); circular shifts only by
+        multiples of ``pool ** depth``, so with ``pool > 1`` the model claims C4 only.
+    readout : {'mean', 'max'}
+        Global pooling over space after the group max-pool.
 
     Shapes
     ------
@@ -46,10 +52,13 @@ class P4CNN(nn.Module):
         channels: int = 10,
         depth: int = 3,
         kernel_size: int = 3,
+        pool: int = 1,
+        readout: str = "mean",
     ):
         super().__init__()
         self.image_size, self.in_channels = int(image_size), int(in_channels)
-        self.symmetry_groups = ("planar:shifts", "planar:C4")
+        self.pool, self.readout = check_pooling(pool, readout)
+        self.symmetry_groups = ("planar:shifts", "planar:C4") if self.pool == 1 else ("planar:C4",)
         self.lift = LiftingConvP4(in_channels, channels, kernel_size)
         self.convs = nn.ModuleList(GroupConvP4(channels, channels, kernel_size) for _ in range(depth))
         self.head = nn.Linear(channels, num_classes)
@@ -59,8 +68,8 @@ class P4CNN(nn.Module):
             raise ValueError(f"expected square images [B, C, H, H], got shape {tuple(images.shape)}")
         f = F.relu(self.lift(images))
         for conv in self.convs:
-            f = F.relu(conv(f))
-        return self.head(group_pool(f, "max").mean(dim=(-2, -1)))
+            f = F.relu(conv(spatial_max_pool(f, self.pool)))
+        return self.head(global_pool(group_pool(f, "max"), (-2, -1), self.readout))
 
 
 class CNN(nn.Module):
@@ -68,7 +77,8 @@ class CNN(nn.Module):
 
     Invariant to circular shifts only. ``channels`` defaults to 20, which gives
     about the parameter count of the default :class:`P4CNN` (11,270 against
-    11,040 for one input channel and ten classes).
+    11,040 for one input channel and ten classes). ``pool`` and ``readout`` as
+    :class:`P4CNN` (with ``pool > 1`` it claims no group).
     """
 
     def __init__(
@@ -79,12 +89,15 @@ class CNN(nn.Module):
         channels: int = 20,
         depth: int = 3,
         kernel_size: int = 3,
+        pool: int = 1,
+        readout: str = "mean",
     ):
         super().__init__()
         if int(kernel_size) % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         self.image_size, self.in_channels = int(image_size), int(in_channels)
-        self.symmetry_groups = ("planar:shifts",)
+        self.pool, self.readout = check_pooling(pool, readout)
+        self.symmetry_groups = ("planar:shifts",) if self.pool == 1 else ()
         pad = dict(padding=kernel_size // 2, padding_mode="circular")
         self.convs = nn.ModuleList(
             [nn.Conv2d(in_channels, channels, kernel_size, **pad)]
@@ -94,6 +107,6 @@ class CNN(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         f = images
-        for conv in self.convs:
-            f = F.relu(conv(f))
-        return self.head(f.mean(dim=(-2, -1)))
+        for i, conv in enumerate(self.convs):
+            f = F.relu(conv(f if i == 0 else spatial_max_pool(f, self.pool)))
+        return self.head(global_pool(f, (-2, -1), self.readout))
