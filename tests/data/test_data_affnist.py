@@ -3,6 +3,7 @@ points moved by the drawn map."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,5 +101,30 @@ def test_errors():
         pad_images(torch.zeros(1, 1, 28, 28), 41)
     with pytest.raises(ValueError, match="shear_deg"):
         AffnistRanges(shear_deg=90)
-    with pytest.raises(ValueError, match="scale must be in"):
+    with pytest.raises(ValueError, match="scale must be a number in"):
         AffnistRanges(scale=1.0)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("rotation_deg", -1.0, r"rotation_deg must be a number in \[0, 180\], got -1.0"),
+        ("rotation_deg", 180.5, r"rotation_deg must be a number in \[0, 180\], got 180.5"),
+        ("rotation_deg", float("nan"), r"rotation_deg must be a number in \[0, 180\], got nan"),
+        ("rotation_deg", "20", r"rotation_deg must be a number in \[0, 180\], got '20'"),
+        ("shear_deg", 90.0, r"shear_deg must be a number in \[0, 90\), got 90.0"),
+        ("shear_deg", True, r"shear_deg must be a number in \[0, 90\), got True"),
+        ("scale", -0.1, r"scale must be a number in \[0, 1\), got -0.1"),
+        ("canvas", 0, r"canvas must be an integer >= 1, got 0"),
+        ("canvas", 40.5, r"canvas must be an integer >= 1, got 40.5"),
+        ("canvas", "40", r"canvas must be an integer >= 1, got '40'"),
+    ],
+)
+def test_ranges_validation_documented_in_raises(field, value, message):
+    """Every check the Raises section of ``AffnistRanges`` lists is one ``ValueError`` naming the field and value;
+    the edges of the documented ranges are accepted."""
+    with pytest.raises(ValueError, match=message):
+        AffnistRanges(**{field: value})
+    r = AffnistRanges(rotation_deg=180, shear_deg=0.0, scale=0, canvas=np.int64(28))
+    assert (r.rotation_deg, r.canvas) == (180, 28)
+    assert "Raises" in AffnistRanges.__doc__

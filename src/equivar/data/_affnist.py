@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,14 @@ class AffnistRanges:
         Each axis' scale factor in ``[1 - scale, 1 + scale]``; below 1.
     canvas : int
         Side of the output images (pixels); at least the input side.
+
+    Raises
+    ------
+    ValueError
+        One line naming the field and its value: ``rotation_deg`` not a real number in [0, 180],
+        ``shear_deg`` not in [0, 90), ``scale`` not in [0, 1) (NaN, booleans and strings included), or
+        ``canvas`` not an integer >= 1. A canvas smaller than the images is refused later, by
+        :func:`affnist_like` (as :func:`pad_images`).
     """
 
     rotation_deg: float = 20.0
@@ -63,14 +72,16 @@ class AffnistRanges:
     canvas: int = 40
 
     def __post_init__(self):
-        if not 0.0 <= self.rotation_deg <= 180.0:
-            raise ValueError(f"rotation_deg must be in [0, 180], got {self.rotation_deg}")
-        if not 0.0 <= self.shear_deg < 90.0:
-            raise ValueError(f"shear_deg must be in [0, 90), got {self.shear_deg}")
-        if not 0.0 <= self.scale < 1.0:
-            raise ValueError(f"scale must be in [0, 1), got {self.scale}")
-        if int(self.canvas) < 1:
-            raise ValueError(f"canvas must be >= 1, got {self.canvas}")
+        for name, hi, closed in (("rotation_deg", 180.0, True), ("shear_deg", 90.0, False), ("scale", 1.0, False)):
+            v = getattr(self, name)
+            ok = (
+                isinstance(v, numbers.Real) and not isinstance(v, bool) and 0.0 <= v and (v <= hi if closed else v < hi)
+            )
+            if not ok:
+                raise ValueError(f"{name} must be a number in [0, {hi:g}{']' if closed else ')'}, got {v!r}")
+        c = self.canvas
+        if isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 1:
+            raise ValueError(f"canvas must be an integer >= 1, got {c!r}")
 
 
 def pad_images(images: torch.Tensor, size: int = 40) -> torch.Tensor:
