@@ -131,3 +131,24 @@ def test_errors():
             m(x, a, bad)
     with pytest.raises(ValueError, match="image_size \\(the window\\) must be in \\[1, memory_size=5\\], got 6"):
         FlowWorldModel(image_size=6, memory_size=5)
+
+
+@pytest.mark.parametrize("model_cls", [FlowWorldModel, RNNWorldModel])
+def test_non_finite_frames_or_actions_are_named(model_cls):
+    """A NaN or inf in the observed frames or in (float) actions is a one-line ``ValueError`` naming the input and
+    the first bad index, not NaN predictions or a wrapped-around shift (NaN rounds to a huge integer action)."""
+    m = model_cls(image_size=3, memory_size=5, hidden_channels=2)
+    x, a = _inputs(dtype=torch.float32)
+    bad_x = x.clone()
+    bad_x[1, 2, 0, 1, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"^frames holds 1 non-finite value\(s\) \(NaN or inf\) of 72, the first nan "
+                       r"at index \(1, 2, 0, 1, 0\)$"):  # fmt: skip
+        m(bad_x, a, 3)
+    bad_a = a.to(torch.float64)
+    bad_a[0, 4, 1], bad_a[1, 0, 0] = float("inf"), float("-inf")
+    with pytest.raises(
+        ValueError, match=r"^actions holds 2 non-finite value\(s\) .* the first inf at index \(0, 4, 1\)$"
+    ):
+        m(x, bad_a, 3)
+    # finite float actions are still taken (rounded) and give the integer actions' predictions
+    assert torch.equal(m(x, a.to(torch.float64), 3), m(x, a, 3))

@@ -129,3 +129,23 @@ def test_eval_refuses_a_world_model(tiny_mnist, tmp_path, capsys):
     assert main(["eval", "--model", path]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is a world model" in err[0] and "benchmarks/world_model_mnist.py" in err[0]
+
+
+def test_non_finite_world_is_refused_at_the_data_boundary(tiny_mnist):
+    """A world with a NaN frame or a float action of inf is refused once, when the task's set is built, with the
+    sequence and index named; the generated (finite, integer-action) world passes."""
+    import dataclasses
+
+    from equivar.tasks.world_model._data import WorldSet
+
+    world = WorldData.from_mapping(_section(tiny_mnist)).load(log=lambda s: None, only=["test"])["test"].world
+    frames = world.frames.clone()
+    frames[3, 5, 0, 2, 1] = float("inf")
+    with pytest.raises(ValueError, match=r"^world.frames holds 1 non-finite value\(s\) \(NaN or inf\) of 560, the "
+                       r"first inf at sequence 3, index \(3, 5, 0, 2, 1\)$"):  # fmt: skip
+        WorldSet(dataclasses.replace(world, frames=frames), 3)
+    actions = world.actions.double()
+    actions[2, 0, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"^world.actions holds 1 non-finite .* first nan at sequence 2, index"):
+        WorldSet(dataclasses.replace(world, actions=actions), 3)
+    assert len(WorldSet(world, 3)) == 5

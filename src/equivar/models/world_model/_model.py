@@ -9,6 +9,19 @@ from ...planar import velocity_grid
 from ..fernn import FlowCell
 
 
+def _check_finite(x: torch.Tensor, name: str) -> None:
+    """One-line ``ValueError`` naming ``name`` when the floating tensor ``x`` holds a NaN or an infinity (the count and
+    the index of the first); integer tensors pass."""
+    if x.is_floating_point() or x.is_complex():
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            first = tuple(int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"{name} holds {int(bad.sum())} non-finite value(s) (NaN or inf) of {x.numel()}, "
+                f"the first {x[first].item()} at index {first}"
+            )
+
+
 def shift_each(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     """Circularly shift sample ``b`` of ``x [B, ..., H, W]`` by ``shifts[b] = (rows, cols)`` pixels (exact, one gather
     per axis; ``torch.roll`` with a different shift per sample).
@@ -107,7 +120,8 @@ class _WindowWorldModel(nn.Module):
         ------
         ValueError
             ``frames`` not ``[B, T_in >= 1, C, w, w]``, ``actions`` not ``[B, T_in + pred_len - 1, 2]``,
-            ``pred_len < 1``.
+            ``pred_len < 1``; a NaN or infinity in ``frames`` or ``actions`` (named, with the index of the first;
+            checked once per call, before the recurrence).
         """
         C, w = self.in_channels, self.image_size
         if frames.dim() != 5 or frames.shape[1] < 1 or tuple(frames.shape[2:]) != (C, w, w):
@@ -118,6 +132,8 @@ class _WindowWorldModel(nn.Module):
         want = (B, T + int(pred_len) - 1, 2)
         if tuple(actions.shape) != want:
             raise ValueError(f"actions must be [B, T_in + pred_len - 1, 2] = {list(want)}, got {list(actions.shape)}")
+        _check_finite(frames, "frames")
+        _check_finite(actions, "actions")
         acts = torch.cat([actions.new_zeros(B, 1, 2), actions], 1).round().long()  # acts[:, t]: into frame t
         M = self.memory_size
         h = frames.new_zeros(B, self.cell.num_velocities, self.cell.hidden_channels, M, M)

@@ -17,12 +17,27 @@ class WorldSet(torch.utils.data.Dataset):
 
     Items: ``{"inputs": [T_in, 1, w, w], "actions": [T - 1, 2] (long), "target": [T - T_in, 1, w, w],
     "reentry": [T - T_in, 1, w, w] (bool)}``; ``world`` keeps the :class:`~equivar.data.MNISTWorld`.
+
+    Raises
+    ------
+    ValueError
+        ``input_frames`` outside ``[1, T - 1]``; a NaN or infinity in ``world.frames`` or ``world.actions``
+        (named, with the count and the index of the first; checked once here, not per item or batch).
     """
 
     def __init__(self, world: D.MNISTWorld, input_frames: int):
         T = world.frames.shape[1]
         if not 1 <= int(input_frames) < T:
             raise ValueError(f"input_frames must be in [1, {T - 1}], got {input_frames}")
+        for name in ("frames", "actions"):
+            x = getattr(world, name)
+            bad = ~torch.isfinite(x) if x.is_floating_point() else None
+            if bad is not None and bool(bad.any()):
+                first = tuple(int(i) for i in bad.nonzero()[0])
+                raise ValueError(
+                    f"world.{name} holds {int(bad.sum())} non-finite value(s) (NaN or inf) of {x.numel()}, "
+                    f"the first {x[first].item()} at sequence {first[0]}, index {first}"
+                )
         self.world, self.input_frames = world, int(input_frames)
 
     def __len__(self) -> int:
