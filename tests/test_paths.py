@@ -135,6 +135,26 @@ def test_check_output_file_follows_links(tmp_path):
         check_output_file(str(tmp_path), "--output")
 
 
+def test_check_output_file_refuses_an_existing_file_without_overwrite(tmp_path):
+    """``overwrite=False``: an existing file (or a link's existing target) is one line naming the flag, the path and
+    ``--overwrite``, and is left alone; a new name, a dangling link and ``/dev/null`` pass; ``overwrite=True`` passes."""
+    out = tmp_path / "mols.sdf"
+    out.write_text("old")
+    with pytest.raises(ValueError, match=r"^-o .*mols\.sdf: already exists; pass --overwrite to replace it$"):
+        check_output_file(str(out), "-o", overwrite=False)
+    link = tmp_path / "l.sdf"
+    os.symlink(out, link)
+    with pytest.raises(ValueError, match=r"^-o .*l\.sdf \(-> .*mols\.sdf\): already exists; pass --overwrite"):
+        check_output_file(str(link), "-o", overwrite=False)
+    assert out.read_text() == "old"
+    check_output_file(str(out), "-o", overwrite=True)
+    check_output_file(str(out), "-o")  # the default: the commands that replace their outputs by design
+    check_output_file(str(tmp_path / "new.sdf"), "-o", overwrite=False)
+    os.symlink(tmp_path / "target.sdf", tmp_path / "dangling.sdf")
+    check_output_file(str(tmp_path / "dangling.sdf"), "-o", overwrite=False)
+    check_output_file("/dev/null", "-o", overwrite=False)
+
+
 def test_training_writes_follow_symlinks(tmp_path):
     """Checkpoints, metrics.csv and plots of a run go through the same helper (a run directory of links)."""
     import torch

@@ -1,6 +1,6 @@
 """Output locations checked up front, and writes that never leave a half-written or replaced-by-accident file.
 
-Shared by ``equivar train | eval | md | relax`` (and the library functions behind them).
+Shared by ``equivar train | eval | md | relax | sample`` (and the library functions behind them) and the scripts.
 
 How an output path is written (:func:`atomic_output`):
 
@@ -96,19 +96,23 @@ def is_special_file(path: str) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
-def check_output_file(path, flag: str, inputs=None) -> None:
+def check_output_file(path, flag: str, inputs=None, overwrite: bool = True) -> None:
     """Fail before any long work if ``path`` (given by ``flag``) cannot be written.
 
     ``None`` is accepted (no output). Symbolic links are followed: the target's
     directory must exist and be writable. A device node, FIFO or socket must be
     writable (it is written to directly, see :func:`atomic_output`).
+    ``overwrite=False`` (a command without ``--overwrite``) also refuses an
+    existing regular file (a link's target included): it is not replaced by
+    accident; devices and FIFOs are never "existing output".
 
     Raises
     ------
     ValueError
         naming ``flag`` and ``path``: a directory, a missing or read-only
-        directory, a device that cannot be opened for writing, or the same
-        file as one of ``inputs`` (``{flag: path}`` or ``(flag, path)`` pairs: what the command reads).
+        directory, a device that cannot be opened for writing, the same
+        file as one of ``inputs`` (``{flag: path}`` or ``(flag, path)`` pairs: what the command reads), or
+        (``overwrite=False``) an existing file, with the hint ``pass --overwrite to replace it``.
     """
     if path is None:
         return
@@ -136,6 +140,8 @@ def check_output_file(path, flag: str, inputs=None) -> None:
         else:
             os.close(fd)
         return
+    if not overwrite and os.path.isfile(target):
+        raise ValueError(f"{flag} {shown}: already exists; pass --overwrite to replace it")
     d = os.path.dirname(target)
     if not os.path.isdir(d):
         raise ValueError(f"{flag} {shown}: directory {d} does not exist")

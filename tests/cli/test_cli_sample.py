@@ -90,6 +90,27 @@ def test_sample_checks_flags_and_outputs_before_sampling(checkpoint, tmp_path, c
     assert "(20 steps," in capsys.readouterr().out
 
 
+def test_sample_refuses_to_replace_existing_outputs_without_overwrite(checkpoint, tmp_path, capsys):
+    """An existing -o or --table file is one line naming the flag and the path, refused before sampling and left
+    as it was; --overwrite replaces it (atomically, a whole SDF)."""
+    sdf, table = tmp_path / "m.sdf", tmp_path / "m.csv"
+    sdf.write_text("keep me")
+    base = ["sample", "--model", checkpoint, "-n", "2", "--steps", "2", "--no-novelty", "--threads", "1"]
+    assert main([*base, "-o", str(sdf)]) == 2
+    err = capsys.readouterr().err
+    assert f"-o {sdf}: already exists; pass --overwrite to replace it" in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and sdf.read_text() == "keep me"
+    table.write_text("keep me too")
+    assert main([*base, "-o", str(tmp_path / "new.sdf"), "--table", str(table)]) == 2
+    assert f"--table {table}: already exists" in capsys.readouterr().err
+    assert not (tmp_path / "new.sdf").exists() and table.read_text() == "keep me too"
+    assert main([*base, "-o", str(sdf), "--table", str(table), "--overwrite"]) == 0
+    mols = list(rdkit_chem().SDMolSupplier(str(sdf), sanitize=False, removeHs=False))
+    assert len(mols) == 2 and all(m is not None for m in mols)
+    with open(table) as f:
+        assert int(next(csv.DictReader(f))["molecules"]) == 2
+
+
 def test_qm9_limit_zero_is_refused_not_read_as_all():
     with pytest.raises(ValueError, match=r"task.data.limit must be an integer >= 1 or null \(all\), got 0"):
         build_task({"name": "molecule_diffusion", "data": {"limit": 0}})

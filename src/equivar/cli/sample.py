@@ -1,6 +1,9 @@
 """``equivar sample``: draw molecules from a trained molecule-diffusion model, write them as SDF and print the metrics.
 
-    equivar sample --model runs/qm9_eqgat_diff/model.pt -n 1000 -o mols.sdf [--steps 100] [--seed 0]
+    equivar sample --model runs/qm9_eqgat_diff/model.pt -n 1000 -o mols.sdf [--steps 100] [--seed 0] [--overwrite]
+
+An existing ``-o`` or ``--table`` file is refused before sampling (one line naming the flag and the path)
+unless ``--overwrite`` is given; the files are written atomically (:func:`equivar._paths.atomic_output`).
 
 The model's checkpoint metadata (task ``molecule_diffusion``: method, ``T``, the training priors and
 size histogram, the data section) rebuild the diffusion; novelty is measured against the training
@@ -27,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sizes and the sampler")
     p.add_argument("--batch-size", type=int, default=100, help="molecules per sampling batch")
     p.add_argument("--table", default=None, help="also write the metrics as CSV here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing -o / --table file")
     p.add_argument(
         "--no-novelty",
         action="store_true",
@@ -58,6 +62,7 @@ def run(args) -> int:
             raise ValueError(f"{flag} {path!r} is a directory; give a file name")
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise ValueError(f"{flag} {path!r}: directory {os.path.dirname(os.path.abspath(path))!r} does not exist")
+    _check_outputs(args)
     if args.threads:
         torch.set_num_threads(int(args.threads))
     model = load_model(args.model)
@@ -81,6 +86,7 @@ def run(args) -> int:
     mols = task.sample_molecules(model, args.num, args.seed, args.steps, args.batch_size)
     cpu = time.process_time() - t0
     m = score(mols, train)
+    _check_outputs(args)  # again: a file that appeared while sampling is not replaced either
     write_sdf(args.output, mols)
     row = {"molecules": m["molecules"], **{k: m[k] for k in METRIC_KEYS}, "sample_cpu_s": cpu}
     lines = ["| " + " | ".join(row) + " |", "|" + "---|" * len(row)]
@@ -98,3 +104,11 @@ def run(args) -> int:
     steps = min(args.steps or task.method.T, task.method.T)  # the sampler caps --steps at the model's T
     print(f"wrote {args.output}: {len(mols)} molecules ({steps} steps, {cpu:.1f} CPU-s)")
     return 0
+
+
+def _check_outputs(args) -> None:
+    """``-o`` and ``--table`` writable, and (without ``--overwrite``) not existing files (one-line ``ValueError``)."""
+    from .._paths import check_output_file
+
+    for flag, path in (("-o", args.output), ("--table", args.table)):
+        check_output_file(path, flag, overwrite=args.overwrite)
