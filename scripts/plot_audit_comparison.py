@@ -5,6 +5,8 @@ relative equivariance error of every audited group (bars, log scale; an exact ze
 the mean relative error of the rotation sweep against the angle, averaged over the x, y and z axes.
 
     python scripts/plot_audit_comparison.py --audit EGNN=audit/egnn MLP=audit/mlp --out docs/img/x.png
+
+An existing ``--out`` file is refused (one line) unless ``--overwrite``; it is written atomically.
 """
 
 from __future__ import annotations
@@ -33,7 +35,16 @@ def main(argv=None) -> int:
     p.add_argument("--audit", nargs="+", required=True, metavar="NAME=DIR")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--title", default=None)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     a = p.parse_args(argv)
+    from equivar._paths import atomic_output, check_output_file
+
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    try:
+        check_output_file(a.out, "--out", overwrite=a.overwrite)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     runs = [load(s) for s in a.audit]
     import matplotlib
 
@@ -68,10 +79,8 @@ def main(argv=None) -> int:
     if a.title:
         fig.suptitle(a.title, fontsize=10)
     fig.tight_layout()
-    tmp = a.out + ".tmp.png"
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    fig.savefig(tmp, dpi=90)
-    os.replace(tmp, a.out)
+    with atomic_output(a.out, "wb", flag="--out") as f:
+        fig.savefig(f, dpi=90, format="png")
     print(f"wrote {a.out}")
     return 0
 

@@ -72,7 +72,8 @@ def main(argv=None) -> int:
     p.add_argument("--label", nargs="+", help="one row label per SDF file (default: the file names)")
     p.add_argument("--count", type=int, default=8)
     p.add_argument("--start", type=int, default=0, help="index of the first molecule shown")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="PNG to write (atomically)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     args = p.parse_args(argv)
     if args.label and len(args.label) != len(args.sdf):
         print(f"error: --label: {len(args.label)} labels for {len(args.sdf)} SDF files", file=sys.stderr)
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
     from equivar._paths import check_output_file
 
     try:
-        check_output_file(args.out, "--out")
+        check_output_file(args.out, "--out", overwrite=args.overwrite)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -3,6 +3,8 @@
     python scripts/plot_trajectory_samples.py runs/nbody_geotdm/test_predictions.npz --scenes 0 1 2 \\
         --out docs/img/geotdm_nbody_samples.png
 
+An existing ``--out`` file is refused (one line) unless ``--overwrite``; it is written atomically.
+
 Each panel is one scene projected on the x-y plane: observed frames (needs ``--observed``, the ``pos`` of the
 same scenes, else omitted), ground-truth future (solid), the K samples (thin), the end points marked.
 """
@@ -21,13 +23,19 @@ def main(argv=None) -> int:
     p.add_argument("--scenes", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--observed", help="npz with 'pos' [N, T_in, D] of the same agents (optional)")
     p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     args = p.parse_args(argv)
+    from equivar._paths import atomic_output, check_output_file
+
+    try:
+        check_output_file(args.out, "--out", overwrite=args.overwrite)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from equivar._paths import atomic_output
 
     z = np.load(args.predictions)
     pred, target, ptr = z["pred"], z["target"], z["ptr"]

@@ -5,13 +5,14 @@ for a deterministic model, read as K = 1; ``target``, ``target_mask``, ``ptr``).
 mean over its particles of the displacement, ADE over frames, FDE at the last; ``min`` and ``mean`` over the
 K samples, then the mean over scenes) and per agent (Social-GAN's minimum per agent):
 
-    python scripts/trajectory_sample_metrics.py runs/nbody_geotdm/test_predictions.npz [--json out.json]
+    python scripts/trajectory_sample_metrics.py runs/nbody_geotdm/test_predictions.npz [--json out.json] [--overwrite]
+
+An existing ``--json`` file is refused (one line) unless ``--overwrite``; it is written atomically.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -56,7 +57,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("predictions", help="an equivar eval <split>_predictions.npz with K samples")
     p.add_argument("--json", help="also write the numbers here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     args = p.parse_args(argv)
+    from equivar._paths import check_output_file, write_json_atomic
+
+    try:
+        check_output_file(args.json, "--json", {"predictions": args.predictions}, overwrite=args.overwrite)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         z = np.load(args.predictions)
         out = sample_metrics(z["pred"], z["target"], z["target_mask"].astype(bool), z["ptr"])
@@ -66,8 +75,7 @@ def main(argv=None) -> int:
     for k, v in out.items():
         print(f"{k:>14}  {v:.6g}" if isinstance(v, float) else f"{k:>14}  {v}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        write_json_atomic(args.json, out, flag="--json")
     return 0
 
 
