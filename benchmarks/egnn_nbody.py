@@ -206,7 +206,7 @@ def _measure(a, workdir, threads):
     return {s: statistics.median(v) for s, v in cpu.items()}, {s: statistics.median(v) for s, v in wall.items()}
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--original", help="a checkout of github.com/vgsatorras/egnn (copied to a temporary folder)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -214,6 +214,7 @@ def main():
     p.add_argument("--n-train", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument(
         "--same-allocator",
         action="store_true",
@@ -221,16 +222,22 @@ def main():
     )
     p.add_argument("--worker", choices=["equivar", "original"], help=argparse.SUPPRESS)
     p.add_argument("--workdir", help=argparse.SUPPRESS)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.worker:
         return worker(a.worker, a.workdir, a.n_train, a.batch_size, a.threads[0], a.same_allocator)
+    sys.path.insert(0, os.path.join(ROOT, "src"))
+    from equivar._paths import check_output_file
+
+    try:  # before any measurement: an existing results file is not replaced by accident
+        check_output_file(a.json, "--json", overwrite=a.overwrite)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     if not a.original or not os.path.isfile(os.path.join(a.original, "main_nbody.py")):
         raise SystemExit(f"--original {a.original}: not a checkout of github.com/vgsatorras/egnn (no main_nbody.py)")
     with tempfile.TemporaryDirectory(prefix="egnn_original_") as tmp:
         workdir = os.path.join(tmp, "egnn")
         shutil.copytree(a.original, workdir, ignore=shutil.ignore_patterns(".git"))
         _write_original_files(workdir, a.n_train)
-        sys.path.insert(0, os.path.join(ROOT, "src"))
         rel = check_same_model(workdir)
         print(f"same model: relative difference of outputs with shared weights {rel:.1e} (float64)")
         if not rel < 1e-10:
@@ -256,10 +263,9 @@ def main():
                 f"wall s equivar {wall['equivar']:.3f}, original {wall['original']:.3f} -> {row['wall_ratio']:.2f}x"
             )
     if a.json:
-        tmp = a.json + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump({"load_average": os.getloadavg(), "results": results}, fh, indent=1)
-        os.replace(tmp, a.json)  # atomic
+        from equivar._paths import write_json_atomic
+
+        write_json_atomic(a.json, {"load_average": os.getloadavg(), "results": results}, flag="--json")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from equivar._paths import write_json_atomic
+from equivar._paths import check_output_file, write_json_atomic
 from equivar._plotting import pyplot, save_figure
 from equivar.data import translating_mnist
 from equivar.tasks.sequence import SequenceData, SequenceSet
@@ -90,7 +90,12 @@ def main(argv=None) -> int:
     ap.add_argument("--n-test", type=int, default=None, help="sequences per test set (default: as recorded)")
     ap.add_argument("--grid", type=int, default=3, help="velocity grid [-K, K]^2 (default 3)")
     ap.add_argument("--per-velocity", type=int, default=16, help="sequences per grid velocity (default 16)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
     args = ap.parse_args(argv)
+    try:  # before any measurement: an existing results file is not replaced by accident
+        check_output_file(args.output, "-o", overwrite=args.overwrite)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     torch.set_num_threads(1)
     t0 = time.process_time()
     models = {"FERNN": load_model(args.fernn), "G-RNN": load_model(args.grnn)}
@@ -146,7 +151,7 @@ def main(argv=None) -> int:
     xl = sets["long"].frames[:8, : data.input_frames]
     results["hidden_max_long"] = {k: hidden_max_per_step(m, xl, data.long_pred_frames) for k, m in models.items()}
     results["evaluation_cpu_s"] = round(time.process_time() - t0, 1)
-    write_json_atomic(args.output, results)
+    write_json_atomic(args.output, results, flag="-o")
     _plots(models, sets, results, args.img_dir)
     print(_table(results))
     return 0

@@ -488,6 +488,7 @@ def main(argv=None) -> None:
     p.add_argument("--energy-key", default="energy", help="extxyz energy key, eV (default energy)")
     p.add_argument("--forces-key", default="forces", help="extxyz forces key, eV/Å (default forces)")
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("--mace-python", default="/tmp/macevenv/bin/python", help="interpreter with mace-torch 0.3.16")
     p.add_argument("--workdir", default=None, help="keep runs and logs here (default: a temporary directory, removed)")
     p.add_argument("--no-pin", action="store_true", help="do not pin the two trainings to different cores")
@@ -500,12 +501,16 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if not a.budget_s > 0:
         raise SystemExit(f"--budget-s must be > 0, got {a.budget_s}")
+    from equivar._paths import check_output_file
+
+    try:  # before any measurement: an existing results file is not replaced by accident
+        check_output_file(a.json, "--json", overwrite=a.overwrite)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     try:  # read and check the data before anything is created or started
         train, test = (load_frames(os.path.abspath(f), a.energy_key, a.forces_key) for f in (a.train, a.test))
     except DataError as err:
         raise SystemExit(f"error: {err}") from None
-    if a.json and not os.path.isdir(os.path.dirname(os.path.abspath(a.json))):
-        raise SystemExit(f"error: --json {a.json}: its directory does not exist")
     if not os.path.isfile(a.mace_python):
         raise SystemExit(
             f"{a.mace_python} not found; build it with:\n  python3.11 -m venv /tmp/macevenv && "
@@ -832,8 +837,9 @@ def report(r: dict, json_path) -> None:
     for n in r["notes"]:
         print(f"note: {n}")
     if json_path:
-        with open(json_path, "w") as fh:
-            json.dump(r, fh, indent=2)
+        from equivar._paths import write_json_atomic
+
+        write_json_atomic(json_path, r, indent=2, flag="--json")
         print(f"wrote {json_path}")
 
 

@@ -248,7 +248,7 @@ def _ask(pr, side: str, path: str, dtype: str) -> dict:
     return json.loads(line)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--sizes", type=int, nargs="+", default=sorted(CELLS), choices=sorted(CELLS))
@@ -256,6 +256,7 @@ def main() -> None:
     p.add_argument("--min-time", type=float, default=3.0, help="seconds of MD per measurement (at least 2 steps)")
     p.add_argument("--mace-python", default="/tmp/macevenv/bin/python")
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument(
         "--mace-omp-default",
         action="store_true",
@@ -264,11 +265,17 @@ def main() -> None:
     p.add_argument("--worker", choices=["equivar", "mace"], help=argparse.SUPPRESS)
     p.add_argument("--mace-model", help=argparse.SUPPRESS)
     p.add_argument("--write-mace-model", help=argparse.SUPPRESS)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.write_mace_model:
         return write_mace_model(a.write_mace_model)
     if a.worker:
         return worker(a.worker, a.threads[0], a.min_time, a.mace_model)
+    from equivar._paths import check_output_file
+
+    try:  # before any measurement: an existing results file is not replaced by accident
+        check_output_file(a.json, "--json", overwrite=a.overwrite)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -320,8 +327,9 @@ def main() -> None:
     if a.json:
         import torch
 
-        with open(a.json, "w") as f:
-            json.dump({"torch": torch.__version__, "rows": rows}, f, indent=1)
+        from equivar._paths import write_json_atomic
+
+        write_json_atomic(a.json, {"torch": torch.__version__, "rows": rows}, flag="--json")
 
 
 if __name__ == "__main__":

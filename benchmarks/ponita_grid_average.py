@@ -13,7 +13,6 @@ trained model's plain prediction) and each ``K`` asked for, with the CPU time of
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,8 +25,15 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--json", default=None, help="also write the results here (atomically)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     args = ap.parse_args(argv)
+    from equivar._paths import check_output_file
+
+    try:  # before any measurement: an existing results file is not replaced by accident
+        check_output_file(args.json, "--json", overwrite=args.overwrite)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     import torch
 
     from equivar.data import collate_scenes, nbody
@@ -61,10 +67,9 @@ def main(argv=None) -> int:
         res[f"cpu_s_k{k}"] = time.process_time() - c0
         print(f"K = {k:3d} grid rotations: test MSE {se / n:.5f}  ({res[f'cpu_s_k{k}']:.1f} CPU-s)", flush=True)
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(res, f, indent=1)
-        os.replace(tmp, args.json)
+        from equivar._paths import write_json_atomic
+
+        write_json_atomic(args.json, res, flag="--json")
     return 0
 
 

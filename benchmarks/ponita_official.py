@@ -116,8 +116,15 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch", type=int, default=100)
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--json", default=None, help="also write the results here (atomically)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     args = ap.parse_args(argv)
+    from equivar._paths import check_output_file
+
+    try:  # before any measurement: an existing results file is not replaced by accident
+        check_output_file(args.json, "--json", overwrite=args.overwrite)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     import torch
 
     from equivar.models.ponita import Ponita
@@ -213,10 +220,9 @@ def main(argv=None) -> int:
     res["ratio_wall"] = res["original_wall_s"] / res["equivar_wall_s"]
     print(json.dumps(res, indent=1))
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(res, f, indent=1)
-        os.replace(tmp, args.json)
+        from equivar._paths import write_json_atomic
+
+        write_json_atomic(args.json, res, flag="--json")
     return 0
 
 

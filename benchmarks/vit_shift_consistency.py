@@ -25,7 +25,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from equivar._paths import write_json_atomic
+from equivar._paths import check_output_file, write_json_atomic
 from equivar.data import load_image_set
 from equivar.models import build_model
 from equivar.symmetry import audit
@@ -99,7 +99,12 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default=None, help="JSON file for the results")
     p.add_argument("--save-dir", default=None, help="write <model>.pt checkpoints ({hparams, state_dict}) here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
     a = p.parse_args(argv)
+    try:  # before any measurement: an existing results file is not replaced by accident
+        check_output_file(a.output, "-o", overwrite=a.overwrite)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     torch.set_num_threads(1)
     root = os.path.join(ROOT, a.dataset)
     train_set = load_image_set(root, "train", a.train_limit)
@@ -121,7 +126,7 @@ def main(argv=None) -> int:
             )
         print(name, json.dumps(r), flush=True)
     if a.output:
-        write_json_atomic(a.output, res)
+        write_json_atomic(a.output, res, flag="-o")
     return 0
 
 

@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from equivar._paths import write_json_atomic
+from equivar._paths import check_output_file, write_json_atomic
 from equivar.tasks.world_model import WorldData, WorldSet, pick_reentry_sequence, plot_rollout
 from equivar.testing import scene_flow_error
 from equivar.train import load_model
@@ -67,7 +67,13 @@ def main(argv=None) -> int:
     ap.add_argument("--twin", required=True, help="model.pt of its twin")
     ap.add_argument("-o", "--output", required=True, help="JSON results")
     ap.add_argument("--img", default=None, help="rollout figure (PNG)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing -o / --img file")
     args = ap.parse_args(argv)
+    for flag, path in (("-o", args.output), ("--img", args.img)):
+        try:  # before any evaluation: an existing results file is not replaced by accident
+            check_output_file(path, flag, overwrite=args.overwrite)
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from None
     t0 = time.process_time()
     models = {"flow WM": load_model(args.flow), "twin (conv-RNN)": load_model(args.twin)}
     recorded = [m.equivar_metadata["data"] for m in models.values()]
@@ -99,7 +105,7 @@ def main(argv=None) -> int:
     if args.img:
         plot_rollout(models, test, args.img)
     results["evaluation_cpu_s"] = round(time.process_time() - t0, 1)
-    write_json_atomic(args.output, results)
+    write_json_atomic(args.output, results, flag="-o")
     return 0
 
 
