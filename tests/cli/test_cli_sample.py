@@ -129,3 +129,64 @@ def test_audit_names_what_it_takes_for_a_molecule_diffusion_model(checkpoint, tm
     err = capsys.readouterr().err
     assert "is a molecule-diffusion model" in err and "equivar audit takes potentials" in err, err
     assert "Traceback" not in err and "holds atomic structures" not in err, err
+
+
+def _relative_run(tmp_path, shared_data):
+    """A checkpoint at proj/runs/q/model.pt of a run trained in proj/ (output_dir runs/q) whose task.data names the
+    QM9 folder and the bond cache relative to proj/, as an older checkpoint recorded them."""
+    proj = tmp_path / "proj"
+    (proj / "runs" / "q").mkdir(parents=True)
+    data = {"root": os.path.relpath(os.path.join(shared_data, "qm9"), proj), "limit": 60, "cache_dir": "cache"}
+    absolute = {**data, "root": os.path.join(shared_data, "qm9"), "cache_dir": str(tmp_path / "abs_cache")}
+    task = build_task({"name": "molecule_diffusion", "timesteps": 20, "data": absolute})
+    pri = marginals(encode_graphs(task.data.load(log=lambda s: None)["train"]))
+    torch.manual_seed(0)
+    model = EQGATDiff(s_dim=8, v_dim=2, edge_dim=4, num_layers=1)
+    meta = {"task": "molecule_diffusion", "method": "eqgat_diff", "timesteps": 20, "priors": pri, "data": data,
+            "config": {"output_dir": "runs/q"}}  # fmt: skip
+    path = proj / "runs" / "q" / "model.pt"
+    save_checkpoint(str(path), model_payload(model, meta))
+    return proj, path
+
+
+def test_sample_resolves_a_relative_data_root_as_train_read_it(tmp_path, shared_data, monkeypatch, capsys):
+    """Run from another directory, `equivar sample` finds the training molecules (novelty) under the QM9 root and
+    writes the bond cache where the relative paths pointed when training ran in proj/, not under the cwd."""
+    proj, model = _relative_run(tmp_path, shared_data)
+    elsewhere = tmp_path / "elsewhere" / "deeper"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    argv = ["sample", "--model", str(model), "-n", "2", "--steps", "2", "-o", "m.sdf", "--threads", "1"]
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "novelty" in out and (elsewhere / "m.sdf").is_file()
+    assert any((proj / "cache").iterdir()) and not (elsewhere / "cache").exists()
+    # the helper: absolute paths kept; a checkpoint whose training directory cannot be told keeps them as given
+    from equivar.cli.sample import training_data_paths
+
+    meta = {"config": {"output_dir": "runs/q"}}
+    d = {"root": "../data/qm9", "cache_dir": None}
+    assert training_data_paths(d, meta, str(model))["root"] == os.path.normpath(proj / ".." / "data" / "qm9")
+    assert training_data_paths(d, {"config": {"output_dir": "."}}, str(model))["root"] == os.path.normpath(
+        proj / "runs" / "q" / ".." / "data" / "qm9"
+    )
+    for other in ({"config": {"output_dir": "runs/other"}}, {"config": {"output_dir": "/abs/q"}}, {}):
+        assert training_data_paths(d, other, str(model)) == d
+    assert training_data_paths({"root": "/x/qm9"}, meta, str(model)) == {"root": "/x/qm9"}
+
+
+def test_training_records_the_data_paths_it_read(tmp_path, shared_data, monkeypatch):
+    """The molecule task's checkpoint metadata holds root and cache_dir absolute (resolved against the directory
+    training ran in), so that a sample from anywhere reads the same files."""
+    import types
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    monkeypatch.chdir(proj)
+    root = os.path.relpath(os.path.join(shared_data, "qm9"), proj)
+    task = build_task({"name": "molecule_diffusion", "timesteps": 20, "data": {"root": root, "limit": 60,
+                                                                               "cache_dir": "cache"}})  # fmt: skip
+    cfg = types.SimpleNamespace(seed=0, dtype="float32", to_dict=lambda: {"output_dir": "runs/q"})
+    data = task.load_data(cfg, log=lambda s: None).metadata["data"]
+    assert data["root"] == os.path.join(shared_data, "qm9") and data["cache_dir"] == str(proj / "cache")
+    assert data["limit"] == 60 and data["split"] == "edm"

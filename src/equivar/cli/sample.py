@@ -8,7 +8,10 @@ unless ``--overwrite`` is given; the files are written atomically (:func:`equiva
 The model's checkpoint metadata (task ``molecule_diffusion``: method, ``T``, the training priors and
 size histogram, the data section) rebuild the diffusion; novelty is measured against the training
 SMILES of the same data (read again, bonds from the cache), and bond lengths / angles against its first
-2000 training molecules, unless ``--no-novelty``.
+2000 training molecules, unless ``--no-novelty``. The data section's ``root`` and ``cache_dir`` are where
+``equivar train`` read them (config paths are relative to the directory train ran in; new checkpoints record
+them absolute); a relative one in an older checkpoint is resolved against that directory - the checkpoint's
+folder less the run's relative ``output_dir`` - not against the directory ``equivar sample`` runs in.
 """
 
 from __future__ import annotations
@@ -72,8 +75,9 @@ def run(args) -> int:
             f"{args.model}: not a molecule_diffusion model (its task is {meta.get('task')!r}); "
             "equivar sample draws molecules only"
         )
+    data = training_data_paths(meta["data"], meta, args.model)
     task = build_task(
-        {"name": "molecule_diffusion", "method": meta["method"], "timesteps": meta["timesteps"], "data": meta["data"]}
+        {"name": "molecule_diffusion", "method": meta["method"], "timesteps": meta["timesteps"], "data": data}
     )
     task._build(meta["priors"])
     train = None
@@ -112,3 +116,24 @@ def _check_outputs(args) -> None:
 
     for flag, path in (("-o", args.output), ("--table", args.table)):
         check_output_file(path, flag, overwrite=args.overwrite)
+
+
+def training_data_paths(data: dict, meta: dict, model_path: str) -> dict:
+    """``data`` (a checkpoint's ``task.data`` section) with a relative ``root`` / ``cache_dir`` made absolute the
+    way ``equivar train`` read them: relative to the directory it ran in, found as the checkpoint's folder less
+    the run's relative ``output_dir`` (``meta["config"]``; ``runs/qm9/model.pt`` with ``output_dir: runs/qm9``
+    ran in the folder holding ``runs/``). Absolute paths, and relative ones whose training directory cannot be
+    told (an absolute or ``..`` output directory, a checkpoint moved out of its run folder), are kept as given."""
+    rel = [k for k in ("root", "cache_dir") if isinstance(data.get(k), str) and not os.path.isabs(data[k])]
+    out_dir = (meta.get("config") or {}).get("output_dir")
+    if not rel or not isinstance(out_dir, str) or not out_dir or os.path.isabs(out_dir):
+        return data
+    out_dir = os.path.normpath(out_dir)
+    run_dir = os.path.dirname(os.path.abspath(model_path))
+    if out_dir == os.curdir:
+        base = run_dir
+    elif out_dir.split(os.sep)[0] != os.pardir and run_dir.endswith(os.sep + out_dir):
+        base = run_dir[: -len(out_dir)]
+    else:
+        return data
+    return {**data, **{k: os.path.normpath(os.path.join(base, data[k])) for k in rel}}

@@ -164,7 +164,12 @@ class MoleculeDiffusionTask(Task):
             "method": self.method_name,
             "timesteps": self.method.T,
             "priors": priors,
-            "data": dict(vars(self.data)),
+            # where the data were read: paths resolved as read here (relative to the working directory, as every
+            # config path), so that `equivar sample` run from elsewhere finds the same molecules
+            "data": {
+                **vars(self.data),
+                **{k: os.path.abspath(v) for k in ("root", "cache_dir") if (v := getattr(self.data, k)) is not None},
+            },
             "dtype": cfg.dtype,
             "config": cfg.to_dict(),
         }
