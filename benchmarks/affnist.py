@@ -85,6 +85,23 @@ MODELS = {
             readout="max",
         ),
     ),
+    # the same with smoother group-convolution kernels (SIREN w0 2 there) and equidistant rotations
+    "affine_sl2_w2": (
+        "affine_cnn",
+        dict(
+            group="SL2",
+            num_samples=8,
+            channels=8,
+            depth=2,
+            hidden=34,
+            norm="layer",
+            kernel="siren",
+            w0=(10.0, 2.0),
+            rotations="equidistant",
+            pool=2,
+            readout="max",
+        ),
+    ),
     "p4cnn_pool": ("p4cnn", dict(channels=9, depth=3, pool=2, readout="max")),
     "cnn_pool": ("cnn", dict(channels=18, depth=3, pool=2, readout="max")),
 }

@@ -163,3 +163,16 @@ def test_the_benchmark_layout_fits_a_few_digits(shared_data):
     m.eval()
     with torch.no_grad():
         assert (m(x).argmax(-1) == y).double().mean() >= 0.9
+
+
+def test_w0_sets_the_siren_frequencies_per_layer_kind():
+    torch.manual_seed(0)
+    m = build_model("affine_cnn", image_size=8, channels=2, num_samples=2, kernel="siren", w0=(10.0, 2.0))
+    assert m.lift.mlp.w0 == 10.0 and all(c.mlp.w0 == 2.0 for c in m.convs)
+    x = torch.rand(5, 7)
+    a, b, c = m.convs[0].mlp.layers
+    torch.testing.assert_close(m.convs[0].mlp(x), c(torch.sin(2 * b(torch.sin(2 * a(x))))))
+    assert build_model("affine_cnn", kernel="siren", w0=3).convs[0].mlp.w0 == 3.0
+    for bad in (-1.0, (10.0,), (1.0, 0.0)):
+        with pytest.raises(ValueError, match="w0 must be a positive number or a pair of them"):
+            build_model("affine_cnn", kernel="siren", w0=bad)

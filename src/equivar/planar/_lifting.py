@@ -41,6 +41,8 @@ class AffineLiftingConv(nn.Module):
         Width of the kernel MLP (``2 -> hidden -> hidden -> out * in``).
     kernel : {'silu', 'siren'}
         The kernel MLP's activation and initialisation (:class:`KernelMLP`).
+    w0 : float
+        SIREN's frequency (``kernel='siren'`` only).
 
     Shapes
     ------
@@ -53,13 +55,19 @@ class AffineLiftingConv(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int = 5, hidden: int = 32, kernel: str = "silu"
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 5,
+        hidden: int = 32,
+        kernel: str = "silu",
+        w0: float = 10.0,
     ):
         super().__init__()
         if int(kernel_size) % 2 == 0 or kernel_size < 3:
             raise ValueError(f"kernel_size must be odd and >= 3, got {kernel_size}")
         self.in_channels, self.out_channels, self.kernel_size = int(in_channels), int(out_channels), int(kernel_size)
-        self.mlp = KernelMLP(2, hidden, out_channels * in_channels, kernel, fan_in=in_channels * kernel_size**2)
+        self.mlp = KernelMLP(2, hidden, out_channels * in_channels, kernel, w0, in_channels * kernel_size**2)
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def kernels(self, samples: torch.Tensor) -> torch.Tensor:
@@ -150,18 +158,24 @@ class AffineGroupConv(nn.Module):
     Shapes
     ------
     ``forward(f [B, C_in, N_in, H, W], out_samples [N_out, 2, 2], in_samples [N_in, 2, 2])
-    -> [B, C_out, N_out, H, W]``. ``hidden`` and ``kernel`` as :class:`AffineLiftingConv` (input ``7``:
+    -> [B, C_out, N_out, H, W]``. ``hidden``, ``kernel`` and ``w0`` as :class:`AffineLiftingConv` (input ``7``:
     the moved grid point and the relative element's 5 chart features).
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int = 3, hidden: int = 32, kernel: str = "silu"
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        hidden: int = 32,
+        kernel: str = "silu",
+        w0: float = 10.0,
     ):
         super().__init__()
         if int(kernel_size) % 2 == 0 or kernel_size < 3:
             raise ValueError(f"kernel_size must be odd and >= 3, got {kernel_size}")
         self.in_channels, self.out_channels, self.kernel_size = int(in_channels), int(out_channels), int(kernel_size)
-        self.mlp = KernelMLP(7, hidden, out_channels * in_channels, kernel, fan_in=in_channels * kernel_size**2)
+        self.mlp = KernelMLP(7, hidden, out_channels * in_channels, kernel, w0, in_channels * kernel_size**2)
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def kernels(self, out_samples: torch.Tensor, in_samples: torch.Tensor) -> torch.Tensor:

@@ -54,6 +54,10 @@ class AffineCNN(nn.Module):
     kernel : {'silu', 'siren'}
         The kernel MLPs (:class:`~equivar.planar.KernelMLP`): ``'siren'`` is ``rgenn``'s default (sine
         layers, ``w0 = 10``); with ``'silu'`` the kernels start smooth and the model barely trains (BENCHMARKS.md).
+    w0 : float or (float, float)
+        SIREN frequency of the lifting and of the group-convolution kernels (``rgenn``: 10 for both). The
+        group convolutions' kernels are functions of the relative element too; with 10 there they change
+        fast with the sampled elements and training was ~5x slower in steps than with 2 (BENCHMARKS.md).
     pool : int
         Spatial max-pool factor before every group convolution (1: none; ``rgenn`` pools 2 between its
         blocks). Pointwise over samples, so the sampled-group equivariance is kept; circular shifts stay
@@ -83,6 +87,7 @@ class AffineCNN(nn.Module):
         hidden: int = 32,
         norm: str | bool = "none",
         kernel: str = "silu",
+        w0: float | tuple[float, float] = 10.0,
         pool: int = 1,
         readout: str = "mean",
         seed: int = 0,
@@ -98,9 +103,12 @@ class AffineCNN(nn.Module):
         self.num_samples, self.depth = int(num_samples), int(depth)
         self.pool, self.readout = check_pooling(pool, readout)
         self.symmetry_groups = ("planar:shifts",) if self.pool == 1 else ()
-        self.lift = AffineLiftingConv(in_channels, channels, kernel_size + 2, hidden, kernel)
+        w0 = (float(w0), float(w0)) if isinstance(w0, (int, float)) else tuple(float(v) for v in w0)
+        if len(w0) != 2 or not all(v > 0 for v in w0):
+            raise ValueError(f"w0 must be a positive number or a pair of them, got {w0!r}")
+        self.lift = AffineLiftingConv(in_channels, channels, kernel_size + 2, hidden, kernel, w0[0])
         self.convs = nn.ModuleList(
-            AffineGroupConv(channels, channels, kernel_size, hidden, kernel) for _ in range(depth)
+            AffineGroupConv(channels, channels, kernel_size, hidden, kernel, w0[1]) for _ in range(depth)
         )
         self.head = nn.Linear(channels, num_classes)
         norm = {True: "channel", False: "none"}.get(norm, norm) if isinstance(norm, bool) else norm
