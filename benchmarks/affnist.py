@@ -39,71 +39,27 @@ from equivar.planar import warp
 ROOT = os.environ.get("EQUIVAR_SHARED_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
 # equal parameter counts (within 1.5%): 9,090 (affine), 8,965 (p4), 9,172 (cnn)
+_AFFINE = dict(num_samples=8, channels=8, depth=2, hidden=34)
+# rgenn's down-sampling and read-out (2 x 2 max pools between layers, global max; no parameters)
+_POOLED = dict(pool=2, readout="max")
+# rgenn's layer norm over each image and SIREN kernels (9,138 parameters with the norm's scales and shifts)
+_RGENN = dict(_AFFINE, norm="layer", kernel="siren", **_POOLED)
 MODELS = {
-    "affine_sl2": ("affine_cnn", dict(group="SL2", num_samples=8, channels=8, depth=2, hidden=34)),
-    "affine_gl2": ("affine_cnn", dict(group="GL+2", num_samples=8, channels=8, depth=2, hidden=34)),
-    # with a channel layer norm after every convolution (rgenn's LayerNorm): 9,138 parameters
-    "affine_sl2_norm": ("affine_cnn", dict(group="SL2", num_samples=8, channels=8, depth=2, hidden=34, norm=True)),
-    "affine_gl2_norm": ("affine_cnn", dict(group="GL+2", num_samples=8, channels=8, depth=2, hidden=34, norm=True)),
+    "affine_sl2": ("affine_cnn", dict(_AFFINE, group="SL2")),
+    "affine_gl2": ("affine_cnn", dict(_AFFINE, group="GL+2")),
+    # with a per-pixel channel norm after every convolution
+    "affine_sl2_norm": ("affine_cnn", dict(_AFFINE, group="SL2", norm="channel")),
+    "affine_gl2_norm": ("affine_cnn", dict(_AFFINE, group="GL+2", norm="channel")),
     "p4cnn": ("p4cnn", dict(channels=9, depth=3)),
     "cnn": ("cnn", dict(channels=18, depth=3)),
-    # the same networks with rgenn's down-sampling and read-out: 2 x 2 max pools between layers, global max
-    # (parameter counts unchanged); the affine one with the layer norm
-    "affine_sl2_pool": (
-        "affine_cnn",
-        dict(group="SL2", num_samples=8, channels=8, depth=2, hidden=34, norm=True, pool=2, readout="max"),
-    ),
-    "affine_gl2_pool": (
-        "affine_cnn",
-        dict(group="GL+2", num_samples=8, channels=8, depth=2, hidden=34, norm=True, pool=2, readout="max"),
-    ),
-    "affine_sl2_siren": (
-        "affine_cnn",
-        dict(
-            group="SL2",
-            num_samples=8,
-            channels=8,
-            depth=2,
-            hidden=34,
-            norm="layer",
-            kernel="siren",
-            pool=2,
-            readout="max",
-        ),
-    ),
-    "affine_gl2_siren": (
-        "affine_cnn",
-        dict(
-            group="GL+2",
-            num_samples=8,
-            channels=8,
-            depth=2,
-            hidden=34,
-            norm="layer",
-            kernel="siren",
-            pool=2,
-            readout="max",
-        ),
-    ),
+    "affine_sl2_pool": ("affine_cnn", dict(_AFFINE, group="SL2", norm="channel", **_POOLED)),
+    "affine_gl2_pool": ("affine_cnn", dict(_AFFINE, group="GL+2", norm="channel", **_POOLED)),
+    "affine_sl2_siren": ("affine_cnn", dict(_RGENN, group="SL2")),
+    "affine_gl2_siren": ("affine_cnn", dict(_RGENN, group="GL+2")),
     # the same with smoother group-convolution kernels (SIREN w0 2 there) and equidistant rotations
-    "affine_sl2_w2": (
-        "affine_cnn",
-        dict(
-            group="SL2",
-            num_samples=8,
-            channels=8,
-            depth=2,
-            hidden=34,
-            norm="layer",
-            kernel="siren",
-            w0=(10.0, 2.0),
-            rotations="equidistant",
-            pool=2,
-            readout="max",
-        ),
-    ),
-    "p4cnn_pool": ("p4cnn", dict(channels=9, depth=3, pool=2, readout="max")),
-    "cnn_pool": ("cnn", dict(channels=18, depth=3, pool=2, readout="max")),
+    "affine_sl2_w2": ("affine_cnn", dict(_RGENN, group="SL2", w0=(10.0, 2.0), rotations="equidistant")),
+    "p4cnn_pool": ("p4cnn", dict(channels=9, depth=3, **_POOLED)),
+    "cnn_pool": ("cnn", dict(channels=18, depth=3, **_POOLED)),
 }
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 COMPONENTS = {
