@@ -58,6 +58,11 @@ MODELS = {
     "affine_gl2_siren": ("affine_cnn", dict(_RGENN, group="GL+2")),
     # the same with smoother group-convolution kernels (SIREN w0 2 there) and equidistant rotations
     "affine_sl2_w2": ("affine_cnn", dict(_RGENN, group="SL2", w0=(10.0, 2.0), rotations="equidistant")),
+    # ... trained with one fixed sample set per layer (rgenn's deterministic sampling)
+    "affine_sl2_fixed": (
+        "affine_cnn",
+        dict(_RGENN, group="SL2", w0=(10.0, 2.0), rotations="equidistant", fixed_samples=True),
+    ),
     "p4cnn_pool": ("p4cnn", dict(channels=9, depth=3, **_POOLED)),
     "cnn_pool": ("cnn", dict(channels=18, depth=3, **_POOLED)),
 }

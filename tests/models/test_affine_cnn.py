@@ -176,3 +176,14 @@ def test_w0_sets_the_siren_frequencies_per_layer_kind():
     for bad in (-1.0, (10.0,), (1.0, 0.0)):
         with pytest.raises(ValueError, match="w0 must be a positive number or a pair of them"):
             build_model("affine_cnn", kernel="siren", w0=bad)
+
+
+def test_fixed_samples_train_with_the_evaluation_samples():
+    torch.manual_seed(0)
+    kw = dict(image_size=8, channels=2, num_samples=3, depth=1)
+    m = build_model("affine_cnn", fixed_samples=True, **kw).train()
+    x = torch.randn(2, 1, 8, 8)
+    assert torch.equal(m.samples(), m.eval_samples) and torch.equal(m(x), m(x))
+    torch.testing.assert_close(m(x), m.eval()(x))
+    r = build_model("affine_cnn", **kw).train()
+    assert not torch.equal(r.samples(), r.eval_samples)

@@ -108,8 +108,8 @@ class GLPlus2(MatrixGroup):
         (``scale`` 0.3 gives stretches up to about ``e^(2*0.3*sqrt 2) ~ 2.3``).
     rotations : {'haar', 'equidistant'}
         The rotation factors of a sample of ``n``: independent and uniform (``'haar'``), or ``n`` angles
-        ``2 pi (u + k) / n`` with one uniform ``u`` (``'equidistant'``: stratified, each still uniform, so the
-        importance weights are unchanged; ``rgenn``'s default ``equi_distant`` sampler, far less Monte-Carlo
+        ``u + 2 pi k / n`` with one uniform offset ``u`` in ``[0, 2 pi)`` (``'equidistant'``: each angle is still
+        uniform, so the importance weights are unchanged, and the set is stratified; ``rgenn``'s default ``equi_distant`` sampler, far less Monte-Carlo
         noise in the rotation).
 
     Raises
@@ -156,8 +156,8 @@ class GLPlus2(MatrixGroup):
         z = self._draw_S(n, generator)
         S = sym_from_coords(z[:, 0], z[:, 1], z[:, 2])
         if self.rotations == "equidistant":
-            u = torch.rand(1, generator=generator, dtype=torch.float64)
-            angles = (u + torch.arange(n, dtype=torch.float64)) * (2 * math.pi / n)
+            offset = torch.rand(1, generator=generator, dtype=torch.float64) * (2 * math.pi)
+            angles = offset + torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
         else:
             angles = torch.rand(n, generator=generator, dtype=torch.float64) * (2 * math.pi)
         R = rotation_matrix(angles)

@@ -58,6 +58,11 @@ class AffineCNN(nn.Module):
         SIREN frequency of the lifting and of the group-convolution kernels (``rgenn``: 10 for both). The
         group convolutions' kernels are functions of the relative element too; with 10 there they change
         fast with the sampled elements and training was ~5x slower in steps than with 2 (BENCHMARKS.md).
+    fixed_samples : bool
+        Train with the evaluation samples too (``rgenn``'s ``SamplingWrapper(deterministic=True)``): one
+        fixed, seeded sample set per layer, so the network is a deterministic discretisation of the group
+        (equivariant to moving its samples, as above) rather than a Monte-Carlo estimate. With 8 fresh samples
+        per layer and step the Monte-Carlo noise stalled training at ~30% on MNIST (BENCHMARKS.md, affNIST).
     pool : int
         Spatial max-pool factor before every group convolution (1: none; ``rgenn`` pools 2 between its
         blocks). Pointwise over samples, so the sampled-group equivariance is kept; circular shifts stay
@@ -88,6 +93,7 @@ class AffineCNN(nn.Module):
         norm: str | bool = "none",
         kernel: str = "silu",
         w0: float | tuple[float, float] = 10.0,
+        fixed_samples: bool = False,
         pool: int = 1,
         readout: str = "mean",
         seed: int = 0,
@@ -101,6 +107,7 @@ class AffineCNN(nn.Module):
         self.image_size, self.in_channels = int(image_size), int(in_channels)
         self.group = groups[group](sample_scale, rotations)
         self.num_samples, self.depth = int(num_samples), int(depth)
+        self.fixed_samples = bool(fixed_samples)
         self.pool, self.readout = check_pooling(pool, readout)
         self.symmetry_groups = ("planar:shifts",) if self.pool == 1 else ()
         w0 = (float(w0), float(w0)) if isinstance(w0, (int, float)) else tuple(float(v) for v in w0)
@@ -123,8 +130,8 @@ class AffineCNN(nn.Module):
         )
 
     def samples(self) -> torch.Tensor:
-        """``[depth + 1, num_samples, 2, 2]``: fresh ones in training, the fixed ``eval_samples`` otherwise."""
-        if self.training:
+        """``[depth + 1, num_samples, 2, 2]``: fresh ones in training (unless ``fixed_samples``), else ``eval_samples``."""
+        if self.training and not self.fixed_samples:
             return torch.stack([self.group.sample(self.num_samples) for _ in range(self.depth + 1)])
         return self.eval_samples
 
