@@ -35,6 +35,7 @@ from equivar._paths import write_json_atomic
 from equivar.data import AffnistRanges, affnist_like, load_image_set, pad_images
 from equivar.models import build_model
 from equivar.planar import warp
+from equivar.train._checkpoint import save_checkpoint
 
 ROOT = os.environ.get("EQUIVAR_SHARED_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
@@ -223,32 +224,43 @@ def plot(paths: list[str], figure: str | None) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", choices=sorted(MODELS), default=None)
+    p.add_argument("--model", choices=sorted(MODELS), default=None, help="the model to train (required unless --plot)")
     p.add_argument("--cpu-seconds", type=float, default=500.0, help="training budget (process CPU time, one thread)")
     p.add_argument("--train-limit", type=int, default=None, help="first N training images (default: all 60000)")
     p.add_argument("--test-limit", type=int, default=None, help="first N test images (default: all 10000)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--invariance-images", type=int, default=64)
+    p.add_argument("--invariance-images", type=int, default=64, help="test digits for the invariance errors (>= 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default=None, help="JSON file for the results")
     p.add_argument("--save", default=None, help="write the trained weights here ({model, state_dict})")
     p.add_argument("--load", default=None, help="evaluate these weights (from --save) instead of training")
     p.add_argument("--plot", nargs="+", default=None, help="merge these result files (table; --figure)")
-    p.add_argument("--figure", default=None)
+    p.add_argument("--figure", default=None, help="PNG file for the --plot figure")
+    p.add_argument("--overwrite", action="store_true", help="replace existing -o / --save / --figure files")
     a = p.parse_args(argv)
     from equivar._paths import check_output_file
 
     try:
+        inputs = [("--load", a.load)] * bool(a.load) + [("--plot", f) for f in a.plot or []]
         for flag, path in (("-o", a.output), ("--save", a.save), ("--figure", a.figure)):
-            check_output_file(path, flag)
+            check_output_file(path, flag, inputs, overwrite=a.overwrite)
+        outs = [os.path.realpath(x) for x in (a.output, a.save, a.figure) if x]
+        if len(set(outs)) < len(outs):
+            raise ValueError("-o, --save and --figure must name different files")
+        if a.figure and not a.figure.lower().endswith(".png"):
+            raise ValueError(f"--figure {a.figure}: expected a .png file name")
         for flag, path in [("--load", a.load)] + [("--plot", f) for f in a.plot or []]:
             if path is not None and not os.path.isfile(path):
                 raise ValueError(f"{flag} {path}: no such file")
         for flag, v in (("--cpu-seconds", a.cpu_seconds), ("--batch-size", a.batch_size), ("--lr", a.lr)):
             if not v > 0:
                 raise ValueError(f"{flag} must be > 0, got {v}")
-        for flag, v in (("--train-limit", a.train_limit), ("--test-limit", a.test_limit)):
+        for flag, v in (
+            ("--train-limit", a.train_limit),
+            ("--test-limit", a.test_limit),
+            ("--invariance-images", a.invariance_images),
+        ):
             if v is not None and v < 1:
                 raise ValueError(f"{flag} must be >= 1, got {v}")
     except ValueError as e:
@@ -268,6 +280,8 @@ def main(argv=None) -> int:
     res["parameters"] = sum(q.numel() for q in model.parameters())
     if a.load:
         ckpt = torch.load(a.load, weights_only=False)
+        if ckpt.get("model") != a.model:
+            p.error(f"--load {a.load}: holds the weights of --model {ckpt.get('model')}, not {a.model}")
         model.load_state_dict(ckpt["state_dict"])
         model.eval()
         res["train"] = ckpt["train"]
@@ -275,7 +289,7 @@ def main(argv=None) -> int:
         res["train"] = train(model, train_set, a.cpu_seconds, a.batch_size, a.lr, a.seed)
     print(a.model, json.dumps(res["train"]), flush=True)
     if a.save:
-        torch.save({"model": a.model, "train": res["train"], "state_dict": model.state_dict()}, a.save)
+        save_checkpoint(a.save, {"model": a.model, "train": res["train"], "state_dict": model.state_dict()})
     res["eval"] = evaluate(model, test_set, a.seed, a.invariance_images)
     print(a.model, json.dumps(res["eval"]), flush=True)
     if a.output:

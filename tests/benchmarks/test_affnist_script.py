@@ -92,3 +92,36 @@ def test_bad_arguments_fail_before_any_work(tmp_path, capsys):
         assert e.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert msg in err and "Traceback" not in err
+
+
+def test_outputs_are_never_clobbered_by_accident(tmp_path, monkeypatch, capsys):
+    """An existing -o / --save is refused (one line) unless --overwrite; the weights a run loads can never be
+    its output; -o and --save must differ; --load refuses another model's weights; nothing else is touched."""
+    import pytest
+
+    _mnist_like(tmp_path / "data" / "mnist")
+    monkeypatch.setattr(ab, "ROOT", str(tmp_path / "data"))
+    out, pt = tmp_path / "cnn.json", tmp_path / "cnn.pt"
+    base = ["--model", "cnn", "--cpu-seconds", "0.2", "--test-limit", "4", "--invariance-images", "2"]
+    assert ab.main(base + ["-o", str(out), "--save", str(pt), "--batch-size", "8"]) == 0
+    before = out.read_bytes(), pt.read_bytes()
+    cases = {
+        ("-o", str(out)): f"-o {out}: already exists; pass --overwrite to replace it",
+        ("--load", str(pt), "-o", str(pt), "--overwrite"): "is the input --load file",
+        ("-o", str(tmp_path / "a.json"), "--save", str(tmp_path / "a.json")): "must name different files",
+        ("--invariance-images", "0"): "--invariance-images must be >= 1, got 0",
+    }
+    for extra, msg in cases.items():
+        with pytest.raises(SystemExit) as e:
+            ab.main(base + list(extra))
+        assert e.value.code == 2
+        assert msg in capsys.readouterr().err.strip().splitlines()[-1]
+    with pytest.raises(SystemExit):
+        ab.main(["--plot", str(out), "--figure", str(tmp_path / "f.json")])
+    assert "--figure" in capsys.readouterr().err and not (tmp_path / "f.json").exists()
+    with pytest.raises(SystemExit):
+        ab.main(["--model", "p4cnn", "--load", str(pt), "--test-limit", "4"])
+    assert "holds the weights of --model cnn, not p4cnn" in capsys.readouterr().err
+    assert (out.read_bytes(), pt.read_bytes()) == before
+    assert ab.main(base + ["-o", str(out), "--overwrite"]) == 0
+    assert json.loads(out.read_text())["model"] == "cnn" and out.read_bytes() != before[0]
