@@ -187,3 +187,18 @@ def test_fixed_samples_train_with_the_evaluation_samples():
     torch.testing.assert_close(m(x), m.eval()(x))
     r = build_model("affine_cnn", **kw).train()
     assert not torch.equal(r.samples(), r.eval_samples)
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        (dict(channels=0), "channels must be an integer >= 1, got 0"),
+        (dict(hidden=0), "hidden must be an integer >= 1, got 0"),
+        (dict(depth=-1), "depth must be an integer >= 0, got -1"),
+        (dict(num_samples=2.5), "num_samples must be an integer >= 1, got 2.5"),
+        (dict(kernel_size=4), "kernel_size must be odd and >= 3, got 4"),
+    ],
+)
+def test_bad_sizes_name_the_option(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        build_model("affine_cnn", **kw)

@@ -10,7 +10,7 @@ from ...planar import SL2, AffineGroupConv, AffineLiftingConv, GLPlus2, check_po
 
 
 class AffineCNN(nn.Module):
-    """Lifting + group convolutions on ``R^2 x| G`` (``G`` = SL(2) or GL+(2)), mean over samples and space, linear head.
+    """Lifting + group convolutions on ``R^2 x| G`` (``G`` = SL(2) or GL+(2)), pooled over samples and space, linear head.
 
     Source: Mironenco & Forre, "Lie Group Decompositions for Equivariant Neural
     Networks" (ICLR 2024): group elements are sampled through the polar
@@ -75,6 +75,13 @@ class AffineCNN(nn.Module):
     Shapes
     ------
     ``forward(images [B, C, H, W]) -> logits [B, num_classes]``.
+
+    Raises
+    ------
+    ValueError
+        One line naming the option: an unknown ``group``, ``norm``, ``kernel``, ``rotations`` or ``readout``;
+        ``num_samples``, ``channels``, ``hidden`` < 1, ``depth`` < 0; an even ``kernel_size`` or one < 3; ``pool``
+        < 1; ``sample_scale`` <= 0; ``w0`` not positive. In ``forward``: ``pool`` not dividing a feature map.
     """
 
     def __init__(
@@ -102,8 +109,16 @@ class AffineCNN(nn.Module):
         groups = {"SL2": SL2, "GL+2": GLPlus2}
         if group not in groups:
             raise ValueError(f"group must be 'SL2' or 'GL+2', got {group!r}")
-        if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        for name, v, low in (
+            ("num_samples", num_samples, 1),
+            ("channels", channels, 1),
+            ("hidden", hidden, 1),
+            ("depth", depth, 0),
+        ):
+            if int(v) != v or int(v) < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+        if int(kernel_size) != kernel_size or kernel_size < 3 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and >= 3, got {kernel_size!r}")
         self.image_size, self.in_channels = int(image_size), int(in_channels)
         self.group = groups[group](sample_scale, rotations)
         self.num_samples, self.depth = int(num_samples), int(depth)
