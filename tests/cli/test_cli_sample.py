@@ -64,7 +64,7 @@ def test_sample_writes_sdf_and_table(checkpoint, tmp_path, capsys):
 
 def test_sample_refusals(checkpoint, tmp_path, capsys):
     assert main(["sample", "--model", checkpoint, "-n", "2", "-o", checkpoint]) == 2
-    assert "is the --model checkpoint" in capsys.readouterr().err
+    assert "is the input --model file" in capsys.readouterr().err
     other = str(tmp_path / "egnn.pt")
     save_checkpoint(other, model_payload(EGNN(hidden_dim=4, num_layers=1), {"task": "dynamics"}))
     assert main(["sample", "--model", other, "-n", "2", "-o", str(tmp_path / "x.sdf")]) == 2
@@ -109,6 +109,42 @@ def test_sample_refuses_to_replace_existing_outputs_without_overwrite(checkpoint
     assert len(mols) == 2 and all(m is not None for m in mols)
     with open(table) as f:
         assert int(next(csv.DictReader(f))["molecules"]) == 2
+
+
+def test_sample_never_replaces_the_checkpoint_through_a_link(checkpoint, tmp_path, capsys):
+    """-o / --table naming the --model checkpoint by another path (a symbolic or hard link) is refused, even with
+    --overwrite, and the checkpoint stays as it was."""
+    before = open(checkpoint, "rb").read()
+    link, hard = str(tmp_path / "link.pt"), str(tmp_path / "hard.pt")
+    os.symlink(checkpoint, link)
+    os.link(checkpoint, hard)
+    base = ["sample", "-n", "2", "--steps", "2", "--no-novelty", "--threads", "1", "--overwrite"]
+    for model, flag, out in ((link, "-o", checkpoint), (checkpoint, "-o", link), (hard, "--table", checkpoint)):
+        extra = ["-o", str(tmp_path / "m.sdf"), "--table", out] if flag == "--table" else ["-o", out]
+        assert main([*base, "-m", model, *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag} {out}" in err and "is the input --model file" in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert open(checkpoint, "rb").read() == before and os.path.islink(link)
+    assert not (tmp_path / "m.sdf").exists()
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+@pytest.mark.parametrize("exists", [False, True])
+def test_sample_refuses_the_same_file_for_sdf_and_table(checkpoint, tmp_path, capsys, overwrite, exists):
+    """-o and --table naming one file (the same name, or a link to it) would lose the molecules: refused, one line
+    naming both flags, before sampling."""
+    sdf, link = tmp_path / "x.sdf", str(tmp_path / "link.csv")
+    if exists:
+        sdf.write_text("keep me")
+    os.symlink(str(sdf), link)
+    base = ["sample", "--model", checkpoint, "-n", "2", "--steps", "2", "--no-novelty", "--threads", "1", *overwrite]
+    for table in (str(sdf), link):
+        assert main([*base, "-o", str(sdf), "--table", table]) == 2
+        err = capsys.readouterr().err
+        assert f"-o {sdf} and --table {table}: the same file" in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert (sdf.read_text() == "keep me") if exists else not sdf.exists()
 
 
 def test_qm9_limit_zero_is_refused_not_read_as_all():

@@ -4,6 +4,8 @@
 
 An existing ``-o`` or ``--table`` file is refused before sampling (one line naming the flag and the path)
 unless ``--overwrite`` is given; the files are written atomically (:func:`equivar._paths.atomic_output`).
+``-o`` / ``--table`` naming the ``--model`` checkpoint (by any path: symbolic and hard links are followed) or
+one file for both is refused, ``--overwrite`` or not.
 
 The model's checkpoint metadata (task ``molecule_diffusion``: method, ``T``, the training priors and
 size histogram, the data section) rebuild the diffusion; novelty is measured against the training
@@ -55,9 +57,7 @@ def run(args) -> int:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    for flag, path in (("-o", args.output), ("--table", args.table)):
-        if path and os.path.abspath(path) == os.path.abspath(args.model):
-            raise ValueError(f"{flag} {path!r} is the --model checkpoint; choose another output file")
+    _check_outputs(args)  # -o / --table never the --model checkpoint (links and hard links too), nor each other
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     for flag, path in (("-o", args.output), ("--table", args.table)):  # before hours of sampling, not after
@@ -111,11 +111,17 @@ def run(args) -> int:
 
 
 def _check_outputs(args) -> None:
-    """``-o`` and ``--table`` writable, and (without ``--overwrite``) not existing files (one-line ``ValueError``)."""
-    from .._paths import check_output_file
+    """``-o`` and ``--table`` writable, not the ``--model`` checkpoint (symbolic and hard links followed), not the
+    same file as each other, and (without ``--overwrite``) not existing files (one-line ``ValueError``)."""
+    from .._paths import check_output_file, output_target
 
+    if args.table and (
+        output_target(args.output) == output_target(args.table)
+        or (os.path.isfile(args.output) and os.path.isfile(args.table) and os.path.samefile(args.output, args.table))
+    ):
+        raise ValueError(f"-o {args.output} and --table {args.table}: the same file; the table would replace the SDF")
     for flag, path in (("-o", args.output), ("--table", args.table)):
-        check_output_file(path, flag, overwrite=args.overwrite)
+        check_output_file(path, flag, [("--model", args.model)], overwrite=args.overwrite)
 
 
 def training_data_paths(data: dict, meta: dict, model_path: str) -> dict:
