@@ -41,7 +41,8 @@ def main(argv=None) -> int:
 
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     try:
-        check_output_file(a.out, "--out", overwrite=a.overwrite)
+        inputs = [("--audit", os.path.join(s.partition("=")[2], "audit.json")) for s in a.audit]
+        check_output_file(a.out, "--out", inputs, overwrite=a.overwrite)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

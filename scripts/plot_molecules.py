@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     from equivar._paths import check_output_file
 
     try:
-        check_output_file(args.out, "--out", overwrite=args.overwrite)
+        check_output_file(args.out, "--out", [("sdf", f) for f in args.sdf], overwrite=args.overwrite)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -28,7 +28,8 @@ def main(argv=None) -> int:
     from equivar._paths import atomic_output, check_output_file
 
     try:
-        check_output_file(args.out, "--out", overwrite=args.overwrite)
+        inputs = {"predictions": args.predictions, "--observed": args.observed}
+        check_output_file(args.out, "--out", {k: v for k, v in inputs.items() if v}, overwrite=args.overwrite)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

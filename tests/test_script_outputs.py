@@ -56,6 +56,17 @@ def test_plot_trajectory_samples_out(predictions, tmp_path, capsys):
     assert out.read_bytes() == b"old"
     assert mod.main([predictions, "--scenes", "0", "1", "--out", str(out), "--overwrite"]) == 0
     assert out.read_bytes()[:8] == PNG
+    before = open(predictions, "rb").read()
+    observed = str(tmp_path / "obs.npz")
+    np.savez(observed, pos=np.zeros((4, 3, 2)))
+    link = str(tmp_path / "link.npz")
+    os.symlink(predictions, link)
+    for argv, flag in (([predictions, "--out", predictions], "predictions"), ([predictions, "--out", link], "predictions"),
+                       ([predictions, "--observed", observed, "--out", observed], "--observed")):  # fmt: skip
+        assert mod.main([*argv, "--scenes", "0", "--overwrite"]) == 2  # never an input, even so
+        err = capsys.readouterr().err
+        assert f"is the input {flag} file" in err and len(err.strip().splitlines()) == 1, err
+    assert open(predictions, "rb").read() == before and os.path.islink(link)
 
 
 def test_plot_audit_comparison_out(tmp_path, capsys):
@@ -64,6 +75,12 @@ def test_plot_audit_comparison_out(tmp_path, capsys):
     out.write_bytes(b"old")
     _refused(capsys, mod, ["--audit", f"A={tmp_path}", "--out", str(out)], "--out", out)
     assert out.read_bytes() == b"old"
+    audit = tmp_path / "audit.json"
+    audit.write_text("{}")
+    assert mod.main(["--audit", f"A={tmp_path}", "--out", str(audit), "--overwrite"]) == 2  # never an input
+    err = capsys.readouterr().err
+    assert f"--out {audit}: is the input --audit file" in err and len(err.strip().splitlines()) == 1, err
+    assert audit.read_text() == "{}"
 
 
 def test_plot_molecules_out(tmp_path, capsys):
@@ -79,3 +96,11 @@ def test_plot_molecules_out(tmp_path, capsys):
     assert out.read_bytes() == b"old"
     assert mod.main([sdf, "--out", str(out), "--overwrite"]) == 0
     assert out.read_bytes()[:8] == PNG
+    before = open(sdf).read()
+    other = str(tmp_path / "o.sdf")
+    write_sdf(other, [GeneratedMolecule(np.array([1, 1]), np.array([[0.0, 0, 0], [0.75, 0, 0]]))])
+    for argv, path in (([sdf, "--out", sdf], sdf), ([sdf, other, "--out", other], other)):
+        assert mod.main([*argv, "--overwrite"]) == 2  # never an input SDF, even so
+        err = capsys.readouterr().err
+        assert f"--out {path}: is the input sdf file" in err and len(err.strip().splitlines()) == 1, err
+    assert open(sdf).read() == before
