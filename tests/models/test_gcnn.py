@@ -70,3 +70,21 @@ def test_pool_and_readout_errors(name):
         build_model(name, readout="sum")
     with pytest.raises(ValueError, match="pool factor 2 does not divide the feature map size 9 x 9"):
         build_model(name, pool=2)(torch.zeros(1, 1, 9, 9))
+
+
+def test_pool_options_reject_every_non_integer_and_negative_depth():
+    import numpy as np
+
+    from equivar.planar import check_pooling, global_pool, spatial_max_pool
+
+    for bad in ("2", "abc", None, True, float("nan"), 2.5, 0, -1):
+        with pytest.raises(ValueError, match=r"pool must be an integer >= 1, got "):
+            check_pooling(bad, "max")
+        with pytest.raises(ValueError, match=r"pool factor must be an integer >= 1, got "):
+            spatial_max_pool(torch.zeros(1, 4, 4), bad)
+    assert check_pooling(np.int64(2), "max") == (2, "max") and check_pooling(2.0, "mean") == (2, "mean")
+    with pytest.raises(ValueError, match="readout \\(global pool\\) must be 'mean' or 'max', got 'sum'"):
+        global_pool(torch.zeros(2, 3), (1,), "sum")
+    for name in ("cnn", "p4cnn"):
+        with pytest.raises(ValueError, match="depth must be an integer >= 0, got -1"):
+            build_model(name, depth=-1)

@@ -117,3 +117,20 @@ def test_kernel_mlp_initialisation_and_errors():
     torch.testing.assert_close(m(x), c(torch.sin(10 * b(torch.sin(10 * a(x))))))
     with pytest.raises(ValueError, match="kernel must be 'siren' or 'silu', got 'relu'"):
         AffineLiftingConv(1, 1, 3, kernel="relu")
+
+
+def test_kernel_mlp_checks_its_sizes_and_frequency():
+    for kw, msg in (
+        (dict(hidden=0), "kernel MLP hidden must be an integer >= 1, got 0"),
+        (dict(fan_in=0), "kernel MLP fan_in must be an integer >= 1, got 0"),
+        (dict(w0=0.0), "kernel MLP w0 must be a finite number > 0, got 0.0"),
+        (dict(w0=float("nan")), "kernel MLP w0 must be a finite number > 0, got nan"),
+        (dict(w0=-1.0), "kernel MLP w0 must be a finite number > 0, got -1.0"),
+    ):
+        args = dict(in_features=2, hidden=8, out_features=4, kind="siren", w0=10.0, fan_in=9) | kw
+        with pytest.raises(ValueError, match=msg):
+            P.KernelMLP(**args)
+    m = P.KernelMLP(2, 8, 4)
+    assert m[4] is m.layers[2]
+    with pytest.raises(IndexError, match="linear layers at 0, 2 and 4"):
+        m[1]

@@ -101,10 +101,25 @@ class KernelMLP(nn.Module):
     PyTorch's default initialisation (smooth, nearly linear kernels over ``[-1, 1]^2`` at initialisation: the
     affine CNN did not leave chance level in 500 steps with it; BENCHMARKS.md, affNIST). Same parameters.
 
+    Parameters
+    ----------
+    in_features, hidden, out_features : int
+        ``>= 1``: coordinates in, width of the two hidden layers, kernel entries out.
+    kind : {'siren', 'silu'}
+    w0 : float
+        SIREN's frequency (``> 0``; unused for ``'silu'``).
+    fan_in : int
+        Input channels times kernel taps of the convolution the kernel serves (scales the output layer).
+
+    Shapes
+    ------
+    ``forward(x [..., in_features]) -> [..., out_features]``; ``mlp[i]`` for ``i`` in (0, 2, 4) is the
+    ``i``-th layer of the former ``Sequential`` (the three linear maps).
+
     Raises
     ------
     ValueError
-        Another ``kind``.
+        Another ``kind``; a size < 1; ``w0`` not a finite positive number.
     """
 
     def __init__(
@@ -113,6 +128,16 @@ class KernelMLP(nn.Module):
         super().__init__()
         if kind not in ("siren", "silu"):
             raise ValueError(f"kernel must be 'siren' or 'silu', got {kind!r}")
+        for name, v in (
+            ("in_features", in_features),
+            ("hidden", hidden),
+            ("out_features", out_features),
+            ("fan_in", fan_in),
+        ):
+            if int(v) != v or int(v) < 1:
+                raise ValueError(f"kernel MLP {name} must be an integer >= 1, got {v!r}")
+        if not (math.isfinite(float(w0)) and float(w0) > 0):
+            raise ValueError(f"kernel MLP w0 must be a finite number > 0, got {w0!r}")
         self.kind, self.w0 = kind, float(w0)
         self.layers = nn.ModuleList(
             [nn.Linear(in_features, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, out_features)]
@@ -129,7 +154,9 @@ class KernelMLP(nn.Module):
 
     def __getitem__(self, i: int) -> nn.Linear:
         """The ``i``-th linear layer at the index it had in the ``Sequential`` (0, 2, 4)."""
-        return self.layers[{0: 0, 2: 1, 4: 2}[i]]
+        if i not in (0, 2, 4):
+            raise IndexError(f"KernelMLP holds its linear layers at 0, 2 and 4 (as the Sequential did), got {i!r}")
+        return self.layers[i // 2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b, out = self.layers

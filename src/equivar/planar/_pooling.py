@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 
@@ -15,11 +17,9 @@ def spatial_max_pool(f: torch.Tensor, factor: int) -> torch.Tensor:
     Raises
     ------
     ValueError
-        ``factor < 1``, or ``H`` / ``W`` not divisible by ``factor`` (the blocks would not tile the grid).
+        ``factor`` not an integer >= 1, or ``H`` / ``W`` not divisible by ``factor`` (the blocks would not tile the grid).
     """
-    k = int(factor)
-    if k < 1:
-        raise ValueError(f"pool factor must be >= 1, got {factor}")
+    k = _int_at_least_one(factor, "pool factor")
     if k == 1:
         return f
     H, W = f.shape[-2:]
@@ -32,6 +32,9 @@ def spatial_max_pool(f: torch.Tensor, factor: int) -> torch.Tensor:
 def global_pool(f: torch.Tensor, dims: tuple[int, ...], mode: str = "mean") -> torch.Tensor:
     """Mean or max of ``f`` over ``dims`` (both invariant to any permutation of those entries).
 
+    ``f [...]`` -> ``f`` without the axes ``dims``; same dtype. The read-out of the planar group CNNs
+    (``rgenn``'s ``GlobalMaxProjection`` / ``GlobalMeanProjection`` for ``'max'`` / ``'mean'``).
+
     Raises
     ------
     ValueError
@@ -41,14 +44,31 @@ def global_pool(f: torch.Tensor, dims: tuple[int, ...], mode: str = "mean") -> t
         return f.mean(dim=dims)
     if mode == "max":
         return f.amax(dim=dims)
-    raise ValueError(f"global_pool must be 'mean' or 'max', got {mode!r}")
+    raise ValueError(f"readout (global pool) must be 'mean' or 'max', got {mode!r}")
 
 
 def check_pooling(pool: int, readout: str) -> tuple[int, str]:
-    """A model's ``(pool, readout)`` options, checked: ``ValueError`` naming the value for a ``pool`` that is
-    not an integer >= 1 or a ``readout`` other than ``'mean'`` / ``'max'``."""
-    if isinstance(pool, bool) or int(pool) != pool or int(pool) < 1:
-        raise ValueError(f"pool must be an integer >= 1, got {pool!r}")
+    """A model's ``(pool, readout)`` options, checked.
+
+    Returns
+    -------
+    ``(int(pool), readout)``
+
+    Raises
+    ------
+    ValueError
+        Naming the value: a ``pool`` that is not an integer >= 1 (a string, bool, NaN or 2.5 included), a
+        ``readout`` other than ``'mean'`` / ``'max'``.
+    """
+    pool = _int_at_least_one(pool, "pool")
     if readout not in ("mean", "max"):
         raise ValueError(f"readout must be 'mean' or 'max', got {readout!r}")
-    return int(pool), readout
+    return pool, readout
+
+
+def _int_at_least_one(v, name: str) -> int:
+    """``v`` as an ``int`` if it is an integer >= 1 (not a bool, string or non-integral float), else ``ValueError``."""
+    ok = not isinstance(v, (bool, str)) and isinstance(v, numbers.Real) and v == v and float(v).is_integer() and v >= 1
+    if not ok:
+        raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    return int(v)

@@ -57,6 +57,8 @@ class P4CNN(nn.Module):
     ):
         super().__init__()
         self.image_size, self.in_channels = int(image_size), int(in_channels)
+        if int(depth) != depth or depth < 0:
+            raise ValueError(f"depth must be an integer >= 0, got {depth!r}")
         self.pool, self.readout = check_pooling(pool, readout)
         self.symmetry_groups = ("planar:shifts", "planar:C4") if self.pool == 1 else ("planar:C4",)
         self.lift = LiftingConvP4(in_channels, channels, kernel_size)
@@ -78,7 +80,18 @@ class CNN(nn.Module):
     Invariant to circular shifts only. ``channels`` defaults to 20, which gives
     about the parameter count of the default :class:`P4CNN` (11,270 against
     11,040 for one input channel and ten classes). ``pool`` and ``readout`` as
-    :class:`P4CNN` (with ``pool > 1`` it claims no group).
+    :class:`P4CNN` (with ``pool > 1`` it claims no group). The comparison
+    baseline of Cohen & Welling (ICML 2016) and of the affine CNN (issue 14).
+
+    Shapes
+    ------
+    ``forward(images [B, C, H, W]) -> logits [B, num_classes]`` (any dtype the weights have).
+
+    Raises
+    ------
+    ValueError
+        An even ``kernel_size``; ``depth`` < 0; ``pool`` not an integer >= 1; ``readout`` not 'mean' / 'max';
+        in ``forward``, ``pool`` not dividing a feature map.
     """
 
     def __init__(
@@ -95,6 +108,8 @@ class CNN(nn.Module):
         super().__init__()
         if int(kernel_size) % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        if int(depth) != depth or depth < 0:
+            raise ValueError(f"depth must be an integer >= 0, got {depth!r}")
         self.image_size, self.in_channels = int(image_size), int(in_channels)
         self.pool, self.readout = check_pooling(pool, readout)
         self.symmetry_groups = ("planar:shifts",) if self.pool == 1 else ()
